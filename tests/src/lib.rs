@@ -1,1 +1,186 @@
-pub fn placeholder(){}
+//! Test harness for end-to-end tests against a real Kafka-protocol broker.
+//!
+//! The broker is started by the project's test command (`scripts/test`), which exports its address
+//! as `CHOREOSCOPE_TEST_BROKERS`. Every test creates its own topics with unique names, so tests
+//! share one broker without seeing each other's records.
+//!
+//! # Layout
+//! - [`TestBroker`]: the broker of this run — topics, producers, consumers, raw reads.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::producer::FutureProducer;
+use rdkafka::{Offset, TopicPartitionList};
+
+/// The environment variable that names the broker of this test run.
+pub const BROKERS_ENV: &str = "CHOREOSCOPE_TEST_BROKERS";
+
+/// Errors of the harness itself (never of the code under test).
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    /// The client refused or failed a call.
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    /// Creating a topic failed.
+    #[error("cannot create topic `{0}`: {1}")]
+    CreateTopic(String, String),
+    /// Fewer records than expected arrived in time.
+    #[error("expected {expected} records from {topics:?}, got {got} within {timeout:?}")]
+    Timeout {
+        /// Topics read.
+        topics: Vec<String>,
+        /// Records expected.
+        expected: usize,
+        /// Records seen.
+        got: usize,
+        /// How long we waited.
+        timeout: Duration,
+    },
+}
+
+/// The real broker this test run talks to.
+#[derive(Debug, Clone)]
+pub struct TestBroker {
+    bootstrap: String,
+}
+
+impl TestBroker {
+    /// The broker named by `CHOREOSCOPE_TEST_BROKERS`.
+    ///
+    /// # Panics
+    /// When the variable is unset: these tests need a real broker, and skipping them silently would
+    /// hide that they did not run. Run them through `scripts/test`, which starts one.
+    pub fn from_env() -> Self {
+        let bootstrap = std::env::var(BROKERS_ENV).unwrap_or_else(|_| {
+            panic!(
+                "{BROKERS_ENV} is not set: end-to-end tests need a real Kafka-protocol broker. \
+                 Run `scripts/test` (it installs and starts one), or set {BROKERS_ENV}=HOST:PORT."
+            )
+        });
+        Self { bootstrap }
+    }
+
+    /// `HOST:PORT` of the broker.
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    /// A client configuration pointing at this broker.
+    pub fn config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("broker.address.family", "v4");
+        config
+    }
+
+    /// A topic name no other test uses.
+    pub fn unique_topic(prefix: &str) -> String {
+        format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+    }
+
+    /// Creates `topics` with `partitions` partitions each (the broker does not auto-create).
+    pub async fn create_topics(&self, topics: &[&str], partitions: i32) -> Result<(), HarnessError> {
+        let admin: AdminClient<DefaultClientContext> = self.config().create()?;
+        let new: Vec<NewTopic<'_>> = topics
+            .iter()
+            .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+            .collect();
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        for result in admin.create_topics(&new, &options).await? {
+            if let Err((topic, code)) = result {
+                return Err(HarnessError::CreateTopic(topic, code.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    /// A producer that waits for the broker's acknowledgement.
+    pub fn producer(&self) -> Result<FutureProducer, HarnessError> {
+        Ok(self
+            .config()
+            .set("acks", "all")
+            .set("message.timeout.ms", "10000")
+            .create()?)
+    }
+
+    /// A consumer in `group`, reading from the earliest offset, subscribed to `topics`.
+    pub fn consumer(&self, group: &str, topics: &[&str]) -> Result<StreamConsumer, HarnessError> {
+        let consumer: StreamConsumer = self
+            .config()
+            .set("group.id", group)
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "true")
+            .set("session.timeout.ms", "10000")
+            .create()?;
+        consumer.subscribe(topics)?;
+        Ok(consumer)
+    }
+
+    /// Reads every record of `topics` from the beginning with a plain client (no SDK, no group
+    /// coordination) until `expected` records have arrived, then returns them.
+    pub async fn read_all(
+        &self,
+        topics: &[&str],
+        expected: usize,
+        timeout: Duration,
+    ) -> Result<Vec<OwnedMessage>, HarnessError> {
+        let consumer: StreamConsumer = self
+            .config()
+            .set("group.id", format!("raw-reader-{}", uuid::Uuid::new_v4().simple()))
+            .set("enable.auto.commit", "false")
+            .create()?;
+        let mut assignment = TopicPartitionList::new();
+        for topic in topics {
+            let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+            for t in metadata.topics() {
+                for p in t.partitions() {
+                    assignment.add_partition_offset(t.name(), p.id(), Offset::Beginning)?;
+                }
+            }
+        }
+        consumer.assign(&assignment)?;
+        let mut records = Vec::new();
+        let deadline = tokio::time::Instant::now() + timeout;
+        while records.len() < expected {
+            match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                Ok(message) => records.push(message?.detach()),
+                Err(_) => {
+                    return Err(HarnessError::Timeout {
+                        topics: topics.iter().map(|t| t.to_string()).collect(),
+                        expected,
+                        got: records.len(),
+                        timeout,
+                    })
+                }
+            }
+        }
+        Ok(records)
+    }
+}
+
+/// The UTF-8 value of header `name` on `message`, if present once.
+pub fn header<'a>(message: &'a OwnedMessage, name: &str) -> Option<&'a str> {
+    use rdkafka::message::Headers;
+    let headers = message.headers()?;
+    let values: Vec<_> = headers.iter().filter(|h| h.key == name).collect();
+    match values.as_slice() {
+        [only] => only.value.and_then(|v| std::str::from_utf8(v).ok()),
+        _ => None,
+    }
+}
+
+/// Records indexed by their `ce_id` header.
+pub fn by_event_id(records: &[OwnedMessage]) -> HashMap<String, &OwnedMessage> {
+    records
+        .iter()
+        .filter_map(|m| Some((header(m, "ce_id")?.to_owned(), m)))
+        .collect()
+}
