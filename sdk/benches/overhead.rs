@@ -1,7 +1,7 @@
 //! SDK overhead, measured as ratios in one run.
 //!
-//! Produces N records through the same `FutureProducer` three ways — bare (same payload and key,
-//! no headers), through `TracedProducer` without a tracing subscriber, and through `TracedProducer`
+//! Produces N records through the same `FutureProducer` four ways — bare (same payload and key,
+//! no headers), bare with the same wire-format headers precomputed once, through `TracedProducer` without a tracing subscriber, and through `TracedProducer`
 //! with a `tracing-opentelemetry` pipeline (spans built, not exported) — interleaving rounds so
 //! that drift hits every variant alike. Also times `stamp` and `EventContext::extract` alone.
 //!
@@ -46,6 +46,35 @@ async fn bare(producer: &FutureProducer, n: usize, payload: &[u8]) -> Duration {
             producer
                 .send(
                     FutureRecord::to(TOPIC).key(&key).payload(payload),
+                    Timeout::After(Duration::from_secs(30)),
+                )
+                .await
+                .expect("bare send");
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .count()
+        .await;
+    start.elapsed()
+}
+
+/// Bare, but with the same 11 wire-format headers, built once: what the headers cost the client
+/// and the broker, without any of the SDK's per-event work.
+async fn bare_with_headers(
+    producer: &FutureProducer,
+    n: usize,
+    payload: &[u8],
+    headers: &rdkafka::message::OwnedHeaders,
+) -> Duration {
+    let start = Instant::now();
+    stream::iter(0..n)
+        .map(|i| async move {
+            let key = format!("o-{}", i % 1000);
+            producer
+                .send(
+                    FutureRecord::to(TOPIC)
+                        .key(&key)
+                        .payload(payload)
+                        .headers(headers.clone()),
                     Timeout::After(Duration::from_secs(30)),
                 )
                 .await
@@ -112,11 +141,24 @@ fn main() {
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench")));
     let otel = std::sync::Arc::new(otel);
 
+    let headers = stamp(
+        OutgoingEvent::new(TOPIC, "OrderCreated")
+            .content_type("application/json")
+            .business_key("order.id", "o-1"),
+        "bench",
+        None,
+        &opentelemetry::Context::new(),
+    )
+    .unwrap()
+    .headers;
+    let kafka_headers = headers.to_kafka();
     println!("SDK overhead: {n} records per variant and round, {ROUNDS} rounds, {IN_FLIGHT} in flight, broker {brokers}");
     runtime.block_on(bare(&producer, n / 10, &payload)); // warm up connections and metadata
-    let (mut t_bare, mut t_sdk, mut t_otel) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut t_bare, mut t_headers, mut t_sdk, mut t_otel) =
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO, Duration::ZERO);
     for _ in 0..ROUNDS {
         t_bare += runtime.block_on(bare(&producer, n, &payload));
+        t_headers += runtime.block_on(bare_with_headers(&producer, n, &payload, &kafka_headers));
         t_sdk += runtime.block_on(sdk(&traced, n, &payload));
         t_otel += {
             let _guard = tracing::subscriber::set_default(otel.clone());
@@ -131,17 +173,11 @@ fn main() {
     let rate = |t: Duration| (n * ROUNDS) as f64 / t.as_secs_f64();
     println!("{:<38} {:>12} {:>8}", "variant", "records/s", "ratio");
     println!("{:<38} {:>12.0} {:>8.2}", "bare FutureProducer", rate(t_bare), 1.0);
+    println!("{:<38} {:>12.0} {:>8.2}", "bare + same headers, precomputed", rate(t_headers), rate(t_headers) / rate(t_bare));
     println!("{:<38} {:>12.0} {:>8.2}", "TracedProducer", rate(t_sdk), rate(t_sdk) / rate(t_bare));
     println!("{:<38} {:>12.0} {:>8.2}", "TracedProducer + tracing-opentelemetry", rate(t_otel), rate(t_otel) / rate(t_bare));
 
-    let cause_headers = stamp(
-        OutgoingEvent::new(TOPIC, "OrderCreated").business_key("order.id", "o-1"),
-        "bench",
-        None,
-        &opentelemetry::Context::new(),
-    )
-    .unwrap()
-    .headers;
+    let cause_headers = headers;
     let cause = EventContext::extract(&cause_headers, &AliasTable::default());
     let ops = 200_000;
     let t_stamp = per_op(ops, || {
