@@ -57,3 +57,27 @@ stop_broker() {
     unset TANSU_PID
   fi
 }
+
+# PostgreSQL: the tests create databases on a running server (CHOREOSCOPE_TEST_PG) and start
+# private servers of their own from its binaries (CHOREOSCOPE_PG_BIN). Installs and starts one
+# when the machine has none.
+ensure_postgres() {
+  if ! ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1; then
+    log "installing PostgreSQL from Debian's packages"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  fi
+  CHOREOSCOPE_PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+  export CHOREOSCOPE_PG_BIN
+  if ! "$CHOREOSCOPE_PG_BIN/pg_isready" -q -h 127.0.0.1 -p 5432; then
+    log "starting PostgreSQL"
+    local version; version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start || pg_ctlcluster "$version" main start
+    for _ in $(seq 1 100); do "$CHOREOSCOPE_PG_BIN/pg_isready" -q -h 127.0.0.1 -p 5432 && break; sleep 0.2; done
+  fi
+  # Trust auth on 127.0.0.1 is how this machine's server is set up; otherwise use the socket as postgres.
+  if ! psql -h 127.0.0.1 -U postgres -d postgres -Atc 'select 1' >/dev/null 2>&1; then
+    echo "cannot connect to PostgreSQL on 127.0.0.1:5432 as postgres without a password" >&2
+    return 1
+  fi
+  export CHOREOSCOPE_TEST_PG="postgres://postgres@127.0.0.1:5432/postgres"
+}

@@ -184,3 +184,108 @@ pub fn by_event_id(records: &[OwnedMessage]) -> HashMap<String, &OwnedMessage> {
         .filter_map(|m| Some((header(m, "ce_id")?.to_owned(), m)))
         .collect()
 }
+
+/// The environment variable naming a PostgreSQL server the tests may create databases on.
+pub const PG_ENV: &str = "CHOREOSCOPE_TEST_PG";
+/// The environment variable naming the PostgreSQL binaries folder (`initdb`, `pg_ctl`).
+pub const PG_BIN_ENV: &str = "CHOREOSCOPE_PG_BIN";
+
+/// A fresh, empty database on the test PostgreSQL server; returns its URL.
+///
+/// # Panics
+/// When `CHOREOSCOPE_TEST_PG` is unset (run through `scripts/test`, which starts a server).
+pub async fn fresh_pg_database() -> String {
+    use sqlx::Connection;
+    let admin = std::env::var(PG_ENV).unwrap_or_else(|_| {
+        panic!("{PG_ENV} is not set: store tests need a real PostgreSQL server. Run `scripts/test`.")
+    });
+    let name = format!("cs_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {admin}: {e}"));
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    format!("{base}/{name}")
+}
+
+/// A private PostgreSQL server the test owns, so it can stop and restart it (store outages).
+#[derive(Debug)]
+pub struct PrivatePostgres {
+    dir: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+}
+
+fn as_postgres(bin: &std::path::Path, tool: &str, args: &[&str]) -> std::process::Output {
+    let out = std::process::Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(bin.join(tool))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {tool}: {e}"));
+    assert!(
+        out.status.success(),
+        "{tool} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+impl PrivatePostgres {
+    /// Initialises a cluster in a temporary folder and starts it on a free port.
+    pub fn start() -> Self {
+        let bin: std::path::PathBuf = std::env::var(PG_BIN_ENV)
+            .unwrap_or_else(|_| panic!("{PG_BIN_ENV} is not set. Run `scripts/test`."))
+            .into();
+        let dir = tempfile::Builder::new().prefix("cs-pg-").tempdir().expect("temp dir");
+        std::process::Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir.path())
+            .status()
+            .expect("chown");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let data = dir.path().join("data");
+        as_postgres(&bin, "initdb", &["-D", data.to_str().unwrap(), "-A", "trust", "-U", "postgres", "--no-sync"]);
+        let pg = Self { dir, bin, port };
+        pg.resume();
+        pg
+    }
+
+    /// The URL of database `postgres` on it.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Stops the server immediately, as a crash or an outage would.
+    pub fn stop(&self) {
+        let data = self.dir.path().join("data");
+        as_postgres(&self.bin, "pg_ctl", &["-D", data.to_str().unwrap(), "-m", "immediate", "-w", "stop"]);
+    }
+
+    /// Starts the server again.
+    pub fn resume(&self) {
+        let data = self.dir.path().join("data");
+        let log = self.dir.path().join("log");
+        let opts = format!("-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", self.port, self.dir.path().display());
+        as_postgres(&self.bin, "pg_ctl", &["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-o", &opts, "-w", "start"]);
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let _ = std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .args(["-D", data.to_str().unwrap_or_default(), "-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}

@@ -1,0 +1,323 @@
+//! The ingest loop: every topic → interpreted records → idempotent batches in the store →
+//! offsets stored only after the batch is durable.
+//!
+//! # Delivery semantics
+//! At-least-once from Kafka, made exactly-once in the store by idempotent writes (see
+//! [`crate::store`]). Offsets are *stored* (`enable.auto.offset.store=false`) only after the
+//! transaction holding their records has committed, and librdkafka's auto-commit sends stored
+//! offsets; a final synchronous commit runs on shutdown. A crash loses at most uncommitted work,
+//! which Kafka delivers again and the store ignores.
+//!
+//! # Back-pressure
+//! A batch closes at `batch_size` records or `batch_timeout` after its first record. While a write
+//! fails, the assigned partitions are paused (the client keeps being polled, so the group does
+//! not evict us), the write is retried with exponential backoff, and consumption resumes after it
+//! succeeds. Memory is bounded by one batch plus the client's fetch queue.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use choreoscope_sdk::RecordHeaders;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::statistics::Statistics;
+use rdkafka::ClientContext;
+use regex::Regex;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::{KindLabel, Metrics, PartitionLabel, TopicLabel};
+use crate::record::{EventRecord, Interpreter, RawRecord};
+use crate::store::Store;
+
+/// The subscription: every topic whose name does not start with `__` (Kafka's internal topics).
+pub const ALL_TOPICS: &str = "^([^_]|_[^_]).*";
+
+/// How the collector consumes.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// Bootstrap servers.
+    pub brokers: String,
+    /// Consumer group.
+    pub group: String,
+    /// Only topics matching this (whole-name) pattern are stored.
+    pub include: Option<Regex>,
+    /// Topics matching this (whole-name) pattern are not stored.
+    pub exclude: Option<Regex>,
+    /// Records per transaction, at most.
+    pub batch_size: usize,
+    /// Time a batch may stay open after its first record.
+    pub batch_timeout: Duration,
+    /// How often new topics are looked for.
+    pub metadata_refresh: Duration,
+    /// Extra librdkafka properties (`key=value`).
+    pub kafka_properties: Vec<(String, String)>,
+}
+
+/// Why ingestion stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IngestError {
+    /// The consumer could not be created or subscribed.
+    #[error("kafka consumer: {0}")]
+    Kafka(#[from] KafkaError),
+}
+
+/// Forwards the client's statistics into the lag gauges.
+pub struct LagContext {
+    metrics: Arc<Metrics>,
+}
+
+impl ClientContext for LagContext {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, t) in statistics.topics {
+            for (partition, p) in t.partitions {
+                if partition >= 0 && p.consumer_lag >= 0 {
+                    self.metrics
+                        .consumer_lag
+                        .get_or_create(&PartitionLabel {
+                            topic: topic.clone(),
+                            partition: partition.to_string(),
+                        })
+                        .set(p.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for LagContext {}
+
+fn now_us() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+fn full_match(re: &Regex, topic: &str) -> bool {
+    re.find(topic).is_some_and(|m| m.start() == 0 && m.end() == topic.len())
+}
+
+/// The consumer loop. Returns when `cancel` fires, after a final flush and commit.
+pub struct Ingestor {
+    config: IngestConfig,
+    interpreter: Interpreter,
+    store: Store,
+    metrics: Arc<Metrics>,
+    consumer: StreamConsumer<LagContext>,
+    batch: Vec<EventRecord>,
+    offsets: HashMap<(String, i32), i64>,
+}
+
+impl Ingestor {
+    /// Creates the consumer and subscribes to every topic.
+    pub fn new(
+        config: IngestConfig,
+        interpreter: Interpreter,
+        store: Store,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, IngestError> {
+        let mut client = ClientConfig::new();
+        client
+            .set("bootstrap.servers", &config.brokers)
+            .set("group.id", &config.group)
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "1000")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .set(
+                "topic.metadata.refresh.interval.ms",
+                config.metadata_refresh.as_millis().to_string(),
+            )
+            .set("statistics.interval.ms", "5000")
+            // Bound the client's prefetch: memory stays small whatever the backlog.
+            .set("queued.max.messages.kbytes", "16384")
+            .set("fetch.max.bytes", "16777216");
+        for (k, v) in &config.kafka_properties {
+            client.set(k, v);
+        }
+        let consumer: StreamConsumer<LagContext> = client.create_with_context(LagContext {
+            metrics: metrics.clone(),
+        })?;
+        consumer.subscribe(&[ALL_TOPICS])?;
+        Ok(Self {
+            batch: Vec::with_capacity(config.batch_size),
+            config,
+            interpreter,
+            store,
+            metrics,
+            consumer,
+            offsets: HashMap::new(),
+        })
+    }
+
+    fn wanted(&self, topic: &str) -> bool {
+        self.config.include.as_ref().is_none_or(|re| full_match(re, topic))
+            && !self.config.exclude.as_ref().is_some_and(|re| full_match(re, topic))
+    }
+
+    fn accept<M: Message>(&mut self, message: &M)
+    where
+        M::Headers: rdkafka::message::Headers,
+    {
+        let topic = message.topic();
+        let label = TopicLabel { topic: topic.to_owned() };
+        self.metrics.records_consumed.get_or_create(&label).inc();
+        self.offsets
+            .insert((topic.to_owned(), message.partition()), message.offset());
+        if !self.wanted(topic) {
+            self.metrics.records_excluded.get_or_create(&label).inc();
+            return;
+        }
+        let headers = message
+            .headers()
+            .map(RecordHeaders::from_kafka)
+            .unwrap_or_default();
+        let record = self.interpreter.interpret(
+            RawRecord {
+                topic,
+                partition: message.partition(),
+                offset: message.offset(),
+                key: message.key(),
+                payload: message.payload(),
+                headers: &headers,
+                timestamp_ms: message.timestamp().to_millis(),
+            },
+            now_us(),
+        );
+        for p in &record.problems {
+            self.metrics.problems.get_or_create(&KindLabel { kind: p.kind.clone() }).inc();
+        }
+        self.batch.push(record);
+    }
+
+    /// Runs until `cancel` fires.
+    pub async fn run(mut self, cancel: CancellationToken) -> Result<(), IngestError> {
+        tracing::info!(brokers = %self.config.brokers, group = %self.config.group, store = self.store.kind(),
+            "collecting from every topic");
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
+                    self.flush(&cancel).await;
+                    deadline = None;
+                }
+                received = self.consumer.recv() => match received {
+                    Ok(message) => {
+                        let message = message.detach();
+                        self.accept(&message);
+                        if deadline.is_none() {
+                            deadline = Some(tokio::time::Instant::now() + self.config.batch_timeout);
+                        }
+                        if self.batch.len() >= self.config.batch_size {
+                            self.flush(&cancel).await;
+                            deadline = None;
+                        }
+                    }
+                    Err(e) => {
+                        self.metrics.kafka_errors.inc();
+                        tracing::warn!(error = %e, "kafka consumer error");
+                    }
+                },
+            }
+        }
+        self.flush(&cancel).await;
+        if let Err(e) = self.consumer.commit_consumer_state(CommitMode::Sync) {
+            // Nothing stored since the last commit, or no assignment: not an error worth failing.
+            tracing::debug!(error = %e, "final commit");
+        }
+        tracing::info!("collector stopped");
+        Ok(())
+    }
+
+    /// Writes the open batch, retrying with backoff (consumption paused) until it is durable or
+    /// `cancel` fires; then stores the batch's offsets.
+    async fn flush(&mut self, cancel: &CancellationToken) {
+        if self.batch.is_empty() && self.offsets.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        let mut backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(100))
+            .with_max_delay(Duration::from_secs(5))
+            .with_jitter()
+            .without_max_times()
+            .build();
+        let mut paused: Option<rdkafka::TopicPartitionList> = None;
+        let outcome = loop {
+            match self.store.write_batch(&self.batch).await {
+                Ok(outcome) => break Some(outcome),
+                Err(e) => {
+                    self.metrics.store_errors.inc();
+                    let delay = backoff.next().unwrap_or(Duration::from_secs(5));
+                    tracing::warn!(error = %e, records = self.batch.len(), retry_in = ?delay,
+                        "store write failed; consumption paused");
+                    if paused.is_none() {
+                        if let Ok(assignment) = self.consumer.assignment() {
+                            if self.consumer.pause(&assignment).is_ok() {
+                                self.metrics.paused.set(1);
+                                paused = Some(assignment);
+                            }
+                        }
+                    }
+                    let sleep = tokio::time::sleep(delay);
+                    tokio::pin!(sleep);
+                    loop {
+                        tokio::select! {
+                            _ = cancel.cancelled() => break,
+                            _ = &mut sleep => break,
+                            // Keep polling so the group keeps us; a record already fetched before
+                            // the pause joins the batch rather than being dropped.
+                            received = self.consumer.recv() => match received {
+                                Ok(message) => { let m = message.detach(); self.accept(&m); }
+                                Err(e) => { self.metrics.kafka_errors.inc(); tracing::debug!(error = %e, "kafka error while paused"); }
+                            },
+                        }
+                    }
+                    if cancel.is_cancelled() {
+                        tracing::warn!(records = self.batch.len(),
+                            "stopping with an unwritten batch; its offsets are not committed and it will be delivered again");
+                        break None;
+                    }
+                }
+            }
+        };
+        if let Some(assignment) = paused {
+            let _ = self.consumer.resume(&assignment);
+            self.metrics.paused.set(0);
+            tracing::info!("store is back; consumption resumed");
+        }
+        let Some(outcome) = outcome else { return };
+        self.record_outcome(&outcome);
+        self.metrics.batch_size.observe(self.batch.len() as f64);
+        self.metrics.batch_write_seconds.observe(started.elapsed().as_secs_f64());
+        for ((topic, partition), offset) in self.offsets.drain() {
+            if let Err(e) = self.consumer.store_offset(&topic, partition, offset) {
+                // The partition was revoked meanwhile: its new owner starts from the last commit
+                // and the store ignores what it has already.
+                tracing::debug!(%topic, partition, offset, error = %e, "offset not stored");
+            }
+        }
+        tracing::debug!(records = outcome.records, new_events = outcome.new_events,
+            redelivered = outcome.redelivered, duplicates = outcome.duplicate_publishes, "batch committed");
+        self.batch.clear();
+    }
+
+    fn record_outcome(&self, outcome: &crate::store::WriteOutcome) {
+        for (topic, counts) in &outcome.per_topic {
+            let label = TopicLabel { topic: topic.clone() };
+            self.metrics.events_ingested.get_or_create(&label).inc_by(counts.new_deliveries as u64);
+            if counts.duplicate_publishes > 0 {
+                self.metrics
+                    .duplicate_publishes
+                    .get_or_create(&label)
+                    .inc_by(counts.duplicate_publishes as u64);
+            }
+        }
+        self.metrics.redelivered.inc_by(outcome.redelivered as u64);
+    }
+}

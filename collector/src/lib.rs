@@ -1,0 +1,22 @@
+//! # Choreoscope collector
+//!
+//! Consumes every topic of a Kafka cluster, interprets each record's wire format (see
+//! `docs/wire-format.md`), keeps every event in a lossless lineage store and rebuilds the causal
+//! chains across services, topics and partitions when asked.
+//!
+//! # Layout
+//! - [`rules`]: config file — per-topic alias profiles and JSON-pointer key rules.
+//! - [`record`]: raw record → [`record::EventRecord`]; never fails, records its problems.
+//! - [`store`]: the lineage store (SQLite, PostgreSQL), idempotent batch writes and lookups.
+//! - [`lineage`]: causal graph walks over the store (ancestors, descendants, cycles, missing causes).
+//! - [`ingest`]: the consumer loop — batches, back-pressure, offsets after durability.
+//! - [`metrics`]: Prometheus metrics.
+//! - [`http`]: `/metrics`, `/healthz` (the query API comes with issue 4).
+
+pub mod http;
+pub mod ingest;
+pub mod lineage;
+pub mod metrics;
+pub mod record;
+pub mod rules;
+pub mod store;

@@ -1,0 +1,287 @@
+//! Causal graph walks over the store.
+//!
+//! Edges are resolved at query time from each event's causation id, so arrival order never
+//! matters. Rules, in priority order (documented in `docs/lineage.md`):
+//! 1. **Declared**: `ce_causationid` (or an alias) names the cause.
+//! 2. **Inferred**: an event with no causation id whose `traceparent` names the same span as an
+//!    earlier event was produced by a service that propagated that event's context unchanged; the
+//!    earliest event of that span is taken as its cause, and the edge is marked `inferred`.
+//!
+//! Walks are breadth-first with a visited set, so a causation cycle terminates; the edge that
+//! closes a cycle is marked `cycle`.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use serde::Serialize;
+
+use crate::store::{Store, StoreError, SummaryRow};
+
+/// Which way to walk from the start event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Causes, their causes, …
+    Up,
+    /// Reactions, their reactions, …
+    Down,
+    /// Both.
+    Both,
+}
+
+/// A mark on a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flag {
+    /// The event names a cause that is not in the store (not seen, or not yet).
+    CauseMissing,
+    /// The same event id was published at more than one offset.
+    DuplicatePublish,
+    /// Something in the record could not be interpreted.
+    Problems,
+    /// The event is on a causation cycle.
+    Cycle,
+    /// The event names no cause: it starts a flow.
+    Root,
+}
+
+/// An event in a lineage graph.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// The event.
+    pub event: SummaryRow,
+    /// Hops from the start event (negative: ancestors).
+    pub depth: i32,
+    /// Marks.
+    pub flags: BTreeSet<Flag>,
+}
+
+/// A cause → reaction edge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Edge {
+    /// The cause's id.
+    pub from: String,
+    /// The reaction's id.
+    pub to: String,
+    /// Reaction time minus cause time, µs (negative under clock skew).
+    pub latency_us: i64,
+    /// Found by the span rule rather than declared.
+    pub inferred: bool,
+    /// This edge closes a cycle.
+    pub cycle: bool,
+}
+
+/// A lineage graph around one event.
+#[derive(Debug, Clone, Default)]
+pub struct Lineage {
+    /// Nodes, start event first.
+    pub nodes: Vec<Node>,
+    /// Edges.
+    pub edges: Vec<Edge>,
+    /// Why the walk stopped early, if it did (node limit).
+    pub truncated: Option<String>,
+}
+
+fn base_flags(e: &SummaryRow) -> BTreeSet<Flag> {
+    let mut flags = BTreeSet::new();
+    if e.delivery_count > 1 {
+        flags.insert(Flag::DuplicatePublish);
+    }
+    if e.problem_count > 0 {
+        flags.insert(Flag::Problems);
+    }
+    if e.causation_id.is_none() {
+        flags.insert(Flag::Root);
+    }
+    flags
+}
+
+struct Walk<'s> {
+    store: &'s Store,
+    max_nodes: usize,
+    index: HashMap<String, usize>,
+    graph: Lineage,
+    edges: HashSet<(String, String)>,
+}
+
+impl Walk<'_> {
+    fn add_node(&mut self, event: SummaryRow, depth: i32) -> bool {
+        if self.index.contains_key(&event.event_id) {
+            return false;
+        }
+        if self.graph.nodes.len() >= self.max_nodes {
+            self.graph.truncated = Some(format!("node limit of {} reached", self.max_nodes));
+            return false;
+        }
+        self.index.insert(event.event_id.clone(), self.graph.nodes.len());
+        let flags = base_flags(&event);
+        self.graph.nodes.push(Node { event, depth, flags });
+        true
+    }
+
+    fn time(&self, id: &str) -> i64 {
+        self.index.get(id).map_or(0, |&i| self.graph.nodes[i].event.time_us)
+    }
+
+    /// Adds `from → to`; both must be nodes. Returns whether it closed a cycle.
+    fn add_edge(&mut self, from: &str, to: &str, inferred: bool, closes_cycle: bool) {
+        if !self.edges.insert((from.to_owned(), to.to_owned())) {
+            return;
+        }
+        if closes_cycle {
+            for id in [from, to] {
+                if let Some(&i) = self.index.get(id) {
+                    self.graph.nodes[i].flags.insert(Flag::Cycle);
+                }
+            }
+        }
+        self.graph.edges.push(Edge {
+            from: from.to_owned(),
+            to: to.to_owned(),
+            latency_us: self.time(to) - self.time(from),
+            inferred,
+            cycle: closes_cycle,
+        });
+    }
+
+    /// The earliest other event of `e`'s span, when `e` names no cause: its inferred cause.
+    async fn inferred_parent(&self, e: &SummaryRow) -> Result<Option<SummaryRow>, StoreError> {
+        let (None, Some(trace), Some(span)) = (&e.causation_id, &e.trace_id, &e.span_id) else {
+            return Ok(None);
+        };
+        let same = self.store.same_span(trace, span).await?;
+        Ok(same
+            .into_iter()
+            .next()
+            .filter(|first| first.event_id != e.event_id && first.time_us <= e.time_us))
+    }
+
+    async fn up(&mut self, depth: u32) -> Result<(), StoreError> {
+        let mut frontier = vec![0usize];
+        for level in 1..=depth as i32 {
+            let mut next = Vec::new();
+            let wanted: Vec<String> = frontier
+                .iter()
+                .filter_map(|&i| self.graph.nodes[i].event.causation_id.clone())
+                .filter(|c| !self.index.contains_key(c))
+                .collect();
+            let found: HashMap<String, SummaryRow> = self
+                .store
+                .summaries(&wanted)
+                .await?
+                .into_iter()
+                .map(|s| (s.event_id.clone(), s))
+                .collect();
+            for &i in &frontier {
+                let child = self.graph.nodes[i].event.clone();
+                let (parent, inferred) = match &child.causation_id {
+                    Some(cause) => match found.get(cause).cloned().or_else(|| {
+                        self.index.get(cause).map(|&j| self.graph.nodes[j].event.clone())
+                    }) {
+                        Some(p) => (p, false),
+                        None => {
+                            self.graph.nodes[i].flags.insert(Flag::CauseMissing);
+                            continue;
+                        }
+                    },
+                    None => match self.inferred_parent(&child).await? {
+                        Some(p) => (p, true),
+                        None => continue,
+                    },
+                };
+                let parent_id = parent.event_id.clone();
+                let fresh = self.add_node(parent, -level);
+                if fresh {
+                    next.push(self.index[&parent_id]);
+                }
+                if self.index.contains_key(&parent_id) {
+                    self.add_edge(&parent_id, &child.event_id, inferred, !fresh);
+                }
+            }
+            if next.is_empty() || self.graph.truncated.is_some() {
+                break;
+            }
+            frontier = next;
+        }
+        Ok(())
+    }
+
+    async fn down(&mut self, depth: u32) -> Result<(), StoreError> {
+        let mut frontier = vec![0usize];
+        for level in 1..=depth as i32 {
+            let ids: Vec<String> = frontier
+                .iter()
+                .map(|&i| self.graph.nodes[i].event.event_id.clone())
+                .collect();
+            let mut reactions: Vec<(SummaryRow, String, bool)> = self
+                .store
+                .children(&ids)
+                .await?
+                .into_iter()
+                .map(|c| {
+                    let cause = c.causation_id.clone().unwrap_or_default();
+                    (c, cause, false)
+                })
+                .collect();
+            for &i in &frontier {
+                let e = self.graph.nodes[i].event.clone();
+                if let (Some(trace), Some(span)) = (&e.trace_id, &e.span_id) {
+                    let same = self.store.same_span(trace, span).await?;
+                    if same.first().is_some_and(|first| first.event_id == e.event_id) {
+                        reactions.extend(
+                            same.into_iter()
+                                .skip(1)
+                                .filter(|s| s.causation_id.is_none())
+                                .map(|s| (s, e.event_id.clone(), true)),
+                        );
+                    }
+                }
+            }
+            reactions.sort_by(|a, b| (a.0.time_us, &a.0.event_id).cmp(&(b.0.time_us, &b.0.event_id)));
+            let mut next = Vec::new();
+            for (reaction, cause, inferred) in reactions {
+                let id = reaction.event_id.clone();
+                let fresh = self.add_node(reaction, level);
+                if fresh {
+                    next.push(self.index[&id]);
+                }
+                if self.index.contains_key(&id) {
+                    let closes = !fresh && self.graph.nodes[self.index[&id]].depth <= self.graph.nodes[self.index[&cause]].depth;
+                    self.add_edge(&cause, &id, inferred, closes);
+                }
+            }
+            if next.is_empty() || self.graph.truncated.is_some() {
+                break;
+            }
+            frontier = next;
+        }
+        Ok(())
+    }
+}
+
+/// The lineage of event `id` up to `depth` hops each way and at most `max_nodes` nodes, or `None`
+/// when the event is not stored.
+pub async fn lineage(
+    store: &Store,
+    id: &str,
+    direction: Direction,
+    depth: u32,
+    max_nodes: usize,
+) -> Result<Option<Lineage>, StoreError> {
+    let Some(start) = store.summaries(&[id.to_owned()]).await?.into_iter().next() else {
+        return Ok(None);
+    };
+    let mut walk = Walk {
+        store,
+        max_nodes: max_nodes.max(1),
+        index: HashMap::new(),
+        graph: Lineage::default(),
+        edges: HashSet::new(),
+    };
+    walk.add_node(start, 0);
+    if matches!(direction, Direction::Up | Direction::Both) {
+        walk.up(depth).await?;
+    }
+    if matches!(direction, Direction::Down | Direction::Both) {
+        walk.down(depth).await?;
+    }
+    Ok(Some(walk.graph))
+}

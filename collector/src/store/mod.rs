@@ -1,0 +1,192 @@
+//! The lineage store: SQLite by default, PostgreSQL at scale, one behaviour.
+//!
+//! Writes are idempotent. A delivery is identified by `(topic, partition, offset)`: a re-delivered
+//! record (a restart or a rebalance) inserts nothing. An event is identified by its id: the same id
+//! arriving at a second offset is a second *delivery* of one event, counted in `delivery_count` and
+//! flagged `duplicate_publish`. Causation edges are never materialised: they are resolved when
+//! queried, so the order in which causes and reactions arrive does not matter.
+//!
+//! Both databases run the same SQL (generated once by `sql_store!`); each has its own migrations
+//! under `migrations/sqlite` and `migrations/postgres`.
+
+mod sql;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::record::EventRecord;
+
+pub use sql::{DeliveryRow, EventRow, KeyRow, PgStore, SqliteStore, SummaryRow};
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The URL names no supported database.
+    #[error("unsupported database URL `{0}`: use sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+    /// The database refused or failed a call.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// What a batch write changed on one topic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TopicOutcome {
+    /// Deliveries seen for the first time.
+    pub new_deliveries: usize,
+    /// Of those, deliveries of an event id stored before (duplicate publishes).
+    pub duplicate_publishes: usize,
+}
+
+/// What a batch write changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// Records in the batch.
+    pub records: usize,
+    /// Deliveries seen for the first time.
+    pub new_deliveries: usize,
+    /// Deliveries already stored (re-delivered records): nothing written for them.
+    pub redelivered: usize,
+    /// Events seen for the first time.
+    pub new_events: usize,
+    /// Deliveries of an event id already stored at another offset (duplicate publishes).
+    pub duplicate_publishes: usize,
+    /// The same, per topic.
+    pub per_topic: std::collections::BTreeMap<String, TopicOutcome>,
+}
+
+/// Counts of what the store holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreCounts {
+    /// Distinct events.
+    pub events: i64,
+    /// Distinct deliveries.
+    pub deliveries: i64,
+}
+
+/// A lineage store.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// SQLite (WAL), the default.
+    Sqlite(SqliteStore),
+    /// PostgreSQL.
+    Postgres(PgStore),
+}
+
+/// Calls the same method on whichever database backs the store.
+macro_rules! dispatch {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {
+        match $self {
+            Store::Sqlite(s) => s.$method($($arg),*).await,
+            Store::Postgres(s) => s.$method($($arg),*).await,
+        }
+    };
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the store at `url`: `sqlite://PATH` or
+    /// `postgres://…`.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // FULL: a committed batch survives a crash of the machine, not only of the process;
+                // offsets are committed to Kafka only after that.
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(10));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(options)
+                .await?;
+            sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+            Ok(Self::Sqlite(SqliteStore::new(pool)))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let pool = PgPoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect(url)
+                .await?;
+            sqlx::migrate!("migrations/postgres").run(&pool).await?;
+            Ok(Self::Postgres(PgStore::new(pool)))
+        } else {
+            Err(StoreError::UnsupportedUrl(url.to_owned()))
+        }
+    }
+
+    /// Which database backs the store: `sqlite` or `postgres`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Writes a batch in one transaction, idempotently (see the module docs).
+    pub async fn write_batch(&self, batch: &[EventRecord]) -> Result<WriteOutcome, StoreError> {
+        dispatch!(self.write_batch(batch))
+    }
+
+    /// The full event `id`.
+    pub async fn event(&self, id: &str) -> Result<Option<EventRow>, StoreError> {
+        dispatch!(self.event(id))
+    }
+
+    /// Every delivery of event `id`, in offset order.
+    pub async fn deliveries(&self, id: &str) -> Result<Vec<DeliveryRow>, StoreError> {
+        dispatch!(self.deliveries(id))
+    }
+
+    /// The business keys of the given events.
+    pub async fn keys_of(&self, ids: &[String]) -> Result<Vec<KeyRow>, StoreError> {
+        dispatch!(self.keys_of(ids))
+    }
+
+    /// Summaries of the given events (those that exist).
+    pub async fn summaries(&self, ids: &[String]) -> Result<Vec<SummaryRow>, StoreError> {
+        dispatch!(self.summaries(ids))
+    }
+
+    /// Events whose causation id is one of `ids`.
+    pub async fn children(&self, ids: &[String]) -> Result<Vec<SummaryRow>, StoreError> {
+        dispatch!(self.children(ids))
+    }
+
+    /// Events without a causation id whose `traceparent` names the span `(trace, span)`: their
+    /// producer propagated the cause's context unchanged (see docs/lineage.md).
+    pub async fn same_span(&self, trace_id: &str, span_id: &str) -> Result<Vec<SummaryRow>, StoreError> {
+        dispatch!(self.same_span(trace_id, span_id))
+    }
+
+    /// Events of a correlation (including its root, whose id it is), in time order.
+    pub async fn by_correlation(&self, id: &str, limit: i64) -> Result<Vec<SummaryRow>, StoreError> {
+        dispatch!(self.by_correlation(id, limit))
+    }
+
+    /// Events of a trace, in time order.
+    pub async fn by_trace(&self, trace_id: &str, limit: i64) -> Result<Vec<SummaryRow>, StoreError> {
+        dispatch!(self.by_trace(trace_id, limit))
+    }
+
+    /// Events carrying business key `name = value`, in time order.
+    pub async fn by_key(&self, name: &str, value: &str, limit: i64) -> Result<Vec<SummaryRow>, StoreError> {
+        dispatch!(self.by_key(name, value, limit))
+    }
+
+    /// How many events and deliveries the store holds.
+    pub async fn counts(&self) -> Result<StoreCounts, StoreError> {
+        dispatch!(self.counts())
+    }
+
+    /// A cheap round trip, for readiness checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        dispatch!(self.ping())
+    }
+}

@@ -1,0 +1,429 @@
+//! The SQL both databases run, generated once for each pool type by `sql_store!` so that SQLite
+//! and PostgreSQL cannot drift apart. Placeholders come from `QueryBuilder::push_bind`, which
+//! writes each database's own syntax.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::{PgPool, Postgres, QueryBuilder, Sqlite, SqlitePool};
+
+use super::{StoreCounts, StoreError, TopicOutcome, WriteOutcome};
+use crate::record::EventRecord;
+
+/// Rows per multi-row INSERT: under SQLite's 32 766 and PostgreSQL's 65 535 bind limits.
+const EVENT_CHUNK: usize = 1000;
+const SMALL_CHUNK: usize = 2000;
+/// Ids per `IN (…)` list.
+const IN_CHUNK: usize = 500;
+
+/// Columns of [`SummaryRow`], in order.
+const SUMMARY_COLUMNS: &str = "e.event_id, e.event_type, e.source, e.topic, e.kafka_partition, \
+    e.kafka_offset, e.time_us, e.causation_id, e.correlation_id, e.trace_id, e.span_id, e.subject, \
+    e.problem_count, e.delivery_count";
+
+/// What lineage and list queries need of an event.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SummaryRow {
+    /// Event id.
+    pub event_id: String,
+    /// `ce_type`.
+    pub event_type: Option<String>,
+    /// `ce_source`.
+    pub source: Option<String>,
+    /// Topic of first delivery.
+    pub topic: String,
+    /// Partition of first delivery.
+    pub kafka_partition: i32,
+    /// Offset of first delivery.
+    pub kafka_offset: i64,
+    /// Best-known time, µs since the epoch.
+    pub time_us: i64,
+    /// Cause's id.
+    pub causation_id: Option<String>,
+    /// Conversation id.
+    pub correlation_id: Option<String>,
+    /// Trace id.
+    pub trace_id: Option<String>,
+    /// Producing span id.
+    pub span_id: Option<String>,
+    /// `ce_subject`.
+    pub subject: Option<String>,
+    /// Number of problems found when reading it.
+    pub problem_count: i64,
+    /// Number of distinct deliveries (more than one: duplicate publish).
+    pub delivery_count: i64,
+}
+
+/// Everything stored about an event.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct EventRow {
+    /// Event id.
+    pub event_id: String,
+    /// Header that supplied the id, or `derived`.
+    pub id_source: String,
+    /// Topic of first delivery.
+    pub topic: String,
+    /// Partition of first delivery.
+    pub kafka_partition: i32,
+    /// Offset of first delivery.
+    pub kafka_offset: i64,
+    /// Record key.
+    pub record_key: Option<Vec<u8>>,
+    /// Broker time, µs.
+    pub broker_time_us: Option<i64>,
+    /// `ce_time`, µs.
+    pub event_time_us: Option<i64>,
+    /// Best-known time, µs.
+    pub time_us: i64,
+    /// `ce_type`.
+    pub event_type: Option<String>,
+    /// `ce_source`.
+    pub source: Option<String>,
+    /// `ce_subject`.
+    pub subject: Option<String>,
+    /// `content-type`.
+    pub content_type: Option<String>,
+    /// Trace id.
+    pub trace_id: Option<String>,
+    /// Producing span id.
+    pub span_id: Option<String>,
+    /// Cause's id.
+    pub causation_id: Option<String>,
+    /// Conversation id.
+    pub correlation_id: Option<String>,
+    /// Headers as binary-safe JSON.
+    pub headers: String,
+    /// Payload (possibly cut).
+    pub payload: Option<Vec<u8>>,
+    /// Payload size before cutting.
+    pub payload_size: i64,
+    /// Whether the payload was cut.
+    pub payload_truncated: bool,
+    /// Problems as JSON.
+    pub problems: String,
+    /// Number of problems.
+    pub problem_count: i64,
+    /// Number of distinct deliveries.
+    pub delivery_count: i64,
+    /// When it was first ingested, µs.
+    pub ingested_at_us: i64,
+}
+
+/// One delivery of an event.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DeliveryRow {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub kafka_partition: i32,
+    /// Offset.
+    pub kafka_offset: i64,
+    /// Broker time, µs.
+    pub broker_time_us: Option<i64>,
+}
+
+/// A business key of an event.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct KeyRow {
+    /// Event id.
+    pub event_id: String,
+    /// Key name.
+    pub name: String,
+    /// Key value.
+    pub value: String,
+}
+
+/// The SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+/// The PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+macro_rules! sql_store {
+    ($store:ident, $db:ty, $pool:ty) => {
+        impl $store {
+            /// Wraps a migrated pool.
+            pub fn new(pool: $pool) -> Self {
+                Self { pool }
+            }
+
+            /// The connection pool.
+            pub fn pool(&self) -> &$pool {
+                &self.pool
+            }
+
+            /// Writes a batch in one transaction, idempotently.
+            pub async fn write_batch(&self, batch: &[EventRecord]) -> Result<WriteOutcome, StoreError> {
+                let mut outcome = WriteOutcome { records: batch.len(), ..WriteOutcome::default() };
+                if batch.is_empty() {
+                    return Ok(outcome);
+                }
+                let mut positions = HashSet::new();
+                let unique: Vec<&EventRecord> = batch
+                    .iter()
+                    .filter(|e| positions.insert((e.topic.as_str(), e.partition, e.offset)))
+                    .collect();
+                let mut tx = self.pool.begin().await?;
+
+                // 1. Deliveries: only those never seen go further.
+                let mut fresh: Vec<&EventRecord> = Vec::with_capacity(unique.len());
+                for chunk in unique.chunks(SMALL_CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "INSERT INTO deliveries (topic, kafka_partition, kafka_offset, event_id, broker_time_us) ",
+                    );
+                    qb.push_values(chunk, |mut b, e| {
+                        b.push_bind(&e.topic)
+                            .push_bind(e.partition)
+                            .push_bind(e.offset)
+                            .push_bind(&e.event_id)
+                            .push_bind(e.broker_time_us);
+                    });
+                    qb.push(" ON CONFLICT DO NOTHING RETURNING topic, kafka_partition, kafka_offset");
+                    let inserted: HashSet<(String, i32, i64)> =
+                        qb.build_query_as().fetch_all(&mut *tx).await?.into_iter().collect();
+                    fresh.extend(chunk.iter().filter(|e| {
+                        inserted.contains(&(e.topic.clone(), e.partition, e.offset))
+                    }));
+                }
+                outcome.new_deliveries = fresh.len();
+                outcome.redelivered = batch.len() - fresh.len();
+
+                // 2. Events: the first delivery of an id creates it, later ones count.
+                let mut firsts: Vec<&EventRecord> = Vec::new();
+                let mut in_batch: HashMap<&str, i64> = HashMap::new();
+                for e in &fresh {
+                    *in_batch.entry(e.event_id.as_str()).or_insert_with(|| {
+                        firsts.push(e);
+                        0
+                    }) += 1;
+                }
+                let mut duplicated: Vec<String> = Vec::new();
+                let mut created: HashSet<String> = HashSet::new();
+                for chunk in firsts.chunks(EVENT_CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "INSERT INTO events (event_id, id_source, topic, kafka_partition, kafka_offset, \
+                         record_key, broker_time_us, event_time_us, time_us, event_type, source, subject, \
+                         content_type, trace_id, span_id, causation_id, correlation_id, headers, payload, \
+                         payload_size, payload_truncated, problems, problem_count, delivery_count, \
+                         ingested_at_us) ",
+                    );
+                    qb.push_values(chunk, |mut b, e| {
+                        b.push_bind(&e.event_id)
+                            .push_bind(&e.id_source)
+                            .push_bind(&e.topic)
+                            .push_bind(e.partition)
+                            .push_bind(e.offset)
+                            .push_bind(e.record_key.as_deref())
+                            .push_bind(e.broker_time_us)
+                            .push_bind(e.event_time_us)
+                            .push_bind(e.time_us)
+                            .push_bind(e.event_type.as_deref())
+                            .push_bind(e.source.as_deref())
+                            .push_bind(e.subject.as_deref())
+                            .push_bind(e.content_type.as_deref())
+                            .push_bind(e.trace_id.as_deref())
+                            .push_bind(e.span_id.as_deref())
+                            .push_bind(e.causation_id.as_deref())
+                            .push_bind(e.correlation_id.as_deref())
+                            .push_bind(&e.headers_json)
+                            .push_bind(e.payload.as_deref())
+                            .push_bind(e.payload_size)
+                            .push_bind(e.payload_truncated)
+                            .push_bind(serde_json::to_string(&e.problems).unwrap_or_else(|_| "[]".into()))
+                            .push_bind(e.problems.len() as i64)
+                            .push_bind(in_batch[e.event_id.as_str()])
+                            .push_bind(e.ingested_at_us);
+                    });
+                    qb.push(
+                        " ON CONFLICT (event_id) DO UPDATE SET delivery_count = \
+                         events.delivery_count + excluded.delivery_count RETURNING event_id, delivery_count",
+                    );
+                    let rows: Vec<(String, i64)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+                    for (id, count) in rows {
+                        if count == in_batch[id.as_str()] {
+                            outcome.new_events += 1;
+                            created.insert(id.clone());
+                        }
+                        if count > 1 {
+                            duplicated.push(id);
+                        }
+                    }
+                }
+                outcome.duplicate_publishes = outcome.new_deliveries - outcome.new_events;
+                for e in &fresh {
+                    let topic = outcome.per_topic.entry(e.topic.clone()).or_insert_with(TopicOutcome::default);
+                    topic.new_deliveries += 1;
+                    // The first delivery in the batch of an id created here is the event itself.
+                    if !(created.remove(&e.event_id)) {
+                        topic.duplicate_publishes += 1;
+                    }
+                }
+
+                // 3. Keys and problem kinds, for lookups.
+                let keys: Vec<(&str, &str, &str)> = firsts
+                    .iter()
+                    .flat_map(|e| e.keys.iter().map(|(k, v)| (k.as_str(), v.as_str(), e.event_id.as_str())))
+                    .collect();
+                for chunk in keys.chunks(SMALL_CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new("INSERT INTO event_keys (name, value, event_id) ");
+                    qb.push_values(chunk, |mut b, (k, v, id)| {
+                        b.push_bind(*k).push_bind(*v).push_bind(*id);
+                    });
+                    qb.push(" ON CONFLICT DO NOTHING");
+                    qb.build().execute(&mut *tx).await?;
+                }
+                let mut kinds: Vec<(&str, &str)> = firsts
+                    .iter()
+                    .flat_map(|e| e.problems.iter().map(|p| (p.kind.as_str(), e.event_id.as_str())))
+                    .chain(duplicated.iter().map(|id| ("duplicate_publish", id.as_str())))
+                    .collect();
+                kinds.sort_unstable();
+                kinds.dedup();
+                for chunk in kinds.chunks(SMALL_CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new("INSERT INTO event_problems (kind, event_id) ");
+                    qb.push_values(chunk, |mut b, (kind, id)| {
+                        b.push_bind(*kind).push_bind(*id);
+                    });
+                    qb.push(" ON CONFLICT DO NOTHING");
+                    qb.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(outcome)
+            }
+
+            /// The full event `id`.
+            pub async fn event(&self, id: &str) -> Result<Option<EventRow>, StoreError> {
+                let mut qb = QueryBuilder::<$db>::new("SELECT * FROM events WHERE event_id = ");
+                qb.push_bind(id);
+                Ok(qb.build_query_as().fetch_optional(&self.pool).await?)
+            }
+
+            /// Every delivery of event `id`.
+            pub async fn deliveries(&self, id: &str) -> Result<Vec<DeliveryRow>, StoreError> {
+                let mut qb = QueryBuilder::<$db>::new(
+                    "SELECT topic, kafka_partition, kafka_offset, broker_time_us FROM deliveries WHERE event_id = ",
+                );
+                qb.push_bind(id);
+                qb.push(" ORDER BY topic, kafka_partition, kafka_offset");
+                Ok(qb.build_query_as().fetch_all(&self.pool).await?)
+            }
+
+            /// Business keys of the given events.
+            pub async fn keys_of(&self, ids: &[String]) -> Result<Vec<KeyRow>, StoreError> {
+                let mut out = Vec::new();
+                for chunk in ids.chunks(IN_CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "SELECT event_id, name, value FROM event_keys WHERE event_id IN (",
+                    );
+                    let mut list = qb.separated(", ");
+                    for id in chunk {
+                        list.push_bind(id);
+                    }
+                    qb.push(") ORDER BY event_id, name, value");
+                    out.extend(qb.build_query_as::<KeyRow>().fetch_all(&self.pool).await?);
+                }
+                Ok(out)
+            }
+
+            async fn summaries_where_in(&self, column: &str, ids: &[String]) -> Result<Vec<SummaryRow>, StoreError> {
+                let mut out = Vec::new();
+                for chunk in ids.chunks(IN_CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(format!(
+                        "SELECT {SUMMARY_COLUMNS} FROM events e WHERE e.{column} IN ("
+                    ));
+                    let mut list = qb.separated(", ");
+                    for id in chunk {
+                        list.push_bind(id);
+                    }
+                    qb.push(")");
+                    out.extend(qb.build_query_as::<SummaryRow>().fetch_all(&self.pool).await?);
+                }
+                Ok(out)
+            }
+
+            /// Summaries of the given events.
+            pub async fn summaries(&self, ids: &[String]) -> Result<Vec<SummaryRow>, StoreError> {
+                self.summaries_where_in("event_id", ids).await
+            }
+
+            /// Events caused by one of `ids`.
+            pub async fn children(&self, ids: &[String]) -> Result<Vec<SummaryRow>, StoreError> {
+                self.summaries_where_in("causation_id", ids).await
+            }
+
+            /// Events without a causation id produced in span `(trace_id, span_id)`.
+            pub async fn same_span(&self, trace_id: &str, span_id: &str) -> Result<Vec<SummaryRow>, StoreError> {
+                let mut qb = QueryBuilder::<$db>::new(format!(
+                    "SELECT {SUMMARY_COLUMNS} FROM events e WHERE e.trace_id = "
+                ));
+                qb.push_bind(trace_id);
+                qb.push(" AND e.span_id = ");
+                qb.push_bind(span_id);
+                qb.push(" ORDER BY e.time_us, e.event_id");
+                Ok(qb.build_query_as().fetch_all(&self.pool).await?)
+            }
+
+            /// Events of a correlation, root included, in time order.
+            pub async fn by_correlation(&self, id: &str, limit: i64) -> Result<Vec<SummaryRow>, StoreError> {
+                let mut qb = QueryBuilder::<$db>::new(format!(
+                    "SELECT * FROM (SELECT {SUMMARY_COLUMNS} FROM events e WHERE e.correlation_id = "
+                ));
+                qb.push_bind(id);
+                qb.push(format!(" UNION SELECT {SUMMARY_COLUMNS} FROM events e WHERE e.event_id = "));
+                qb.push_bind(id);
+                qb.push(") u ORDER BY time_us, event_id LIMIT ");
+                qb.push_bind(limit);
+                Ok(qb.build_query_as().fetch_all(&self.pool).await?)
+            }
+
+            /// Events of a trace, in time order.
+            pub async fn by_trace(&self, trace_id: &str, limit: i64) -> Result<Vec<SummaryRow>, StoreError> {
+                let mut qb = QueryBuilder::<$db>::new(format!(
+                    "SELECT {SUMMARY_COLUMNS} FROM events e WHERE e.trace_id = "
+                ));
+                qb.push_bind(trace_id);
+                qb.push(" ORDER BY e.time_us, e.event_id LIMIT ");
+                qb.push_bind(limit);
+                Ok(qb.build_query_as().fetch_all(&self.pool).await?)
+            }
+
+            /// Events carrying business key `name = value`, in time order.
+            pub async fn by_key(&self, name: &str, value: &str, limit: i64) -> Result<Vec<SummaryRow>, StoreError> {
+                let mut qb = QueryBuilder::<$db>::new(format!(
+                    "SELECT {SUMMARY_COLUMNS} FROM event_keys k JOIN events e ON e.event_id = k.event_id \
+                     WHERE k.name = "
+                ));
+                qb.push_bind(name);
+                qb.push(" AND k.value = ");
+                qb.push_bind(value);
+                qb.push(" ORDER BY e.time_us, e.event_id LIMIT ");
+                qb.push_bind(limit);
+                Ok(qb.build_query_as().fetch_all(&self.pool).await?)
+            }
+
+            /// How many events and deliveries are stored.
+            pub async fn counts(&self) -> Result<StoreCounts, StoreError> {
+                let (events, deliveries): (i64, i64) = sqlx::query_as(
+                    "SELECT (SELECT COUNT(*) FROM events), (SELECT COUNT(*) FROM deliveries)",
+                )
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(StoreCounts { events, deliveries })
+            }
+
+            /// A cheap round trip.
+            pub async fn ping(&self) -> Result<(), StoreError> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+sql_store!(SqliteStore, Sqlite, SqlitePool);
+sql_store!(PgStore, Postgres, PgPool);

@@ -1,0 +1,230 @@
+//! One store suite, run against SQLite and against a real PostgreSQL server: both must behave
+//! identically.
+
+use choreoscope::lineage::{lineage, Direction, Flag};
+use choreoscope::record::{EventRecord, Interpreter, RawRecord};
+use choreoscope::rules::Rules;
+use choreoscope::store::Store;
+use choreoscope_sdk::RecordHeaders;
+
+struct Fixture {
+    store: Store,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn sqlite() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("lineage.db").display());
+    Fixture { store: Store::connect(&url).await.unwrap(), _dir: Some(dir) }
+}
+
+async fn postgres() -> Fixture {
+    let url = choreoscope_e2e::fresh_pg_database().await;
+    Fixture { store: Store::connect(&url).await.unwrap(), _dir: None }
+}
+
+/// Builds an event record the way the collector would from a record with these headers.
+struct Ev<'a> {
+    id: &'a str,
+    cause: Option<&'a str>,
+    correlation: Option<&'a str>,
+    topic: &'a str,
+    offset: i64,
+    time_ms: i64,
+    extra: Vec<(&'a str, String)>,
+}
+
+fn ev<'a>(id: &'a str, cause: Option<&'a str>, offset: i64) -> Ev<'a> {
+    Ev { id, cause, correlation: Some("flow-1"), topic: "orders", offset, time_ms: 1_000 + offset, extra: vec![] }
+}
+
+impl Ev<'_> {
+    fn record(&self) -> EventRecord {
+        let mut h = RecordHeaders::new();
+        h.set("ce_id", self.id);
+        h.set("ce_type", format!("T{}", self.id));
+        h.set("ce_source", "svc");
+        if let Some(c) = self.cause {
+            h.set("ce_causationid", c);
+        }
+        if let Some(c) = self.correlation {
+            h.set("ce_correlationid", c);
+        }
+        for (k, v) in &self.extra {
+            h.set(k, v.as_str());
+        }
+        Interpreter::new(Rules::default(), 1024).interpret(
+            RawRecord {
+                topic: self.topic,
+                partition: 0,
+                offset: self.offset,
+                key: Some(b"o-1"),
+                payload: Some(br#"{"id":"o-1"}"#),
+                headers: &h,
+                timestamp_ms: Some(self.time_ms),
+            },
+            0,
+        )
+    }
+}
+
+fn ids(l: &choreoscope::lineage::Lineage) -> Vec<&str> {
+    let mut v: Vec<&str> = l.nodes.iter().map(|n| n.event.event_id.as_str()).collect();
+    v.sort_unstable();
+    v
+}
+
+fn edges(l: &choreoscope::lineage::Lineage) -> Vec<(String, String)> {
+    let mut v: Vec<_> = l.edges.iter().map(|e| (e.from.clone(), e.to.clone())).collect();
+    v.sort();
+    v
+}
+
+async fn redelivered_records_are_stored_once(f: Fixture) {
+    let batch = vec![ev("a", None, 0).record(), ev("b", Some("a"), 1).record()];
+    let first = f.store.write_batch(&batch).await.unwrap();
+    assert_eq!((first.new_events, first.new_deliveries, first.redelivered), (2, 2, 0));
+    let again = f.store.write_batch(&batch).await.unwrap();
+    assert_eq!((again.new_events, again.new_deliveries, again.redelivered), (0, 0, 2));
+    let counts = f.store.counts().await.unwrap();
+    assert_eq!((counts.events, counts.deliveries), (2, 2));
+}
+
+async fn same_id_at_two_offsets_is_one_event_with_two_deliveries(f: Fixture) {
+    let out = f.store.write_batch(&[ev("a", None, 0).record(), ev("a", None, 7).record()]).await.unwrap();
+    assert_eq!((out.new_events, out.duplicate_publishes), (1, 1));
+    let later = f.store.write_batch(&[ev("a", None, 9).record()]).await.unwrap();
+    assert_eq!((later.new_events, later.duplicate_publishes), (0, 1));
+    assert_eq!(later.per_topic["orders"].duplicate_publishes, 1);
+    let event = f.store.event("a").await.unwrap().unwrap();
+    assert_eq!(event.delivery_count, 3);
+    assert_eq!(event.kafka_offset, 0, "the first delivery is the event's position");
+    let offsets: Vec<i64> = f.store.deliveries("a").await.unwrap().iter().map(|d| d.kafka_offset).collect();
+    assert_eq!(offsets, vec![0, 7, 9]);
+    let graph = lineage(&f.store, "a", Direction::Both, 5, 100).await.unwrap().unwrap();
+    assert!(graph.nodes[0].flags.contains(&Flag::DuplicatePublish));
+}
+
+async fn reaction_stored_before_its_cause_links_once_the_cause_arrives(f: Fixture) {
+    f.store.write_batch(&[ev("child", Some("parent"), 5).record()]).await.unwrap();
+    let before = lineage(&f.store, "child", Direction::Up, 5, 100).await.unwrap().unwrap();
+    assert!(before.edges.is_empty());
+    assert!(before.nodes[0].flags.contains(&Flag::CauseMissing));
+
+    f.store.write_batch(&[ev("parent", None, 9).record()]).await.unwrap();
+    let after = lineage(&f.store, "child", Direction::Up, 5, 100).await.unwrap().unwrap();
+    assert_eq!(edges(&after), vec![("parent".into(), "child".into())]);
+    assert!(!after.nodes[0].flags.contains(&Flag::CauseMissing));
+    assert!(after.nodes[1].flags.contains(&Flag::Root));
+    let down = lineage(&f.store, "parent", Direction::Down, 5, 100).await.unwrap().unwrap();
+    assert_eq!(ids(&down), vec!["child", "parent"]);
+    assert_eq!(down.edges[0].latency_us, (1_005 - 1_009) * 1000, "latency from broker times");
+}
+
+async fn lineage_terminates_on_a_cycle_and_marks_it(f: Fixture) {
+    f.store
+        .write_batch(&[ev("a", Some("c"), 0).record(), ev("b", Some("a"), 1).record(), ev("c", Some("b"), 2).record()])
+        .await
+        .unwrap();
+    for direction in [Direction::Up, Direction::Down, Direction::Both] {
+        let graph = lineage(&f.store, "a", direction, 50, 100).await.unwrap().unwrap();
+        assert_eq!(ids(&graph), vec!["a", "b", "c"], "{direction:?}");
+        assert_eq!(graph.edges.len(), 3, "{direction:?}: {:?}", graph.edges);
+        assert_eq!(graph.edges.iter().filter(|e| e.cycle).count(), 1, "{direction:?}");
+        assert!(graph.nodes.iter().any(|n| n.flags.contains(&Flag::Cycle)));
+    }
+}
+
+async fn fan_out_depth_and_node_limits_are_respected(f: Fixture) {
+    f.store
+        .write_batch(&[
+            ev("root", None, 0).record(),
+            ev("x", Some("root"), 1).record(),
+            ev("y", Some("root"), 2).record(),
+            ev("z", Some("x"), 3).record(),
+        ])
+        .await
+        .unwrap();
+    let one = lineage(&f.store, "root", Direction::Down, 1, 100).await.unwrap().unwrap();
+    assert_eq!(ids(&one), vec!["root", "x", "y"]);
+    let all = lineage(&f.store, "root", Direction::Down, 9, 100).await.unwrap().unwrap();
+    assert_eq!(edges(&all).len(), 3);
+    let cut = lineage(&f.store, "root", Direction::Down, 9, 2).await.unwrap().unwrap();
+    assert_eq!(cut.nodes.len(), 2);
+    assert!(cut.truncated.as_deref().unwrap().contains("node limit"));
+    let up = lineage(&f.store, "z", Direction::Up, 9, 100).await.unwrap().unwrap();
+    assert_eq!(ids(&up), vec!["root", "x", "z"]);
+    assert_eq!(up.nodes.iter().find(|n| n.event.event_id == "root").unwrap().depth, -2);
+    assert!(lineage(&f.store, "nope", Direction::Both, 1, 10).await.unwrap().is_none());
+}
+
+async fn flows_are_found_by_correlation_trace_and_key(f: Fixture) {
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut root = ev("flow-1", None, 0);
+    root.correlation = None;
+    root.extra = vec![("baggage", "order.id=o-1".into()), ("traceparent", tp.into())];
+    let mut other = ev("other", None, 1);
+    other.correlation = Some("flow-2");
+    f.store
+        .write_batch(&[root.record(), ev("b", Some("flow-1"), 2).record(), other.record()])
+        .await
+        .unwrap();
+    let flow: Vec<_> = f.store.by_correlation("flow-1", 100).await.unwrap().into_iter().map(|s| s.event_id).collect();
+    assert_eq!(flow, vec!["flow-1", "b"], "root (its own id) and members, in time order");
+    let trace = f.store.by_trace("4bf92f3577b34da6a3ce929d0e0e4736", 100).await.unwrap();
+    assert_eq!(trace.len(), 1);
+    let keyed = f.store.by_key("order.id", "o-1", 100).await.unwrap();
+    assert_eq!(keyed.iter().map(|s| s.event_id.as_str()).collect::<Vec<_>>(), vec!["flow-1"]);
+    let by_record_key = f.store.by_key("kafka.key", "o-1", 2).await.unwrap();
+    assert_eq!(by_record_key.len(), 2, "limit applies");
+}
+
+async fn copied_traceparent_yields_an_inferred_edge(f: Fixture) {
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut first = ev("first", None, 0);
+    first.extra = vec![("traceparent", tp.into())];
+    let mut legacy = ev("legacy", None, 4);
+    legacy.extra = vec![("traceparent", tp.into())];
+    f.store.write_batch(&[legacy.record(), first.record()]).await.unwrap();
+    let down = lineage(&f.store, "first", Direction::Down, 3, 100).await.unwrap().unwrap();
+    assert_eq!(edges(&down), vec![("first".into(), "legacy".into())]);
+    assert!(down.edges[0].inferred);
+    let up = lineage(&f.store, "legacy", Direction::Up, 3, 100).await.unwrap().unwrap();
+    assert_eq!(edges(&up), vec![("first".into(), "legacy".into())]);
+}
+
+async fn event_keeps_headers_payload_keys_and_problems(f: Fixture) {
+    let mut e = ev("e", None, 0);
+    e.extra = vec![("traceparent", "00-BAD".into())];
+    f.store.write_batch(&[e.record()]).await.unwrap();
+    let row = f.store.event("e").await.unwrap().unwrap();
+    assert!(row.headers.contains(r#"["traceparent","00-BAD"]"#), "{}", row.headers);
+    assert_eq!(row.payload.as_deref(), Some(&br#"{"id":"o-1"}"#[..]));
+    assert_eq!(row.problem_count, 1);
+    assert!(row.problems.contains("invalid_traceparent"));
+    assert_eq!(row.record_key.as_deref(), Some(&b"o-1"[..]));
+    let keys = f.store.keys_of(&["e".into()]).await.unwrap();
+    assert_eq!(keys.iter().map(|k| format!("{}={}", k.name, k.value)).collect::<Vec<_>>(), vec!["kafka.key=o-1"]);
+}
+
+macro_rules! on_both_stores {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite_store {
+            $( #[tokio::test] async fn $test() { super::$test(super::sqlite().await).await } )*
+        }
+        mod postgres_store {
+            $( #[tokio::test] async fn $test() { super::$test(super::postgres().await).await } )*
+        }
+    };
+}
+
+on_both_stores!(
+    redelivered_records_are_stored_once,
+    same_id_at_two_offsets_is_one_event_with_two_deliveries,
+    reaction_stored_before_its_cause_links_once_the_cause_arrives,
+    lineage_terminates_on_a_cycle_and_marks_it,
+    fan_out_depth_and_node_limits_are_respected,
+    flows_are_found_by_correlation_trace_and_key,
+    copied_traceparent_yields_an_inferred_edge,
+    event_keeps_headers_payload_keys_and_problems,
+);
