@@ -1,1 +1,250 @@
-fn main(){}
+//! Collector ingest benchmark, reported as figures of one run:
+//! 1. the store alone: `write_batch` of interpreted records into SQLite and PostgreSQL;
+//! 2. end to end: the raw consume rate of a topic with a bare rdkafka consumer, then the
+//!    `choreoscope collect` binary ingesting the same topic into SQLite and into PostgreSQL —
+//!    events/s, ratio to the raw rate, bytes stored per event, and the collector's peak RSS.
+//!
+//! ```text
+//! scripts/bench                                                  # starts tansu and PostgreSQL
+//! BENCH_EVENTS=500000 BENCH_BROKERS=127.0.0.1:9092 BENCH_PG=postgres://postgres@127.0.0.1/postgres \
+//!     cargo bench -p choreoscope --bench ingest
+//! ```
+//! Without `BENCH_PG` the PostgreSQL parts are skipped, and without `BENCH_BROKERS` the
+//! end-to-end part is (both say so): librdkafka's mock broker stalls a partition under this load,
+//! so the end-to-end figures come from a real broker.
+
+use std::time::{Duration, Instant};
+
+use choreoscope::record::{EventRecord, Interpreter, RawRecord};
+use choreoscope::rules::Rules;
+use choreoscope::store::Store;
+use choreoscope_sdk::{stamp, OutgoingEvent, RecordHeaders};
+use futures::stream::{self, StreamExt};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+
+const PARTITIONS: i32 = 3;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn headers(topic: &str, i: usize, cause: Option<&RecordHeaders>) -> RecordHeaders {
+    let cause = cause.map(|h| choreoscope_sdk::EventContext::extract(h, &Default::default()));
+    stamp(
+        OutgoingEvent::new(topic, if cause.is_some() { "PaymentCaptured" } else { "OrderCreated" })
+            .subject(format!("order/o-{}", i / 2))
+            .content_type("application/json")
+            .business_key("order.id", format!("o-{}", i / 2)),
+        "bench",
+        cause.as_ref(),
+        &opentelemetry::Context::new(),
+    )
+    .unwrap()
+    .headers
+}
+
+const PAYLOAD: &[u8] = br#"{"orderId":"o-1","amount":4200,"currency":"EUR","lines":[{"sku":"A-1","qty":2}]}"#;
+
+/// Interpreted records of `n / 2` two-event flows.
+fn records(n: usize) -> Vec<EventRecord> {
+    let interpreter = Interpreter::new(Rules::default(), 64 * 1024);
+    let mut out = Vec::with_capacity(n);
+    let mut cause = None;
+    for i in 0..n {
+        let h = headers("orders", i, if i % 2 == 1 { cause.as_ref() } else { None });
+        out.push(interpreter.interpret(
+            RawRecord {
+                topic: "orders",
+                partition: (i % 3) as i32,
+                offset: i as i64,
+                key: Some(b"o-1"),
+                payload: Some(PAYLOAD),
+                headers: &h,
+                timestamp_ms: Some(1_700_000_000_000 + i as i64),
+            },
+            0,
+        ));
+        cause = Some(h);
+    }
+    out
+}
+
+async fn store_only(url: &str, label: &str, records: &[EventRecord]) {
+    let store = Store::connect(url).await.unwrap();
+    let start = Instant::now();
+    for batch in records.chunks(5000) {
+        store.write_batch(batch).await.unwrap();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!("{:<44} {:>12.0}", format!("store only, {label} (write_batch of 5000)"), records.len() as f64 / secs);
+}
+
+async fn produce(brokers: &str, topic: &str, n: usize) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "500000")
+        .create()
+        .unwrap();
+    stream::iter(0..n)
+        .map(|i| {
+            let h = headers(topic, i, None);
+            let producer = &producer;
+            async move {
+                producer
+                    .send(
+                        FutureRecord::to(topic).key("o-1").payload(PAYLOAD).headers(h.to_kafka()),
+                        Timeout::After(Duration::from_secs(30)),
+                    )
+                    .await
+                    .map_err(|(e, _)| e)
+                    .unwrap();
+            }
+        })
+        .buffer_unordered(2000)
+        .count()
+        .await;
+}
+
+async fn raw_consume(brokers: &str, topic: &str, n: usize) -> f64 {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("bench-raw-{}", uuid::Uuid::new_v4().simple()))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    // Subscribe, as the collector does, so both pay the same group protocol.
+    consumer.subscribe(&[topic]).unwrap();
+    let start = Instant::now();
+    for i in 0..n {
+        let m = match tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await {
+            Ok(m) => m.unwrap(),
+            Err(_) => panic!("raw consumer stalled after {i} of {n} records"),
+        };
+        std::hint::black_box(rdkafka::Message::payload(&m));
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn vm_hwm_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn ingested(listen: &str) -> u64 {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(listen) else { return 0 };
+    let _ = write!(s, "GET /metrics HTTP/1.0\r\n\r\n");
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    body.lines()
+        .filter(|l| l.starts_with("choreoscope_events_ingested_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Runs the collector binary until it has ingested `n` events; returns (events/s, peak RSS KiB).
+fn collector(brokers: &str, topic: &str, db: &str, n: usize) -> (f64, u64) {
+    let listen = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_choreoscope"))
+        .args(["collect", "--brokers", brokers, "--db", db, "--listen", &listen, "--include", topic])
+        .args(["--group", &format!("bench-{}", uuid::Uuid::new_v4().simple())])
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let mut peak = 0;
+    while ingested(&listen) < n as u64 {
+        peak = peak.max(vm_hwm_kib(child.id()));
+        assert!(start.elapsed() < Duration::from_secs(1800), "collector too slow");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    peak = peak.max(vm_hwm_kib(child.id()));
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    child.wait().unwrap();
+    (rate, peak)
+}
+
+async fn fresh_pg(admin: &str) -> String {
+    use sqlx::Connection;
+    let name = format!("cs_bench_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+    format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
+}
+
+async fn pg_bytes(url: &str) -> u64 {
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    let (bytes,): (i64,) = sqlx::query_as("SELECT pg_database_size(current_database())")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    bytes as u64
+}
+
+fn main() {
+    let n = env_usize("BENCH_EVENTS", 200_000);
+    let pg = std::env::var("BENCH_PG").ok();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    println!("collector ingest benchmark: {n} events, {PARTITIONS} partitions");
+    println!("{:<44} {:>12} {:>8} {:>11} {:>10}", "measure", "events/s", "ratio", "bytes/event", "peak RSS");
+    let recs = records(n.min(100_000));
+    rt.block_on(store_only(&format!("sqlite://{}", dir.path().join("s.db").display()), "SQLite", &recs));
+    match &pg {
+        Some(admin) => rt.block_on(async { store_only(&fresh_pg(admin).await, "PostgreSQL", &recs).await }),
+        None => println!("store only, PostgreSQL: skipped (set BENCH_PG)"),
+    }
+    drop(recs);
+    if std::env::var("BENCH_STORE_ONLY").is_ok() {
+        return;
+    }
+
+    let Ok(brokers) = std::env::var("BENCH_BROKERS") else {
+        println!("end to end: skipped (set BENCH_BROKERS, or run scripts/bench)");
+        return;
+    };
+    let topic = format!("bench-ingest-{}", uuid::Uuid::new_v4().simple());
+    {
+        let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+            ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
+        rt.block_on(admin.create_topics(
+            &[rdkafka::admin::NewTopic::new(&topic, PARTITIONS, rdkafka::admin::TopicReplication::Fixed(1))],
+            &rdkafka::admin::AdminOptions::new(),
+        ))
+        .unwrap();
+    }
+    eprintln!("producing {n} events to {brokers}");
+    rt.block_on(produce(&brokers, &topic, n));
+    eprintln!("consuming them with a bare consumer");
+    let raw = rt.block_on(raw_consume(&brokers, &topic, n));
+    println!("{:<44} {:>12.0} {:>8.2}", "raw consume (bare rdkafka StreamConsumer)", raw, 1.0);
+
+    let sqlite_path = dir.path().join("e2e.db");
+    let (rate, rss) = collector(&brokers, &topic, &format!("sqlite://{}", sqlite_path.display()), n);
+    let bytes: u64 = ["", "-wal", "-shm"]
+        .iter()
+        .filter_map(|s| std::fs::metadata(format!("{}{s}", sqlite_path.display())).ok())
+        .map(|m| m.len())
+        .sum();
+    println!("{:<44} {:>12.0} {:>8.2} {:>11} {:>7} MiB", "collector → SQLite", rate, rate / raw, bytes / n as u64, rss / 1024);
+    if let Some(admin) = &pg {
+        let url = rt.block_on(fresh_pg(admin));
+        let (rate, rss) = collector(&brokers, &topic, &url, n);
+        let bytes = rt.block_on(pg_bytes(&url));
+        println!("{:<44} {:>12.0} {:>8.2} {:>11} {:>7} MiB", "collector → PostgreSQL", rate, rate / raw, bytes / n as u64, rss / 1024);
+    }
+}

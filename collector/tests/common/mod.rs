@@ -113,3 +113,92 @@ pub fn stamped(event: OutgoingEvent, source: &str, cause: Option<&RecordHeaders>
 fn opentelemetry_context() -> opentelemetry::Context {
     opentelemetry::Context::new()
 }
+
+/// The `choreoscope collect` binary running as a child process.
+pub struct CollectorProcess {
+    child: std::process::Child,
+    /// Its HTTP address.
+    pub listen: std::net::SocketAddr,
+}
+
+impl CollectorProcess {
+    /// Starts `choreoscope collect` on `db`, storing only `topic`.
+    pub fn start(broker: &TestBroker, db: &str, group: &str, topic: &str) -> Self {
+        let listen = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_choreoscope"))
+            .args(["collect", "--brokers", broker.bootstrap(), "--db", db, "--group", group])
+            .args(["--include", &regex::escape(topic), "--listen", &listen.to_string()])
+            .args(["--batch-size", "2000", "--batch-ms", "100"])
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .expect("start the collector binary");
+        Self { child, listen }
+    }
+
+    /// Kills it with SIGKILL, as a crash would.
+    pub fn kill_hard(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().unwrap()
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// GETs `path` from its HTTP server and returns the body.
+    pub fn get(&self, path: &str) -> String {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(self.listen).unwrap();
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+        let mut body = String::new();
+        stream.read_to_string(&mut body).unwrap();
+        body.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or(body)
+    }
+}
+
+impl Drop for CollectorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Produces `n` SDK-stamped records to `topic`, `in_flight` at a time.
+pub async fn produce_many(producer: &FutureProducer, topic: &str, n: usize) {
+    use futures::stream::{self, StreamExt};
+    stream::iter(0..n)
+        .map(|i| {
+            let key = format!("o-{}", i % 5000);
+            let headers = stamped(
+                OutgoingEvent::new(topic, "OrderCreated").business_key("order.id", key.as_str()),
+                "load",
+                None,
+            );
+            async move {
+                produce_raw(producer, topic, Some(key.as_bytes()), Some(br#"{"amount":42}"#), &headers).await;
+            }
+        })
+        .buffer_unordered(2000)
+        .count()
+        .await;
+}
+
+/// Polls `store` until it holds `deliveries` deliveries or `timeout` passes; returns the counts.
+pub async fn wait_for(store: &Store, deliveries: i64, timeout: Duration) -> choreoscope::store::StoreCounts {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Ok(counts) = store.counts().await {
+            if counts.deliveries >= deliveries || tokio::time::Instant::now() >= deadline {
+                return counts;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

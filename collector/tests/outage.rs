@@ -1,0 +1,52 @@
+//! PostgreSQL is stopped for a while during ingest and started again: the collector pauses,
+//! retries, resumes, and nothing is lost.
+
+mod common;
+
+use std::time::Duration;
+
+use choreoscope::store::Store;
+use choreoscope_e2e::{PrivatePostgres, TestBroker};
+use common::{produce_many, wait_for, CollectorProcess};
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_during_ingest_loses_nothing() {
+    let broker = TestBroker::from_env();
+    let topic = TestBroker::unique_topic("outage");
+    broker.create_topics(&[&topic], 3).await.unwrap();
+    let producer = broker.producer().unwrap();
+    let pg = PrivatePostgres::start();
+    let store = Store::connect(&pg.url()).await.unwrap();
+
+    produce_many(&producer, &topic, 20_000).await;
+    let mut collector = CollectorProcess::start(&broker, &pg.url(), &format!("outage-{}", uuid::Uuid::new_v4().simple()), &topic);
+    let before = wait_for(&store, 2_000, Duration::from_secs(120)).await;
+    assert!(before.deliveries >= 2_000, "ingest started: {before:?}");
+
+    pg.stop();
+    produce_many(&producer, &topic, 20_000).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(collector.running(), "the collector survives its store going away");
+    let during = collector.get("/metrics");
+    assert!(metric(&during, "choreoscope_store_errors_total") >= 1.0, "{during}");
+    assert_eq!(metric(&during, "choreoscope_paused"), 1.0, "consumption paused while the store is down");
+    assert!(collector.get("/healthz").contains("store unavailable"));
+
+    pg.resume();
+    let after = wait_for(&store, 40_000, Duration::from_secs(300)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let counts = store.counts().await.unwrap();
+    assert_eq!(after.deliveries, 40_000);
+    assert_eq!((counts.events, counts.deliveries), (40_000, 40_000), "nothing lost, nothing doubled");
+    let metrics = collector.get("/metrics");
+    assert_eq!(metric(&metrics, "choreoscope_paused"), 0.0, "resumed");
+    assert!(collector.stop().success());
+}
