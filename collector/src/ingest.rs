@@ -8,11 +8,18 @@
 //! offsets; a final synchronous commit runs on shutdown. A crash loses at most uncommitted work,
 //! which Kafka delivers again and the store ignores.
 //!
-//! # Back-pressure
-//! A batch closes at `batch_size` records or `batch_timeout` after its first record. While a write
-//! fails, the assigned partitions are paused (the client keeps being polled, so the group does
-//! not evict us), the write is retried with exponential backoff, and consumption resumes after it
-//! succeeds. Memory is bounded by one batch plus the client's fetch queue.
+//! # Pipeline and back-pressure
+//! The loop reads and interprets records while one writer task writes the previous batch, in
+//! order. A batch closes at `batch_size` records or `batch_timeout` after its first record. While
+//! a write fails, the writer retries it with exponential backoff and the loop stops reading once
+//! the next batch is full (at most twice `batch_size`): consumption is held back, and memory is
+//! bounded by those two batches plus the client's fetch queue (`queued.max.messages.kbytes`).
+//!
+//! Partitions are deliberately *not* paused: librdkafka drops records fetched around a pause and
+//! may resume past them (the store-outage test caught a gap that way). Not polling is safe
+//! instead: should an outage outlast `max.poll.interval.ms`, the group reassigns the partitions
+//! and Kafka redelivers everything after the last committed offset, which the idempotent store
+//! absorbs.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -99,15 +106,20 @@ fn full_match(re: &Regex, topic: &str) -> bool {
     re.find(topic).is_some_and(|m| m.start() == 0 && m.end() == topic.len())
 }
 
+/// A closed batch on its way to the writer, with the offsets to store once it is durable.
+struct Batch {
+    records: Vec<EventRecord>,
+    offsets: HashMap<(String, i32), i64>,
+}
+
 /// The consumer loop. Returns when `cancel` fires, after a final flush and commit.
 pub struct Ingestor {
     config: IngestConfig,
     interpreter: Interpreter,
     store: Store,
     metrics: Arc<Metrics>,
-    consumer: StreamConsumer<LagContext>,
-    batch: Vec<EventRecord>,
-    offsets: HashMap<(String, i32), i64>,
+    consumer: Arc<StreamConsumer<LagContext>>,
+    batch: Batch,
 }
 
 impl Ingestor {
@@ -143,13 +155,15 @@ impl Ingestor {
         })?;
         consumer.subscribe(&[ALL_TOPICS])?;
         Ok(Self {
-            batch: Vec::with_capacity(config.batch_size),
+            batch: Batch {
+                records: Vec::with_capacity(config.batch_size),
+                offsets: HashMap::new(),
+            },
             config,
             interpreter,
             store,
             metrics,
-            consumer,
-            offsets: HashMap::new(),
+            consumer: Arc::new(consumer),
         })
     }
 
@@ -165,7 +179,8 @@ impl Ingestor {
         let topic = message.topic();
         let label = TopicLabel { topic: topic.to_owned() };
         self.metrics.records_consumed.get_or_create(&label).inc();
-        self.offsets
+        self.batch
+            .offsets
             .insert((topic.to_owned(), message.partition()), message.offset());
         if !self.wanted(topic) {
             self.metrics.records_excluded.get_or_create(&label).inc();
@@ -190,32 +205,61 @@ impl Ingestor {
         for p in &record.problems {
             self.metrics.problems.get_or_create(&KindLabel { kind: p.kind.clone() }).inc();
         }
-        self.batch.push(record);
+        self.batch.records.push(record);
     }
 
-    /// Runs until `cancel` fires.
+    fn take_batch(&mut self) -> Batch {
+        std::mem::replace(
+            &mut self.batch,
+            Batch {
+                records: Vec::with_capacity(self.config.batch_size),
+                offsets: HashMap::new(),
+            },
+        )
+    }
+
+    /// Runs until `cancel` fires. Records are read and interpreted here while the previous batch
+    /// is written by a single writer task, so batches are durable, and their offsets stored, in
+    /// order.
     pub async fn run(mut self, cancel: CancellationToken) -> Result<(), IngestError> {
         tracing::info!(brokers = %self.config.brokers, group = %self.config.group, store = self.store.kind(),
             "collecting from every topic");
+        let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(1);
+        let writer = tokio::spawn(
+            Writer {
+                store: self.store.clone(),
+                consumer: self.consumer.clone(),
+                metrics: self.metrics.clone(),
+            }
+            .run(rx, cancel.clone()),
+        );
         let mut deadline: Option<tokio::time::Instant> = None;
+        let mut ready = false;
+        // A batch may grow past its size while the writer is busy, up to this bound; past it the
+        // loop stops reading until the writer takes the batch.
+        let cap = self.config.batch_size * 2;
+        let consumer = self.consumer.clone();
         loop {
+            let has_offsets = !self.batch.offsets.is_empty();
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
-                _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
-                    self.flush(&cancel).await;
+                permit = tx.reserve(), if ready => {
+                    let Ok(permit) = permit else { break };
+                    permit.send(self.take_batch());
+                    ready = false;
                     deadline = None;
                 }
-                received = self.consumer.recv() => match received {
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)),
+                    if deadline.is_some() && !ready => { ready = has_offsets; }
+                received = consumer.recv(), if self.batch.records.len() < cap => match received {
                     Ok(message) => {
-                        let message = message.detach();
                         self.accept(&message);
                         if deadline.is_none() {
                             deadline = Some(tokio::time::Instant::now() + self.config.batch_timeout);
                         }
-                        if self.batch.len() >= self.config.batch_size {
-                            self.flush(&cancel).await;
-                            deadline = None;
+                        if self.batch.records.len() >= self.config.batch_size {
+                            ready = true;
                         }
                     }
                     Err(e) => {
@@ -225,7 +269,15 @@ impl Ingestor {
                 },
             }
         }
-        self.flush(&cancel).await;
+        if !self.batch.offsets.is_empty() {
+            let last = self.take_batch();
+            // The writer may be retrying against a store that is down: it gives up on cancel.
+            let _ = tx.send(last).await;
+        }
+        drop(tx);
+        if writer.await.is_err() {
+            tracing::error!("writer task panicked");
+        }
         if let Err(e) = self.consumer.commit_consumer_state(CommitMode::Sync) {
             // Nothing stored since the last commit, or no assignment: not an error worth failing.
             tracing::debug!(error = %e, "final commit");
@@ -233,13 +285,26 @@ impl Ingestor {
         tracing::info!("collector stopped");
         Ok(())
     }
+}
 
-    /// Writes the open batch, retrying with backoff (consumption paused) until it is durable or
-    /// `cancel` fires; then stores the batch's offsets.
-    async fn flush(&mut self, cancel: &CancellationToken) {
-        if self.batch.is_empty() && self.offsets.is_empty() {
-            return;
+/// Writes batches in order and stores their offsets once durable.
+struct Writer {
+    store: Store,
+    consumer: Arc<StreamConsumer<LagContext>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Writer {
+    async fn run(self, mut rx: tokio::sync::mpsc::Receiver<Batch>, cancel: CancellationToken) {
+        while let Some(batch) = rx.recv().await {
+            if !self.write(batch, &cancel).await {
+                return;
+            }
         }
+    }
+
+    /// Writes `batch`, retrying with backoff until it is durable; then stores its offsets. Returns false when it gave up because `cancel` fired.
+    async fn write(&self, batch: Batch, cancel: &CancellationToken) -> bool {
         let started = Instant::now();
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(100))
@@ -247,55 +312,41 @@ impl Ingestor {
             .with_jitter()
             .without_max_times()
             .build();
-        let mut paused: Option<rdkafka::TopicPartitionList> = None;
+        let mut held_back = false;
         let outcome = loop {
-            match self.store.write_batch(&self.batch).await {
+            match self.store.write_batch(&batch.records).await {
                 Ok(outcome) => break Some(outcome),
                 Err(e) => {
                     self.metrics.store_errors.inc();
                     let delay = backoff.next().unwrap_or(Duration::from_secs(5));
-                    tracing::warn!(error = %e, records = self.batch.len(), retry_in = ?delay,
-                        "store write failed; consumption paused");
-                    if paused.is_none() {
-                        if let Ok(assignment) = self.consumer.assignment() {
-                            if self.consumer.pause(&assignment).is_ok() {
-                                self.metrics.paused.set(1);
-                                paused = Some(assignment);
-                            }
-                        }
+                    tracing::warn!(error = %e, records = batch.records.len(), retry_in = ?delay,
+                        "store write failed; consumption held back until it succeeds");
+                    if !held_back {
+                        self.metrics.paused.set(1);
+                        held_back = true;
                     }
-                    let sleep = tokio::time::sleep(delay);
-                    tokio::pin!(sleep);
-                    loop {
-                        tokio::select! {
-                            _ = cancel.cancelled() => break,
-                            _ = &mut sleep => break,
-                            // Keep polling so the group keeps us; a record already fetched before
-                            // the pause joins the batch rather than being dropped.
-                            received = self.consumer.recv() => match received {
-                                Ok(message) => { let m = message.detach(); self.accept(&m); }
-                                Err(e) => { self.metrics.kafka_errors.inc(); tracing::debug!(error = %e, "kafka error while paused"); }
-                            },
-                        }
-                    }
-                    if cancel.is_cancelled() {
-                        tracing::warn!(records = self.batch.len(),
-                            "stopping with an unwritten batch; its offsets are not committed and it will be delivered again");
-                        break None;
+                    tokio::select! {
+                        _ = cancel.cancelled() => break None,
+                        _ = tokio::time::sleep(delay) => {}
                     }
                 }
             }
         };
-        if let Some(assignment) = paused {
-            let _ = self.consumer.resume(&assignment);
+        if held_back {
             self.metrics.paused.set(0);
-            tracing::info!("store is back; consumption resumed");
+            if outcome.is_some() {
+                tracing::info!("store is back; consumption resumed");
+            }
         }
-        let Some(outcome) = outcome else { return };
+        let Some(outcome) = outcome else {
+            tracing::warn!(records = batch.records.len(),
+                "stopping with an unwritten batch; its offsets are not committed and it will be delivered again");
+            return false;
+        };
         self.record_outcome(&outcome);
-        self.metrics.batch_size.observe(self.batch.len() as f64);
+        self.metrics.batch_size.observe(batch.records.len() as f64);
         self.metrics.batch_write_seconds.observe(started.elapsed().as_secs_f64());
-        for ((topic, partition), offset) in self.offsets.drain() {
+        for ((topic, partition), offset) in batch.offsets {
             if let Err(e) = self.consumer.store_offset(&topic, partition, offset) {
                 // The partition was revoked meanwhile: its new owner starts from the last commit
                 // and the store ignores what it has already.
@@ -304,7 +355,7 @@ impl Ingestor {
         }
         tracing::debug!(records = outcome.records, new_events = outcome.new_events,
             redelivered = outcome.redelivered, duplicates = outcome.duplicate_publishes, "batch committed");
-        self.batch.clear();
+        true
     }
 
     fn record_outcome(&self, outcome: &crate::store::WriteOutcome) {

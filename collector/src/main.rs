@@ -159,12 +159,13 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
             kafka_properties: args.kafka_properties,
         },
         Interpreter::new(rules, args.max_payload),
-        store,
+        store.clone(),
         metrics,
     )?;
     let result = ingestor.run(cancel.clone()).await;
     cancel.cancel();
     server.await.context("http server task")??;
+    store.close().await;
     Ok(result?)
 }
 

@@ -56,7 +56,7 @@ pub struct Metrics {
     pub store_errors: Counter,
     /// Errors from the Kafka client.
     pub kafka_errors: Counter,
-    /// 1 while consumption is paused because the store is failing.
+    /// 1 while consumption is held back because the store is failing.
     pub paused: Gauge,
     /// Consumer lag per partition, from the client's statistics.
     pub consumer_lag: Family<PartitionLabel, Gauge>,
@@ -97,7 +97,7 @@ impl Metrics {
         registry.register("batch_write_seconds", "Seconds to write a batch, retries included", m.batch_write_seconds.clone());
         registry.register("store_errors", "Failed store writes (retried)", m.store_errors.clone());
         registry.register("kafka_errors", "Errors from the Kafka client", m.kafka_errors.clone());
-        registry.register("paused", "1 while consumption is paused on store failure", m.paused.clone());
+        registry.register("paused", "1 while consumption is held back because the store is failing", m.paused.clone());
         registry.register("consumer_lag", "Consumer lag per partition", m.consumer_lag.clone());
         *m.registry.lock().expect("fresh mutex") = registry;
         m

@@ -44,6 +44,17 @@ async fn postgres_outage_during_ingest_loses_nothing() {
     let after = wait_for(&store, 40_000, Duration::from_secs(300)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let counts = store.counts().await.unwrap();
+    if after.deliveries != 40_000 {
+        if let choreoscope::store::Store::Postgres(pg) = &store {
+            let rows: Vec<(i32, i64, i64, i64)> = sqlx::query_as(
+                "SELECT kafka_partition, COUNT(*), MIN(kafka_offset), MAX(kafka_offset) FROM deliveries GROUP BY 1 ORDER BY 1",
+            )
+            .fetch_all(pg.pool())
+            .await
+            .unwrap();
+            eprintln!("per partition (partition, count, min, max): {rows:?}");
+        }
+    }
     assert_eq!(after.deliveries, 40_000);
     assert_eq!((counts.events, counts.deliveries), (40_000, 40_000), "nothing lost, nothing doubled");
     let metrics = collector.get("/metrics");

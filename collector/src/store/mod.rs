@@ -71,8 +71,13 @@ pub struct StoreCounts {
     pub deliveries: i64,
 }
 
-/// Copies the SQLite write-ahead log into the database every second, off the writer's path, so
-/// the log stays bounded; ends when the pool closes.
+/// WAL frames (4 KiB pages) after which the checkpointer also resets the log.
+const WAL_RESET_FRAMES: i64 = 16_384;
+
+/// Copies the SQLite write-ahead log into the database every second, off the writer's path.
+/// Passive checkpoints never catch up with a writer that never stops, so once the log passes
+/// [`WAL_RESET_FRAMES`] a `TRUNCATE` checkpoint (which briefly waits for the writer) resets it:
+/// the log stays bounded. Ends when the pool closes.
 async fn checkpoint_wal(pool: sqlx::SqlitePool) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -80,7 +85,16 @@ async fn checkpoint_wal(pool: sqlx::SqlitePool) {
         if pool.is_closed() {
             return;
         }
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+        let passive: Result<(i64, i64, i64), _> =
+            sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&pool).await;
+        let result = match passive {
+            Ok((_, frames, _)) if frames > WAL_RESET_FRAMES => sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&pool)
+                .await
+                .map(|_| ()),
+            other => other.map(|_| ()),
+        };
+        if let Err(e) = result {
             if pool.is_closed() {
                 return;
             }
@@ -209,6 +223,20 @@ impl Store {
     /// How many events and deliveries the store holds.
     pub async fn counts(&self) -> Result<StoreCounts, StoreError> {
         dispatch!(self.counts())
+    }
+
+    /// Flushes and closes the store: for SQLite, the write-ahead log is folded into the database
+    /// and truncated, so a stopped collector leaves one self-contained file.
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite(s) => {
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(s.pool()).await {
+                    tracing::warn!(error = %e, "final wal checkpoint failed");
+                }
+                s.pool().close().await;
+            }
+            Store::Postgres(s) => s.pool().close().await,
+        }
     }
 
     /// A cheap round trip, for readiness checks.

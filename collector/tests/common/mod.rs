@@ -129,7 +129,7 @@ impl CollectorProcess {
             .args(["collect", "--brokers", broker.bootstrap(), "--db", db, "--group", group])
             .args(["--include", &regex::escape(topic), "--listen", &listen.to_string()])
             .args(["--batch-size", "2000", "--batch-ms", "100"])
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", std::env::var("CHOREOSCOPE_TEST_LOG").unwrap_or_else(|_| "warn".into()))
             .spawn()
             .expect("start the collector binary");
         Self { child, listen }
