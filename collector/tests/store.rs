@@ -228,3 +228,17 @@ on_both_stores!(
     copied_traceparent_yields_an_inferred_edge,
     event_keeps_headers_payload_keys_and_problems,
 );
+
+#[tokio::test]
+async fn two_processes_opening_a_new_sqlite_file_at_once_both_succeed() {
+    // The collector and `serve` (or a test) may start together on one new file; SQLite's migrator
+    // takes no lock, so the loser of the race must retry rather than fail on "table exists".
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("race.db").display());
+        let (a, b, c) = tokio::join!(Store::connect(&url), Store::connect(&url), Store::connect(&url));
+        for store in [a, b, c] {
+            store.expect("every opener succeeds").ping().await.unwrap();
+        }
+    }
+}

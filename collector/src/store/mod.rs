@@ -127,27 +127,22 @@ impl Store {
     /// `postgres://…`.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         if url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(url)?
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                // NORMAL (the default here): in WAL mode a committed batch survives a crash of the
-                // process, and offsets are committed to Kafka only after it; add
-                // `?synchronous=full` to the URL to survive power loss too, at ~90 ms per batch.
-                .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(10))
-                // Index inserts touch pages all over the file: keep them in memory (32 MiB per
-                // connection, so the pool stays well under the collector's memory budget).
-                .pragma("cache_size", "-32768")
-                .pragma("temp_store", "memory")
-                // Checkpoints run in the background (below), not on the writer's commits.
-                .pragma("wal_autocheckpoint", "0");
-            let pool = SqlitePoolOptions::new()
-                .max_connections(4)
-                .connect_with(options)
-                .await?;
-            sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-            tokio::spawn(checkpoint_wal(pool.clone()));
-            Ok(Self::Sqlite(SqliteStore::new(pool)))
+            // Several processes may open one new file at once (collector and `serve`): switching
+            // it to WAL can meet "database is locked" before the busy timeout applies, and
+            // SQLite's migrator takes no lock, so the loser of that race fails on an existing
+            // table. Opening again succeeds: the migration is then recorded and skipped.
+            let mut attempt = 0;
+            loop {
+                match Self::open_sqlite(url).await {
+                    Ok(store) => return Ok(store),
+                    Err(e) if attempt < 10 && !matches!(e, StoreError::UnsupportedUrl(_)) => {
+                        attempt += 1;
+                        tracing::debug!(error = %e, attempt, "opening sqlite store failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()
                 .max_connections(8)
@@ -159,6 +154,30 @@ impl Store {
         } else {
             Err(StoreError::UnsupportedUrl(url.to_owned()))
         }
+    }
+
+    async fn open_sqlite(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL: in WAL mode a committed batch survives a crash of the process, and offsets
+            // are committed to Kafka only after it. (FULL would also survive power loss, at about
+            // 90 ms of fsync per batch on these machines.)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            // Index inserts touch pages all over the file: keep them in memory (32 MiB per
+            // connection, so the pool stays well under the collector's memory budget).
+            .pragma("cache_size", "-32768")
+            .pragma("temp_store", "memory")
+            // Checkpoints run in the background (below), not on the writer's commits.
+            .pragma("wal_autocheckpoint", "0");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+        tokio::spawn(checkpoint_wal(pool.clone()));
+        Ok(Self::Sqlite(SqliteStore::new(pool)))
     }
 
     /// Which database backs the store: `sqlite` or `postgres`.
