@@ -38,23 +38,30 @@ fn payload() -> Vec<u8> {
     .unwrap()
 }
 
-async fn bare(producer: &FutureProducer, n: usize, payload: &[u8]) -> Duration {
+/// Runs `send(i)` for `0..n` with `IN_FLIGHT` sends outstanding; returns the elapsed time.
+async fn pipelined<F, Fut>(n: usize, send: F) -> Duration
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let start = Instant::now();
-    stream::iter(0..n)
-        .map(|i| async move {
-            let key = format!("o-{}", i % 1000);
-            producer
-                .send(
-                    FutureRecord::to(TOPIC).key(&key).payload(payload),
-                    Timeout::After(Duration::from_secs(30)),
-                )
-                .await
-                .expect("bare send");
-        })
-        .buffer_unordered(IN_FLIGHT)
-        .count()
-        .await;
+    stream::iter(0..n).map(send).buffer_unordered(IN_FLIGHT).count().await;
     start.elapsed()
+}
+
+fn order_key(i: usize) -> String {
+    format!("o-{}", i % 1000)
+}
+
+async fn bare(producer: &FutureProducer, n: usize, payload: &[u8]) -> Duration {
+    pipelined(n, |i| async move {
+        let key = order_key(i);
+        producer
+            .send(FutureRecord::to(TOPIC).key(&key).payload(payload), Timeout::After(Duration::from_secs(30)))
+            .await
+            .expect("bare send");
+    })
+    .await
 }
 
 /// Bare, but with the same 11 wire-format headers, built once: what the headers cost the client
@@ -65,47 +72,34 @@ async fn bare_with_headers(
     payload: &[u8],
     headers: &rdkafka::message::OwnedHeaders,
 ) -> Duration {
-    let start = Instant::now();
-    stream::iter(0..n)
-        .map(|i| async move {
-            let key = format!("o-{}", i % 1000);
-            producer
-                .send(
-                    FutureRecord::to(TOPIC)
-                        .key(&key)
-                        .payload(payload)
-                        .headers(headers.clone()),
-                    Timeout::After(Duration::from_secs(30)),
-                )
-                .await
-                .expect("bare send");
-        })
-        .buffer_unordered(IN_FLIGHT)
-        .count()
-        .await;
-    start.elapsed()
+    pipelined(n, |i| async move {
+        let key = order_key(i);
+        producer
+            .send(
+                FutureRecord::to(TOPIC).key(&key).payload(payload).headers(headers.clone()),
+                Timeout::After(Duration::from_secs(30)),
+            )
+            .await
+            .expect("bare send");
+    })
+    .await
 }
 
 async fn sdk(producer: &TracedProducer, n: usize, payload: &[u8]) -> Duration {
-    let start = Instant::now();
-    stream::iter(0..n)
-        .map(|i| async move {
-            let key = format!("o-{}", i % 1000);
-            producer
-                .send(
-                    OutgoingEvent::new(TOPIC, "OrderCreated")
-                        .record_key(key.as_str())
-                        .payload(payload)
-                        .content_type("application/json")
-                        .business_key("order.id", key.as_str()),
-                )
-                .await
-                .expect("sdk send");
-        })
-        .buffer_unordered(IN_FLIGHT)
-        .count()
-        .await;
-    start.elapsed()
+    pipelined(n, |i| async move {
+        let key = order_key(i);
+        producer
+            .send(
+                OutgoingEvent::new(TOPIC, "OrderCreated")
+                    .record_key(key.as_str())
+                    .payload(payload)
+                    .content_type("application/json")
+                    .business_key("order.id", key.as_str()),
+            )
+            .await
+            .expect("sdk send");
+    })
+    .await
 }
 
 fn per_op(n: usize, f: impl Fn()) -> Duration {
