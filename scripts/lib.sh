@@ -80,4 +80,11 @@ ensure_postgres() {
     return 1
   fi
   export CHOREOSCOPE_TEST_PG="postgres://postgres@127.0.0.1:5432/postgres"
+  # Databases earlier test and bench runs created (cs_test_*, cs_bench_*) are dropped here;
+  # PostgreSQL refuses to drop one still in use (a concurrent run's), which is then left alone.
+  psql -h 127.0.0.1 -U postgres -d postgres -Atc \
+    "select datname from pg_database where datname ~ '^cs_(test|bench)_[0-9a-f]{32}$'" |
+    while read -r db; do
+      psql -h 127.0.0.1 -U postgres -d postgres -qc "drop database if exists $db" >/dev/null 2>&1 || true
+    done
 }

@@ -71,9 +71,8 @@ impl Default for Metrics {
 impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("choreoscope");
-        let m = Self {
-            registry: Mutex::new(Registry::default()),
+        let mut m = Self {
+            registry: Mutex::new(Registry::with_prefix("choreoscope")),
             records_consumed: Family::default(),
             records_excluded: Family::default(),
             events_ingested: Family::default(),
@@ -87,6 +86,7 @@ impl Metrics {
             paused: Gauge::default(),
             consumer_lag: Family::default(),
         };
+        let registry = m.registry.get_mut().expect("fresh mutex");
         registry.register("records_consumed", "Records read from Kafka", m.records_consumed.clone());
         registry.register("records_excluded", "Records skipped by --include/--exclude", m.records_excluded.clone());
         registry.register("events_ingested", "Deliveries stored for the first time", m.events_ingested.clone());
@@ -99,7 +99,6 @@ impl Metrics {
         registry.register("kafka_errors", "Errors from the Kafka client", m.kafka_errors.clone());
         registry.register("paused", "1 while consumption is held back because the store is failing", m.paused.clone());
         registry.register("consumer_lag", "Consumer lag per partition", m.consumer_lag.clone());
-        *m.registry.lock().expect("fresh mutex") = registry;
         m
     }
 
