@@ -14,7 +14,8 @@ mod sql;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::ConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::record::EventRecord;
@@ -144,10 +145,13 @@ impl Store {
                 }
             }
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let options = PgConnectOptions::from_str(url)?
+                .log_statements(log::LevelFilter::Off)
+                .log_slow_statements(log::LevelFilter::Off, Duration::from_secs(1));
             let pool = PgPoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(5))
-                .connect(url)
+                .connect_with(options)
                 .await?;
             sqlx::migrate!("migrations/postgres").run(&pool).await?;
             Ok(Self::Postgres(PgStore::new(pool)))
@@ -170,7 +174,11 @@ impl Store {
             .pragma("cache_size", "-8192")
             .pragma("temp_store", "memory")
             // Checkpoints run in the background (below), not on the writer's commits.
-            .pragma("wal_autocheckpoint", "0");
+            .pragma("wal_autocheckpoint", "0")
+            .log_statements(log::LevelFilter::Off)
+            // sqlx would log each slow statement with its whole text (thousands of placeholders);
+            // batch latency is in `choreoscope_batch_write_seconds` instead.
+            .log_slow_statements(log::LevelFilter::Off, Duration::from_secs(1));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
