@@ -3,10 +3,11 @@
 //!
 //! # Delivery semantics
 //! At-least-once from Kafka, made exactly-once in the store by idempotent writes (see
-//! [`crate::store`]). Offsets are *stored* (`enable.auto.offset.store=false`) only after the
-//! transaction holding their records has committed, and librdkafka's auto-commit sends stored
-//! offsets; a final synchronous commit runs on shutdown. A crash loses at most uncommitted work,
-//! which Kafka delivers again and the store ignores.
+//! [`crate::store`]). Auto-commit is off: after the transaction holding a batch commits, the
+//! writer commits that batch's offsets explicitly, and on shutdown a synchronous commit sends
+//! exactly the offsets of durable records. librdkafka never commits on its own — the crash test
+//! once caught a committed offset ahead of the stored records with auto-commit of stored offsets.
+//! A crash loses at most uncommitted work, which Kafka delivers again and the store ignores.
 //!
 //! # Pipeline and back-pressure
 //! The loop reads and interprets records while one writer task writes the previous batch, in
@@ -98,6 +99,16 @@ impl ClientContext for LagContext {
 
 impl ConsumerContext for LagContext {}
 
+/// A topic-partition list committing `next` offsets.
+fn offset_list(next: &HashMap<(String, i32), i64>) -> rdkafka::TopicPartitionList {
+    let mut list = rdkafka::TopicPartitionList::new();
+    for ((topic, partition), offset) in next {
+        // Only fails for an invalid offset, which `offset + 1` of a consumed record is not.
+        let _ = list.add_partition_offset(topic, *partition, rdkafka::Offset::Offset(*offset));
+    }
+    list
+}
+
 fn now_us() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
@@ -134,9 +145,9 @@ impl Ingestor {
         client
             .set("bootstrap.servers", &config.brokers)
             .set("group.id", &config.group)
-            .set("enable.auto.commit", "true")
-            .set("auto.commit.interval.ms", "1000")
-            .set("enable.auto.offset.store", "false")
+            // librdkafka never commits on its own (not on a timer, not on a rebalance): the writer
+            // commits explicit offsets once their records are durable.
+            .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
             .set(
@@ -275,12 +286,16 @@ impl Ingestor {
             let _ = tx.send(last).await;
         }
         drop(tx);
-        if writer.await.is_err() {
-            tracing::error!("writer task panicked");
-        }
-        if let Err(e) = self.consumer.commit_consumer_state(CommitMode::Sync) {
-            // Nothing stored since the last commit, or no assignment: not an error worth failing.
-            tracing::debug!(error = %e, "final commit");
+        match writer.await {
+            // Exactly the offsets of durable records: never the consumer's position, which may be
+            // ahead of what was written when the writer gave up.
+            Ok(durable) if !durable.is_empty() => {
+                if let Err(e) = self.consumer.commit(&offset_list(&durable), CommitMode::Sync) {
+                    tracing::warn!(error = %e, "final offset commit failed; those records will be delivered again");
+                }
+            }
+            Ok(_) => {}
+            Err(_) => tracing::error!("writer task panicked"),
         }
         tracing::info!("collector stopped");
         Ok(())
@@ -295,16 +310,26 @@ struct Writer {
 }
 
 impl Writer {
-    async fn run(self, mut rx: tokio::sync::mpsc::Receiver<Batch>, cancel: CancellationToken) {
+    /// Writes batches until the channel closes or `cancel` interrupts a retry; returns, per
+    /// partition, the next offset after the last durable record (what may be committed).
+    async fn run(
+        self,
+        mut rx: tokio::sync::mpsc::Receiver<Batch>,
+        cancel: CancellationToken,
+    ) -> HashMap<(String, i32), i64> {
+        let mut durable = HashMap::new();
         while let Some(batch) = rx.recv().await {
-            if !self.write(batch, &cancel).await {
-                return;
+            match self.write(batch, &cancel).await {
+                Some(offsets) => durable.extend(offsets),
+                None => break,
             }
         }
+        durable
     }
 
-    /// Writes `batch`, retrying with backoff until it is durable; then stores its offsets. Returns false when it gave up because `cancel` fired.
-    async fn write(&self, batch: Batch, cancel: &CancellationToken) -> bool {
+    /// Writes `batch`, retrying with backoff until it is durable; then commits its offsets
+    /// (asynchronously) and returns them. Returns `None` when it gave up because `cancel` fired.
+    async fn write(&self, batch: Batch, cancel: &CancellationToken) -> Option<HashMap<(String, i32), i64>> {
         let started = Instant::now();
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(100))
@@ -341,21 +366,24 @@ impl Writer {
         let Some(outcome) = outcome else {
             tracing::warn!(records = batch.records.len(),
                 "stopping with an unwritten batch; its offsets are not committed and it will be delivered again");
-            return false;
+            return None;
         };
         self.record_outcome(&outcome);
         self.metrics.batch_size.observe(batch.records.len() as f64);
         self.metrics.batch_write_seconds.observe(started.elapsed().as_secs_f64());
-        for ((topic, partition), offset) in batch.offsets {
-            if let Err(e) = self.consumer.store_offset(&topic, partition, offset) {
-                // The partition was revoked meanwhile: its new owner starts from the last commit
-                // and the store ignores what it has already.
-                tracing::debug!(%topic, partition, offset, error = %e, "offset not stored");
-            }
+        let next: HashMap<(String, i32), i64> = batch
+            .offsets
+            .into_iter()
+            .map(|(tp, offset)| (tp, offset + 1))
+            .collect();
+        if let Err(e) = self.consumer.commit(&offset_list(&next), CommitMode::Async) {
+            // A partition revoked meanwhile, or a transient error: its next owner (or our next
+            // commit) starts from the last commit, and the store ignores what it has already.
+            tracing::debug!(error = %e, "offset commit not sent");
         }
         tracing::debug!(records = outcome.records, new_events = outcome.new_events,
             redelivered = outcome.redelivered, duplicates = outcome.duplicate_publishes, "batch committed");
-        true
+        Some(next)
     }
 
     fn record_outcome(&self, outcome: &crate::store::WriteOutcome) {
