@@ -34,11 +34,11 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::statistics::Statistics;
 use rdkafka::ClientContext;
-use regex::Regex;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{KindLabel, Metrics, PartitionLabel, TopicLabel};
 use crate::record::{EventRecord, Interpreter, RawRecord};
+use crate::rules::TopicPattern;
 use crate::store::Store;
 
 /// The subscription: every topic whose name does not start with `__` (Kafka's internal topics).
@@ -52,9 +52,9 @@ pub struct IngestConfig {
     /// Consumer group.
     pub group: String,
     /// Only topics matching this (whole-name) pattern are stored.
-    pub include: Option<Regex>,
+    pub include: Option<TopicPattern>,
     /// Topics matching this (whole-name) pattern are not stored.
-    pub exclude: Option<Regex>,
+    pub exclude: Option<TopicPattern>,
     /// Records per transaction, at most.
     pub batch_size: usize,
     /// Time a batch may stay open after its first record.
@@ -113,14 +113,19 @@ fn now_us() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
-fn full_match(re: &Regex, topic: &str) -> bool {
-    re.find(topic).is_some_and(|m| m.start() == 0 && m.end() == topic.len())
-}
-
 /// A closed batch on its way to the writer, with the offsets to store once it is durable.
 struct Batch {
     records: Vec<EventRecord>,
     offsets: HashMap<(String, i32), i64>,
+}
+
+impl Batch {
+    fn with_capacity(records: usize) -> Self {
+        Self {
+            records: Vec::with_capacity(records),
+            offsets: HashMap::new(),
+        }
+    }
 }
 
 /// The consumer loop. Returns when `cancel` fires, after a final flush and commit.
@@ -166,10 +171,7 @@ impl Ingestor {
         })?;
         consumer.subscribe(&[ALL_TOPICS])?;
         Ok(Self {
-            batch: Batch {
-                records: Vec::with_capacity(config.batch_size),
-                offsets: HashMap::new(),
-            },
+            batch: Batch::with_capacity(config.batch_size),
             config,
             interpreter,
             store,
@@ -179,8 +181,8 @@ impl Ingestor {
     }
 
     fn wanted(&self, topic: &str) -> bool {
-        self.config.include.as_ref().is_none_or(|re| full_match(re, topic))
-            && !self.config.exclude.as_ref().is_some_and(|re| full_match(re, topic))
+        self.config.include.as_ref().is_none_or(|p| p.matches(topic))
+            && !self.config.exclude.as_ref().is_some_and(|p| p.matches(topic))
     }
 
     fn accept<M: Message>(&mut self, message: &M)
@@ -220,13 +222,7 @@ impl Ingestor {
     }
 
     fn take_batch(&mut self) -> Batch {
-        std::mem::replace(
-            &mut self.batch,
-            Batch {
-                records: Vec::with_capacity(self.config.batch_size),
-                offsets: HashMap::new(),
-            },
-        )
+        std::mem::replace(&mut self.batch, Batch::with_capacity(self.config.batch_size))
     }
 
     /// Runs until `cancel` fires. Records are read and interpreted here while the previous batch

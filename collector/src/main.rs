@@ -13,7 +13,7 @@ use choreoscope::record::Interpreter;
 use choreoscope::rules::Rules;
 use choreoscope::store::Store;
 use clap::{Args, Parser, Subcommand};
-use regex::Regex;
+use choreoscope::rules::TopicPattern;
 use tokio_util::sync::CancellationToken;
 
 /// Choreoscope: see what happened to a business entity across every service of a Kafka
@@ -44,11 +44,11 @@ struct CollectArgs {
     #[arg(long, env = "CHOREOSCOPE_GROUP", default_value = "choreoscope")]
     group: String,
     /// Store only topics whose whole name matches this regular expression.
-    #[arg(long, env = "CHOREOSCOPE_INCLUDE")]
-    include: Option<Regex>,
+    #[arg(long, env = "CHOREOSCOPE_INCLUDE", value_parser = topic_pattern)]
+    include: Option<TopicPattern>,
     /// Do not store topics whose whole name matches this regular expression.
-    #[arg(long, env = "CHOREOSCOPE_EXCLUDE")]
-    exclude: Option<Regex>,
+    #[arg(long, env = "CHOREOSCOPE_EXCLUDE", value_parser = topic_pattern)]
+    exclude: Option<TopicPattern>,
     /// TOML config file: alias profiles per topic, business-key rules.
     #[arg(long, env = "CHOREOSCOPE_CONFIG")]
     config: Option<PathBuf>,
@@ -70,6 +70,10 @@ struct CollectArgs {
     /// Extra librdkafka property, KEY=VALUE (repeatable), e.g. security.protocol=SSL.
     #[arg(long = "kafka", value_parser = parse_property)]
     kafka_properties: Vec<(String, String)>,
+}
+
+fn topic_pattern(s: &str) -> Result<TopicPattern, String> {
+    TopicPattern::new(s).map_err(|e| e.to_string())
 }
 
 fn parse_property(s: &str) -> Result<(String, String), String> {

@@ -36,7 +36,7 @@ impl InProcessCollector {
             IngestConfig {
                 brokers: broker.bootstrap().to_owned(),
                 group: format!("collector-{suffix}"),
-                include: Some(regex::Regex::new(&format!(".*{suffix}")).unwrap()),
+                include: Some(choreoscope::rules::TopicPattern::new(&format!(".*{suffix}")).unwrap()),
                 exclude: None,
                 batch_size: 500,
                 batch_timeout: Duration::from_millis(50),
