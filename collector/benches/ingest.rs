@@ -28,16 +28,26 @@ use rdkafka::util::Timeout;
 const PARTITIONS: i32 = 3;
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn headers(topic: &str, i: usize, cause: Option<&RecordHeaders>) -> RecordHeaders {
     let cause = cause.map(|h| choreoscope_sdk::EventContext::extract(h, &Default::default()));
     stamp(
-        OutgoingEvent::new(topic, if cause.is_some() { "PaymentCaptured" } else { "OrderCreated" })
-            .subject(format!("order/o-{}", i / 2))
-            .content_type("application/json")
-            .business_key("order.id", format!("o-{}", i / 2)),
+        OutgoingEvent::new(
+            topic,
+            if cause.is_some() {
+                "PaymentCaptured"
+            } else {
+                "OrderCreated"
+            },
+        )
+        .subject(format!("order/o-{}", i / 2))
+        .content_type("application/json")
+        .business_key("order.id", format!("o-{}", i / 2)),
         "bench",
         cause.as_ref(),
         &opentelemetry::Context::new(),
@@ -46,7 +56,8 @@ fn headers(topic: &str, i: usize, cause: Option<&RecordHeaders>) -> RecordHeader
     .headers
 }
 
-const PAYLOAD: &[u8] = br#"{"orderId":"o-1","amount":4200,"currency":"EUR","lines":[{"sku":"A-1","qty":2}]}"#;
+const PAYLOAD: &[u8] =
+    br#"{"orderId":"o-1","amount":4200,"currency":"EUR","lines":[{"sku":"A-1","qty":2}]}"#;
 
 /// Interpreted records of `n / 2` two-event flows.
 fn records(n: usize) -> Vec<EventRecord> {
@@ -79,7 +90,11 @@ async fn store_only(url: &str, label: &str, records: &[EventRecord]) {
         store.write_batch(batch).await.unwrap();
     }
     let secs = start.elapsed().as_secs_f64();
-    println!("{:<44} {:>12.0}", format!("store only, {label} (write_batch of 5000)"), records.len() as f64 / secs);
+    println!(
+        "{:<44} {:>12.0}",
+        format!("store only, {label} (write_batch of 5000)"),
+        records.len() as f64 / secs
+    );
 }
 
 async fn produce(brokers: &str, topic: &str, n: usize) {
@@ -96,7 +111,10 @@ async fn produce(brokers: &str, topic: &str, n: usize) {
             async move {
                 producer
                     .send(
-                        FutureRecord::to(topic).key("o-1").payload(PAYLOAD).headers(h.to_kafka()),
+                        FutureRecord::to(topic)
+                            .key("o-1")
+                            .payload(PAYLOAD)
+                            .headers(h.to_kafka()),
                         Timeout::After(Duration::from_secs(30)),
                     )
                     .await
@@ -112,7 +130,10 @@ async fn produce(brokers: &str, topic: &str, n: usize) {
 async fn raw_consume(brokers: &str, topic: &str, n: usize) -> f64 {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
-        .set("group.id", format!("bench-raw-{}", uuid::Uuid::new_v4().simple()))
+        .set(
+            "group.id",
+            format!("bench-raw-{}", uuid::Uuid::new_v4().simple()),
+        )
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .create()
@@ -144,7 +165,9 @@ fn vm_hwm_kib(pid: u32) -> u64 {
 
 fn ingested(listen: &str) -> u64 {
     use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(listen) else { return 0 };
+    let Ok(mut s) = std::net::TcpStream::connect(listen) else {
+        return 0;
+    };
     let _ = write!(s, "GET /metrics HTTP/1.0\r\n\r\n");
     let mut body = String::new();
     let _ = s.read_to_string(&mut body);
@@ -156,10 +179,27 @@ fn ingested(listen: &str) -> u64 {
 
 /// Runs the collector binary until it has ingested `n` events; returns (events/s, peak RSS KiB).
 fn collector(brokers: &str, topic: &str, db: &str, n: usize) -> (f64, u64) {
-    let listen = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_choreoscope"))
-        .args(["collect", "--brokers", brokers, "--db", db, "--listen", &listen, "--include", topic])
-        .args(["--group", &format!("bench-{}", uuid::Uuid::new_v4().simple())])
+        .args([
+            "collect",
+            "--brokers",
+            brokers,
+            "--db",
+            db,
+            "--listen",
+            &listen,
+            "--include",
+            topic,
+        ])
+        .args([
+            "--group",
+            &format!("bench-{}", uuid::Uuid::new_v4().simple()),
+        ])
         .env("RUST_LOG", "warn")
         .spawn()
         .unwrap();
@@ -167,7 +207,10 @@ fn collector(brokers: &str, topic: &str, db: &str, n: usize) -> (f64, u64) {
     let mut peak = 0;
     while ingested(&listen) < n as u64 {
         peak = peak.max(vm_hwm_kib(child.id()));
-        assert!(start.elapsed() < Duration::from_secs(1800), "collector too slow");
+        assert!(
+            start.elapsed() < Duration::from_secs(1800),
+            "collector too slow"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let rate = n as f64 / start.elapsed().as_secs_f64();
@@ -181,7 +224,10 @@ async fn fresh_pg(admin: &str) -> String {
     use sqlx::Connection;
     let name = format!("cs_bench_{}", uuid::Uuid::new_v4().simple());
     let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
     format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
 }
 
@@ -201,11 +247,20 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
 
     println!("collector ingest benchmark: {n} events, {PARTITIONS} partitions");
-    println!("{:<44} {:>12} {:>8} {:>11} {:>10}", "measure", "events/s", "ratio", "bytes/event", "peak RSS");
+    println!(
+        "{:<44} {:>12} {:>8} {:>11} {:>10}",
+        "measure", "events/s", "ratio", "bytes/event", "peak RSS"
+    );
     let recs = records(n.min(100_000));
-    rt.block_on(store_only(&format!("sqlite://{}", dir.path().join("s.db").display()), "SQLite", &recs));
+    rt.block_on(store_only(
+        &format!("sqlite://{}", dir.path().join("s.db").display()),
+        "SQLite",
+        &recs,
+    ));
     match &pg {
-        Some(admin) => rt.block_on(async { store_only(&fresh_pg(admin).await, "PostgreSQL", &recs).await }),
+        Some(admin) => {
+            rt.block_on(async { store_only(&fresh_pg(admin).await, "PostgreSQL", &recs).await })
+        }
         None => println!("store only, PostgreSQL: skipped (set BENCH_PG)"),
     }
     drop(recs);
@@ -220,9 +275,16 @@ fn main() {
     let topic = format!("bench-ingest-{}", uuid::Uuid::new_v4().simple());
     {
         let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
-            ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
+            ClientConfig::new()
+                .set("bootstrap.servers", &brokers)
+                .create()
+                .unwrap();
         rt.block_on(admin.create_topics(
-            &[rdkafka::admin::NewTopic::new(&topic, PARTITIONS, rdkafka::admin::TopicReplication::Fixed(1))],
+            &[rdkafka::admin::NewTopic::new(
+                &topic,
+                PARTITIONS,
+                rdkafka::admin::TopicReplication::Fixed(1),
+            )],
             &rdkafka::admin::AdminOptions::new(),
         ))
         .unwrap();
@@ -231,20 +293,42 @@ fn main() {
     rt.block_on(produce(&brokers, &topic, n));
     eprintln!("consuming them with a bare consumer");
     let raw = rt.block_on(raw_consume(&brokers, &topic, n));
-    println!("{:<44} {:>12.0} {:>8.2}", "raw consume (bare rdkafka StreamConsumer)", raw, 1.0);
+    println!(
+        "{:<44} {:>12.0} {:>8.2}",
+        "raw consume (bare rdkafka StreamConsumer)", raw, 1.0
+    );
 
     let sqlite_path = dir.path().join("e2e.db");
-    let (rate, rss) = collector(&brokers, &topic, &format!("sqlite://{}", sqlite_path.display()), n);
+    let (rate, rss) = collector(
+        &brokers,
+        &topic,
+        &format!("sqlite://{}", sqlite_path.display()),
+        n,
+    );
     let bytes: u64 = ["", "-wal", "-shm"]
         .iter()
         .filter_map(|s| std::fs::metadata(format!("{}{s}", sqlite_path.display())).ok())
         .map(|m| m.len())
         .sum();
-    println!("{:<44} {:>12.0} {:>8.2} {:>11} {:>7} MiB", "collector → SQLite", rate, rate / raw, bytes / n as u64, rss / 1024);
+    println!(
+        "{:<44} {:>12.0} {:>8.2} {:>11} {:>7} MiB",
+        "collector → SQLite",
+        rate,
+        rate / raw,
+        bytes / n as u64,
+        rss / 1024
+    );
     if let Some(admin) = &pg {
         let url = rt.block_on(fresh_pg(admin));
         let (rate, rss) = collector(&brokers, &topic, &url, n);
         let bytes = rt.block_on(pg_bytes(&url));
-        println!("{:<44} {:>12.0} {:>8.2} {:>11} {:>7} MiB", "collector → PostgreSQL", rate, rate / raw, bytes / n as u64, rss / 1024);
+        println!(
+            "{:<44} {:>12.0} {:>8.2} {:>11} {:>7} MiB",
+            "collector → PostgreSQL",
+            rate,
+            rate / raw,
+            bytes / n as u64,
+            rss / 1024
+        );
     }
 }

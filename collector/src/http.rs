@@ -1,5 +1,5 @@
-//! The collector's HTTP server: `/metrics` (Prometheus text) and `/healthz`. The query API of
-//! issue 4 mounts on the same router.
+//! The collector's HTTP server: the query API under `/api/v1` (see [`crate::api`]), `/metrics`
+//! (Prometheus text) and `/healthz`.
 
 use std::sync::Arc;
 
@@ -26,12 +26,16 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
+        .merge(crate::api::routes())
         .with_state(state)
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.encode(),
     )
 }
@@ -39,6 +43,9 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     match state.store.ping().await {
         Ok(()) => (StatusCode::OK, "ok".to_owned()),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {e}")),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("store unavailable: {e}"),
+        ),
     }
 }

@@ -136,6 +136,8 @@ pub struct Ingestor {
     metrics: Arc<Metrics>,
     consumer: Arc<StreamConsumer<LagContext>>,
     batch: Batch,
+    /// The last offset read per topic and partition, to see offsets the broker never delivered.
+    last_read: HashMap<String, HashMap<i32, i64>>,
 }
 
 impl Ingestor {
@@ -177,12 +179,20 @@ impl Ingestor {
             store,
             metrics,
             consumer: Arc::new(consumer),
+            last_read: HashMap::new(),
         })
     }
 
     fn wanted(&self, topic: &str) -> bool {
-        self.config.include.as_ref().is_none_or(|p| p.matches(topic))
-            && !self.config.exclude.as_ref().is_some_and(|p| p.matches(topic))
+        self.config
+            .include
+            .as_ref()
+            .is_none_or(|p| p.matches(topic))
+            && !self
+                .config
+                .exclude
+                .as_ref()
+                .is_some_and(|p| p.matches(topic))
     }
 
     fn accept<M: Message>(&mut self, message: &M)
@@ -190,8 +200,11 @@ impl Ingestor {
         M::Headers: rdkafka::message::Headers,
     {
         let topic = message.topic();
-        let label = TopicLabel { topic: topic.to_owned() };
+        let label = TopicLabel {
+            topic: topic.to_owned(),
+        };
         self.metrics.records_consumed.get_or_create(&label).inc();
+        self.note_position(topic, message.partition(), message.offset());
         self.batch
             .offsets
             .insert((topic.to_owned(), message.partition()), message.offset());
@@ -216,13 +229,45 @@ impl Ingestor {
             now_us(),
         );
         for p in &record.problems {
-            self.metrics.problems.get_or_create(&KindLabel { kind: p.kind.clone() }).inc();
+            self.metrics
+                .problems
+                .get_or_create(&KindLabel {
+                    kind: p.kind.clone(),
+                })
+                .inc();
         }
         self.batch.records.push(record);
     }
 
+    /// Counts offsets skipped since the previous record of the partition. Going back (a
+    /// rebalance or restart delivering again) is normal and counts nothing.
+    fn note_position(&mut self, topic: &str, partition: i32, offset: i64) {
+        let last = match self.last_read.get_mut(topic) {
+            Some(partitions) => partitions.insert(partition, offset),
+            None => {
+                self.last_read
+                    .insert(topic.to_owned(), HashMap::from([(partition, offset)]));
+                None
+            }
+        };
+        if let Some(last) = last.filter(|&last| offset > last + 1) {
+            let skipped = offset - last - 1;
+            self.metrics
+                .offsets_skipped
+                .get_or_create(&TopicLabel {
+                    topic: topic.to_owned(),
+                })
+                .inc_by(skipped as u64);
+            tracing::warn!(topic, partition, after = last, next = offset, skipped,
+                "offsets skipped by the broker (expected only for transaction markers or compaction)");
+        }
+    }
+
     fn take_batch(&mut self) -> Batch {
-        std::mem::replace(&mut self.batch, Batch::with_capacity(self.config.batch_size))
+        std::mem::replace(
+            &mut self.batch,
+            Batch::with_capacity(self.config.batch_size),
+        )
     }
 
     /// Runs until `cancel` fires. Records are read and interpreted here while the previous batch
@@ -286,7 +331,10 @@ impl Ingestor {
             // Exactly the offsets of durable records: never the consumer's position, which may be
             // ahead of what was written when the writer gave up.
             Ok(durable) if !durable.is_empty() => {
-                if let Err(e) = self.consumer.commit(&offset_list(&durable), CommitMode::Sync) {
+                if let Err(e) = self
+                    .consumer
+                    .commit(&offset_list(&durable), CommitMode::Sync)
+                {
                     tracing::warn!(error = %e, "final offset commit failed; those records will be delivered again");
                 }
             }
@@ -325,7 +373,11 @@ impl Writer {
 
     /// Writes `batch`, retrying with backoff until it is durable; then commits its offsets
     /// (asynchronously) and returns them. Returns `None` when it gave up because `cancel` fired.
-    async fn write(&self, batch: Batch, cancel: &CancellationToken) -> Option<HashMap<(String, i32), i64>> {
+    async fn write(
+        &self,
+        batch: Batch,
+        cancel: &CancellationToken,
+    ) -> Option<HashMap<(String, i32), i64>> {
         let started = Instant::now();
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(100))
@@ -366,7 +418,9 @@ impl Writer {
         };
         self.record_outcome(&outcome);
         self.metrics.batch_size.observe(batch.records.len() as f64);
-        self.metrics.batch_write_seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .batch_write_seconds
+            .observe(started.elapsed().as_secs_f64());
         let next: HashMap<(String, i32), i64> = batch
             .offsets
             .into_iter()
@@ -377,15 +431,25 @@ impl Writer {
             // commit) starts from the last commit, and the store ignores what it has already.
             tracing::debug!(error = %e, "offset commit not sent");
         }
-        tracing::debug!(records = outcome.records, new_events = outcome.new_events,
-            redelivered = outcome.redelivered, duplicates = outcome.duplicate_publishes, "batch committed");
+        tracing::debug!(
+            records = outcome.records,
+            new_events = outcome.new_events,
+            redelivered = outcome.redelivered,
+            duplicates = outcome.duplicate_publishes,
+            "batch committed"
+        );
         Some(next)
     }
 
     fn record_outcome(&self, outcome: &crate::store::WriteOutcome) {
         for (topic, counts) in &outcome.per_topic {
-            let label = TopicLabel { topic: topic.clone() };
-            self.metrics.events_ingested.get_or_create(&label).inc_by(counts.new_deliveries as u64);
+            let label = TopicLabel {
+                topic: topic.clone(),
+            };
+            self.metrics
+                .events_ingested
+                .get_or_create(&label)
+                .inc_by(counts.new_deliveries as u64);
             if counts.duplicate_publishes > 0 {
                 self.metrics
                     .duplicate_publishes

@@ -9,10 +9,14 @@
 //! - [`record`]: raw record → [`record::EventRecord`]; never fails, records its problems.
 //! - [`store`]: the lineage store (SQLite, PostgreSQL), idempotent batch writes and lookups.
 //! - [`lineage`]: causal graph walks over the store (ancestors, descendants, cycles, missing causes).
+//! - [`flow`]: the causal graph of a set of events (a key, a trace, a correlation) and its ends.
 //! - [`ingest`]: the consumer loop — batches, back-pressure, offsets after durability.
 //! - [`metrics`]: Prometheus metrics.
-//! - [`http`]: `/metrics`, `/healthz` (the query API comes with issue 4).
+//! - [`api`]: the query API under `/api/v1` and the answers it shares with `choreoscope query`.
+//! - [`http`]: the HTTP server: the API, `/metrics`, `/healthz`.
 
+pub mod api;
+pub mod flow;
 pub mod http;
 pub mod ingest;
 pub mod lineage;

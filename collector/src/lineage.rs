@@ -41,6 +41,9 @@ pub enum Flag {
     Cycle,
     /// The event names no cause: it starts a flow.
     Root,
+    /// Nothing has reacted to the event (yet): where its flow currently ends. Set on flow graphs
+    /// (key, trace, correlation), not on depth-limited lineage walks.
+    End,
 }
 
 /// An event in a lineage graph.
@@ -80,7 +83,8 @@ pub struct Lineage {
     pub truncated: Option<String>,
 }
 
-fn base_flags(e: &SummaryRow) -> BTreeSet<Flag> {
+/// The flags an event carries on its own, wherever it appears.
+pub(crate) fn base_flags(e: &SummaryRow) -> BTreeSet<Flag> {
     let mut flags = BTreeSet::new();
     if e.delivery_count > 1 {
         flags.insert(Flag::DuplicatePublish);
@@ -111,14 +115,21 @@ impl Walk<'_> {
             self.graph.truncated = Some(format!("node limit of {} reached", self.max_nodes));
             return false;
         }
-        self.index.insert(event.event_id.clone(), self.graph.nodes.len());
+        self.index
+            .insert(event.event_id.clone(), self.graph.nodes.len());
         let flags = base_flags(&event);
-        self.graph.nodes.push(Node { event, depth, flags });
+        self.graph.nodes.push(Node {
+            event,
+            depth,
+            flags,
+        });
         true
     }
 
     fn time(&self, id: &str) -> i64 {
-        self.index.get(id).map_or(0, |&i| self.graph.nodes[i].event.time_us)
+        self.index
+            .get(id)
+            .map_or(0, |&i| self.graph.nodes[i].event.time_us)
     }
 
     /// Adds `from → to`; both must be nodes. Returns whether it closed a cycle.
@@ -174,7 +185,9 @@ impl Walk<'_> {
                 let child = self.graph.nodes[i].event.clone();
                 let (parent, inferred) = match &child.causation_id {
                     Some(cause) => match found.get(cause).cloned().or_else(|| {
-                        self.index.get(cause).map(|&j| self.graph.nodes[j].event.clone())
+                        self.index
+                            .get(cause)
+                            .map(|&j| self.graph.nodes[j].event.clone())
                     }) {
                         Some(p) => (p, false),
                         None => {
@@ -225,7 +238,10 @@ impl Walk<'_> {
                 let e = self.graph.nodes[i].event.clone();
                 if let (Some(trace), Some(span)) = (&e.trace_id, &e.span_id) {
                     let same = self.store.same_span(trace, span).await?;
-                    if same.first().is_some_and(|first| first.event_id == e.event_id) {
+                    if same
+                        .first()
+                        .is_some_and(|first| first.event_id == e.event_id)
+                    {
                         reactions.extend(
                             same.into_iter()
                                 .skip(1)
@@ -235,7 +251,8 @@ impl Walk<'_> {
                     }
                 }
             }
-            reactions.sort_by(|a, b| (a.0.time_us, &a.0.event_id).cmp(&(b.0.time_us, &b.0.event_id)));
+            reactions
+                .sort_by(|a, b| (a.0.time_us, &a.0.event_id).cmp(&(b.0.time_us, &b.0.event_id)));
             let mut next = Vec::new();
             for (reaction, cause, inferred) in reactions {
                 let id = reaction.event_id.clone();
@@ -244,7 +261,9 @@ impl Walk<'_> {
                     next.push(self.index[&id]);
                 }
                 if self.index.contains_key(&id) {
-                    let closes = !fresh && self.graph.nodes[self.index[&id]].depth <= self.graph.nodes[self.index[&cause]].depth;
+                    let closes = !fresh
+                        && self.graph.nodes[self.index[&id]].depth
+                            <= self.graph.nodes[self.index[&cause]].depth;
                     self.add_edge(&cause, &id, inferred, closes);
                 }
             }

@@ -11,9 +11,9 @@ use choreoscope::ingest::{IngestConfig, Ingestor};
 use choreoscope::metrics::Metrics;
 use choreoscope::record::Interpreter;
 use choreoscope::rules::Rules;
+use choreoscope::rules::TopicPattern;
 use choreoscope::store::Store;
 use clap::{Args, Parser, Subcommand};
-use choreoscope::rules::TopicPattern;
 use tokio_util::sync::CancellationToken;
 
 /// Choreoscope: see what happened to a business entity across every service of a Kafka
@@ -38,7 +38,11 @@ struct CollectArgs {
     #[arg(long, env = "CHOREOSCOPE_BROKERS")]
     brokers: String,
     /// Lineage store: sqlite://PATH (created if missing) or postgres://USER@HOST/DB.
-    #[arg(long, env = "CHOREOSCOPE_DB", default_value = "sqlite://choreoscope.db")]
+    #[arg(
+        long,
+        env = "CHOREOSCOPE_DB",
+        default_value = "sqlite://choreoscope.db"
+    )]
     db: String,
     /// Consumer group of the collector.
     #[arg(long, env = "CHOREOSCOPE_GROUP", default_value = "choreoscope")]
@@ -65,7 +69,11 @@ struct CollectArgs {
     #[arg(long, env = "CHOREOSCOPE_MAX_PAYLOAD", default_value_t = 64 * 1024)]
     max_payload: usize,
     /// Milliseconds between looks for new topics.
-    #[arg(long, env = "CHOREOSCOPE_METADATA_REFRESH_MS", default_value_t = 10_000)]
+    #[arg(
+        long,
+        env = "CHOREOSCOPE_METADATA_REFRESH_MS",
+        default_value_t = 10_000
+    )]
     metadata_refresh_ms: u64,
     /// Extra librdkafka property, KEY=VALUE (repeatable), e.g. security.protocol=SSL.
     #[arg(long = "kafka", value_parser = parse_property)]
@@ -144,7 +152,10 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     tracing::info!(listen = %args.listen, "serving /metrics and /healthz");
     let server = tokio::spawn({
         let cancel = cancel.clone();
-        let router = app(AppState { store: store.clone(), metrics: metrics.clone() });
+        let router = app(AppState {
+            store: store.clone(),
+            metrics: metrics.clone(),
+        });
         async move {
             axum::serve(listener, router)
                 .with_graceful_shutdown(async move { cancel.cancelled().await })

@@ -60,6 +60,9 @@ pub struct Metrics {
     pub paused: Gauge,
     /// Consumer lag per partition, from the client's statistics.
     pub consumer_lag: Family<PartitionLabel, Gauge>,
+    /// Offsets never delivered between two consecutive records of a partition, per topic:
+    /// transaction markers and compaction explain some; anything else is a broker fault.
+    pub offsets_skipped: Family<TopicLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -85,20 +88,74 @@ impl Metrics {
             kafka_errors: Counter::default(),
             paused: Gauge::default(),
             consumer_lag: Family::default(),
+            offsets_skipped: Family::default(),
         };
         let registry = m.registry.get_mut().expect("fresh mutex");
-        registry.register("records_consumed", "Records read from Kafka", m.records_consumed.clone());
-        registry.register("records_excluded", "Records skipped by --include/--exclude", m.records_excluded.clone());
-        registry.register("events_ingested", "Deliveries stored for the first time", m.events_ingested.clone());
-        registry.register("redelivered", "Records already stored, delivered again", m.redelivered.clone());
-        registry.register("duplicate_publishes", "Event ids published again at another offset", m.duplicate_publishes.clone());
-        registry.register("problems", "Problems found while interpreting records", m.problems.clone());
-        registry.register("batch_size", "Records per committed batch", m.batch_size.clone());
-        registry.register("batch_write_seconds", "Seconds to write a batch, retries included", m.batch_write_seconds.clone());
-        registry.register("store_errors", "Failed store writes (retried)", m.store_errors.clone());
-        registry.register("kafka_errors", "Errors from the Kafka client", m.kafka_errors.clone());
-        registry.register("paused", "1 while consumption is held back because the store is failing", m.paused.clone());
-        registry.register("consumer_lag", "Consumer lag per partition", m.consumer_lag.clone());
+        registry.register(
+            "records_consumed",
+            "Records read from Kafka",
+            m.records_consumed.clone(),
+        );
+        registry.register(
+            "records_excluded",
+            "Records skipped by --include/--exclude",
+            m.records_excluded.clone(),
+        );
+        registry.register(
+            "events_ingested",
+            "Deliveries stored for the first time",
+            m.events_ingested.clone(),
+        );
+        registry.register(
+            "redelivered",
+            "Records already stored, delivered again",
+            m.redelivered.clone(),
+        );
+        registry.register(
+            "duplicate_publishes",
+            "Event ids published again at another offset",
+            m.duplicate_publishes.clone(),
+        );
+        registry.register(
+            "problems",
+            "Problems found while interpreting records",
+            m.problems.clone(),
+        );
+        registry.register(
+            "batch_size",
+            "Records per committed batch",
+            m.batch_size.clone(),
+        );
+        registry.register(
+            "batch_write_seconds",
+            "Seconds to write a batch, retries included",
+            m.batch_write_seconds.clone(),
+        );
+        registry.register(
+            "store_errors",
+            "Failed store writes (retried)",
+            m.store_errors.clone(),
+        );
+        registry.register(
+            "kafka_errors",
+            "Errors from the Kafka client",
+            m.kafka_errors.clone(),
+        );
+        registry.register(
+            "paused",
+            "1 while consumption is held back because the store is failing",
+            m.paused.clone(),
+        );
+        registry.register(
+            "consumer_lag",
+            "Consumer lag per partition",
+            m.consumer_lag.clone(),
+        );
+        registry.register(
+            "offsets_skipped",
+            "Offsets never delivered between consecutive records of a partition (transaction markers, compaction, or a broker fault)",
+            m.offsets_skipped.clone(),
+        );
         m
     }
 
@@ -119,13 +176,27 @@ mod tests {
     #[test]
     fn text_exposition_names_every_family_with_its_labels() {
         let m = Metrics::new();
-        m.events_ingested.get_or_create(&TopicLabel { topic: "orders".into() }).inc_by(3);
-        m.problems.get_or_create(&KindLabel { kind: "invalid_traceparent".into() }).inc();
+        m.events_ingested
+            .get_or_create(&TopicLabel {
+                topic: "orders".into(),
+            })
+            .inc_by(3);
+        m.problems
+            .get_or_create(&KindLabel {
+                kind: "invalid_traceparent".into(),
+            })
+            .inc();
         m.consumer_lag
-            .get_or_create(&PartitionLabel { topic: "orders".into(), partition: "0".into() })
+            .get_or_create(&PartitionLabel {
+                topic: "orders".into(),
+                partition: "0".into(),
+            })
             .set(7);
         let text = m.encode();
-        assert!(text.contains("choreoscope_events_ingested_total{topic=\"orders\"} 3"), "{text}");
+        assert!(
+            text.contains("choreoscope_events_ingested_total{topic=\"orders\"} 3"),
+            "{text}"
+        );
         assert!(text.contains("choreoscope_problems_total{kind=\"invalid_traceparent\"} 1"));
         assert!(text.contains("choreoscope_consumer_lag{topic=\"orders\",partition=\"0\"} 7"));
         assert!(text.contains("# TYPE choreoscope_batch_write_seconds histogram"));

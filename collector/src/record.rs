@@ -129,7 +129,10 @@ pub fn headers_to_json(headers: &RecordHeaders) -> String {
 }
 
 fn looks_like_json(payload: &[u8]) -> bool {
-    matches!(payload.iter().find(|b| !b.is_ascii_whitespace()), Some(b'{' | b'['))
+    matches!(
+        payload.iter().find(|b| !b.is_ascii_whitespace()),
+        Some(b'{' | b'[')
+    )
 }
 
 fn scalar_text(value: &serde_json::Value) -> Option<String> {
@@ -169,11 +172,16 @@ impl Interpreter {
         if payload_truncated {
             problems.push(Problem {
                 kind: "payload_truncated".into(),
-                detail: format!("payload of {payload_size} bytes cut to {} bytes", self.max_payload),
+                detail: format!(
+                    "payload of {payload_size} bytes cut to {} bytes",
+                    self.max_payload
+                ),
             });
         }
         let content_type = cx.cloud_event.content_type.clone();
-        let claims_json = content_type.as_deref().is_some_and(|ct| ct.contains("json"));
+        let claims_json = content_type
+            .as_deref()
+            .is_some_and(|ct| ct.contains("json"));
         let json = match raw.payload {
             Some(p) if claims_json || (content_type.is_none() && looks_like_json(p)) => {
                 match serde_json::from_slice::<serde_json::Value>(p) {
@@ -183,7 +191,11 @@ impl Interpreter {
                             kind: "payload_not_json".into(),
                             detail: format!(
                                 "payload {} but is not JSON: {e}",
-                                if claims_json { "is declared JSON" } else { "looks like JSON" }
+                                if claims_json {
+                                    "is declared JSON"
+                                } else {
+                                    "looks like JSON"
+                                }
                             ),
                         });
                         None
@@ -208,7 +220,12 @@ impl Interpreter {
             }
         }
         if let Some(json) = &json {
-            for rule in self.rules.key_rules.iter().filter(|r| r.topics.matches(raw.topic)) {
+            for rule in self
+                .rules
+                .key_rules
+                .iter()
+                .filter(|r| r.topics.matches(raw.topic))
+            {
                 if let Some(value) = json.pointer(&rule.pointer).and_then(scalar_text) {
                     keys.insert((rule.key.clone(), value));
                 }
@@ -236,7 +253,9 @@ impl Interpreter {
             causation_id: cx.causation_id.map(|s| s.value),
             correlation_id: cx.correlation_id.map(|s| s.value),
             headers_json: headers_to_json(raw.headers),
-            payload: raw.payload.map(|p| p[..p.len().min(self.max_payload)].to_vec()),
+            payload: raw
+                .payload
+                .map(|p| p[..p.len().min(self.max_payload)].to_vec()),
             payload_size: payload_size as i64,
             payload_truncated,
             problems,
@@ -282,7 +301,10 @@ mod tests {
         assert_eq!(e.event_id, "kafka:orders/2/41");
         assert_eq!(e.id_source, "derived");
         assert_eq!(kinds(&e), vec!["no_event_id"]);
-        assert_eq!(e.time_us, 1_700_000_000_000_000, "broker time when no ce_time");
+        assert_eq!(
+            e.time_us, 1_700_000_000_000_000,
+            "broker time when no ce_time"
+        );
         assert_eq!(e.keys, vec![("kafka.key".to_string(), "o-1".to_string())]);
     }
 
@@ -301,7 +323,13 @@ mod tests {
         let keys: Vec<_> = e.keys.iter().map(|(k, v)| format!("{k}={v}")).collect();
         assert_eq!(
             keys,
-            vec!["customer.id=42", "kafka.key=o-1", "member.id=m-7", "order.id=o-1", "subject=order/o-1"]
+            vec![
+                "customer.id=42",
+                "kafka.key=o-1",
+                "member.id=m-7",
+                "order.id=o-1",
+                "subject=order/o-1"
+            ]
         );
         assert!(e.problems.is_empty());
     }
@@ -319,7 +347,9 @@ mod tests {
 
     #[test]
     fn declared_json_that_is_not_json_is_a_problem_binary_without_type_is_not() {
-        let json: RecordHeaders = [("ce_id", "e"), ("content-type", "application/json")].into_iter().collect();
+        let json: RecordHeaders = [("ce_id", "e"), ("content-type", "application/json")]
+            .into_iter()
+            .collect();
         let e = interpreter(&[]).interpret(raw(&json, Some(b"{not json")), 0);
         assert_eq!(kinds(&e), vec!["payload_not_json"]);
         let untyped: RecordHeaders = [("ce_id", "e")].into_iter().collect();
@@ -333,7 +363,10 @@ mod tests {
         h.push("ce_id", Some(vec![0xff, 0xfe]));
         h.push("nothing", None);
         let e = interpreter(&[]).interpret(raw(&h, None), 0);
-        assert_eq!(e.headers_json, r#"[["ce_id",{"base64":"//4="}],["nothing",null]]"#);
+        assert_eq!(
+            e.headers_json,
+            r#"[["ce_id",{"base64":"//4="}],["nothing",null]]"#
+        );
         assert_eq!(kinds(&e), vec!["not_utf8", "no_event_id"]);
     }
 }

@@ -72,10 +72,15 @@ impl std::str::FromStr for KeyRule {
 
     fn from_str(rule: &str) -> Result<Self, Self::Err> {
         let syntax = || RuleError::Syntax(rule.to_owned());
-        let (topics, rest) = rule.rsplit_once(" : ").or_else(|| rule.rsplit_once(':')).ok_or_else(syntax)?;
+        let (topics, rest) = rule
+            .rsplit_once(" : ")
+            .or_else(|| rule.rsplit_once(':'))
+            .ok_or_else(syntax)?;
         let (pointer, key) = rest.split_once("->").ok_or_else(syntax)?;
         let (topics, pointer, key) = (topics.trim(), pointer.trim(), key.trim());
-        if topics.is_empty() || !(pointer.is_empty() || pointer.starts_with('/')) || key.is_empty()
+        if topics.is_empty()
+            || !(pointer.is_empty() || pointer.starts_with('/'))
+            || key.is_empty()
             || key.contains(char::is_whitespace)
         {
             return Err(syntax());
@@ -203,16 +208,28 @@ mod tests {
     fn key_rule_parses_the_documented_syntax() {
         let rule: KeyRule = "orders.* : /orderId -> order.id".parse().unwrap();
         assert!(rule.topics.matches("orders.v1") && !rule.topics.matches("x-orders.v1"));
-        assert_eq!((rule.pointer.as_str(), rule.key.as_str()), ("/orderId", "order.id"));
+        assert_eq!(
+            (rule.pointer.as_str(), rule.key.as_str()),
+            ("/orderId", "order.id")
+        );
         let compact: KeyRule = "members:/member/id->member.id".parse().unwrap();
         assert_eq!(compact.pointer, "/member/id");
     }
 
     #[test]
     fn malformed_rules_say_what_is_wrong() {
-        assert!(matches!("orders /id order.id".parse::<KeyRule>(), Err(RuleError::Syntax(_))));
-        assert!(matches!("orders : id -> order.id".parse::<KeyRule>(), Err(RuleError::Syntax(_))));
-        assert!(matches!("(orders : /id -> order.id".parse::<KeyRule>(), Err(RuleError::Regex { .. })));
+        assert!(matches!(
+            "orders /id order.id".parse::<KeyRule>(),
+            Err(RuleError::Syntax(_))
+        ));
+        assert!(matches!(
+            "orders : id -> order.id".parse::<KeyRule>(),
+            Err(RuleError::Syntax(_))
+        ));
+        assert!(matches!(
+            "(orders : /id -> order.id".parse::<KeyRule>(),
+            Err(RuleError::Regex { .. })
+        ));
     }
 
     #[test]
@@ -228,10 +245,16 @@ mod tests {
         )
         .unwrap();
         let rules = Rules::from_config(&config).unwrap();
-        assert_eq!(rules.aliases_for("legacy-billing").event_id, vec!["NServiceBus.MessageId"]);
+        assert_eq!(
+            rules.aliases_for("legacy-billing").event_id,
+            vec!["NServiceBus.MessageId"]
+        );
         assert_eq!(rules.aliases_for("orders"), &AliasTable::default());
         let bad: ConfigFile = toml::from_str("aliases = \"kafka-streams\"").unwrap();
-        assert!(matches!(Rules::from_config(&bad), Err(RuleError::UnknownProfile(_))));
+        assert!(matches!(
+            Rules::from_config(&bad),
+            Err(RuleError::UnknownProfile(_))
+        ));
         assert!(toml::from_str::<ConfigFile>("unknown = 1").is_err());
     }
 }

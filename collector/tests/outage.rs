@@ -27,17 +27,32 @@ async fn postgres_outage_during_ingest_loses_nothing() {
     let store = Store::connect(&pg.url()).await.unwrap();
 
     produce_many(&producer, &topic, 20_000).await;
-    let mut collector = CollectorProcess::start(&broker, &pg.url(), &format!("outage-{}", uuid::Uuid::new_v4().simple()), &topic);
+    let mut collector = CollectorProcess::start(
+        &broker,
+        &pg.url(),
+        &format!("outage-{}", uuid::Uuid::new_v4().simple()),
+        &topic,
+    );
     let before = wait_for(&store, 2_000, Duration::from_secs(120)).await;
     assert!(before.deliveries >= 2_000, "ingest started: {before:?}");
 
     pg.stop();
     produce_many(&producer, &topic, 20_000).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert!(collector.running(), "the collector survives its store going away");
+    assert!(
+        collector.running(),
+        "the collector survives its store going away"
+    );
     let during = collector.get("/metrics");
-    assert!(metric(&during, "choreoscope_store_errors_total") >= 1.0, "{during}");
-    assert_eq!(metric(&during, "choreoscope_paused"), 1.0, "consumption paused while the store is down");
+    assert!(
+        metric(&during, "choreoscope_store_errors_total") >= 1.0,
+        "{during}"
+    );
+    assert_eq!(
+        metric(&during, "choreoscope_paused"),
+        1.0,
+        "consumption paused while the store is down"
+    );
     assert!(collector.get("/healthz").contains("store unavailable"));
 
     pg.resume();
@@ -56,7 +71,11 @@ async fn postgres_outage_during_ingest_loses_nothing() {
         }
     }
     assert_eq!(after.deliveries, 40_000);
-    assert_eq!((counts.events, counts.deliveries), (40_000, 40_000), "nothing lost, nothing doubled");
+    assert_eq!(
+        (counts.events, counts.deliveries),
+        (40_000, 40_000),
+        "nothing lost, nothing doubled"
+    );
     let metrics = collector.get("/metrics");
     assert_eq!(metric(&metrics, "choreoscope_paused"), 0.0, "resumed");
     assert!(collector.stop().success());

@@ -15,12 +15,18 @@ struct Fixture {
 async fn sqlite() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("lineage.db").display());
-    Fixture { store: Store::connect(&url).await.unwrap(), _dir: Some(dir) }
+    Fixture {
+        store: Store::connect(&url).await.unwrap(),
+        _dir: Some(dir),
+    }
 }
 
 async fn postgres() -> Fixture {
     let url = choreoscope_e2e::fresh_pg_database().await;
-    Fixture { store: Store::connect(&url).await.unwrap(), _dir: None }
+    Fixture {
+        store: Store::connect(&url).await.unwrap(),
+        _dir: None,
+    }
 }
 
 /// Builds an event record the way the collector would from a record with these headers.
@@ -35,7 +41,15 @@ struct Ev<'a> {
 }
 
 fn ev<'a>(id: &'a str, cause: Option<&'a str>, offset: i64) -> Ev<'a> {
-    Ev { id, cause, correlation: Some("flow-1"), topic: "orders", offset, time_ms: 1_000 + offset, extra: vec![] }
+    Ev {
+        id,
+        cause,
+        correlation: Some("flow-1"),
+        topic: "orders",
+        offset,
+        time_ms: 1_000 + offset,
+        extra: vec![],
+    }
 }
 
 impl Ev<'_> {
@@ -75,7 +89,11 @@ fn ids(l: &choreoscope::lineage::Lineage) -> Vec<&str> {
 }
 
 fn edges(l: &choreoscope::lineage::Lineage) -> Vec<(String, String)> {
-    let mut v: Vec<_> = l.edges.iter().map(|e| (e.from.clone(), e.to.clone())).collect();
+    let mut v: Vec<_> = l
+        .edges
+        .iter()
+        .map(|e| (e.from.clone(), e.to.clone()))
+        .collect();
     v.sort();
     v
 }
@@ -83,54 +101,111 @@ fn edges(l: &choreoscope::lineage::Lineage) -> Vec<(String, String)> {
 async fn redelivered_records_are_stored_once(f: Fixture) {
     let batch = vec![ev("a", None, 0).record(), ev("b", Some("a"), 1).record()];
     let first = f.store.write_batch(&batch).await.unwrap();
-    assert_eq!((first.new_events, first.new_deliveries, first.redelivered), (2, 2, 0));
+    assert_eq!(
+        (first.new_events, first.new_deliveries, first.redelivered),
+        (2, 2, 0)
+    );
     let again = f.store.write_batch(&batch).await.unwrap();
-    assert_eq!((again.new_events, again.new_deliveries, again.redelivered), (0, 0, 2));
+    assert_eq!(
+        (again.new_events, again.new_deliveries, again.redelivered),
+        (0, 0, 2)
+    );
     let counts = f.store.counts().await.unwrap();
     assert_eq!((counts.events, counts.deliveries), (2, 2));
 }
 
 async fn same_id_at_two_offsets_is_one_event_with_two_deliveries(f: Fixture) {
-    let out = f.store.write_batch(&[ev("a", None, 0).record(), ev("a", None, 7).record()]).await.unwrap();
+    let out = f
+        .store
+        .write_batch(&[ev("a", None, 0).record(), ev("a", None, 7).record()])
+        .await
+        .unwrap();
     assert_eq!((out.new_events, out.duplicate_publishes), (1, 1));
-    let later = f.store.write_batch(&[ev("a", None, 9).record()]).await.unwrap();
+    let later = f
+        .store
+        .write_batch(&[ev("a", None, 9).record()])
+        .await
+        .unwrap();
     assert_eq!((later.new_events, later.duplicate_publishes), (0, 1));
     assert_eq!(later.per_topic["orders"].duplicate_publishes, 1);
     let event = f.store.event("a").await.unwrap().unwrap();
     assert_eq!(event.delivery_count, 3);
-    assert_eq!(event.kafka_offset, 0, "the first delivery is the event's position");
-    let offsets: Vec<i64> = f.store.deliveries("a").await.unwrap().iter().map(|d| d.kafka_offset).collect();
+    assert_eq!(
+        event.kafka_offset, 0,
+        "the first delivery is the event's position"
+    );
+    let offsets: Vec<i64> = f
+        .store
+        .deliveries("a")
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.kafka_offset)
+        .collect();
     assert_eq!(offsets, vec![0, 7, 9]);
-    let graph = lineage(&f.store, "a", Direction::Both, 5, 100).await.unwrap().unwrap();
+    let graph = lineage(&f.store, "a", Direction::Both, 5, 100)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(graph.nodes[0].flags.contains(&Flag::DuplicatePublish));
 }
 
 async fn reaction_stored_before_its_cause_links_once_the_cause_arrives(f: Fixture) {
-    f.store.write_batch(&[ev("child", Some("parent"), 5).record()]).await.unwrap();
-    let before = lineage(&f.store, "child", Direction::Up, 5, 100).await.unwrap().unwrap();
+    f.store
+        .write_batch(&[ev("child", Some("parent"), 5).record()])
+        .await
+        .unwrap();
+    let before = lineage(&f.store, "child", Direction::Up, 5, 100)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(before.edges.is_empty());
     assert!(before.nodes[0].flags.contains(&Flag::CauseMissing));
 
-    f.store.write_batch(&[ev("parent", None, 9).record()]).await.unwrap();
-    let after = lineage(&f.store, "child", Direction::Up, 5, 100).await.unwrap().unwrap();
+    f.store
+        .write_batch(&[ev("parent", None, 9).record()])
+        .await
+        .unwrap();
+    let after = lineage(&f.store, "child", Direction::Up, 5, 100)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(edges(&after), vec![("parent".into(), "child".into())]);
     assert!(!after.nodes[0].flags.contains(&Flag::CauseMissing));
     assert!(after.nodes[1].flags.contains(&Flag::Root));
-    let down = lineage(&f.store, "parent", Direction::Down, 5, 100).await.unwrap().unwrap();
+    let down = lineage(&f.store, "parent", Direction::Down, 5, 100)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(ids(&down), vec!["child", "parent"]);
-    assert_eq!(down.edges[0].latency_us, (1_005 - 1_009) * 1000, "latency from broker times");
+    assert_eq!(
+        down.edges[0].latency_us,
+        (1_005 - 1_009) * 1000,
+        "latency from broker times"
+    );
 }
 
 async fn lineage_terminates_on_a_cycle_and_marks_it(f: Fixture) {
     f.store
-        .write_batch(&[ev("a", Some("c"), 0).record(), ev("b", Some("a"), 1).record(), ev("c", Some("b"), 2).record()])
+        .write_batch(&[
+            ev("a", Some("c"), 0).record(),
+            ev("b", Some("a"), 1).record(),
+            ev("c", Some("b"), 2).record(),
+        ])
         .await
         .unwrap();
     for direction in [Direction::Up, Direction::Down, Direction::Both] {
-        let graph = lineage(&f.store, "a", direction, 50, 100).await.unwrap().unwrap();
+        let graph = lineage(&f.store, "a", direction, 50, 100)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(ids(&graph), vec!["a", "b", "c"], "{direction:?}");
         assert_eq!(graph.edges.len(), 3, "{direction:?}: {:?}", graph.edges);
-        assert_eq!(graph.edges.iter().filter(|e| e.cycle).count(), 1, "{direction:?}");
+        assert_eq!(
+            graph.edges.iter().filter(|e| e.cycle).count(),
+            1,
+            "{direction:?}"
+        );
         assert!(graph.nodes.iter().any(|n| n.flags.contains(&Flag::Cycle)));
     }
 }
@@ -145,36 +220,86 @@ async fn fan_out_depth_and_node_limits_are_respected(f: Fixture) {
         ])
         .await
         .unwrap();
-    let one = lineage(&f.store, "root", Direction::Down, 1, 100).await.unwrap().unwrap();
+    let one = lineage(&f.store, "root", Direction::Down, 1, 100)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(ids(&one), vec!["root", "x", "y"]);
-    let all = lineage(&f.store, "root", Direction::Down, 9, 100).await.unwrap().unwrap();
+    let all = lineage(&f.store, "root", Direction::Down, 9, 100)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(edges(&all).len(), 3);
-    let cut = lineage(&f.store, "root", Direction::Down, 9, 2).await.unwrap().unwrap();
+    let cut = lineage(&f.store, "root", Direction::Down, 9, 2)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(cut.nodes.len(), 2);
     assert!(cut.truncated.as_deref().unwrap().contains("node limit"));
-    let up = lineage(&f.store, "z", Direction::Up, 9, 100).await.unwrap().unwrap();
+    let up = lineage(&f.store, "z", Direction::Up, 9, 100)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(ids(&up), vec!["root", "x", "z"]);
-    assert_eq!(up.nodes.iter().find(|n| n.event.event_id == "root").unwrap().depth, -2);
-    assert!(lineage(&f.store, "nope", Direction::Both, 1, 10).await.unwrap().is_none());
+    assert_eq!(
+        up.nodes
+            .iter()
+            .find(|n| n.event.event_id == "root")
+            .unwrap()
+            .depth,
+        -2
+    );
+    assert!(lineage(&f.store, "nope", Direction::Both, 1, 10)
+        .await
+        .unwrap()
+        .is_none());
 }
 
 async fn flows_are_found_by_correlation_trace_and_key(f: Fixture) {
     let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let mut root = ev("flow-1", None, 0);
     root.correlation = None;
-    root.extra = vec![("baggage", "order.id=o-1".into()), ("traceparent", tp.into())];
+    root.extra = vec![
+        ("baggage", "order.id=o-1".into()),
+        ("traceparent", tp.into()),
+    ];
     let mut other = ev("other", None, 1);
     other.correlation = Some("flow-2");
     f.store
-        .write_batch(&[root.record(), ev("b", Some("flow-1"), 2).record(), other.record()])
+        .write_batch(&[
+            root.record(),
+            ev("b", Some("flow-1"), 2).record(),
+            other.record(),
+        ])
         .await
         .unwrap();
-    let flow: Vec<_> = f.store.by_correlation("flow-1", 100).await.unwrap().into_iter().map(|s| s.event_id).collect();
-    assert_eq!(flow, vec!["flow-1", "b"], "root (its own id) and members, in time order");
-    let trace = f.store.by_trace("4bf92f3577b34da6a3ce929d0e0e4736", 100).await.unwrap();
+    let flow: Vec<_> = f
+        .store
+        .by_correlation("flow-1", 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.event_id)
+        .collect();
+    assert_eq!(
+        flow,
+        vec!["flow-1", "b"],
+        "root (its own id) and members, in time order"
+    );
+    let trace = f
+        .store
+        .by_trace("4bf92f3577b34da6a3ce929d0e0e4736", 100)
+        .await
+        .unwrap();
     assert_eq!(trace.len(), 1);
     let keyed = f.store.by_key("order.id", "o-1", 100).await.unwrap();
-    assert_eq!(keyed.iter().map(|s| s.event_id.as_str()).collect::<Vec<_>>(), vec!["flow-1"]);
+    assert_eq!(
+        keyed
+            .iter()
+            .map(|s| s.event_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["flow-1"]
+    );
     let by_record_key = f.store.by_key("kafka.key", "o-1", 2).await.unwrap();
     assert_eq!(by_record_key.len(), 2, "limit applies");
 }
@@ -185,11 +310,20 @@ async fn copied_traceparent_yields_an_inferred_edge(f: Fixture) {
     first.extra = vec![("traceparent", tp.into())];
     let mut legacy = ev("legacy", None, 4);
     legacy.extra = vec![("traceparent", tp.into())];
-    f.store.write_batch(&[legacy.record(), first.record()]).await.unwrap();
-    let down = lineage(&f.store, "first", Direction::Down, 3, 100).await.unwrap().unwrap();
+    f.store
+        .write_batch(&[legacy.record(), first.record()])
+        .await
+        .unwrap();
+    let down = lineage(&f.store, "first", Direction::Down, 3, 100)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(edges(&down), vec![("first".into(), "legacy".into())]);
     assert!(down.edges[0].inferred);
-    let up = lineage(&f.store, "legacy", Direction::Up, 3, 100).await.unwrap().unwrap();
+    let up = lineage(&f.store, "legacy", Direction::Up, 3, 100)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(edges(&up), vec![("first".into(), "legacy".into())]);
 }
 
@@ -198,13 +332,22 @@ async fn event_keeps_headers_payload_keys_and_problems(f: Fixture) {
     e.extra = vec![("traceparent", "00-BAD".into())];
     f.store.write_batch(&[e.record()]).await.unwrap();
     let row = f.store.event("e").await.unwrap().unwrap();
-    assert!(row.headers.contains(r#"["traceparent","00-BAD"]"#), "{}", row.headers);
+    assert!(
+        row.headers.contains(r#"["traceparent","00-BAD"]"#),
+        "{}",
+        row.headers
+    );
     assert_eq!(row.payload.as_deref(), Some(&br#"{"id":"o-1"}"#[..]));
     assert_eq!(row.problem_count, 1);
     assert!(row.problems.contains("invalid_traceparent"));
     assert_eq!(row.record_key.as_deref(), Some(&b"o-1"[..]));
     let keys = f.store.keys_of(&["e".into()]).await.unwrap();
-    assert_eq!(keys.iter().map(|k| format!("{}={}", k.name, k.value)).collect::<Vec<_>>(), vec!["kafka.key=o-1"]);
+    assert_eq!(
+        keys.iter()
+            .map(|k| format!("{}={}", k.name, k.value))
+            .collect::<Vec<_>>(),
+        vec!["kafka.key=o-1"]
+    );
 }
 
 macro_rules! on_both_stores {
@@ -236,7 +379,11 @@ async fn two_processes_opening_a_new_sqlite_file_at_once_both_succeed() {
     for _ in 0..5 {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("race.db").display());
-        let (a, b, c) = tokio::join!(Store::connect(&url), Store::connect(&url), Store::connect(&url));
+        let (a, b, c) = tokio::join!(
+            Store::connect(&url),
+            Store::connect(&url),
+            Store::connect(&url)
+        );
         for store in [a, b, c] {
             store.expect("every opener succeeds").ping().await.unwrap();
         }

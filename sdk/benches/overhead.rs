@@ -29,12 +29,17 @@ const IN_FLIGHT: usize = 1024;
 const ROUNDS: usize = 3;
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn payload() -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({"id": "o-1001", "amount": 4200, "currency": "EUR",
-        "lines": [{"sku": "A-1", "qty": 2}, {"sku": "B-7", "qty": 1}]}))
+    serde_json::to_vec(
+        &serde_json::json!({"id": "o-1001", "amount": 4200, "currency": "EUR",
+        "lines": [{"sku": "A-1", "qty": 2}, {"sku": "B-7", "qty": 1}]}),
+    )
     .unwrap()
 }
 
@@ -45,7 +50,11 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     let start = Instant::now();
-    stream::iter(0..n).map(send).buffer_unordered(IN_FLIGHT).count().await;
+    stream::iter(0..n)
+        .map(send)
+        .buffer_unordered(IN_FLIGHT)
+        .count()
+        .await;
     start.elapsed()
 }
 
@@ -57,7 +66,10 @@ async fn bare(producer: &FutureProducer, n: usize, payload: &[u8]) -> Duration {
     pipelined(n, |i| async move {
         let key = order_key(i);
         producer
-            .send(FutureRecord::to(TOPIC).key(&key).payload(payload), Timeout::After(Duration::from_secs(30)))
+            .send(
+                FutureRecord::to(TOPIC).key(&key).payload(payload),
+                Timeout::After(Duration::from_secs(30)),
+            )
             .await
             .expect("bare send");
     })
@@ -76,7 +88,10 @@ async fn bare_with_headers(
         let key = order_key(i);
         producer
             .send(
-                FutureRecord::to(TOPIC).key(&key).payload(payload).headers(headers.clone()),
+                FutureRecord::to(TOPIC)
+                    .key(&key)
+                    .payload(payload)
+                    .headers(headers.clone()),
                 Timeout::After(Duration::from_secs(30)),
             )
             .await
@@ -148,8 +163,12 @@ fn main() {
     let kafka_headers = headers.to_kafka();
     println!("SDK overhead: {n} records per variant and round, {ROUNDS} rounds, {IN_FLIGHT} in flight, broker {brokers}");
     runtime.block_on(bare(&producer, n / 10, &payload)); // warm up connections and metadata
-    let (mut t_bare, mut t_headers, mut t_sdk, mut t_otel) =
-        (Duration::ZERO, Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut t_bare, mut t_headers, mut t_sdk, mut t_otel) = (
+        Duration::ZERO,
+        Duration::ZERO,
+        Duration::ZERO,
+        Duration::ZERO,
+    );
     for _ in 0..ROUNDS {
         t_bare += runtime.block_on(bare(&producer, n, &payload));
         t_headers += runtime.block_on(bare_with_headers(&producer, n, &payload, &kafka_headers));
@@ -166,10 +185,30 @@ fn main() {
     }
     let rate = |t: Duration| (n * ROUNDS) as f64 / t.as_secs_f64();
     println!("{:<38} {:>12} {:>8}", "variant", "records/s", "ratio");
-    println!("{:<38} {:>12.0} {:>8.2}", "bare FutureProducer", rate(t_bare), 1.0);
-    println!("{:<38} {:>12.0} {:>8.2}", "bare + same headers, precomputed", rate(t_headers), rate(t_headers) / rate(t_bare));
-    println!("{:<38} {:>12.0} {:>8.2}", "TracedProducer", rate(t_sdk), rate(t_sdk) / rate(t_bare));
-    println!("{:<38} {:>12.0} {:>8.2}", "TracedProducer + tracing-opentelemetry", rate(t_otel), rate(t_otel) / rate(t_bare));
+    println!(
+        "{:<38} {:>12.0} {:>8.2}",
+        "bare FutureProducer",
+        rate(t_bare),
+        1.0
+    );
+    println!(
+        "{:<38} {:>12.0} {:>8.2}",
+        "bare + same headers, precomputed",
+        rate(t_headers),
+        rate(t_headers) / rate(t_bare)
+    );
+    println!(
+        "{:<38} {:>12.0} {:>8.2}",
+        "TracedProducer",
+        rate(t_sdk),
+        rate(t_sdk) / rate(t_bare)
+    );
+    println!(
+        "{:<38} {:>12.0} {:>8.2}",
+        "TracedProducer + tracing-opentelemetry",
+        rate(t_otel),
+        rate(t_otel) / rate(t_bare)
+    );
 
     let cause_headers = headers;
     let cause = EventContext::extract(&cause_headers, &AliasTable::default());
@@ -189,6 +228,9 @@ fn main() {
     let t_extract = per_op(ops, || {
         black_box(EventContext::extract(black_box(&cause_headers), &aliases));
     });
-    println!("stamp (reaction, 11 headers): {:?}/event; extract: {:?}/event", t_stamp, t_extract);
+    println!(
+        "stamp (reaction, 11 headers): {:?}/event; extract: {:?}/event",
+        t_stamp, t_extract
+    );
     drop(provider);
 }

@@ -58,23 +58,29 @@ async fn payment(brokers: String) -> anyhow::Result<()> {
         let order: serde_json::Value = received.json()?;
         received
             .handle(producer.send(
-                OutgoingEvent::json("payments", "PaymentCaptured", &order)?
-                    .business_key("payment.id", format!("pay-{}", order["id"].as_str().unwrap_or("?"))),
+                OutgoingEvent::json("payments", "PaymentCaptured", &order)?.business_key(
+                    "payment.id",
+                    format!("pay-{}", order["id"].as_str().unwrap_or("?")),
+                ),
             ))
             .await?;
     }
 }
 
 async fn notification(brokers: String) -> anyhow::Result<()> {
-    let consumer =
-        TracedConsumer::new(consumer(&brokers, "notification", &["payments"])?, "notification");
+    let consumer = TracedConsumer::new(
+        consumer(&brokers, "notification", &["payments"])?,
+        "notification",
+    );
     let producer = TracedProducer::new(config(&brokers).create()?, "notification");
     loop {
         let received = consumer.recv().await?;
         received
             .handle(async {
                 for kind in ["EmailSent", "SmsSent"] {
-                    producer.send(OutgoingEvent::new("notifications", kind)).await?;
+                    producer
+                        .send(OutgoingEvent::new("notifications", kind))
+                        .await?;
                 }
                 anyhow::Ok(())
             })
@@ -83,8 +89,16 @@ async fn notification(brokers: String) -> anyhow::Result<()> {
 }
 
 fn short(id: Option<&str>) -> String {
-    id.map(|s| s.chars().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect())
-        .unwrap_or_else(|| "-".into())
+    id.map(|s| {
+        s.chars()
+            .rev()
+            .take(8)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect()
+    })
+    .unwrap_or_else(|| "-".into())
 }
 
 #[tokio::main]
@@ -126,8 +140,10 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let audit = consumer(&brokers, "audit", &TOPICS)?;
-    println!("{:<14} {:<13} {:<16} {:>9} {:>9} {:>9} {:>9}  keys",
-        "topic", "source", "type", "id", "cause", "flow", "trace");
+    println!(
+        "{:<14} {:<13} {:<16} {:>9} {:>9} {:>9} {:>9}  keys",
+        "topic", "source", "type", "id", "cause", "flow", "trace"
+    );
     let expected = args.orders * 4;
     for _ in 0..expected {
         let m = tokio::time::timeout(Duration::from_secs(30), audit.recv())

@@ -39,8 +39,14 @@ impl Default for AliasTable {
 
 impl AliasTable {
     /// Names of the built-in framework profiles accepted by [`AliasTable::profile`].
-    pub const PROFILES: &'static [&'static str] =
-        &["generic", "nservicebus", "masstransit", "axon4", "axon5", "eventuous"];
+    pub const PROFILES: &'static [&'static str] = &[
+        "generic",
+        "nservicebus",
+        "masstransit",
+        "axon4",
+        "axon5",
+        "eventuous",
+    ];
 
     /// A table with no aliases: only the canonical `ce_*` headers are read.
     pub fn none() -> Self {
@@ -131,17 +137,23 @@ mod tests {
             event_id: vec!["MESSAGE-ID".into(), "msg-id".into()],
             ..AliasTable::none()
         });
-        assert_eq!(merged.event_id.first().map(String::as_str), Some("message-id"));
+        assert_eq!(
+            merged.event_id.first().map(String::as_str),
+            Some("message-id")
+        );
         assert_eq!(merged.event_id.last().map(String::as_str), Some("msg-id"));
         assert_eq!(merged.event_id.len(), 5);
     }
 
     #[test]
     fn table_reads_from_toml_like_config_and_rejects_unknown_fields() {
-        let t: AliasTable =
-            serde_json::from_str(r#"{"correlation_id":["x-request-id"]}"#).unwrap();
+        let t: AliasTable = serde_json::from_str(r#"{"correlation_id":["x-request-id"]}"#).unwrap();
         assert_eq!(t.correlation_id, vec!["x-request-id"]);
-        assert_eq!(t.event_id, AliasTable::default().event_id, "missing fields fall back to defaults");
+        assert_eq!(
+            t.event_id,
+            AliasTable::default().event_id,
+            "missing fields fall back to defaults"
+        );
         assert!(serde_json::from_str::<AliasTable>(r#"{"parent":[]}"#).is_err());
     }
 }

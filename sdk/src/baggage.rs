@@ -29,9 +29,9 @@ const VALUE_ENCODE: &AsciiSet = &CONTROLS
 /// Whether `name` is an RFC 7230 token, the form W3C Baggage requires of keys.
 pub fn is_valid_key(name: &str) -> bool {
     !name.is_empty()
-        && name.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-        })
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Reads a `baggage` header value into keys, reporting every member that could not be used.
@@ -128,7 +128,10 @@ mod tests {
     use super::*;
 
     fn keys(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -164,7 +167,10 @@ mod tests {
             .join(",");
         assert!(big.len() > MAX_BAGGAGE_BYTES);
         let (k, problems) = parse(&big);
-        assert!(matches!(problems[0], HeaderProblem::BaggageTooLarge { limit: 8192, .. }));
+        assert!(matches!(
+            problems[0],
+            HeaderProblem::BaggageTooLarge { limit: 8192, .. }
+        ));
         assert_eq!(k.len(), MAX_BAGGAGE_MEMBERS);
     }
 
@@ -186,7 +192,13 @@ mod tests {
         let header = format(&keys(&[("order.id", "o 1,2"), ("member.id", "m-7")])).unwrap();
         let carrier = HashMap::from([("baggage".to_string(), header)]);
         let cx = opentelemetry_sdk::propagation::BaggagePropagator::new().extract(&carrier);
-        assert_eq!(cx.baggage().get("order.id").map(|v| v.as_str()), Some("o 1,2"));
-        assert_eq!(cx.baggage().get("member.id").map(|v| v.as_str()), Some("m-7"));
+        assert_eq!(
+            cx.baggage().get("order.id").map(|v| v.as_str()),
+            Some("o 1,2")
+        );
+        assert_eq!(
+            cx.baggage().get("member.id").map(|v| v.as_str()),
+            Some("m-7")
+        );
     }
 }

@@ -102,10 +102,16 @@ mod tests {
         let kafka = out.to_kafka();
         let back = composite().extract(&KafkaHeaderExtractor(&kafka));
 
-        assert_eq!(back.span().span_context().trace_id(), cx.span().span_context().trace_id());
+        assert_eq!(
+            back.span().span_context().trace_id(),
+            cx.span().span_context().trace_id()
+        );
         assert_eq!(out.first("traceparent"), Some(TP.as_bytes()));
         assert_eq!(out.first("tracestate"), Some(&b"vendor=opaque"[..]));
-        assert_eq!(back.baggage().get("order.id").map(|v| v.as_str()), Some("o-1001"));
+        assert_eq!(
+            back.baggage().get("order.id").map(|v| v.as_str()),
+            Some("o-1001")
+        );
     }
 
     #[test]

@@ -76,14 +76,18 @@ fn read_text<'a>(
         count += 1;
         header_name.get_or_insert(name);
         let Some(bytes) = value else {
-            problems.push(HeaderProblem::NullValue { header: name.to_owned() });
+            problems.push(HeaderProblem::NullValue {
+                header: name.to_owned(),
+            });
             continue;
         };
         match std::str::from_utf8(bytes) {
-            Err(_) => problems.push(HeaderProblem::NotUtf8 { header: name.to_owned() }),
-            Ok(text) if text.trim().is_empty() => {
-                problems.push(HeaderProblem::Empty { header: name.to_owned() })
-            }
+            Err(_) => problems.push(HeaderProblem::NotUtf8 {
+                header: name.to_owned(),
+            }),
+            Ok(text) if text.trim().is_empty() => problems.push(HeaderProblem::Empty {
+                header: name.to_owned(),
+            }),
             Ok(text) => seen.push(Sourced {
                 value: text.trim().to_owned(),
                 header: name.to_owned(),
@@ -106,12 +110,20 @@ fn read_text<'a>(
 
 /// Reads a list-valued header (W3C allows `baggage` and `tracestate` to be split over several
 /// headers): UTF-8 values are joined with `,`.
-fn read_list(headers: &RecordHeaders, name: &str, problems: &mut Vec<HeaderProblem>) -> Option<String> {
+fn read_list(
+    headers: &RecordHeaders,
+    name: &str,
+    problems: &mut Vec<HeaderProblem>,
+) -> Option<String> {
     let mut parts = Vec::new();
     for value in headers.get_all(name) {
         match value.map(std::str::from_utf8) {
-            None => problems.push(HeaderProblem::NullValue { header: name.to_owned() }),
-            Some(Err(_)) => problems.push(HeaderProblem::NotUtf8 { header: name.to_owned() }),
+            None => problems.push(HeaderProblem::NullValue {
+                header: name.to_owned(),
+            }),
+            Some(Err(_)) => problems.push(HeaderProblem::NotUtf8 {
+                header: name.to_owned(),
+            }),
             Some(Ok(text)) if !text.trim().is_empty() => parts.push(text.trim()),
             Some(Ok(_)) => {}
         }
@@ -162,11 +174,17 @@ impl EventContext {
 
         let event_id = read_id(headers, headers::CE_ID, &aliases.event_id, p);
         let mut causation_id = read_id(headers, headers::CE_CAUSATIONID, &aliases.causation_id, p);
-        let correlation_id =
-            read_id(headers, headers::CE_CORRELATIONID, &aliases.correlation_id, p);
+        let correlation_id = read_id(
+            headers,
+            headers::CE_CORRELATIONID,
+            &aliases.correlation_id,
+            p,
+        );
         if let (Some(id), Some(cause)) = (&event_id, &causation_id) {
             if id.value == cause.value {
-                p.push(HeaderProblem::SelfCausation { id: id.value.clone() });
+                p.push(HeaderProblem::SelfCausation {
+                    id: id.value.clone(),
+                });
                 causation_id = None;
             }
         }
@@ -206,8 +224,13 @@ impl EventContext {
             read_text(exact(headers, name), p).map(|s| s.value)
         };
         let spec_version = text(headers::CE_SPECVERSION, p);
-        if let Some(v) = spec_version.as_deref().filter(|v| *v != headers::SPEC_VERSION) {
-            p.push(HeaderProblem::UnsupportedSpecVersion { value: v.to_owned() });
+        if let Some(v) = spec_version
+            .as_deref()
+            .filter(|v| *v != headers::SPEC_VERSION)
+        {
+            p.push(HeaderProblem::UnsupportedSpecVersion {
+                value: v.to_owned(),
+            });
         }
         let time = text(headers::CE_TIME, p).and_then(|t| {
             DateTime::parse_from_rfc3339(&t)
@@ -319,7 +342,10 @@ mod tests {
         assert_eq!(cx.trace_parent.unwrap().to_string(), TP);
         assert_eq!(cx.trace_state.as_deref(), Some("vendor=x"));
         assert_eq!(cx.keys.get("order.id").map(String::as_str), Some("o-1001"));
-        assert_eq!(cx.cloud_event.event_type.as_deref(), Some("PaymentCaptured"));
+        assert_eq!(
+            cx.cloud_event.event_type.as_deref(),
+            Some("PaymentCaptured")
+        );
         assert_eq!(cx.cloud_event.subject.as_deref(), Some("order/o-1001"));
         assert_eq!(
             cx.cloud_event.time.unwrap().timestamp_millis(),
@@ -352,7 +378,10 @@ mod tests {
     #[test]
     fn canonical_header_wins_over_alias() {
         let cx = EventContext::extract(
-            &headers(&[("correlation-id", b"alias"), ("ce_correlationid", b"canonical")]),
+            &headers(&[
+                ("correlation-id", b"alias"),
+                ("ce_correlationid", b"canonical"),
+            ]),
             &AliasTable::default(),
         );
         assert_eq!(cx.correlation_id.unwrap().value, "canonical");
@@ -376,7 +405,10 @@ mod tests {
     fn malformed_traceparent_is_reported_and_no_parent_is_invented() {
         let cx = EventContext::extract(
             &headers(&[
-                ("traceparent", b"00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+                (
+                    "traceparent",
+                    b"00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+                ),
                 ("tracestate", b"a=b"),
             ]),
             &AliasTable::default(),
@@ -406,16 +438,26 @@ mod tests {
         assert_eq!(conflicting.id(), None);
         assert!(matches!(
             conflicting.problems[0],
-            HeaderProblem::Duplicated { count: 2, conflicting: true, .. }
+            HeaderProblem::Duplicated {
+                count: 2,
+                conflicting: true,
+                ..
+            }
         ));
         let same = EventContext::extract(
-            &headers(&[("traceparent", TP.as_bytes()), ("traceparent", TP.as_bytes())]),
+            &headers(&[
+                ("traceparent", TP.as_bytes()),
+                ("traceparent", TP.as_bytes()),
+            ]),
             &AliasTable::default(),
         );
         assert!(same.trace_parent.is_some());
         assert!(matches!(
             same.problems[0],
-            HeaderProblem::Duplicated { conflicting: false, .. }
+            HeaderProblem::Duplicated {
+                conflicting: false,
+                ..
+            }
         ));
     }
 
@@ -442,7 +484,10 @@ mod tests {
     #[test]
     fn oversized_baggage_is_reported() {
         let big = format!("blob={}", "x".repeat(9000));
-        let cx = EventContext::extract(&headers(&[("baggage", big.as_bytes())]), &AliasTable::default());
+        let cx = EventContext::extract(
+            &headers(&[("baggage", big.as_bytes())]),
+            &AliasTable::default(),
+        );
         assert_eq!(kinds(&cx)[0], "baggage_too_large");
     }
 
@@ -475,6 +520,9 @@ mod tests {
         let sc = cx.span().span_context().clone();
         assert!(sc.is_remote() && sc.is_valid());
         assert_eq!(sc.span_id().to_string(), "00f067aa0ba902b7");
-        assert_eq!(cx.baggage().get("order.id").map(|v| v.as_str()), Some("o-9"));
+        assert_eq!(
+            cx.baggage().get("order.id").map(|v| v.as_str()),
+            Some("o-9")
+        );
     }
 }

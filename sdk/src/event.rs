@@ -134,7 +134,9 @@ impl OutgoingEvent {
 
     /// The record key as text, when it is UTF-8.
     pub(crate) fn key_text(&self) -> Option<&str> {
-        self.key.as_deref().and_then(|k| std::str::from_utf8(k).ok())
+        self.key
+            .as_deref()
+            .and_then(|k| std::str::from_utf8(k).ok())
     }
 }
 
@@ -196,7 +198,11 @@ fn outgoing_span(current: &Context, cause: Option<&EventContext>) -> SpanContext
                 .and_then(|s| s.parse().ok())
                 .unwrap_or_default(),
         ),
-        None => (ids.new_trace_id(), TraceFlags::SAMPLED, TraceState::default()),
+        None => (
+            ids.new_trace_id(),
+            TraceFlags::SAMPLED,
+            TraceState::default(),
+        ),
     };
     SpanContext::new(trace_id, ids.new_span_id(), flags, false, state)
 }
@@ -258,7 +264,10 @@ pub fn stamp(
     h.set(headers::CE_SOURCE, service);
     h.set(headers::CE_TYPE, event.event_type.as_str());
     let time = event.time.unwrap_or_else(Utc::now);
-    h.set(headers::CE_TIME, time.to_rfc3339_opts(SecondsFormat::Micros, true));
+    h.set(
+        headers::CE_TIME,
+        time.to_rfc3339_opts(SecondsFormat::Micros, true),
+    );
     h.remove(headers::CE_SUBJECT);
     if let Some(subject) = &event.subject {
         h.set(headers::CE_SUBJECT, subject.as_str());
@@ -309,7 +318,12 @@ mod tests {
         assert_eq!(cx.id(), Some(stamped.event_id.as_str()));
         assert_eq!(cx.correlation_id.unwrap().value, stamped.event_id);
         assert!(cx.causation_id.is_none());
-        assert_eq!(uuid::Uuid::parse_str(&stamped.event_id).unwrap().get_version_num(), 7);
+        assert_eq!(
+            uuid::Uuid::parse_str(&stamped.event_id)
+                .unwrap()
+                .get_version_num(),
+            7
+        );
         assert_eq!(cx.cloud_event.source.as_deref(), Some("order"));
         assert_eq!(cx.cloud_event.spec_version.as_deref(), Some("1.0"));
         assert!(cx.cloud_event.time.is_some());
@@ -389,7 +403,13 @@ mod tests {
             value: "legacy-1".into(),
             header: "message-id".into(),
         });
-        let stamped = stamp(OutgoingEvent::new("t", "T"), "svc", Some(&cause), &Context::new()).unwrap();
+        let stamped = stamp(
+            OutgoingEvent::new("t", "T"),
+            "svc",
+            Some(&cause),
+            &Context::new(),
+        )
+        .unwrap();
         assert_eq!(stamped.correlation_id, "legacy-1");
         assert_eq!(stamped.causation_id.as_deref(), Some("legacy-1"));
     }
@@ -406,7 +426,12 @@ mod tests {
             StampError::EmptyType
         );
         assert!(matches!(
-            stamp(OutgoingEvent::new("t", "T").business_key("bad key", "v"), "s", None, &none),
+            stamp(
+                OutgoingEvent::new("t", "T").business_key("bad key", "v"),
+                "s",
+                None,
+                &none
+            ),
             Err(StampError::Baggage(BaggageError::InvalidKey(_)))
         ));
     }

@@ -60,14 +60,15 @@ impl RecordHeaders {
 
     /// Builds the rdkafka header list to produce with, in the same order.
     pub fn to_kafka(&self) -> OwnedHeaders {
-        self.entries
-            .iter()
-            .fold(OwnedHeaders::new_with_capacity(self.entries.len()), |acc, (key, value)| {
+        self.entries.iter().fold(
+            OwnedHeaders::new_with_capacity(self.entries.len()),
+            |acc, (key, value)| {
                 acc.insert(Header {
                     key,
                     value: value.as_deref(),
                 })
-            })
+            },
+        )
     }
 
     /// Every value stored under `name` (exact, case-sensitive match), in record order.
@@ -162,7 +163,10 @@ mod tests {
         let back = RecordHeaders::from_kafka(&headers.to_kafka());
 
         assert_eq!(back, headers);
-        assert_eq!(back.get_all("a").collect::<Vec<_>>(), vec![Some(&b"1"[..]), Some(&b"2"[..])]);
+        assert_eq!(
+            back.get_all("a").collect::<Vec<_>>(),
+            vec![Some(&b"1"[..]), Some(&b"2"[..])]
+        );
         assert_eq!(back.get_all("null").collect::<Vec<_>>(), vec![None]);
     }
 
@@ -170,7 +174,10 @@ mod tests {
     fn set_replaces_every_header_of_that_name() {
         let mut headers: RecordHeaders = [("x", "1"), ("y", "2"), ("x", "3")].into_iter().collect();
         headers.set("x", "4");
-        assert_eq!(headers.get_all("x").collect::<Vec<_>>(), vec![Some(&b"4"[..])]);
+        assert_eq!(
+            headers.get_all("x").collect::<Vec<_>>(),
+            vec![Some(&b"4"[..])]
+        );
         assert_eq!(headers.len(), 2);
     }
 }

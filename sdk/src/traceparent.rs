@@ -90,7 +90,9 @@ impl FromStr for TraceParent {
             return Err(TraceParentError::TooShort { len });
         }
         if !value.is_ascii() {
-            return Err(TraceParentError::NotHex { field: "traceparent" });
+            return Err(TraceParentError::NotHex {
+                field: "traceparent",
+            });
         }
         for position in [2, 35, 52] {
             if value.as_bytes()[position] != b'-' {
@@ -116,10 +118,11 @@ impl FromStr for TraceParent {
         check_hex("trace-flags", flags)?;
         let trace_id =
             TraceId::from_hex(trace).map_err(|_| TraceParentError::NotHex { field: "trace-id" })?;
-        let parent_id =
-            SpanId::from_hex(parent).map_err(|_| TraceParentError::NotHex { field: "parent-id" })?;
-        let flags = u8::from_str_radix(flags, 16)
-            .map_err(|_| TraceParentError::NotHex { field: "trace-flags" })?;
+        let parent_id = SpanId::from_hex(parent)
+            .map_err(|_| TraceParentError::NotHex { field: "parent-id" })?;
+        let flags = u8::from_str_radix(flags, 16).map_err(|_| TraceParentError::NotHex {
+            field: "trace-flags",
+        })?;
         if trace_id == TraceId::INVALID {
             return Err(TraceParentError::ZeroTraceId);
         }
@@ -216,9 +219,10 @@ mod tests {
 
     #[test]
     fn future_version_with_extra_fields_is_accepted() {
-        let tp: TraceParent = "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-the-future-holds"
-            .parse()
-            .unwrap();
+        let tp: TraceParent =
+            "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-the-future-holds"
+                .parse()
+                .unwrap();
         assert_eq!(tp.parent_id.to_string(), "00f067aa0ba902b7");
     }
 
@@ -267,7 +271,10 @@ mod tests {
     #[test]
     fn non_ascii_is_rejected_without_panicking() {
         let value = "00-4bf92f3577b34da6a3ce929d0e0e47é-00f067aa0ba902b7-01";
-        assert!(matches!(err(value), TraceParentError::NotHex { .. } | TraceParentError::TooShort { .. }));
+        assert!(matches!(
+            err(value),
+            TraceParentError::NotHex { .. } | TraceParentError::TooShort { .. }
+        ));
     }
 
     #[test]
@@ -278,7 +285,9 @@ mod tests {
         );
         assert_eq!(
             err("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g"),
-            TraceParentError::NotHex { field: "trace-flags" }
+            TraceParentError::NotHex {
+                field: "trace-flags"
+            }
         );
     }
 }

@@ -87,7 +87,11 @@ impl TestBroker {
     }
 
     /// Creates `topics` with `partitions` partitions each (the broker does not auto-create).
-    pub async fn create_topics(&self, topics: &[&str], partitions: i32) -> Result<(), HarnessError> {
+    pub async fn create_topics(
+        &self,
+        topics: &[&str],
+        partitions: i32,
+    ) -> Result<(), HarnessError> {
         let admin: AdminClient<DefaultClientContext> = self.config().create()?;
         let new: Vec<NewTopic<'_>> = topics
             .iter()
@@ -134,7 +138,10 @@ impl TestBroker {
     ) -> Result<Vec<OwnedMessage>, HarnessError> {
         let consumer: StreamConsumer = self
             .config()
-            .set("group.id", format!("raw-reader-{}", uuid::Uuid::new_v4().simple()))
+            .set(
+                "group.id",
+                format!("raw-reader-{}", uuid::Uuid::new_v4().simple()),
+            )
             .set("enable.auto.commit", "false")
             .create()?;
         let mut assignment = TopicPartitionList::new();
@@ -197,7 +204,9 @@ pub const PG_BIN_ENV: &str = "CHOREOSCOPE_PG_BIN";
 pub async fn fresh_pg_database() -> String {
     use sqlx::Connection;
     let admin = std::env::var(PG_ENV).unwrap_or_else(|_| {
-        panic!("{PG_ENV} is not set: store tests need a real PostgreSQL server. Run `scripts/test`.")
+        panic!(
+            "{PG_ENV} is not set: store tests need a real PostgreSQL server. Run `scripts/test`."
+        )
     });
     let name = format!("cs_test_{}", uuid::Uuid::new_v4().simple());
     let mut conn = sqlx::PgConnection::connect(&admin)
@@ -242,7 +251,10 @@ impl PrivatePostgres {
         let bin: std::path::PathBuf = std::env::var(PG_BIN_ENV)
             .unwrap_or_else(|_| panic!("{PG_BIN_ENV} is not set. Run `scripts/test`."))
             .into();
-        let dir = tempfile::Builder::new().prefix("cs-pg-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("cs-pg-")
+            .tempdir()
+            .expect("temp dir");
         std::process::Command::new("chown")
             .args(["-R", "postgres:postgres"])
             .arg(dir.path())
@@ -253,7 +265,19 @@ impl PrivatePostgres {
             .expect("free port")
             .port();
         let data = dir.path().join("data");
-        as_postgres(&bin, "initdb", &["-D", data.to_str().unwrap(), "-A", "trust", "-U", "postgres", "--no-sync"]);
+        as_postgres(
+            &bin,
+            "initdb",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+            ],
+        );
         let pg = Self { dir, bin, port };
         pg.resume();
         pg
@@ -267,15 +291,43 @@ impl PrivatePostgres {
     /// Stops the server immediately, as a crash or an outage would.
     pub fn stop(&self) {
         let data = self.dir.path().join("data");
-        as_postgres(&self.bin, "pg_ctl", &["-D", data.to_str().unwrap(), "-m", "immediate", "-w", "stop"]);
+        as_postgres(
+            &self.bin,
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+        );
     }
 
     /// Starts the server again.
     pub fn resume(&self) {
         let data = self.dir.path().join("data");
         let log = self.dir.path().join("log");
-        let opts = format!("-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", self.port, self.dir.path().display());
-        as_postgres(&self.bin, "pg_ctl", &["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-o", &opts, "-w", "start"]);
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        as_postgres(
+            &self.bin,
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-l",
+                log.to_str().unwrap(),
+                "-o",
+                &opts,
+                "-w",
+                "start",
+            ],
+        );
     }
 }
 
@@ -285,7 +337,14 @@ impl Drop for PrivatePostgres {
         let _ = std::process::Command::new("runuser")
             .args(["-u", "postgres", "--"])
             .arg(self.bin.join("pg_ctl"))
-            .args(["-D", data.to_str().unwrap_or_default(), "-m", "immediate", "-w", "stop"])
+            .args([
+                "-D",
+                data.to_str().unwrap_or_default(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ])
             .output();
     }
 }

@@ -47,7 +47,10 @@ async fn payment_service(broker: TestBroker, topics: &Topics) -> anyhow::Result<
                     .send(
                         OutgoingEvent::json(&topics.payments, "PaymentCaptured", &order)?
                             .record_key(received.message().key().unwrap_or_default())
-                            .business_key("payment.id", format!("p-{}", order["id"].as_str().unwrap_or("?"))),
+                            .business_key(
+                                "payment.id",
+                                format!("p-{}", order["id"].as_str().unwrap_or("?")),
+                            ),
                     )
                     .await?;
                 anyhow::Ok(())
@@ -58,8 +61,10 @@ async fn payment_service(broker: TestBroker, topics: &Topics) -> anyhow::Result<
 
 /// notification: PaymentCaptured → EmailSent + SmsSent (a fan-out).
 async fn notification_service(broker: TestBroker, topics: &Topics) -> anyhow::Result<()> {
-    let consumer =
-        TracedConsumer::new(broker.consumer("notification", &[&topics.payments])?, "notification");
+    let consumer = TracedConsumer::new(
+        broker.consumer("notification", &[&topics.payments])?,
+        "notification",
+    );
     let producer = TracedProducer::new(broker.producer()?, "notification");
     loop {
         let received = consumer.recv().await?;
@@ -91,7 +96,8 @@ fn span_by_id<'a>(spans: &'a [SpanData], id: opentelemetry::trace::SpanId) -> &'
 }
 
 #[tokio::test]
-async fn causation_correlation_and_trace_hold_through_every_hop_and_the_fan_out() -> anyhow::Result<()> {
+async fn causation_correlation_and_trace_hold_through_every_hop_and_the_fan_out(
+) -> anyhow::Result<()> {
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(exporter.clone())
@@ -107,7 +113,10 @@ async fn causation_correlation_and_trace_hold_through_every_hop_and_the_fan_out(
         notifications: TestBroker::unique_topic("notifications"),
     };
     broker
-        .create_topics(&[&topics.orders, &topics.payments, &topics.notifications], 3)
+        .create_topics(
+            &[&topics.orders, &topics.payments, &topics.notifications],
+            3,
+        )
         .await?;
     let topics = std::sync::Arc::new(topics);
 
@@ -117,7 +126,11 @@ async fn causation_correlation_and_trace_hold_through_every_hop_and_the_fan_out(
     });
     let _notification = spawn_service({
         let (b, t) = (broker.clone(), topics.clone());
-        async move { notification_service(b, &t).await.expect("notification service") }
+        async move {
+            notification_service(b, &t)
+                .await
+                .expect("notification service")
+        }
     });
 
     // order service: two independent flows.
@@ -127,10 +140,14 @@ async fn causation_correlation_and_trace_hold_through_every_hop_and_the_fan_out(
         created.push(
             order
                 .send(
-                    OutgoingEvent::json(&topics.orders, "OrderCreated", &serde_json::json!({"id": id}))?
-                        .record_key(id)
-                        .subject(format!("order/{id}"))
-                        .business_key("order.id", id),
+                    OutgoingEvent::json(
+                        &topics.orders,
+                        "OrderCreated",
+                        &serde_json::json!({"id": id}),
+                    )?
+                    .record_key(id)
+                    .subject(format!("order/{id}"))
+                    .business_key("order.id", id),
                 )
                 .await?,
         );
@@ -139,17 +156,33 @@ async fn causation_correlation_and_trace_hold_through_every_hop_and_the_fan_out(
     let timeout = Duration::from_secs(60);
     let orders = broker.read_all(&[&topics.orders], 2, timeout).await?;
     let payments = broker.read_all(&[&topics.payments], 2, timeout).await?;
-    let notifications = broker.read_all(&[&topics.notifications], 4, timeout).await?;
-    let all: Vec<OwnedMessage> = orders.iter().chain(&payments).chain(&notifications).cloned().collect();
+    let notifications = broker
+        .read_all(&[&topics.notifications], 4, timeout)
+        .await?;
+    let all: Vec<OwnedMessage> = orders
+        .iter()
+        .chain(&payments)
+        .chain(&notifications)
+        .cloned()
+        .collect();
     let events = by_event_id(&all);
     assert_eq!(events.len(), 8, "every record has its own ce_id");
 
     for sent in &created {
         let root = events[&sent.event_id];
-        assert_eq!(header(root, "ce_correlationid"), Some(sent.event_id.as_str()));
-        assert_eq!(header(root, "ce_causationid"), None, "a flow's first event has no cause");
+        assert_eq!(
+            header(root, "ce_correlationid"),
+            Some(sent.event_id.as_str())
+        );
+        assert_eq!(
+            header(root, "ce_causationid"),
+            None,
+            "a flow's first event has no cause"
+        );
         assert_eq!(header(root, "ce_type"), Some("OrderCreated"));
-        let order_id = header(root, "ce_subject").unwrap().trim_start_matches("order/");
+        let order_id = header(root, "ce_subject")
+            .unwrap()
+            .trim_start_matches("order/");
 
         let flow: Vec<&OwnedMessage> = all
             .iter()
@@ -157,17 +190,27 @@ async fn causation_correlation_and_trace_hold_through_every_hop_and_the_fan_out(
             .collect();
         assert_eq!(flow.len(), 4, "order, payment, email, sms");
         for m in &flow {
-            assert_eq!(traceparent(m).trace_id, sent.trace_parent.trace_id, "one trace per flow");
+            assert_eq!(
+                traceparent(m).trace_id,
+                sent.trace_parent.trace_id,
+                "one trace per flow"
+            );
             assert_eq!(header(m, "ce_specversion"), Some("1.0"));
             let baggage = header(m, "baggage").unwrap();
-            assert!(baggage.contains(&format!("order.id={order_id}")), "{baggage}");
+            assert!(
+                baggage.contains(&format!("order.id={order_id}")),
+                "{baggage}"
+            );
         }
 
         let payment = flow
             .iter()
             .find(|m| header(m, "ce_type") == Some("PaymentCaptured"))
             .unwrap();
-        assert_eq!(header(payment, "ce_causationid"), Some(sent.event_id.as_str()));
+        assert_eq!(
+            header(payment, "ce_causationid"),
+            Some(sent.event_id.as_str())
+        );
         assert_eq!(header(payment, "ce_source"), Some("payment"));
         assert_eq!(payment.key(), Some(order_id.as_bytes()));
         let payment_id = header(payment, "ce_id").unwrap();
@@ -179,10 +222,20 @@ async fn causation_correlation_and_trace_hold_through_every_hop_and_the_fan_out(
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        assert_eq!(reactions.len(), 2, "fan-out: email and sms both name the payment as cause");
-        for m in flow.iter().filter(|m| header(m, "ce_causationid") == Some(payment_id)) {
+        assert_eq!(
+            reactions.len(),
+            2,
+            "fan-out: email and sms both name the payment as cause"
+        );
+        for m in flow
+            .iter()
+            .filter(|m| header(m, "ce_causationid") == Some(payment_id))
+        {
             assert_eq!(header(m, "ce_source"), Some("notification"));
-            assert!(header(m, "baggage").unwrap().contains("payment.id="), "keys accumulate");
+            assert!(
+                header(m, "baggage").unwrap().contains("payment.id="),
+                "keys accumulate"
+            );
         }
 
         // The spans: payment's send span ← payment's process span ← order's send span.
@@ -202,9 +255,18 @@ async fn causation_correlation_and_trace_hold_through_every_hop_and_the_fan_out(
                 .map(|kv| kv.value.to_string())
         };
         assert_eq!(attribute("messaging.system").as_deref(), Some("kafka"));
-        assert_eq!(attribute("messaging.consumer.group.name").as_deref(), Some("payment"));
-        assert_eq!(attribute("messaging.message.id").as_deref(), Some(sent.event_id.as_str()));
-        assert_eq!(attribute("messaging.kafka.message.key").as_deref(), Some(order_id));
+        assert_eq!(
+            attribute("messaging.consumer.group.name").as_deref(),
+            Some("payment")
+        );
+        assert_eq!(
+            attribute("messaging.message.id").as_deref(),
+            Some(sent.event_id.as_str())
+        );
+        assert_eq!(
+            attribute("messaging.kafka.message.key").as_deref(),
+            Some(order_id)
+        );
         assert!(attribute("messaging.kafka.offset").is_some());
     }
 

@@ -10,17 +10,22 @@
 //! under `migrations/sqlite` and `migrations/postgres`.
 
 mod sql;
+mod sqlite_write;
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::ConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::ConnectOptions;
 
 use crate::record::EventRecord;
 
-pub use sql::{DeliveryRow, EventRow, KeyRow, PgStore, SqliteStore, SummaryRow};
+pub use sql::{
+    DeliveryRow, EventRow, HopRow, KeyRow, PgStore, ProduceRow, SearchFilter, SqliteStore,
+    SummaryRow,
+};
+pub use sqlite_write::{SqliteWriteError, SqliteWriter};
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +40,9 @@ pub enum StoreError {
     /// Migrations failed.
     #[error("migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The SQLite writing connection failed.
+    #[error(transparent)]
+    SqliteWrite(#[from] SqliteWriteError),
 }
 
 /// What a batch write changed on one topic.
@@ -86,13 +94,16 @@ async fn checkpoint_wal(pool: sqlx::SqlitePool) {
         if pool.is_closed() {
             return;
         }
-        let passive: Result<(i64, i64, i64), _> =
-            sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&pool).await;
+        let passive: Result<(i64, i64, i64), _> = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&pool)
+            .await;
         let result = match passive {
-            Ok((_, frames, _)) if frames > WAL_RESET_FRAMES => sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(&pool)
-                .await
-                .map(|_| ()),
+            Ok((_, frames, _)) if frames > WAL_RESET_FRAMES => {
+                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(&pool)
+                    .await
+                    .map(|_| ())
+            }
             other => other.map(|_| ()),
         };
         if let Err(e) = result {
@@ -161,7 +172,12 @@ impl Store {
     }
 
     async fn open_sqlite(url: &str) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)?
+        let options = SqliteConnectOptions::from_str(url)?;
+        if options.get_filename() == std::path::Path::new(":memory:") {
+            // The writer's own connection would open a second, empty database.
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        }
+        let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // NORMAL: in WAL mode a committed batch survives a crash of the process, and offsets
@@ -179,13 +195,15 @@ impl Store {
             // sqlx would log each slow statement with its whole text (thousands of placeholders);
             // batch latency is in `choreoscope_batch_write_seconds` instead.
             .log_slow_statements(log::LevelFilter::Off, Duration::from_secs(1));
+        let path = options.get_filename().to_owned();
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+        let writer = SqliteWriter::open(&path)?;
         tokio::spawn(checkpoint_wal(pool.clone()));
-        Ok(Self::Sqlite(SqliteStore::new(pool)))
+        Ok(Self::Sqlite(SqliteStore::new(pool, writer)))
     }
 
     /// Which database backs the store: `sqlite` or `postgres`.
@@ -228,23 +246,78 @@ impl Store {
 
     /// Events without a causation id whose `traceparent` names the span `(trace, span)`: their
     /// producer propagated the cause's context unchanged (see docs/lineage.md).
-    pub async fn same_span(&self, trace_id: &str, span_id: &str) -> Result<Vec<SummaryRow>, StoreError> {
+    pub async fn same_span(
+        &self,
+        trace_id: &str,
+        span_id: &str,
+    ) -> Result<Vec<SummaryRow>, StoreError> {
         dispatch!(self.same_span(trace_id, span_id))
     }
 
     /// Events of a correlation (including its root, whose id it is), in time order.
-    pub async fn by_correlation(&self, id: &str, limit: i64) -> Result<Vec<SummaryRow>, StoreError> {
+    pub async fn by_correlation(
+        &self,
+        id: &str,
+        limit: i64,
+    ) -> Result<Vec<SummaryRow>, StoreError> {
         dispatch!(self.by_correlation(id, limit))
     }
 
     /// Events of a trace, in time order.
-    pub async fn by_trace(&self, trace_id: &str, limit: i64) -> Result<Vec<SummaryRow>, StoreError> {
+    pub async fn by_trace(
+        &self,
+        trace_id: &str,
+        limit: i64,
+    ) -> Result<Vec<SummaryRow>, StoreError> {
         dispatch!(self.by_trace(trace_id, limit))
     }
 
     /// Events carrying business key `name = value`, in time order.
-    pub async fn by_key(&self, name: &str, value: &str, limit: i64) -> Result<Vec<SummaryRow>, StoreError> {
+    pub async fn by_key(
+        &self,
+        name: &str,
+        value: &str,
+        limit: i64,
+    ) -> Result<Vec<SummaryRow>, StoreError> {
         dispatch!(self.by_key(name, value, limit))
+    }
+
+    /// A page of events matching `filter`, newest first.
+    pub async fn search(&self, filter: &SearchFilter) -> Result<Vec<SummaryRow>, StoreError> {
+        dispatch!(self.search(filter))
+    }
+
+    /// Every business-key name seen, in order.
+    pub async fn key_names(&self) -> Result<Vec<String>, StoreError> {
+        dispatch!(self.key_names())
+    }
+
+    /// Those of `names` under which `value` is a key of some event.
+    pub async fn names_with_value(
+        &self,
+        names: &[String],
+        value: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        dispatch!(self.names_with_value(names, value))
+    }
+
+    /// Events per (service, topic) produced in `[from_us, to_us)`.
+    pub async fn produce_counts(
+        &self,
+        from_us: i64,
+        to_us: i64,
+    ) -> Result<Vec<ProduceRow>, StoreError> {
+        dispatch!(self.produce_counts(from_us, to_us))
+    }
+
+    /// Reactions in `[from_us, to_us)` with their cause's topic and hop time, at most `limit`.
+    pub async fn hops(
+        &self,
+        from_us: i64,
+        to_us: i64,
+        limit: i64,
+    ) -> Result<Vec<HopRow>, StoreError> {
+        dispatch!(self.hops(from_us, to_us, limit))
     }
 
     /// How many events and deliveries the store holds.
@@ -257,7 +330,10 @@ impl Store {
     pub async fn close(&self) {
         match self {
             Store::Sqlite(s) => {
-                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(s.pool()).await {
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(s.pool())
+                    .await
+                {
                     tracing::warn!(error = %e, "final wal checkpoint failed");
                 }
                 s.pool().close().await;

@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::{PgPool, Postgres, QueryBuilder, Sqlite, SqlitePool};
 
+use super::sqlite_write::SqliteWriter;
 use super::{StoreCounts, StoreError, TopicOutcome, WriteOutcome};
 use crate::record::EventRecord;
 
@@ -132,10 +133,71 @@ pub struct KeyRow {
     pub value: String,
 }
 
-/// The SQLite store.
+/// What [`SqliteStore::search`] and [`PgStore::search`] filter on; `None` matches everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchFilter {
+    /// Events at or after this time, µs.
+    pub from_us: Option<i64>,
+    /// Events before this time, µs.
+    pub to_us: Option<i64>,
+    /// `ce_type`.
+    pub event_type: Option<String>,
+    /// `ce_source` (the producing service).
+    pub source: Option<String>,
+    /// Topic of first delivery.
+    pub topic: Option<String>,
+    /// A business key: (name, value), or any name when `None`.
+    pub key: Option<(Option<String>, String)>,
+    /// Events with a problem of this kind.
+    pub problem: Option<String>,
+    /// Keyset cursor: only events strictly before this (time µs, id) in (time, id) order.
+    pub before: Option<(i64, String)>,
+    /// Page size.
+    pub limit: i64,
+}
+
+/// Events a service produced to a topic.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ProduceRow {
+    /// Producing service (`ce_source`), if known.
+    pub source: Option<String>,
+    /// Topic.
+    pub topic: String,
+    /// Number of events.
+    pub events: i64,
+}
+
+/// One reaction: a service produced an event caused by an event of `cause_topic`.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct HopRow {
+    /// Topic of the cause.
+    pub cause_topic: String,
+    /// Reacting service (`ce_source`), if known.
+    pub source: Option<String>,
+    /// Reaction time minus cause time, µs.
+    pub latency_us: i64,
+}
+
+/// The SQLite store: reads through a pool, writes through one dedicated connection.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: SqliteWriter,
+}
+
+impl SqliteStore {
+    /// Wraps a migrated pool and the writing connection on the same file.
+    pub fn new(pool: SqlitePool, writer: SqliteWriter) -> Self {
+        Self { pool, writer }
+    }
+
+    /// Writes a batch in one transaction, idempotently (on the writer's blocking thread).
+    pub async fn write_batch(&self, batch: &[EventRecord]) -> Result<WriteOutcome, StoreError> {
+        if batch.is_empty() {
+            return Ok(WriteOutcome::default());
+        }
+        Ok(self.writer.write_batch(batch.to_vec()).await?)
+    }
 }
 
 /// The PostgreSQL store.
@@ -144,156 +206,193 @@ pub struct PgStore {
     pool: PgPool,
 }
 
+impl PgStore {
+    /// Wraps a migrated pool.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// Writes a batch in one transaction, idempotently.
+    pub async fn write_batch(&self, batch: &[EventRecord]) -> Result<WriteOutcome, StoreError> {
+        let mut outcome = WriteOutcome {
+            records: batch.len(),
+            ..WriteOutcome::default()
+        };
+        if batch.is_empty() {
+            return Ok(outcome);
+        }
+        let mut positions = HashSet::new();
+        let unique: Vec<&EventRecord> = batch
+            .iter()
+            .filter(|e| positions.insert((e.topic.as_str(), e.partition, e.offset)))
+            .collect();
+        let mut tx = self.pool.begin().await?;
+
+        // 1. Deliveries: only those never seen go further.
+        let mut fresh: Vec<&EventRecord> = Vec::with_capacity(unique.len());
+        for chunk in unique.chunks(SMALL_CHUNK) {
+            let mut qb = QueryBuilder::<Postgres>::new(
+                "INSERT INTO deliveries (topic, kafka_partition, kafka_offset, event_id, broker_time_us) ",
+            );
+            qb.push_values(chunk, |mut b, e| {
+                b.push_bind(&e.topic)
+                    .push_bind(e.partition)
+                    .push_bind(e.offset)
+                    .push_bind(&e.event_id)
+                    .push_bind(e.broker_time_us);
+            });
+            qb.push(" ON CONFLICT DO NOTHING RETURNING topic, kafka_partition, kafka_offset");
+            let inserted: Vec<(String, i32, i64)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+            // Batch order is kept; rows are matched by borrowed position, without a copy per record.
+            let index: HashMap<(&str, i32, i64), usize> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, e)| ((e.topic.as_str(), e.partition, e.offset), i))
+                .collect();
+            let mut is_fresh = vec![false; chunk.len()];
+            for (topic, partition, offset) in &inserted {
+                if let Some(&i) = index.get(&(topic.as_str(), *partition, *offset)) {
+                    is_fresh[i] = true;
+                }
+            }
+            fresh.extend(
+                chunk
+                    .iter()
+                    .zip(is_fresh)
+                    .filter(|(_, f)| *f)
+                    .map(|(e, _)| *e),
+            );
+        }
+        outcome.new_deliveries = fresh.len();
+        outcome.redelivered = batch.len() - fresh.len();
+
+        // 2. Events: the first delivery of an id creates it, later ones count.
+        let mut firsts: Vec<&EventRecord> = Vec::new();
+        let mut in_batch: HashMap<&str, i64> = HashMap::new();
+        for e in &fresh {
+            *in_batch.entry(e.event_id.as_str()).or_insert_with(|| {
+                firsts.push(e);
+                0
+            }) += 1;
+        }
+        let mut duplicated: Vec<String> = Vec::new();
+        let mut created: HashSet<String> = HashSet::new();
+        for chunk in firsts.chunks(EVENT_CHUNK) {
+            let mut qb = QueryBuilder::<Postgres>::new(
+                "INSERT INTO events (event_id, id_source, topic, kafka_partition, kafka_offset, \
+                 record_key, broker_time_us, event_time_us, time_us, event_type, source, subject, \
+                 content_type, trace_id, span_id, causation_id, correlation_id, headers, payload, \
+                 payload_size, payload_truncated, problems, problem_count, delivery_count, \
+                 ingested_at_us) ",
+            );
+            qb.push_values(chunk, |mut b, e| {
+                b.push_bind(&e.event_id)
+                    .push_bind(&e.id_source)
+                    .push_bind(&e.topic)
+                    .push_bind(e.partition)
+                    .push_bind(e.offset)
+                    .push_bind(e.record_key.as_deref())
+                    .push_bind(e.broker_time_us)
+                    .push_bind(e.event_time_us)
+                    .push_bind(e.time_us)
+                    .push_bind(e.event_type.as_deref())
+                    .push_bind(e.source.as_deref())
+                    .push_bind(e.subject.as_deref())
+                    .push_bind(e.content_type.as_deref())
+                    .push_bind(e.trace_id.as_deref())
+                    .push_bind(e.span_id.as_deref())
+                    .push_bind(e.causation_id.as_deref())
+                    .push_bind(e.correlation_id.as_deref())
+                    .push_bind(&e.headers_json)
+                    .push_bind(e.payload.as_deref())
+                    .push_bind(e.payload_size)
+                    .push_bind(e.payload_truncated)
+                    .push_bind(serde_json::to_string(&e.problems).unwrap_or_else(|_| "[]".into()))
+                    .push_bind(e.problems.len() as i64)
+                    .push_bind(in_batch[e.event_id.as_str()])
+                    .push_bind(e.ingested_at_us);
+            });
+            qb.push(
+                " ON CONFLICT (event_id) DO UPDATE SET delivery_count = \
+                 events.delivery_count + excluded.delivery_count RETURNING event_id, delivery_count",
+            );
+            let rows: Vec<(String, i64)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+            for (id, count) in rows {
+                if count == in_batch[id.as_str()] {
+                    outcome.new_events += 1;
+                    created.insert(id.clone());
+                }
+                if count > 1 {
+                    duplicated.push(id);
+                }
+            }
+        }
+        outcome.duplicate_publishes = outcome.new_deliveries - outcome.new_events;
+        for e in &fresh {
+            let topic = outcome
+                .per_topic
+                .entry(e.topic.clone())
+                .or_default();
+            topic.new_deliveries += 1;
+            // The first delivery in the batch of an id created here is the event itself.
+            if !(created.remove(&e.event_id)) {
+                topic.duplicate_publishes += 1;
+            }
+        }
+
+        // 3. Keys and problem kinds, for lookups.
+        let keys: Vec<(&str, &str, &str)> = firsts
+            .iter()
+            .flat_map(|e| {
+                e.keys
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str(), e.event_id.as_str()))
+            })
+            .collect();
+        for chunk in keys.chunks(SMALL_CHUNK) {
+            let mut qb =
+                QueryBuilder::<Postgres>::new("INSERT INTO event_keys (name, value, event_id) ");
+            qb.push_values(chunk, |mut b, (k, v, id)| {
+                b.push_bind(*k).push_bind(*v).push_bind(*id);
+            });
+            qb.push(" ON CONFLICT DO NOTHING");
+            qb.build().execute(&mut *tx).await?;
+        }
+        let mut kinds: Vec<(&str, &str)> = firsts
+            .iter()
+            .flat_map(|e| {
+                e.problems
+                    .iter()
+                    .map(|p| (p.kind.as_str(), e.event_id.as_str()))
+            })
+            .chain(
+                duplicated
+                    .iter()
+                    .map(|id| ("duplicate_publish", id.as_str())),
+            )
+            .collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        for chunk in kinds.chunks(SMALL_CHUNK) {
+            let mut qb =
+                QueryBuilder::<Postgres>::new("INSERT INTO event_problems (kind, event_id) ");
+            qb.push_values(chunk, |mut b, (kind, id)| {
+                b.push_bind(*kind).push_bind(*id);
+            });
+            qb.push(" ON CONFLICT DO NOTHING");
+            qb.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(outcome)
+    }
+}
+
 macro_rules! sql_store {
     ($store:ident, $db:ty, $pool:ty) => {
         impl $store {
-            /// Wraps a migrated pool.
-            pub fn new(pool: $pool) -> Self {
-                Self { pool }
-            }
-
-            /// The connection pool.
+            /// The connection pool (reads; for SQLite, also migrations and checkpoints).
             pub fn pool(&self) -> &$pool {
                 &self.pool
-            }
-
-            /// Writes a batch in one transaction, idempotently.
-            pub async fn write_batch(&self, batch: &[EventRecord]) -> Result<WriteOutcome, StoreError> {
-                let mut outcome = WriteOutcome { records: batch.len(), ..WriteOutcome::default() };
-                if batch.is_empty() {
-                    return Ok(outcome);
-                }
-                let mut positions = HashSet::new();
-                let unique: Vec<&EventRecord> = batch
-                    .iter()
-                    .filter(|e| positions.insert((e.topic.as_str(), e.partition, e.offset)))
-                    .collect();
-                let mut tx = self.pool.begin().await?;
-
-                // 1. Deliveries: only those never seen go further.
-                let mut fresh: Vec<&EventRecord> = Vec::with_capacity(unique.len());
-                for chunk in unique.chunks(SMALL_CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new(
-                        "INSERT INTO deliveries (topic, kafka_partition, kafka_offset, event_id, broker_time_us) ",
-                    );
-                    qb.push_values(chunk, |mut b, e| {
-                        b.push_bind(&e.topic)
-                            .push_bind(e.partition)
-                            .push_bind(e.offset)
-                            .push_bind(&e.event_id)
-                            .push_bind(e.broker_time_us);
-                    });
-                    qb.push(" ON CONFLICT DO NOTHING RETURNING topic, kafka_partition, kafka_offset");
-                    let inserted: HashSet<(String, i32, i64)> =
-                        qb.build_query_as().fetch_all(&mut *tx).await?.into_iter().collect();
-                    fresh.extend(chunk.iter().filter(|e| {
-                        inserted.contains(&(e.topic.clone(), e.partition, e.offset))
-                    }));
-                }
-                outcome.new_deliveries = fresh.len();
-                outcome.redelivered = batch.len() - fresh.len();
-
-                // 2. Events: the first delivery of an id creates it, later ones count.
-                let mut firsts: Vec<&EventRecord> = Vec::new();
-                let mut in_batch: HashMap<&str, i64> = HashMap::new();
-                for e in &fresh {
-                    *in_batch.entry(e.event_id.as_str()).or_insert_with(|| {
-                        firsts.push(e);
-                        0
-                    }) += 1;
-                }
-                let mut duplicated: Vec<String> = Vec::new();
-                let mut created: HashSet<String> = HashSet::new();
-                for chunk in firsts.chunks(EVENT_CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new(
-                        "INSERT INTO events (event_id, id_source, topic, kafka_partition, kafka_offset, \
-                         record_key, broker_time_us, event_time_us, time_us, event_type, source, subject, \
-                         content_type, trace_id, span_id, causation_id, correlation_id, headers, payload, \
-                         payload_size, payload_truncated, problems, problem_count, delivery_count, \
-                         ingested_at_us) ",
-                    );
-                    qb.push_values(chunk, |mut b, e| {
-                        b.push_bind(&e.event_id)
-                            .push_bind(&e.id_source)
-                            .push_bind(&e.topic)
-                            .push_bind(e.partition)
-                            .push_bind(e.offset)
-                            .push_bind(e.record_key.as_deref())
-                            .push_bind(e.broker_time_us)
-                            .push_bind(e.event_time_us)
-                            .push_bind(e.time_us)
-                            .push_bind(e.event_type.as_deref())
-                            .push_bind(e.source.as_deref())
-                            .push_bind(e.subject.as_deref())
-                            .push_bind(e.content_type.as_deref())
-                            .push_bind(e.trace_id.as_deref())
-                            .push_bind(e.span_id.as_deref())
-                            .push_bind(e.causation_id.as_deref())
-                            .push_bind(e.correlation_id.as_deref())
-                            .push_bind(&e.headers_json)
-                            .push_bind(e.payload.as_deref())
-                            .push_bind(e.payload_size)
-                            .push_bind(e.payload_truncated)
-                            .push_bind(serde_json::to_string(&e.problems).unwrap_or_else(|_| "[]".into()))
-                            .push_bind(e.problems.len() as i64)
-                            .push_bind(in_batch[e.event_id.as_str()])
-                            .push_bind(e.ingested_at_us);
-                    });
-                    qb.push(
-                        " ON CONFLICT (event_id) DO UPDATE SET delivery_count = \
-                         events.delivery_count + excluded.delivery_count RETURNING event_id, delivery_count",
-                    );
-                    let rows: Vec<(String, i64)> = qb.build_query_as().fetch_all(&mut *tx).await?;
-                    for (id, count) in rows {
-                        if count == in_batch[id.as_str()] {
-                            outcome.new_events += 1;
-                            created.insert(id.clone());
-                        }
-                        if count > 1 {
-                            duplicated.push(id);
-                        }
-                    }
-                }
-                outcome.duplicate_publishes = outcome.new_deliveries - outcome.new_events;
-                for e in &fresh {
-                    let topic = outcome.per_topic.entry(e.topic.clone()).or_insert_with(TopicOutcome::default);
-                    topic.new_deliveries += 1;
-                    // The first delivery in the batch of an id created here is the event itself.
-                    if !(created.remove(&e.event_id)) {
-                        topic.duplicate_publishes += 1;
-                    }
-                }
-
-                // 3. Keys and problem kinds, for lookups.
-                let keys: Vec<(&str, &str, &str)> = firsts
-                    .iter()
-                    .flat_map(|e| e.keys.iter().map(|(k, v)| (k.as_str(), v.as_str(), e.event_id.as_str())))
-                    .collect();
-                for chunk in keys.chunks(SMALL_CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new("INSERT INTO event_keys (name, value, event_id) ");
-                    qb.push_values(chunk, |mut b, (k, v, id)| {
-                        b.push_bind(*k).push_bind(*v).push_bind(*id);
-                    });
-                    qb.push(" ON CONFLICT DO NOTHING");
-                    qb.build().execute(&mut *tx).await?;
-                }
-                let mut kinds: Vec<(&str, &str)> = firsts
-                    .iter()
-                    .flat_map(|e| e.problems.iter().map(|p| (p.kind.as_str(), e.event_id.as_str())))
-                    .chain(duplicated.iter().map(|id| ("duplicate_publish", id.as_str())))
-                    .collect();
-                kinds.sort_unstable();
-                kinds.dedup();
-                for chunk in kinds.chunks(SMALL_CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new("INSERT INTO event_problems (kind, event_id) ");
-                    qb.push_values(chunk, |mut b, (kind, id)| {
-                        b.push_bind(*kind).push_bind(*id);
-                    });
-                    qb.push(" ON CONFLICT DO NOTHING");
-                    qb.build().execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
-                Ok(outcome)
             }
 
             /// The full event `id`.
@@ -403,6 +502,92 @@ macro_rules! sql_store {
                 qb.push_bind(value);
                 qb.push(" ORDER BY e.time_us, e.event_id LIMIT ");
                 qb.push_bind(limit);
+                Ok(qb.build_query_as().fetch_all(&self.pool).await?)
+            }
+
+            /// A page of events matching `filter`, newest first, starting after `filter.before`.
+            pub async fn search(&self, filter: &SearchFilter) -> Result<Vec<SummaryRow>, StoreError> {
+                let mut qb = QueryBuilder::<$db>::new(format!("SELECT {SUMMARY_COLUMNS} FROM events e WHERE 1 = 1"));
+                if let Some(from) = filter.from_us {
+                    qb.push(" AND e.time_us >= ").push_bind(from);
+                }
+                if let Some(to) = filter.to_us {
+                    qb.push(" AND e.time_us < ").push_bind(to);
+                }
+                if let Some(t) = &filter.event_type {
+                    qb.push(" AND e.event_type = ").push_bind(t.clone());
+                }
+                if let Some(source) = &filter.source {
+                    qb.push(" AND e.source = ").push_bind(source.clone());
+                }
+                if let Some(topic) = &filter.topic {
+                    qb.push(" AND e.topic = ").push_bind(topic.clone());
+                }
+                if let Some((name, value)) = &filter.key {
+                    qb.push(" AND e.event_id IN (SELECT k.event_id FROM event_keys k WHERE k.value = ").push_bind(value.clone());
+                    if let Some(name) = name {
+                        qb.push(" AND k.name = ").push_bind(name.clone());
+                    }
+                    qb.push(")");
+                }
+                if let Some(kind) = &filter.problem {
+                    qb.push(" AND e.event_id IN (SELECT p.event_id FROM event_problems p WHERE p.kind = ")
+                        .push_bind(kind.clone())
+                        .push(")");
+                }
+                if let Some((time, id)) = &filter.before {
+                    qb.push(" AND (e.time_us < ").push_bind(*time);
+                    qb.push(" OR (e.time_us = ").push_bind(*time);
+                    qb.push(" AND e.event_id < ").push_bind(id.clone()).push("))");
+                }
+                qb.push(" ORDER BY e.time_us DESC, e.event_id DESC LIMIT ").push_bind(filter.limit);
+                Ok(qb.build_query_as().fetch_all(&self.pool).await?)
+            }
+
+            /// Distinct business-key names, in order (a loose index scan: one probe per name).
+            pub async fn key_names(&self) -> Result<Vec<String>, StoreError> {
+                let rows: Vec<(String,)> = sqlx::query_as(
+                    "WITH RECURSIVE names(n) AS (SELECT MIN(name) FROM event_keys \
+                     UNION ALL SELECT (SELECT MIN(name) FROM event_keys WHERE name > n) FROM names WHERE n IS NOT NULL) \
+                     SELECT n FROM names WHERE n IS NOT NULL",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(|(n,)| n).collect())
+            }
+
+            /// Key names carrying `value` (for a search by value alone).
+            pub async fn names_with_value(&self, names: &[String], value: &str) -> Result<Vec<String>, StoreError> {
+                let mut out = Vec::new();
+                for name in names {
+                    let mut qb = QueryBuilder::<$db>::new("SELECT name FROM event_keys WHERE name = ");
+                    qb.push_bind(name.clone()).push(" AND value = ").push_bind(value.to_owned()).push(" LIMIT 1");
+                    if let Some((n,)) = qb.build_query_as::<(String,)>().fetch_optional(&self.pool).await? {
+                        out.push(n);
+                    }
+                }
+                Ok(out)
+            }
+
+            /// Events per (source, topic) in the time range: the produce edges of the topology.
+            pub async fn produce_counts(&self, from_us: i64, to_us: i64) -> Result<Vec<ProduceRow>, StoreError> {
+                let mut qb = QueryBuilder::<$db>::new(
+                    "SELECT e.source, e.topic, COUNT(*) AS events FROM events e WHERE e.time_us >= ",
+                );
+                qb.push_bind(from_us).push(" AND e.time_us < ").push_bind(to_us);
+                qb.push(" GROUP BY e.source, e.topic ORDER BY e.source, e.topic");
+                Ok(qb.build_query_as().fetch_all(&self.pool).await?)
+            }
+
+            /// Reactions in the time range with their cause's topic and the hop time: the consume
+            /// edges of the topology. At most `limit` rows, most recent first.
+            pub async fn hops(&self, from_us: i64, to_us: i64, limit: i64) -> Result<Vec<HopRow>, StoreError> {
+                let mut qb = QueryBuilder::<$db>::new(
+                    "SELECT c.topic AS cause_topic, e.source AS source, e.time_us - c.time_us AS latency_us \
+                     FROM events e JOIN events c ON c.event_id = e.causation_id WHERE e.time_us >= ",
+                );
+                qb.push_bind(from_us).push(" AND e.time_us < ").push_bind(to_us);
+                qb.push(" ORDER BY e.time_us DESC LIMIT ").push_bind(limit);
                 Ok(qb.build_query_as().fetch_all(&self.pool).await?)
             }
 

@@ -36,7 +36,9 @@ impl InProcessCollector {
             IngestConfig {
                 brokers: broker.bootstrap().to_owned(),
                 group: format!("collector-{suffix}"),
-                include: Some(choreoscope::rules::TopicPattern::new(&format!(".*{suffix}")).unwrap()),
+                include: Some(
+                    choreoscope::rules::TopicPattern::new(&format!(".*{suffix}")).unwrap(),
+                ),
                 exclude: None,
                 batch_size: 500,
                 batch_timeout: Duration::from_millis(50),
@@ -53,7 +55,13 @@ impl InProcessCollector {
             let cancel = cancel.clone();
             async move { ingestor.run(cancel).await.unwrap() }
         });
-        Self { store, metrics, cancel, task, _dir: dir }
+        Self {
+            store,
+            metrics,
+            cancel,
+            task,
+            _dir: dir,
+        }
     }
 
     /// Waits until the store holds `deliveries` deliveries.
@@ -87,7 +95,8 @@ pub async fn produce_raw(
     payload: Option<&[u8]>,
     headers: &RecordHeaders,
 ) -> (i32, i64) {
-    let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers.to_kafka());
+    let mut record: FutureRecord<'_, [u8], [u8]> =
+        FutureRecord::to(topic).headers(headers.to_kafka());
     if let Some(k) = key {
         record = record.key(k);
     }
@@ -124,12 +133,31 @@ pub struct CollectorProcess {
 impl CollectorProcess {
     /// Starts `choreoscope collect` on `db`, storing only `topic`.
     pub fn start(broker: &TestBroker, db: &str, group: &str, topic: &str) -> Self {
-        let listen = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let listen = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_choreoscope"))
-            .args(["collect", "--brokers", broker.bootstrap(), "--db", db, "--group", group])
-            .args(["--include", &regex::escape(topic), "--listen", &listen.to_string()])
+            .args([
+                "collect",
+                "--brokers",
+                broker.bootstrap(),
+                "--db",
+                db,
+                "--group",
+                group,
+            ])
+            .args([
+                "--include",
+                &regex::escape(topic),
+                "--listen",
+                &listen.to_string(),
+            ])
             .args(["--batch-size", "2000", "--batch-ms", "100"])
-            .env("RUST_LOG", std::env::var("CHOREOSCOPE_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("CHOREOSCOPE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .spawn()
             .expect("start the collector binary");
         Self { child, listen }
@@ -159,7 +187,9 @@ impl CollectorProcess {
         write!(stream, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
         let mut body = String::new();
         stream.read_to_string(&mut body).unwrap();
-        body.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or(body)
+        body.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or(body)
     }
 }
 
@@ -182,7 +212,14 @@ pub async fn produce_many(producer: &FutureProducer, topic: &str, n: usize) {
                 None,
             );
             async move {
-                produce_raw(producer, topic, Some(key.as_bytes()), Some(br#"{"amount":42}"#), &headers).await;
+                produce_raw(
+                    producer,
+                    topic,
+                    Some(key.as_bytes()),
+                    Some(br#"{"amount":42}"#),
+                    &headers,
+                )
+                .await;
             }
         })
         .buffer_unordered(2000)
@@ -191,7 +228,11 @@ pub async fn produce_many(producer: &FutureProducer, topic: &str, n: usize) {
 }
 
 /// Polls `store` until it holds `deliveries` deliveries or `timeout` passes; returns the counts.
-pub async fn wait_for(store: &Store, deliveries: i64, timeout: Duration) -> choreoscope::store::StoreCounts {
+pub async fn wait_for(
+    store: &Store,
+    deliveries: i64,
+    timeout: Duration,
+) -> choreoscope::store::StoreCounts {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         if let Ok(counts) = store.counts().await {

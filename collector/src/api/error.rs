@@ -1,0 +1,77 @@
+//! API errors: JSON `{ "error": code, "detail": text }` with the status that says whose fault it is.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::store::StoreError;
+
+/// The body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable code: `bad_parameter`, `not_found`, `unusable_value`, `store_unavailable`.
+    pub error: String,
+    /// What was wrong, for a human.
+    pub detail: String,
+}
+
+/// A failed request.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// A parameter could not be parsed (400).
+    #[error("{0}")]
+    BadParameter(String),
+    /// No such event, trace, correlation or key (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// A parameter parsed but cannot be used (422), e.g. `from` after `to`.
+    #[error("{0}")]
+    Unusable(String),
+    /// The store failed (503): the request may succeed later.
+    #[error("store unavailable: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl ApiError {
+    /// The HTTP status and stable code of this error.
+    pub fn status(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::BadParameter(_) => (StatusCode::BAD_REQUEST, "bad_parameter"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Unusable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unusable_value"),
+            ApiError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status();
+        if let ApiError::Store(e) = &self {
+            tracing::warn!(error = %e, "query failed in the store");
+        }
+        (
+            status,
+            Json(ErrorBody {
+                error: code.to_owned(),
+                detail: self.to_string(),
+            }),
+        )
+            .into_response()
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::QueryRejection) -> Self {
+        ApiError::BadParameter(rejection.body_text())
+    }
+}
+
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::PathRejection) -> Self {
+        ApiError::BadParameter(rejection.body_text())
+    }
+}

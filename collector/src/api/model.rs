@@ -1,0 +1,525 @@
+//! The API's JSON shapes. Times are RFC 3339 strings (UTC, microseconds) with the same instant in
+//! `time_us` for sorting; latencies are milliseconds.
+
+use base64::Engine as _;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::lineage::{Edge, Lineage, Node};
+use crate::store::{DeliveryRow, EventRow, KeyRow, SummaryRow};
+
+/// RFC 3339 text of a time in µs since the epoch.
+pub fn rfc3339(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        .unwrap_or_else(|| us.to_string())
+}
+
+/// Milliseconds, with µs precision, of a duration in µs.
+pub fn ms(us: i64) -> f64 {
+    us as f64 / 1000.0
+}
+
+/// An event as a node of a graph or a line of a list.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct EventSummary {
+    /// Event id.
+    pub id: String,
+    /// `ce_type`.
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+    /// The producing service (`ce_source`).
+    pub source: Option<String>,
+    /// Topic of first delivery.
+    pub topic: String,
+    /// Partition of first delivery.
+    pub partition: i32,
+    /// Offset of first delivery.
+    pub offset: i64,
+    /// Best-known time of the event (RFC 3339).
+    pub time: String,
+    /// The same, µs since the epoch.
+    pub time_us: i64,
+    /// `ce_subject`.
+    pub subject: Option<String>,
+    /// The cause's id.
+    pub causation_id: Option<String>,
+    /// The conversation's id.
+    pub correlation_id: Option<String>,
+    /// W3C trace id.
+    pub trace_id: Option<String>,
+    /// Producing span id.
+    pub span_id: Option<String>,
+    /// Hops from the start event in a lineage walk (negative: ancestors); absent elsewhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub depth: Option<i32>,
+    /// Marks: `root`, `end`, `cause_missing`, `duplicate_publish`, `problems`, `cycle`.
+    pub flags: Vec<String>,
+    /// Problems found when reading it.
+    pub problem_count: i64,
+    /// Deliveries (more than one: published twice).
+    pub delivery_count: i64,
+}
+
+impl EventSummary {
+    /// A summary with no flags.
+    pub fn from_row(e: SummaryRow) -> Self {
+        Self {
+            time: rfc3339(e.time_us),
+            time_us: e.time_us,
+            id: e.event_id,
+            event_type: e.event_type,
+            source: e.source,
+            topic: e.topic,
+            partition: e.kafka_partition,
+            offset: e.kafka_offset,
+            subject: e.subject,
+            causation_id: e.causation_id,
+            correlation_id: e.correlation_id,
+            trace_id: e.trace_id,
+            span_id: e.span_id,
+            depth: None,
+            flags: Vec::new(),
+            problem_count: e.problem_count,
+            delivery_count: e.delivery_count,
+        }
+    }
+
+    fn from_node(node: Node, with_depth: bool) -> Self {
+        let mut s = Self::from_row(node.event);
+        s.depth = with_depth.then_some(node.depth);
+        s.flags = node
+            .flags
+            .iter()
+            .map(|f| {
+                serde_json::to_value(f)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            })
+            .collect();
+        s
+    }
+}
+
+/// A cause → reaction edge.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct GraphEdge {
+    /// The cause's id.
+    pub from: String,
+    /// The reaction's id.
+    pub to: String,
+    /// Reaction time minus cause time, ms (negative under clock skew).
+    pub latency_ms: f64,
+    /// Found by the span rule, not declared (docs/lineage.md).
+    pub inferred: bool,
+    /// This edge closes a causation cycle.
+    pub cycle: bool,
+}
+
+impl From<Edge> for GraphEdge {
+    fn from(e: Edge) -> Self {
+        Self {
+            from: e.from,
+            to: e.to,
+            latency_ms: ms(e.latency_us),
+            inferred: e.inferred,
+            cycle: e.cycle,
+        }
+    }
+}
+
+/// A causal graph.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Graph {
+    /// Events (the start event first in a lineage walk; time order in a flow).
+    pub nodes: Vec<EventSummary>,
+    /// Edges between them.
+    pub edges: Vec<GraphEdge>,
+    /// Why the graph is incomplete, when a limit cut it.
+    pub truncated: Option<String>,
+}
+
+impl Graph {
+    /// The JSON shape of a [`Lineage`]; `with_depth` keeps each node's hop count.
+    pub fn from_lineage(l: Lineage, with_depth: bool) -> Self {
+        Self {
+            nodes: l
+                .nodes
+                .into_iter()
+                .map(|n| EventSummary::from_node(n, with_depth))
+                .collect(),
+            edges: l.edges.into_iter().map(GraphEdge::from).collect(),
+            truncated: l.truncated,
+        }
+    }
+}
+
+/// A business key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct KeyValue {
+    /// Key name, e.g. `order.id`.
+    pub name: String,
+    /// Key value, e.g. `o-1001`.
+    pub value: String,
+}
+
+/// Bytes as text when they are UTF-8, else base64.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Bytes {
+    /// `utf8` or `base64`.
+    pub encoding: String,
+    /// The bytes in that encoding.
+    pub data: String,
+}
+
+impl Bytes {
+    /// Encodes `bytes`.
+    pub fn new(bytes: &[u8]) -> Self {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Self {
+                encoding: "utf8".into(),
+                data: text.to_owned(),
+            },
+            Err(_) => Self {
+                encoding: "base64".into(),
+                data: base64::engine::general_purpose::STANDARD.encode(bytes),
+            },
+        }
+    }
+}
+
+/// One record header, exactly as it arrived.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Header {
+    /// Header name.
+    pub name: String,
+    /// Value; `null` for a null header.
+    pub value: Option<Bytes>,
+}
+
+/// The payload as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Payload {
+    /// The kept bytes.
+    pub body: Bytes,
+    /// Size before cutting, bytes.
+    pub size: i64,
+    /// Whether it was cut at the collector's `--max-payload`.
+    pub truncated: bool,
+    /// Declared content type.
+    pub content_type: Option<String>,
+}
+
+/// A problem found while reading the record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+pub struct ProblemView {
+    /// Stable kind, e.g. `invalid_traceparent`.
+    pub kind: String,
+    /// Explanation.
+    pub detail: String,
+}
+
+/// Where the event was delivered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Delivery {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Broker time (RFC 3339), if the record had one.
+    pub broker_time: Option<String>,
+}
+
+impl From<DeliveryRow> for Delivery {
+    fn from(d: DeliveryRow) -> Self {
+        Self {
+            topic: d.topic,
+            partition: d.kafka_partition,
+            offset: d.kafka_offset,
+            broker_time: d.broker_time_us.map(rfc3339),
+        }
+    }
+}
+
+/// Everything known about one event.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct EventDetail {
+    /// Event id.
+    pub id: String,
+    /// Where the id came from: a header name, or `derived` (topic/partition/offset).
+    pub id_source: String,
+    /// W3C trace id.
+    pub trace_id: Option<String>,
+    /// Producing span id.
+    pub span_id: Option<String>,
+    /// The cause's id.
+    pub causation_id: Option<String>,
+    /// The conversation's id.
+    pub correlation_id: Option<String>,
+    /// Topic of first delivery.
+    pub topic: String,
+    /// Partition of first delivery.
+    pub partition: i32,
+    /// Offset of first delivery.
+    pub offset: i64,
+    /// Record key.
+    pub key: Option<Bytes>,
+    /// Best-known time (RFC 3339): `ce_time`, else the broker's.
+    pub time: String,
+    /// `ce_time`, if given.
+    pub event_time: Option<String>,
+    /// Broker timestamp of the first delivery.
+    pub broker_time: Option<String>,
+    /// When the collector stored it.
+    pub ingested_at: String,
+    /// `ce_type`.
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+    /// The producing service.
+    pub source: Option<String>,
+    /// `ce_subject`.
+    pub subject: Option<String>,
+    /// Business keys.
+    pub keys: Vec<KeyValue>,
+    /// Every header, in order.
+    pub headers: Vec<Header>,
+    /// The payload.
+    pub payload: Option<Payload>,
+    /// Problems found while reading it.
+    pub problems: Vec<ProblemView>,
+    /// Every delivery (more than one: a duplicate publish).
+    pub deliveries: Vec<Delivery>,
+    /// Ids of the events caused by this one.
+    pub reactions: Vec<String>,
+    /// Whether the cause named by `causation_id` is stored.
+    pub cause_stored: bool,
+}
+
+/// Parses the stored header JSON (`[[name, value]]`, value text, null or `{"base64": …}`).
+pub fn headers_from_json(json: &str) -> Vec<Header> {
+    let Ok(serde_json::Value::Array(list)) = serde_json::from_str(json) else {
+        return Vec::new();
+    };
+    list.into_iter()
+        .filter_map(|pair| {
+            let serde_json::Value::Array(pair) = pair else {
+                return None;
+            };
+            let name = pair.first()?.as_str()?.to_owned();
+            let value = match pair.get(1) {
+                Some(serde_json::Value::String(text)) => Some(Bytes {
+                    encoding: "utf8".into(),
+                    data: text.clone(),
+                }),
+                Some(serde_json::Value::Object(o)) => {
+                    o.get("base64").and_then(|b| b.as_str()).map(|b| Bytes {
+                        encoding: "base64".into(),
+                        data: b.to_owned(),
+                    })
+                }
+                _ => None,
+            };
+            Some(Header { name, value })
+        })
+        .collect()
+}
+
+impl EventDetail {
+    /// Assembles the detail view.
+    pub fn new(
+        e: EventRow,
+        keys: Vec<KeyRow>,
+        deliveries: Vec<DeliveryRow>,
+        reactions: Vec<String>,
+        cause_stored: bool,
+    ) -> Self {
+        let problems: Vec<ProblemView> = serde_json::from_str(&e.problems).unwrap_or_default();
+        Self {
+            headers: headers_from_json(&e.headers),
+            payload: e.payload.as_deref().map(|p| Payload {
+                body: Bytes::new(p),
+                size: e.payload_size,
+                truncated: e.payload_truncated,
+                content_type: e.content_type.clone(),
+            }),
+            key: e.record_key.as_deref().map(Bytes::new),
+            time: rfc3339(e.time_us),
+            event_time: e.event_time_us.map(rfc3339),
+            broker_time: e.broker_time_us.map(rfc3339),
+            ingested_at: rfc3339(e.ingested_at_us),
+            keys: keys
+                .into_iter()
+                .map(|k| KeyValue {
+                    name: k.name,
+                    value: k.value,
+                })
+                .collect(),
+            deliveries: deliveries.into_iter().map(Delivery::from).collect(),
+            problems,
+            reactions,
+            cause_stored,
+            id: e.event_id,
+            id_source: e.id_source,
+            trace_id: e.trace_id,
+            span_id: e.span_id,
+            causation_id: e.causation_id,
+            correlation_id: e.correlation_id,
+            topic: e.topic,
+            partition: e.kafka_partition,
+            offset: e.kafka_offset,
+            event_type: e.event_type,
+            source: e.source,
+            subject: e.subject,
+        }
+    }
+}
+
+/// One cause → reaction hop of a flow, with who and what on each side.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Hop {
+    /// The cause's id.
+    pub from: String,
+    /// The reaction's id.
+    pub to: String,
+    /// The cause's service.
+    pub from_service: Option<String>,
+    /// The reacting service.
+    pub to_service: Option<String>,
+    /// The cause's type.
+    pub from_type: Option<String>,
+    /// The reaction's type.
+    pub to_type: Option<String>,
+    /// How long the hop took, ms.
+    pub latency_ms: f64,
+}
+
+/// Where a flow currently ends: an event nothing has reacted to.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct FlowEnd {
+    /// The event.
+    pub id: String,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+    /// Its service.
+    pub source: Option<String>,
+    /// Its topic.
+    pub topic: String,
+    /// Its time.
+    pub time: String,
+    /// How long ago, ms, as of the answer (how long the flow has been waiting there).
+    pub idle_ms: f64,
+}
+
+/// One flow (a correlation, or one event's own tree when it has none).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Flow {
+    /// The correlation id, when the events carry one.
+    pub correlation_id: Option<String>,
+    /// The event(s) that start it.
+    pub roots: Vec<String>,
+    /// Its events in causal order (causes before reactions, then time).
+    pub events: Vec<String>,
+    /// Services involved, in order of first appearance.
+    pub services: Vec<String>,
+    /// First event's time.
+    pub started: String,
+    /// Last event's time.
+    pub last_activity: String,
+    /// From first to last event, ms.
+    pub duration_ms: f64,
+    /// Where it currently ends.
+    pub ends: Vec<FlowEnd>,
+    /// Every hop with its duration.
+    pub hops: Vec<Hop>,
+}
+
+/// "What happened to this business entity?"
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct KeyAnswer {
+    /// The key asked about.
+    pub key: KeyValue,
+    /// Events carrying the key.
+    pub matched_events: usize,
+    /// The flows those events belong to, oldest first.
+    pub flows: Vec<Flow>,
+    /// Every service involved.
+    pub services: Vec<String>,
+    /// The causal graph of all those flows.
+    pub graph: Graph,
+}
+
+/// A trace or a correlation: one flow and its graph.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct FlowAnswer {
+    /// The trace or correlation id.
+    pub id: String,
+    /// The flow.
+    pub flow: Flow,
+    /// Its causal graph.
+    pub graph: Graph,
+}
+
+/// A page of search results.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct SearchPage {
+    /// Matching events, newest first.
+    pub events: Vec<EventSummary>,
+    /// Pass as `cursor` for the next page; absent on the last one.
+    pub next_cursor: Option<String>,
+    /// The page size used (after the bound).
+    pub limit: i64,
+}
+
+/// A node of the choreography map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct MapNode {
+    /// `service:NAME` or `topic:NAME`.
+    pub id: String,
+    /// `service` or `topic`.
+    pub kind: String,
+    /// The name.
+    pub name: String,
+}
+
+/// An edge of the choreography map.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct MapEdge {
+    /// Source node id.
+    pub from: String,
+    /// Target node id.
+    pub to: String,
+    /// `produce` (service → topic) or `consume` (topic → service, known from reactions).
+    pub kind: String,
+    /// Events produced, or reactions to events of the topic.
+    pub count: i64,
+    /// Median hop time (cause → reaction), ms; consume edges only.
+    pub latency_p50_ms: Option<f64>,
+    /// 95th percentile hop time, ms; consume edges only.
+    pub latency_p95_ms: Option<f64>,
+}
+
+/// The choreography as it really runs in a time range.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Topology {
+    /// Start of the range (RFC 3339).
+    pub from: String,
+    /// End of the range (RFC 3339).
+    pub to: String,
+    /// Services and topics.
+    pub nodes: Vec<MapNode>,
+    /// Produce and consume edges.
+    pub edges: Vec<MapEdge>,
+    /// Set when the hop sample was cut at its limit (latencies then come from the most recent hops).
+    pub truncated: Option<String>,
+}
+
+/// Business-key names seen, for search suggestions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct KeyNames {
+    /// Names, in order.
+    pub names: Vec<String>,
+}

@@ -1,0 +1,220 @@
+//! The causal graph of a *set* of events — a correlation, a trace, everything about a business
+//! key — with the same edge rules as [`crate::lineage`]:
+//! 1. **declared**: an event's causation id names another event of the set;
+//! 2. **inferred**: an event with no causation id shares its `(trace, span)` with an earlier event
+//!    of the set, the earliest of which is taken as its cause.
+//!
+//! On top of the edges it marks what a reader of a flow looks for: causes never seen, duplicate
+//! publishes, problems, edges that close a cycle (Tarjan's strongly connected components from
+//! `petgraph`), and the flow's current ends — events nothing has reacted to (yet).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use crate::lineage::{base_flags, Edge, Flag, Lineage, Node};
+use crate::store::SummaryRow;
+
+/// Builds the graph of `events` (any order, duplicates ignored). `stored_causes` are the ids,
+/// among the causes named but not in the set, that the store does hold: the others are marked
+/// [`Flag::CauseMissing`].
+pub fn graph_of(mut events: Vec<SummaryRow>, stored_causes: &HashSet<String>) -> Lineage {
+    events.sort_by(|a, b| (a.time_us, &a.event_id).cmp(&(b.time_us, &b.event_id)));
+    events.dedup_by(|a, b| a.event_id == b.event_id);
+    let index: HashMap<&str, usize> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.event_id.as_str(), i))
+        .collect();
+
+    // (cause, reaction, inferred)
+    let mut links: Vec<(usize, usize, bool)> = Vec::new();
+    let mut missing: HashSet<usize> = HashSet::new();
+    let mut first_of_span: HashMap<(&str, &str), usize> = HashMap::new();
+    for (i, e) in events.iter().enumerate() {
+        if let (Some(trace), Some(span)) = (e.trace_id.as_deref(), e.span_id.as_deref()) {
+            // Events are in time order: the first seen is the earliest of its span.
+            let first = *first_of_span.entry((trace, span)).or_insert(i);
+            if first != i && e.causation_id.is_none() {
+                links.push((first, i, true));
+            }
+        }
+        if let Some(cause) = e.causation_id.as_deref() {
+            match index.get(cause) {
+                Some(&c) => links.push((c, i, false)),
+                None if stored_causes.contains(cause) => {}
+                None => {
+                    missing.insert(i);
+                }
+            }
+        }
+    }
+
+    let mut graph = DiGraph::<usize, ()>::with_capacity(events.len(), links.len());
+    let nodes: Vec<NodeIndex> = (0..events.len()).map(|i| graph.add_node(i)).collect();
+    for &(from, to, _) in &links {
+        graph.add_edge(nodes[from], nodes[to], ());
+    }
+    let mut component = vec![usize::MAX; events.len()];
+    let mut cyclic = HashSet::new();
+    for (c, scc) in petgraph::algo::tarjan_scc(&graph).into_iter().enumerate() {
+        for n in &scc {
+            component[graph[*n]] = c;
+        }
+        let self_loop = scc.len() == 1 && graph.contains_edge(scc[0], scc[0]);
+        if scc.len() > 1 || self_loop {
+            cyclic.insert(c);
+        }
+    }
+
+    let mut has_reaction = vec![false; events.len()];
+    let mut edges = Vec::with_capacity(links.len());
+    let mut seen = HashSet::new();
+    for &(from, to, inferred) in &links {
+        if !seen.insert((from, to)) {
+            continue;
+        }
+        has_reaction[from] = true;
+        // Inside a cycle, the edge that goes back in (time, id) order is the one that closes it.
+        let cycle =
+            component[from] == component[to] && cyclic.contains(&component[from]) && to <= from;
+        edges.push(Edge {
+            from: events[from].event_id.clone(),
+            to: events[to].event_id.clone(),
+            latency_us: events[to].time_us - events[from].time_us,
+            inferred,
+            cycle,
+        });
+    }
+
+    let nodes = events
+        .into_iter()
+        .enumerate()
+        .map(|(i, event)| {
+            let mut flags: BTreeSet<Flag> = base_flags(&event);
+            if missing.contains(&i) {
+                flags.insert(Flag::CauseMissing);
+            }
+            if cyclic.contains(&component[i]) {
+                flags.insert(Flag::Cycle);
+            }
+            if !has_reaction[i] {
+                flags.insert(Flag::End);
+            }
+            Node {
+                event,
+                depth: 0,
+                flags,
+            }
+        })
+        .collect();
+    Lineage {
+        nodes,
+        edges,
+        truncated: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: &str, t: i64, cause: Option<&str>) -> SummaryRow {
+        SummaryRow {
+            event_id: id.into(),
+            event_type: Some(format!("{id}Happened")),
+            source: Some("svc".into()),
+            topic: "t".into(),
+            kafka_partition: 0,
+            kafka_offset: t,
+            time_us: t,
+            causation_id: cause.map(Into::into),
+            correlation_id: Some("a".into()),
+            trace_id: None,
+            span_id: None,
+            subject: None,
+            problem_count: 0,
+            delivery_count: 1,
+        }
+    }
+
+    fn flags(g: &Lineage, id: &str) -> Vec<Flag> {
+        g.nodes
+            .iter()
+            .find(|n| n.event.event_id == id)
+            .unwrap()
+            .flags
+            .iter()
+            .copied()
+            .collect()
+    }
+
+    #[test]
+    fn fan_out_and_fan_in_link_every_declared_cause_whatever_the_input_order() {
+        let g = graph_of(
+            vec![
+                event("d", 4, Some("b")),
+                event("b", 2, Some("a")),
+                event("a", 1, None),
+                event("c", 3, Some("a")),
+            ],
+            &HashSet::new(),
+        );
+        let ids: Vec<&str> = g.nodes.iter().map(|n| n.event.event_id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c", "d"], "time order");
+        let edges: Vec<(&str, &str, i64)> = g
+            .edges
+            .iter()
+            .map(|e| (e.from.as_str(), e.to.as_str(), e.latency_us))
+            .collect();
+        assert_eq!(edges, [("a", "b", 1), ("a", "c", 2), ("b", "d", 2)]);
+        assert_eq!(flags(&g, "a"), [Flag::Root]);
+        assert_eq!(flags(&g, "c"), [Flag::End]);
+        assert_eq!(flags(&g, "d"), [Flag::End]);
+    }
+
+    #[test]
+    fn a_cause_outside_the_set_is_missing_only_when_the_store_lacks_it() {
+        let stored: HashSet<String> = ["elsewhere".to_owned()].into();
+        let g = graph_of(
+            vec![
+                event("x", 1, Some("elsewhere")),
+                event("y", 2, Some("never")),
+            ],
+            &stored,
+        );
+        assert_eq!(flags(&g, "x"), [Flag::End]);
+        assert_eq!(flags(&g, "y"), [Flag::CauseMissing, Flag::End]);
+        assert!(g.edges.is_empty());
+    }
+
+    #[test]
+    fn a_cycle_is_marked_and_the_edge_back_in_time_closes_it() {
+        let g = graph_of(
+            vec![event("p", 1, Some("q")), event("q", 2, Some("p"))],
+            &HashSet::new(),
+        );
+        assert_eq!(g.edges.len(), 2);
+        let closing: Vec<(&str, &str)> = g
+            .edges
+            .iter()
+            .filter(|e| e.cycle)
+            .map(|e| (e.from.as_str(), e.to.as_str()))
+            .collect();
+        assert_eq!(closing, [("q", "p")]);
+        assert!(flags(&g, "p").contains(&Flag::Cycle) && flags(&g, "q").contains(&Flag::Cycle));
+    }
+
+    #[test]
+    fn a_copied_traceparent_without_causation_links_to_the_earliest_event_of_its_span() {
+        let mut cause = event("cause", 1, None);
+        let mut legacy = event("legacy", 5, None);
+        for e in [&mut cause, &mut legacy] {
+            e.trace_id = Some("t1".into());
+            e.span_id = Some("s1".into());
+        }
+        let g = graph_of(vec![legacy, cause], &HashSet::new());
+        assert_eq!(g.edges.len(), 1);
+        assert!(g.edges[0].inferred && g.edges[0].from == "cause" && g.edges[0].to == "legacy");
+    }
+}

@@ -1,0 +1,200 @@
+//! The SQLite write path: one dedicated connection, prepared single-row statements, on a blocking
+//! thread.
+//!
+//! Through sqlx, a batch was a few multi-row `INSERT`s of up to 25 000 bound values, built and
+//! bound on the async side and sent to sqlx's worker thread: half the CPU went to building and
+//! binding them. Here each row is one step of a cached prepared statement on the connection's
+//! own thread, which is what SQLite is fastest at (`cargo bench -p choreoscope --bench ingest`,
+//! figures in docs/benchmarks.md). The rules are those of the PostgreSQL path, row by row, and
+//! the store suite runs the same behaviours against both.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{params, Connection};
+
+use super::{TopicOutcome, WriteOutcome};
+use crate::record::EventRecord;
+
+/// A failure of the SQLite write path.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SqliteWriteError {
+    /// SQLite refused or failed a call.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The writer thread panicked or was cancelled.
+    #[error("sqlite writer thread: {0}")]
+    Thread(String),
+}
+
+/// The store's single writing connection.
+#[derive(Debug, Clone)]
+pub struct SqliteWriter {
+    connection: Arc<Mutex<Connection>>,
+}
+
+const INSERT_DELIVERY: &str =
+    "INSERT INTO deliveries (topic, kafka_partition, kafka_offset, event_id, broker_time_us) \
+     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING";
+
+const UPSERT_EVENT: &str = "INSERT INTO events (event_id, id_source, topic, kafka_partition, kafka_offset, \
+     record_key, broker_time_us, event_time_us, time_us, event_type, source, subject, content_type, trace_id, \
+     span_id, causation_id, correlation_id, headers, payload, payload_size, payload_truncated, problems, \
+     problem_count, delivery_count, ingested_at_us) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, \
+     ?23, 1, ?24) \
+     ON CONFLICT (event_id) DO UPDATE SET delivery_count = events.delivery_count + 1 RETURNING delivery_count";
+
+const INSERT_KEY: &str =
+    "INSERT INTO event_keys (name, value, event_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
+
+const INSERT_PROBLEM: &str =
+    "INSERT INTO event_problems (kind, event_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING";
+
+impl SqliteWriter {
+    /// Opens the writing connection on an existing, migrated database file.
+    pub fn open(path: &Path) -> Result<Self, SqliteWriteError> {
+        let connection = Connection::open(path)?;
+        connection.busy_timeout(Duration::from_secs(10))?;
+        // The same durability as the pool's connections (see `Store::connect`); checkpoints are
+        // the background checkpointer's job, never a commit's.
+        connection.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             PRAGMA wal_autocheckpoint = 0;
+             PRAGMA temp_store = MEMORY;
+             PRAGMA cache_size = -16384;",
+        )?;
+        connection.set_prepared_statement_cache_capacity(16);
+        Ok(Self {
+            connection: Arc::new(Mutex::new(connection)),
+        })
+    }
+
+    /// Writes `batch` in one transaction on a blocking thread.
+    pub async fn write_batch(
+        &self,
+        batch: Vec<EventRecord>,
+    ) -> Result<WriteOutcome, SqliteWriteError> {
+        let connection = self.connection.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut connection = connection
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            write(&mut connection, &batch)
+        })
+        .await
+        .map_err(|e| SqliteWriteError::Thread(e.to_string()))?
+    }
+}
+
+/// The write itself: row by row, the rules of the module docs of [`crate::store`].
+fn write(
+    connection: &mut Connection,
+    batch: &[EventRecord],
+) -> Result<WriteOutcome, SqliteWriteError> {
+    let mut outcome = WriteOutcome {
+        records: batch.len(),
+        ..WriteOutcome::default()
+    };
+    let tx = connection.transaction()?;
+    {
+        let mut delivery = tx.prepare_cached(INSERT_DELIVERY)?;
+        let mut event = tx.prepare_cached(UPSERT_EVENT)?;
+        let mut key = tx.prepare_cached(INSERT_KEY)?;
+        let mut problem = tx.prepare_cached(INSERT_PROBLEM)?;
+        let mut topic_outcome: Option<(&str, TopicOutcome)> = None;
+        for e in batch {
+            // 1. A delivery seen before (a re-delivered record, or twice in this batch) adds nothing.
+            let fresh = delivery.execute(params![
+                e.topic,
+                e.partition,
+                e.offset,
+                e.event_id,
+                e.broker_time_us
+            ])? == 1;
+            if !fresh {
+                outcome.redelivered += 1;
+                continue;
+            }
+            outcome.new_deliveries += 1;
+            // 2. The first delivery of an id creates the event; a later one counts as a duplicate publish.
+            let problems = serde_json::to_string(&e.problems).unwrap_or_else(|_| "[]".into());
+            let deliveries: i64 = event.query_row(
+                params![
+                    e.event_id,
+                    e.id_source,
+                    e.topic,
+                    e.partition,
+                    e.offset,
+                    e.record_key.as_deref(),
+                    e.broker_time_us,
+                    e.event_time_us,
+                    e.time_us,
+                    e.event_type,
+                    e.source,
+                    e.subject,
+                    e.content_type,
+                    e.trace_id,
+                    e.span_id,
+                    e.causation_id,
+                    e.correlation_id,
+                    e.headers_json,
+                    e.payload.as_deref(),
+                    e.payload_size,
+                    e.payload_truncated,
+                    problems,
+                    e.problems.len() as i64,
+                    e.ingested_at_us,
+                ],
+                |row| row.get(0),
+            )?;
+            let duplicate = deliveries > 1;
+            if duplicate {
+                outcome.duplicate_publishes += 1;
+                problem.execute(params!["duplicate_publish", e.event_id])?;
+            } else {
+                outcome.new_events += 1;
+            }
+            // 3. Keys and problem kinds, for lookups.
+            for (name, value) in &e.keys {
+                key.execute(params![name, value, e.event_id])?;
+            }
+            for p in &e.problems {
+                problem.execute(params![p.kind, e.event_id])?;
+            }
+            // Consecutive records are mostly of one topic: count them without a map lookup each.
+            match &mut topic_outcome {
+                Some((topic, counts)) if *topic == e.topic => {
+                    counts.new_deliveries += 1;
+                    counts.duplicate_publishes += usize::from(duplicate);
+                }
+                _ => {
+                    if let Some((topic, counts)) = topic_outcome.take() {
+                        add_topic(&mut outcome, topic, counts);
+                    }
+                    topic_outcome = Some((
+                        &e.topic,
+                        TopicOutcome {
+                            new_deliveries: 1,
+                            duplicate_publishes: usize::from(duplicate),
+                        },
+                    ));
+                }
+            }
+        }
+        if let Some((topic, counts)) = topic_outcome {
+            add_topic(&mut outcome, topic, counts);
+        }
+    }
+    tx.commit()?;
+    Ok(outcome)
+}
+
+fn add_topic(outcome: &mut WriteOutcome, topic: &str, counts: TopicOutcome) {
+    let total = outcome.per_topic.entry(topic.to_owned()).or_default();
+    total.new_deliveries += counts.new_deliveries;
+    total.duplicate_publishes += counts.duplicate_publishes;
+}
