@@ -5,8 +5,9 @@
 //!    of the set, the earliest of which is taken as its cause.
 //!
 //! On top of the edges it marks what a reader of a flow looks for: causes never seen, duplicate
-//! publishes, problems, edges that close a cycle (Tarjan's strongly connected components from
-//! `petgraph`), and the flow's current ends — events nothing has reacted to (yet).
+//! publishes, reactions processed twice, problems, edges that close a cycle (Tarjan's strongly
+//! connected components from `petgraph`), and the flow's current ends — events nothing has
+//! reacted to (yet).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -87,6 +88,19 @@ pub fn graph_of(mut events: Vec<SummaryRow>, stored_causes: &HashSet<String>) ->
         });
     }
 
+    // Reactions of one service to one cause with one type, beyond the first (time order).
+    let mut reactions_seen: HashSet<(usize, Option<&str>, Option<&str>)> = HashSet::new();
+    let mut duplicate_reaction: HashSet<usize> = HashSet::new();
+    let mut declared: Vec<(usize, usize)> =
+        links.iter().filter(|l| !l.2).map(|l| (l.0, l.1)).collect();
+    declared.sort_unstable_by_key(|&(_, to)| to);
+    for (from, to) in declared {
+        let e = &events[to];
+        if !reactions_seen.insert((from, e.event_type.as_deref(), e.source.as_deref())) {
+            duplicate_reaction.insert(to);
+        }
+    }
+
     let nodes = events
         .into_iter()
         .enumerate()
@@ -100,6 +114,9 @@ pub fn graph_of(mut events: Vec<SummaryRow>, stored_causes: &HashSet<String>) ->
             }
             if !has_reaction[i] {
                 flags.insert(Flag::End);
+            }
+            if duplicate_reaction.contains(&i) {
+                flags.insert(Flag::DuplicateReaction);
             }
             Node {
                 event,
@@ -171,6 +188,23 @@ mod tests {
         assert_eq!(flags(&g, "a"), [Flag::Root]);
         assert_eq!(flags(&g, "c"), [Flag::End]);
         assert_eq!(flags(&g, "d"), [Flag::End]);
+    }
+
+    #[test]
+    fn a_second_reaction_of_one_service_to_one_cause_is_flagged() {
+        let mut first = event("r1", 2, Some("c"));
+        let mut again = event("r2", 3, Some("c"));
+        let mut other = event("r3", 4, Some("c"));
+        first.event_type = Some("StockReserved".into());
+        again.event_type = Some("StockReserved".into());
+        other.event_type = Some("EmailSent".into());
+        let g = graph_of(
+            vec![event("c", 1, None), again, first, other],
+            &HashSet::new(),
+        );
+        assert!(!flags(&g, "r1").contains(&Flag::DuplicateReaction));
+        assert!(flags(&g, "r2").contains(&Flag::DuplicateReaction));
+        assert!(!flags(&g, "r3").contains(&Flag::DuplicateReaction));
     }
 
     #[test]

@@ -13,14 +13,18 @@
 //! - [`ingest`]: the consumer loop — batches, back-pressure, offsets after durability.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`api`]: the query API under `/api/v1` and the answers it shares with `choreoscope query`.
+//! - [`demo`]: `choreoscope demo` — mock broker, sample services with trouble, collector, API.
+//! - [`render`]: terminal rendering of answers (causal trees) for `choreoscope query`.
 //! - [`http`]: the HTTP server: the API, `/metrics`, `/healthz`.
 
 pub mod api;
+pub mod demo;
 pub mod flow;
 pub mod http;
 pub mod ingest;
 pub mod lineage;
 pub mod metrics;
 pub mod record;
+pub mod render;
 pub mod rules;
 pub mod store;

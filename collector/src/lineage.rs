@@ -41,6 +41,10 @@ pub enum Flag {
     Cycle,
     /// The event names no cause: it starts a flow.
     Root,
+    /// The same service reacted to the same cause more than once with the same type: the
+    /// earliest such reaction is normal, the later ones are flagged (a consumer that processed a
+    /// message twice). Set on flow graphs.
+    DuplicateReaction,
     /// Nothing has reacted to the event (yet): where its flow currently ends. Set on flow graphs
     /// (key, trace, correlation), not on depth-limited lineage walks.
     End,

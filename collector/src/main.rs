@@ -27,8 +27,101 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Consume every topic of a cluster into the lineage store, and serve /metrics.
+    /// Consume every topic of a cluster into the lineage store, and serve the API and /metrics.
     Collect(CollectArgs),
+    /// Serve the query API (and the UI) over an existing store, without consuming.
+    Serve(ServeArgs),
+    /// Ask the store a question and print the answer as a causal tree (or the API's JSON).
+    Query(QueryArgs),
+    /// Run a whole choreography in one process: embedded broker, sample services with trouble
+    /// mixed in, the collector, the API and the UI.
+    Demo(DemoArgs),
+}
+
+/// `choreoscope serve`.
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Lineage store: sqlite://PATH or postgres://USER@HOST/DB.
+    #[arg(
+        long,
+        env = "CHOREOSCOPE_DB",
+        default_value = "sqlite://choreoscope.db"
+    )]
+    db: String,
+    /// Address of the HTTP server.
+    #[arg(long, env = "CHOREOSCOPE_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+}
+
+/// `choreoscope query`.
+#[derive(Args, Debug)]
+struct QueryArgs {
+    /// Lineage store: sqlite://PATH or postgres://USER@HOST/DB.
+    #[arg(
+        long,
+        env = "CHOREOSCOPE_DB",
+        default_value = "sqlite://choreoscope.db",
+        global = true
+    )]
+    db: String,
+    /// Print the API's JSON instead of the tree.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    what: QueryWhat,
+}
+
+#[derive(Subcommand, Debug)]
+enum QueryWhat {
+    /// Everything that happened to a business entity, e.g. `key order.id o-1001`.
+    Key {
+        /// Key name.
+        name: String,
+        /// Key value.
+        value: String,
+    },
+    /// One event's causes and reactions.
+    Event {
+        /// Event id.
+        id: String,
+        /// up, down or both.
+        #[arg(long, default_value = "both")]
+        direction: String,
+        /// Hops each way.
+        #[arg(long, default_value_t = 10)]
+        depth: u32,
+    },
+    /// Every event of a W3C trace.
+    Trace {
+        /// Trace id (32 hex digits).
+        id: String,
+    },
+    /// Every event of a correlation (conversation).
+    Correlation {
+        /// Correlation id.
+        id: String,
+    },
+}
+
+/// `choreoscope demo`.
+#[derive(Args, Debug)]
+struct DemoArgs {
+    /// Address of the API and UI.
+    #[arg(long, env = "CHOREOSCOPE_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// SQLite store of the demo (recreated at each start).
+    #[arg(
+        long,
+        env = "CHOREOSCOPE_DEMO_DB",
+        default_value = "choreoscope-demo.db"
+    )]
+    db: PathBuf,
+    /// New orders per second.
+    #[arg(long, default_value_t = 2.0)]
+    rate: f64,
+    /// Stop after this many seconds (0: run until Ctrl-C).
+    #[arg(long, default_value_t = 0)]
+    seconds: u64,
 }
 
 /// `choreoscope collect`.
@@ -56,7 +149,7 @@ struct CollectArgs {
     /// TOML config file: alias profiles per topic, business-key rules.
     #[arg(long, env = "CHOREOSCOPE_CONFIG")]
     config: Option<PathBuf>,
-    /// Address of the HTTP server (/metrics, /healthz).
+    /// Address of the HTTP server (/api/v1, /metrics, /healthz).
     #[arg(long, env = "CHOREOSCOPE_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// Records per store transaction, at most.
@@ -132,14 +225,7 @@ async fn connect_store(url: &str, cancel: &CancellationToken) -> anyhow::Result<
 
 async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
-    tokio::spawn({
-        let cancel = cancel.clone();
-        async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down");
-            cancel.cancel();
-        }
-    });
+    spawn_shutdown(&cancel);
     let rules = match &args.config {
         Some(path) => Rules::load(path)?,
         None => Rules::default(),
@@ -149,7 +235,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    tracing::info!(listen = %args.listen, "serving /metrics and /healthz");
+    tracing::info!(listen = %args.listen, "serving the query API, /metrics and /healthz");
     let server = tokio::spawn({
         let cancel = cancel.clone();
         let router = app(AppState {
@@ -184,6 +270,97 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     Ok(result?)
 }
 
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let cancel = CancellationToken::new();
+    spawn_shutdown(&cancel);
+    let store = connect_store(&args.db, &cancel).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    tracing::info!(listen = %args.listen, db = %args.db, "serving the query API");
+    let router = app(AppState {
+        store: store.clone(),
+        metrics: Arc::new(Metrics::new()),
+    });
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await?;
+    store.close().await;
+    Ok(())
+}
+
+async fn query(args: QueryArgs) -> anyhow::Result<()> {
+    use choreoscope::api::{parse_direction, queries, queries::Limits};
+    use choreoscope::render;
+    let store = Store::connect(&args.db)
+        .await
+        .with_context(|| format!("opening store {}", args.db))?;
+    let limits = Limits::default();
+    let (json, text) = match &args.what {
+        QueryWhat::Key { name, value } => {
+            let a = queries::key_answer(&store, name, value, &limits).await?;
+            (serde_json::to_string_pretty(&a)?, render::key_answer(&a))
+        }
+        QueryWhat::Event {
+            id,
+            direction,
+            depth,
+        } => {
+            let g = queries::lineage_graph(
+                &store,
+                id,
+                parse_direction(Some(direction))?,
+                *depth,
+                &limits,
+            )
+            .await?;
+            (serde_json::to_string_pretty(&g)?, render::lineage(id, &g))
+        }
+        QueryWhat::Trace { id } => {
+            let a = queries::trace_answer(&store, id, &limits).await?;
+            (serde_json::to_string_pretty(&a)?, render::flow_answer(&a))
+        }
+        QueryWhat::Correlation { id } => {
+            let a = queries::correlation_answer(&store, id, &limits).await?;
+            (serde_json::to_string_pretty(&a)?, render::flow_answer(&a))
+        }
+    };
+    println!("{}", if args.json { json } else { text });
+    Ok(())
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    let cancel = CancellationToken::new();
+    spawn_shutdown(&cancel);
+    if args.seconds > 0 {
+        let cancel = cancel.clone();
+        let seconds = args.seconds;
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(seconds)).await;
+            cancel.cancel();
+        });
+    }
+    choreoscope::demo::run(
+        choreoscope::demo::DemoConfig {
+            listen: args.listen,
+            db: args.db,
+            orders_per_second: args.rate,
+        },
+        cancel,
+    )
+    .await?;
+    Ok(())
+}
+
+fn spawn_shutdown(cancel: &CancellationToken) {
+    let cancel = cancel.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        cancel.cancel();
+    });
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -194,5 +371,8 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Collect(args) => collect(args).await,
+        Command::Serve(args) => serve(args).await,
+        Command::Query(args) => query(args).await,
+        Command::Demo(args) => demo(args).await,
     }
 }

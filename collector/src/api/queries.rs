@@ -55,7 +55,10 @@ pub async fn event_detail(store: &Store, id: &str) -> Result<EventDetail, ApiErr
     let mut reactions: Vec<SummaryRow> = store.children(&ids).await?;
     reactions.sort_by(|a, b| (a.time_us, &a.event_id).cmp(&(b.time_us, &b.event_id)));
     let cause_stored = match &event.causation_id {
-        Some(cause) => !store.summaries(std::slice::from_ref(cause)).await?.is_empty(),
+        Some(cause) => !store
+            .summaries(std::slice::from_ref(cause))
+            .await?
+            .is_empty(),
         None => false,
     };
     Ok(EventDetail::new(

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use sqlx::{PgPool, Postgres, QueryBuilder, Sqlite, SqlitePool};
 
 use super::sqlite_write::SqliteWriter;
-use super::{StoreCounts, StoreError, TopicOutcome, WriteOutcome};
+use super::{StoreCounts, StoreError, WriteOutcome};
 use crate::record::EventRecord;
 
 /// Rows per multi-row INSERT: under SQLite's 32 766 and PostgreSQL's 65 535 bind limits.
@@ -329,10 +329,7 @@ impl PgStore {
         }
         outcome.duplicate_publishes = outcome.new_deliveries - outcome.new_events;
         for e in &fresh {
-            let topic = outcome
-                .per_topic
-                .entry(e.topic.clone())
-                .or_default();
+            let topic = outcome.per_topic.entry(e.topic.clone()).or_default();
             topic.new_deliveries += 1;
             // The first delivery in the batch of an id created here is the event itself.
             if !(created.remove(&e.event_id)) {

@@ -1,0 +1,149 @@
+//! `choreoscope demo`: a whole choreography in one process — librdkafka's mock cluster as the
+//! broker, the sample services of [`services`] with trouble mixed in, the collector writing to
+//! SQLite, and the API (and UI) on one address.
+
+pub mod services;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::mocking::MockCluster;
+use tokio_util::sync::CancellationToken;
+
+use crate::http::{app, AppState};
+use crate::ingest::{IngestConfig, Ingestor};
+use crate::metrics::Metrics;
+use crate::record::Interpreter;
+use crate::rules::Rules;
+use crate::store::Store;
+
+/// What the demo runs.
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    /// Address of the API and UI.
+    pub listen: SocketAddr,
+    /// SQLite file of the demo's store; recreated at each start.
+    pub db: PathBuf,
+    /// New orders per second.
+    pub orders_per_second: f64,
+}
+
+/// Why the demo could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DemoError {
+    /// The embedded broker or a client failed.
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// The store could not be opened.
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// The listen address is taken or not ours.
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
+    /// The collector stopped with an error.
+    #[error("collector: {0}")]
+    Ingest(#[from] crate::ingest::IngestError),
+    /// Removing the previous demo store failed.
+    #[error("cannot remove the previous demo store {0}: {1}")]
+    Reset(PathBuf, std::io::Error),
+}
+
+fn remove_store(db: &std::path::Path) -> Result<(), DemoError> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        let path = PathBuf::from(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(DemoError::Reset(path, e)),
+        }
+    }
+    Ok(())
+}
+
+/// Runs the demo until `cancel` fires, then stops everything in order: services, collector (its
+/// last batch written), server, broker.
+pub async fn run(config: DemoConfig, cancel: CancellationToken) -> Result<(), DemoError> {
+    let cluster = MockCluster::new(1)?;
+    for topic in services::TOPICS {
+        cluster.create_topic(topic, 3, 1)?;
+    }
+    let brokers = cluster.bootstrap_servers();
+    remove_store(&config.db)?;
+    let db_url = format!("sqlite://{}", config.db.display());
+    let store = Store::connect(&db_url).await?;
+    let metrics = Arc::new(Metrics::new());
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| DemoError::Listen(config.listen, e))?;
+    let server = tokio::spawn({
+        let router = app(AppState {
+            store: store.clone(),
+            metrics: metrics.clone(),
+        });
+        let cancel = cancel.clone();
+        async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move { cancel.cancelled().await })
+                .await
+        }
+    });
+    let ingestor = Ingestor::new(
+        IngestConfig {
+            brokers: brokers.clone(),
+            group: "choreoscope-demo".into(),
+            include: None,
+            exclude: None,
+            batch_size: 1000,
+            batch_timeout: Duration::from_millis(100),
+            metadata_refresh: Duration::from_secs(1),
+            kafka_properties: vec![],
+        },
+        Interpreter::new(Rules::default(), 64 * 1024),
+        store.clone(),
+        metrics,
+    )?;
+    let collector_cancel = CancellationToken::new();
+    let collector = tokio::spawn(ingestor.run(collector_cancel.clone()));
+    let services_cancel = CancellationToken::new();
+    let mut running = services::spawn_all(&brokers, config.orders_per_second, &services_cancel);
+
+    let stalled = (1..).find(|&n| services::never_confirmed(n)).unwrap_or(7);
+    let twice = (1..).find(|&n| services::processed_twice(n)).unwrap_or(9);
+    println!(
+        "\nChoreoscope demo: a checkout choreography on an embedded broker ({brokers}), {} new orders/s.\n\
+         \n  UI and API   http://{listen}/          (API: http://{listen}/api/v1/openapi.json)\n\
+         \n  An order whose payment the bank never confirmed — where did its flow stop?\n\
+         \n    choreoscope query key order.id {stalled_order} --db {db_url}\n    curl http://{listen}/api/v1/keys/order.id/{stalled_order}\n\
+         \n  An order whose confirmation inventory processed twice:  choreoscope query key order.id {twice_order} --db {db_url}\
+         \n  A member with a refund and balance changes:            choreoscope query key member.id m-4 --db {db_url}\n\
+         \nCtrl-C stops it.\n",
+        config.orders_per_second,
+        listen = config.listen,
+        stalled_order = services::order_id(stalled),
+        twice_order = services::order_id(twice),
+    );
+
+    cancel.cancelled().await;
+    services_cancel.cancel();
+    while let Some(result) = running.join_next().await {
+        if let Ok(Err(e)) = result {
+            tracing::warn!(error = %e, "demo service stopped with an error");
+        }
+    }
+    // Let the collector take in what the services last produced.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    collector_cancel.cancel();
+    let ingest = collector.await.unwrap_or(Ok(()));
+    if let Ok(Err(e)) = server.await {
+        tracing::warn!(error = %e, "http server stopped with an error");
+    }
+    store.close().await;
+    drop(cluster);
+    ingest?;
+    Ok(())
+}

@@ -1,0 +1,391 @@
+//! The sample services of the demo, each a few lines on the SDK, and the trouble they cause.
+//!
+//! ```text
+//! shop ──CartCheckedOut──▶ carts ──▶ order ──OrderCreated──▶ orders ──▶ payment ──PaymentCreated──▶ payments
+//! payments ──▶ bank ──PaymentConfirmed──▶ bank ──▶ inventory ──InventoryReserved──▶ inventory
+//!                                         bank ──▶ notification ──EmailSent──▶ notifications
+//! inventory ──▶ support ──RefundRequested──▶ refunds ──▶ payment ──RefundIssued──▶ payments
+//! members ──MemberRegistered──▶ members ──▶ loyalty ──BalanceChanged──▶ balances
+//! payments(RefundIssued) ──▶ loyalty ──BalanceChanged──▶ balances
+//! ```
+//!
+//! Trouble, deterministic by order number so the demo can name an example of each:
+//! - every 7th order: the bank never confirms the payment (the flow stops at `PaymentCreated`);
+//! - every 9th order: inventory processes the confirmation twice (two `InventoryReserved`);
+//! - every 11th order: notification publishes its `EmailSent` twice with the same id;
+//! - every 5th order: notification is slow (3 s); the bank always takes 0.2–1.2 s;
+//! - every 4th order: the customer asks for a refund;
+//! - every 5 s a legacy ERP producer, not on the SDK, writes a `StockAdjusted` record with a
+//!   malformed `traceparent`, a non-UTF-8 header and a non-JSON payload.
+
+use std::time::Duration;
+
+use choreoscope_sdk::{OutgoingEvent, ReceivedOwned, TracedConsumer, TracedProducer};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use serde_json::{json, Value};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Every topic the demo uses.
+pub const TOPICS: [&str; 9] = [
+    "carts",
+    "orders",
+    "payments",
+    "bank",
+    "inventory",
+    "notifications",
+    "refunds",
+    "members",
+    "balances",
+];
+
+/// Orders whose payment the bank never confirms.
+pub fn never_confirmed(order: u64) -> bool {
+    order % 7 == 0
+}
+/// Orders whose confirmation inventory processes twice.
+pub fn processed_twice(order: u64) -> bool {
+    order % 9 == 0
+}
+/// Orders whose email is published twice under one id.
+pub fn published_twice(order: u64) -> bool {
+    order % 11 == 0
+}
+/// Orders the notification service is slow on.
+pub fn slow_notification(order: u64) -> bool {
+    order % 5 == 0
+}
+/// Orders the customer asks a refund for.
+pub fn refunded(order: u64) -> bool {
+    order % 4 == 0
+}
+
+/// The order id of order number `n`.
+pub fn order_id(n: u64) -> String {
+    format!("o-{}", 1000 + n)
+}
+/// The member who places order number `n`.
+pub fn member_id(n: u64) -> String {
+    format!("m-{}", n % 10)
+}
+
+fn number(value: &Value) -> u64 {
+    value["n"].as_u64().unwrap_or(0)
+}
+
+fn client(brokers: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers);
+    c
+}
+
+fn producer(brokers: &str, service: &str) -> anyhow::Result<TracedProducer> {
+    let p: FutureProducer = client(brokers).set("linger.ms", "5").create()?;
+    Ok(TracedProducer::new(p, service))
+}
+
+fn consumer(brokers: &str, service: &str, topics: &[&str]) -> anyhow::Result<TracedConsumer> {
+    let c: StreamConsumer = client(brokers)
+        .set("group.id", format!("demo-{service}"))
+        .set("auto.offset.reset", "earliest")
+        .create()?;
+    c.subscribe(topics)?;
+    Ok(TracedConsumer::new(c, service))
+}
+
+/// Runs `react` for every record of `topics` whose type is one of `types`, each in its own task
+/// (so a slow reaction does not hold the others back), until `cancel` fires.
+async fn service<F, Fut>(
+    brokers: String,
+    name: &'static str,
+    topics: &'static [&'static str],
+    types: &'static [&'static str],
+    cancel: CancellationToken,
+    react: F,
+) -> anyhow::Result<()>
+where
+    F: Fn(TracedProducer, String, Value) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let consumer = consumer(&brokers, name, topics)?;
+    let producer = producer(&brokers, name)?;
+    loop {
+        let received = tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            r = consumer.recv() => r?,
+        };
+        let event_type = received
+            .context()
+            .cloud_event
+            .event_type
+            .clone()
+            .unwrap_or_default();
+        if !types.contains(&event_type.as_str()) {
+            continue;
+        }
+        let body: Value = received.json().unwrap_or(Value::Null);
+        let owned: ReceivedOwned = received.detach();
+        let (react, producer) = (react.clone(), producer.clone());
+        tokio::spawn(async move {
+            if let Err(e) = owned.handle(react(producer, event_type, body)).await {
+                tracing::warn!(service = name, error = %e, "demo service failed to react");
+            }
+        });
+    }
+}
+
+/// Starts every sample service and the order and member generators.
+pub fn spawn_all(
+    brokers: &str,
+    orders_per_second: f64,
+    cancel: &CancellationToken,
+) -> JoinSet<anyhow::Result<()>> {
+    let mut set = JoinSet::new();
+    let b = || brokers.to_owned();
+    let c = || cancel.clone();
+
+    set.spawn(service(
+        b(),
+        "order",
+        &["carts"],
+        &["CartCheckedOut"],
+        c(),
+        |p, _, cart| async move {
+            p.send(OutgoingEvent::json(
+                "orders",
+                "OrderCreated",
+                &json!({ "n": cart["n"], "orderId": cart["orderId"], "total": cart["total"] }),
+            )?)
+            .await?;
+            Ok(())
+        },
+    ));
+
+    set.spawn(service(
+        b(),
+        "payment",
+        &["orders", "refunds"],
+        &["OrderCreated", "RefundRequested"],
+        c(),
+        |p, t, body| async move {
+            let n = number(&body);
+            if t == "OrderCreated" {
+                p.send(
+                    OutgoingEvent::json(
+                        "payments",
+                        "PaymentCreated",
+                        &json!({ "n": n, "amount": body["total"] }),
+                    )?
+                    .business_key("payment.id", format!("pay-{n}")),
+                )
+                .await?;
+            } else {
+                p.send(OutgoingEvent::json(
+                    "payments",
+                    "RefundIssued",
+                    &json!({ "n": n, "amount": body["amount"] }),
+                )?)
+                .await?;
+            }
+            Ok(())
+        },
+    ));
+
+    set.spawn(service(
+        b(),
+        "bank",
+        &["payments"],
+        &["PaymentCreated"],
+        c(),
+        |p, _, body| async move {
+            let n = number(&body);
+            if never_confirmed(n) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(200 + (n * 137) % 1000)).await;
+            p.send(OutgoingEvent::json(
+                "bank",
+                "PaymentConfirmed",
+                &json!({ "n": n, "authorization": format!("AUTH{n:06}") }),
+            )?)
+            .await?;
+            Ok(())
+        },
+    ));
+
+    set.spawn(service(
+        b(),
+        "inventory",
+        &["bank"],
+        &["PaymentConfirmed"],
+        c(),
+        |p, _, body| async move {
+            let n = number(&body);
+            let times = if processed_twice(n) { 2 } else { 1 };
+            for _ in 0..times {
+                p.send(OutgoingEvent::json(
+                    "inventory",
+                    "InventoryReserved",
+                    &json!({ "n": n, "sku": "SKU-42", "qty": 1 }),
+                )?)
+                .await?;
+            }
+            Ok(())
+        },
+    ));
+
+    set.spawn(service(
+        b(),
+        "notification",
+        &["bank"],
+        &["PaymentConfirmed"],
+        c(),
+        |p, _, body| async move {
+            let n = number(&body);
+            if slow_notification(n) {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+            }
+            let email = OutgoingEvent::json(
+                "notifications",
+                "EmailSent",
+                &json!({ "n": n, "template": "order-confirmed" }),
+            )?;
+            let email = email.id(uuid::Uuid::now_v7().to_string());
+            if published_twice(n) {
+                p.send(email.clone()).await?;
+            }
+            p.send(email).await?;
+            Ok(())
+        },
+    ));
+
+    set.spawn(service(
+        b(),
+        "support",
+        &["inventory"],
+        &["InventoryReserved"],
+        c(),
+        |p, _, body| async move {
+            let n = number(&body);
+            // The first reservation only (a double-processed one must not double the refund).
+            if refunded(n) && !processed_twice(n) {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                p.send(OutgoingEvent::json(
+                    "refunds",
+                    "RefundRequested",
+                    &json!({ "n": n, "amount": 1999, "reason": "damaged" }),
+                )?)
+                .await?;
+            }
+            Ok(())
+        },
+    ));
+
+    set.spawn(service(
+        b(),
+        "loyalty",
+        &["members", "payments"],
+        &["MemberRegistered", "RefundIssued"],
+        c(),
+        |p, t, body| async move {
+            let delta = if t == "MemberRegistered" { 500 } else { -100 };
+            p.send(OutgoingEvent::json(
+                "balances",
+                "BalanceChanged",
+                &json!({ "n": body["n"], "delta": delta }),
+            )?)
+            .await?;
+            Ok(())
+        },
+    ));
+
+    set.spawn(shop(b(), orders_per_second, c()));
+    set.spawn(legacy_erp(b(), c()));
+    set
+}
+
+/// Registers the ten members, then checks out carts at `rate` per second.
+async fn shop(brokers: String, rate: f64, cancel: CancellationToken) -> anyhow::Result<()> {
+    let members = producer(&brokers, "members")?;
+    for m in 0..10u64 {
+        members
+            .send(
+                OutgoingEvent::json(
+                    "members",
+                    "MemberRegistered",
+                    &json!({ "n": m, "memberId": member_id(m) }),
+                )?
+                .business_key("member.id", member_id(m)),
+            )
+            .await?;
+    }
+    let shop = producer(&brokers, "shop")?;
+    let period = Duration::from_secs_f64(1.0 / rate.max(0.01));
+    let mut tick = tokio::time::interval(period);
+    for n in 1.. {
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            _ = tick.tick() => {}
+        }
+        let order = order_id(n);
+        shop.send(
+            OutgoingEvent::json(
+                "carts",
+                "CartCheckedOut",
+                &json!({ "n": n, "orderId": order, "total": 1999 + n }),
+            )?
+            .record_key(order.as_str())
+            .subject(format!("order/{order}"))
+            .business_key("order.id", order.as_str())
+            .business_key("member.id", member_id(n))
+            .business_key("cart.id", format!("c-{n}")),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A producer that predates the SDK: hand-made headers, one of them broken.
+async fn legacy_erp(brokers: String, cancel: CancellationToken) -> anyhow::Result<()> {
+    let producer: FutureProducer = client(&brokers).create()?;
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    for n in 1u64.. {
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            _ = tick.tick() => {}
+        }
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "ce_type",
+                value: Some("StockAdjusted"),
+            })
+            .insert(Header {
+                key: "ce_source",
+                value: Some("legacy-erp"),
+            })
+            .insert(Header {
+                key: "traceparent",
+                value: Some("00-not-a-trace-id-01"),
+            })
+            .insert(Header {
+                key: "x-erp-batch",
+                value: Some(&[0xff, 0xfe, 0x00, 0x41][..]),
+            });
+        let payload = format!("ADJ;SKU-42;{n};-1");
+        producer
+            .send(
+                FutureRecord::to("inventory")
+                    .key("SKU-42")
+                    .payload(&payload)
+                    .headers(headers),
+                Timeout::After(Duration::from_secs(5)),
+            )
+            .await
+            .map_err(|(e, _)| e)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,291 @@
+//! Terminal rendering of API answers for `choreoscope query`: each flow as an indented causal
+//! tree with services, types, times and hop latencies.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+
+use crate::api::model::{EventSummary, FlowAnswer, Graph, KeyAnswer};
+
+/// A duration in ms, the way a person reads it.
+pub fn human_ms(ms: f64) -> String {
+    let a = ms.abs();
+    let sign = if ms < 0.0 { "-" } else { "" };
+    if a < 1.0 {
+        format!("{sign}{:.0} µs", a * 1000.0)
+    } else if a < 1000.0 {
+        format!("{sign}{a:.0} ms")
+    } else if a < 60_000.0 {
+        format!("{sign}{:.1} s", a / 1000.0)
+    } else if a < 3_600_000.0 {
+        format!("{sign}{:.1} min", a / 60_000.0)
+    } else {
+        format!("{sign}{:.1} h", a / 3_600_000.0)
+    }
+}
+
+fn clock(time: &str) -> &str {
+    // 2026-11-29T05:00:00.123456Z → 05:00:00.123
+    time.get(11..23).unwrap_or(time)
+}
+
+fn line(e: &EventSummary) -> String {
+    let mut s = format!(
+        "{}  {}  [{}]  {}",
+        e.event_type.as_deref().unwrap_or("(no type)"),
+        e.source.as_deref().unwrap_or("(unknown service)"),
+        e.topic,
+        clock(&e.time)
+    );
+    let marks: Vec<&str> = e
+        .flags
+        .iter()
+        .map(String::as_str)
+        .filter(|f| *f != "root")
+        .collect();
+    if !marks.is_empty() {
+        let _ = write!(s, "  ‹{}›", marks.join(", "));
+    }
+    s
+}
+
+/// The graph as indented trees from its roots (events with no cause in the graph). An event
+/// reached twice (fan-in) is printed once and referred to afterwards; cycle edges are not
+/// followed.
+pub fn tree(graph: &Graph) -> String {
+    let by_id: HashMap<&str, &EventSummary> =
+        graph.nodes.iter().map(|n| (n.id.as_str(), n)).collect();
+    let mut children: HashMap<&str, Vec<(&str, f64)>> = HashMap::new();
+    let mut has_parent: HashSet<&str> = HashSet::new();
+    for e in graph.edges.iter().filter(|e| !e.cycle) {
+        if by_id.contains_key(e.from.as_str()) && by_id.contains_key(e.to.as_str()) {
+            children
+                .entry(e.from.as_str())
+                .or_default()
+                .push((e.to.as_str(), e.latency_ms));
+            has_parent.insert(e.to.as_str());
+        }
+    }
+    let mut out = String::new();
+    let mut printed: HashSet<&str> = HashSet::new();
+    let roots: Vec<&EventSummary> = graph
+        .nodes
+        .iter()
+        .filter(|n| !has_parent.contains(n.id.as_str()))
+        .collect();
+    for root in roots {
+        let _ = writeln!(out, "● {}", line(root));
+        printed.insert(root.id.as_str());
+        walk(
+            root.id.as_str(),
+            "",
+            &by_id,
+            &children,
+            &mut printed,
+            &mut out,
+        );
+    }
+    // Events only reachable through a cycle.
+    for n in &graph.nodes {
+        if !printed.contains(n.id.as_str()) {
+            let _ = writeln!(out, "● {}  (on a cycle)", line(n));
+            printed.insert(n.id.as_str());
+        }
+    }
+    out
+}
+
+fn walk<'a>(
+    id: &'a str,
+    prefix: &str,
+    by_id: &HashMap<&'a str, &'a EventSummary>,
+    children: &HashMap<&'a str, Vec<(&'a str, f64)>>,
+    printed: &mut HashSet<&'a str>,
+    out: &mut String,
+) {
+    let Some(kids) = children.get(id) else { return };
+    for (i, (child, latency)) in kids.iter().enumerate() {
+        let last = i + 1 == kids.len();
+        let (branch, next) = if last {
+            ("└─ ", "   ")
+        } else {
+            ("├─ ", "│  ")
+        };
+        let e = by_id[child];
+        if !printed.insert(child) {
+            let _ = writeln!(
+                out,
+                "{prefix}{branch}↪ {} (+{}, shown above)",
+                e.event_type.as_deref().unwrap_or(child),
+                human_ms(*latency)
+            );
+            continue;
+        }
+        let _ = writeln!(out, "{prefix}{branch}{}  +{}", line(e), human_ms(*latency));
+        walk(
+            child,
+            &format!("{prefix}{next}"),
+            by_id,
+            children,
+            printed,
+            out,
+        );
+    }
+}
+
+/// A key answer: a header, then each flow with its tree and where it ends.
+pub fn key_answer(a: &KeyAnswer) -> String {
+    let mut out = format!(
+        "{} = {}: {} event(s) in {} flow(s); services: {}\n",
+        a.key.name,
+        a.key.value,
+        a.matched_events,
+        a.flows.len(),
+        a.services.join(", ")
+    );
+    if let Some(t) = &a.graph.truncated {
+        let _ = writeln!(out, "(cut: {t})");
+    }
+    for flow in &a.flows {
+        let ids: HashSet<&str> = flow.events.iter().map(String::as_str).collect();
+        let sub = Graph {
+            nodes: a
+                .graph
+                .nodes
+                .iter()
+                .filter(|n| ids.contains(n.id.as_str()))
+                .cloned()
+                .collect(),
+            edges: a
+                .graph
+                .edges
+                .iter()
+                .filter(|e| ids.contains(e.from.as_str()) && ids.contains(e.to.as_str()))
+                .cloned()
+                .collect(),
+            truncated: None,
+        };
+        out.push('\n');
+        out.push_str(&flow_section(flow.correlation_id.as_deref(), flow, &sub));
+    }
+    out
+}
+
+fn flow_section(id: Option<&str>, flow: &crate::api::model::Flow, graph: &Graph) -> String {
+    let mut out = format!(
+        "flow {}: {} events, {} → {} ({})\n",
+        id.unwrap_or("(uncorrelated)"),
+        flow.events.len(),
+        flow.started,
+        clock(&flow.last_activity),
+        human_ms(flow.duration_ms)
+    );
+    out.push_str(&tree(graph));
+    for end in &flow.ends {
+        let _ = writeln!(
+            out,
+            "  ends at {} ({}) on {}, idle for {}",
+            end.event_type.as_deref().unwrap_or(&end.id),
+            end.source.as_deref().unwrap_or("(unknown service)"),
+            end.topic,
+            human_ms(end.idle_ms)
+        );
+    }
+    out
+}
+
+/// A trace or correlation answer.
+pub fn flow_answer(a: &FlowAnswer) -> String {
+    let mut out = flow_section(Some(&a.id), &a.flow, &a.graph);
+    if let Some(t) = &a.graph.truncated {
+        let _ = writeln!(out, "(cut: {t})");
+    }
+    out
+}
+
+/// An event's lineage graph.
+pub fn lineage(start: &str, g: &Graph) -> String {
+    let mut out = format!(
+        "lineage of {start}: {} events, {} edges\n",
+        g.nodes.len(),
+        g.edges.len()
+    );
+    out.push_str(&tree(g));
+    if let Some(t) = &g.truncated {
+        let _ = writeln!(out, "(cut: {t})");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::model::GraphEdge;
+
+    fn node(id: &str, t: &str, flags: &[&str]) -> EventSummary {
+        EventSummary {
+            id: id.into(),
+            event_type: Some(t.into()),
+            source: Some(format!("{}-svc", id)),
+            topic: "orders".into(),
+            partition: 0,
+            offset: 0,
+            time: "2026-11-29T05:00:00.123456Z".into(),
+            time_us: 0,
+            subject: None,
+            causation_id: None,
+            correlation_id: None,
+            trace_id: None,
+            span_id: None,
+            depth: None,
+            flags: flags.iter().map(|f| f.to_string()).collect(),
+            problem_count: 0,
+            delivery_count: 1,
+        }
+    }
+
+    fn edge(from: &str, to: &str, ms: f64) -> GraphEdge {
+        GraphEdge {
+            from: from.into(),
+            to: to.into(),
+            latency_ms: ms,
+            inferred: false,
+            cycle: false,
+        }
+    }
+
+    #[test]
+    fn a_fan_out_then_fan_in_prints_as_a_tree_with_latencies_and_one_back_reference() {
+        let g = Graph {
+            nodes: vec![
+                node("a", "OrderCreated", &["root"]),
+                node("b", "PaymentCaptured", &[]),
+                node("c", "StockReserved", &[]),
+                node("d", "OrderShipped", &["end"]),
+            ],
+            edges: vec![
+                edge("a", "b", 12.0),
+                edge("a", "c", 1500.0),
+                edge("b", "d", 3.0),
+                edge("c", "d", 4.0),
+            ],
+            truncated: None,
+        };
+        let text = tree(&g);
+        let expected = "\
+● OrderCreated  a-svc  [orders]  05:00:00.123
+├─ PaymentCaptured  b-svc  [orders]  05:00:00.123  +12 ms
+│  └─ OrderShipped  d-svc  [orders]  05:00:00.123  ‹end›  +3 ms
+└─ StockReserved  c-svc  [orders]  05:00:00.123  +1.5 s
+   └─ ↪ OrderShipped (+4 ms, shown above)
+";
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_ms(0.25), "250 µs");
+        assert_eq!(human_ms(42.0), "42 ms");
+        assert_eq!(human_ms(90_000.0), "1.5 min");
+        assert_eq!(human_ms(-3.0), "-3 ms");
+    }
+}
