@@ -238,21 +238,39 @@ impl Walk<'_> {
                     (c, cause, false)
                 })
                 .collect();
+            // Events without a causation id sharing a frontier event's span: one query per level.
+            let spans: Vec<(String, String)> = frontier
+                .iter()
+                .filter_map(|&i| {
+                    let e = &self.graph.nodes[i].event;
+                    Some((e.trace_id.clone()?, e.span_id.clone()?))
+                })
+                .collect();
+            let mut by_span: HashMap<(String, String), Vec<SummaryRow>> = HashMap::new();
+            for s in self.store.same_spans(&spans).await? {
+                if let (Some(t), Some(sp)) = (s.trace_id.clone(), s.span_id.clone()) {
+                    by_span.entry((t, sp)).or_default().push(s);
+                }
+            }
             for &i in &frontier {
-                let e = self.graph.nodes[i].event.clone();
-                if let (Some(trace), Some(span)) = (&e.trace_id, &e.span_id) {
-                    let same = self.store.same_span(trace, span).await?;
-                    if same
-                        .first()
-                        .is_some_and(|first| first.event_id == e.event_id)
-                    {
-                        reactions.extend(
-                            same.into_iter()
-                                .skip(1)
-                                .filter(|s| s.causation_id.is_none())
-                                .map(|s| (s, e.event_id.clone(), true)),
-                        );
-                    }
+                let e = &self.graph.nodes[i].event;
+                let (Some(trace), Some(span)) = (&e.trace_id, &e.span_id) else {
+                    continue;
+                };
+                let Some(same) = by_span.get(&(trace.clone(), span.clone())) else {
+                    continue;
+                };
+                if same
+                    .first()
+                    .is_some_and(|first| first.event_id == e.event_id)
+                {
+                    let cause = e.event_id.clone();
+                    reactions.extend(
+                        same.iter()
+                            .skip(1)
+                            .filter(|s| s.causation_id.is_none())
+                            .map(|s| (s.clone(), cause.clone(), true)),
+                    );
                 }
             }
             reactions

@@ -363,13 +363,19 @@ fn spawn_shutdown(cancel: &CancellationToken) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // The demo's legacy producer is malformed on purpose: its services need not say so each time.
+    let default_filter = match cli.command {
+        Command::Demo(_) => "info,librdkafka=warn,rdkafka=warn,choreoscope_sdk=error",
+        _ => "info,librdkafka=warn,rdkafka=warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,librdkafka=warn,rdkafka=warn".into()),
+                .unwrap_or_else(|_| default_filter.into()),
         )
         .init();
-    match Cli::parse().command {
+    match cli.command {
         Command::Collect(args) => collect(args).await,
         Command::Serve(args) => serve(args).await,
         Command::Query(args) => query(args).await,

@@ -454,7 +454,7 @@ async fn every_endpoint_answers_with_the_stored_choreography() {
     let by_source = f
         .ok(&format!("/api/v1/search?source=bank&topic={payments}"))
         .await;
-    assert_eq!(ids(&by_source["events"]), [confirmed1.clone()]);
+    assert_eq!(ids(&by_source["events"]), std::slice::from_ref(&confirmed1));
     let names = f.ok("/api/v1/keys").await;
     assert!(names["names"]
         .as_array()

@@ -112,15 +112,25 @@ pub async fn run(config: DemoConfig, cancel: CancellationToken) -> Result<(), De
     let services_cancel = CancellationToken::new();
     let mut running = services::spawn_all(&brokers, config.orders_per_second, &services_cancel);
 
+    // How to call this binary from here, for the printed commands.
+    let exe = std::env::current_exe()
+        .ok()
+        .map(|p| {
+            let relative = std::env::current_dir()
+                .ok()
+                .and_then(|d| p.strip_prefix(d).ok().map(|r| r.to_path_buf()));
+            relative.unwrap_or(p).display().to_string()
+        })
+        .unwrap_or_else(|| "choreoscope".into());
     let stalled = (1..).find(|&n| services::never_confirmed(n)).unwrap_or(7);
     let twice = (1..).find(|&n| services::processed_twice(n)).unwrap_or(9);
     println!(
         "\nChoreoscope demo: a checkout choreography on an embedded broker ({brokers}), {} new orders/s.\n\
-         \n  UI and API   http://{listen}/          (API: http://{listen}/api/v1/openapi.json)\n\
+         \n  API          http://{listen}/          (OpenAPI: http://{listen}/api/v1/openapi.json)\n\
          \n  An order whose payment the bank never confirmed — where did its flow stop?\n\
-         \n    choreoscope query key order.id {stalled_order} --db {db_url}\n    curl http://{listen}/api/v1/keys/order.id/{stalled_order}\n\
-         \n  An order whose confirmation inventory processed twice:  choreoscope query key order.id {twice_order} --db {db_url}\
-         \n  A member with a refund and balance changes:            choreoscope query key member.id m-4 --db {db_url}\n\
+         \n    {exe} query key order.id {stalled_order} --db {db_url}\n    curl http://{listen}/api/v1/keys/order.id/{stalled_order}\n\
+         \n  An order whose confirmation inventory processed twice:  {exe} query key order.id {twice_order} --db {db_url}\
+         \n  A member with a refund and balance changes:            {exe} query key member.id m-4 --db {db_url}\n\
          \nCtrl-C stops it.\n",
         config.orders_per_second,
         listen = config.listen,

@@ -254,6 +254,14 @@ impl Store {
         dispatch!(self.same_span(trace_id, span_id))
     }
 
+    /// Events of any of the given `(trace, span)` pairs, in time order.
+    pub async fn same_spans(
+        &self,
+        spans: &[(String, String)],
+    ) -> Result<Vec<SummaryRow>, StoreError> {
+        dispatch!(self.same_spans(spans))
+    }
+
     /// Events of a correlation (including its root, whose id it is), in time order.
     pub async fn by_correlation(
         &self,

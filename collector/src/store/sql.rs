@@ -2,7 +2,7 @@
 //! and PostgreSQL cannot drift apart. Placeholders come from `QueryBuilder::push_bind`, which
 //! writes each database's own syntax.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use sqlx::{PgPool, Postgres, QueryBuilder, Sqlite, SqlitePool};
 
@@ -462,6 +462,37 @@ macro_rules! sql_store {
                 qb.push_bind(span_id);
                 qb.push(" ORDER BY e.time_us, e.event_id");
                 Ok(qb.build_query_as().fetch_all(&self.pool).await?)
+            }
+
+            /// Events of any of the spans `(trace_id, span_id)`, in time order (one query per
+            /// chunk: both columns of the `(trace_id, span_id)` index constrained by `IN`, the exact
+            /// pairs kept afterwards).
+            pub async fn same_spans(&self, spans: &[(String, String)]) -> Result<Vec<SummaryRow>, StoreError> {
+                let mut out = Vec::new();
+                for chunk in spans.chunks(IN_CHUNK / 2) {
+                    let mut qb = QueryBuilder::<$db>::new(format!(
+                        "SELECT {SUMMARY_COLUMNS} FROM events e WHERE e.trace_id IN ("
+                    ));
+                    // Distinct values: SQLite probes the index once per pair of list entries.
+                    let traces: BTreeSet<&String> = chunk.iter().map(|(t, _)| t).collect();
+                    let spans: BTreeSet<&String> = chunk.iter().map(|(_, s)| s).collect();
+                    let mut list = qb.separated(", ");
+                    for trace in traces {
+                        list.push_bind(trace.clone());
+                    }
+                    qb.push(") AND e.span_id IN (");
+                    let mut list = qb.separated(", ");
+                    for span in spans {
+                        list.push_bind(span.clone());
+                    }
+                    qb.push(")");
+                    let wanted: HashSet<(&str, &str)> = chunk.iter().map(|(t, s)| (t.as_str(), s.as_str())).collect();
+                    out.extend(qb.build_query_as::<SummaryRow>().fetch_all(&self.pool).await?.into_iter().filter(|e| {
+                        matches!((&e.trace_id, &e.span_id), (Some(t), Some(s)) if wanted.contains(&(t.as_str(), s.as_str())))
+                    }));
+                }
+                out.sort_by(|a, b| (a.time_us, &a.event_id).cmp(&(b.time_us, &b.event_id)));
+                Ok(out)
             }
 
             /// Events of a correlation, root included, in time order.

@@ -1,0 +1,257 @@
+//! Query benchmark over a store of at least a million events, reported as figures of one run:
+//! - p50/p99 latency of the key query (`GET /api/v1/keys/order.id/{value}`, 50-event flows),
+//! - p50/p99 latency of a 1,000-node lineage (`GET /api/v1/events/{root}/lineage?direction=down`),
+//! - requests/s of the key query under concurrent load from `wrk` (random keys), when `wrk` is
+//!   installed (`scripts/bench` installs it).
+//!
+//! All requests go through the real HTTP server. Without `BENCH_PG` only SQLite is measured.
+//!
+//! ```text
+//! scripts/bench
+//! BENCH_FLOWS=20000 BENCH_PG=postgres://postgres@127.0.0.1/postgres cargo bench -p choreoscope --bench query
+//! ```
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use choreoscope::http::{app, AppState};
+use choreoscope::metrics::Metrics;
+use choreoscope::record::EventRecord;
+use choreoscope::store::Store;
+
+const FLOW_EVENTS: usize = 50;
+const BIG_FLOW: usize = 1000;
+const TYPES: [&str; 5] = [
+    "OrderCreated",
+    "PaymentCreated",
+    "PaymentConfirmed",
+    "InventoryReserved",
+    "EmailSent",
+];
+const SERVICES: [&str; 5] = ["order", "payment", "bank", "inventory", "notification"];
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// One event of flow `flow`: event `i` is caused by event `(i - 1) / fan_out`.
+fn record(flow: usize, i: usize, fan_out: usize, offset: i64, base_us: i64) -> EventRecord {
+    let id = |j: usize| format!("{flow:08}-{j:04}-0000-7000-8000-000000000000");
+    let order = format!("o-{flow}");
+    let headers = format!(
+        r#"[["ce_id","{}"],["ce_type","{}"],["ce_source","{}"],["traceparent","00-{flow:032x}-{:016x}-01"],["baggage","order.id={order}"]]"#,
+        id(i),
+        TYPES[i % 5],
+        SERVICES[i % 5],
+        i + 1
+    );
+    EventRecord {
+        event_id: id(i),
+        id_source: "ce_id".into(),
+        topic: format!("{}s", SERVICES[i % 5]),
+        partition: (flow % 3) as i32,
+        offset,
+        record_key: Some(order.clone().into_bytes()),
+        broker_time_us: Some(base_us + i as i64 * 1000),
+        event_time_us: Some(base_us + i as i64 * 1000),
+        time_us: base_us + i as i64 * 1000,
+        event_type: Some(TYPES[i % 5].into()),
+        source: Some(SERVICES[i % 5].into()),
+        subject: Some(format!("order/{order}")),
+        content_type: Some("application/json".into()),
+        trace_id: Some(format!("{flow:032x}")),
+        span_id: Some(format!("{:016x}", i + 1)),
+        causation_id: (i > 0).then(|| id((i - 1) / fan_out)),
+        correlation_id: Some(id(0)),
+        headers_json: headers,
+        payload: Some(format!(r#"{{"orderId":"{order}","amount":{}}}"#, 1000 + i).into_bytes()),
+        payload_size: 40,
+        payload_truncated: false,
+        problems: Vec::new(),
+        keys: vec![("order.id".into(), order)],
+        ingested_at_us: base_us,
+    }
+}
+
+async fn fill(store: &Store, flows: usize) {
+    let base = chrono::Utc::now().timestamp_micros() - 3_600_000_000;
+    let started = Instant::now();
+    let mut batch = Vec::with_capacity(5000);
+    let mut offset = 0;
+    for flow in 0..flows {
+        for i in 0..FLOW_EVENTS {
+            batch.push(record(flow, i, 2, offset, base + flow as i64 * 100_000));
+            offset += 1;
+        }
+        if batch.len() >= 5000 {
+            store.write_batch(&batch).await.unwrap();
+            batch.clear();
+        }
+    }
+    // The big flow: a tree of 1,000 events, four reactions per event.
+    for i in 0..BIG_FLOW {
+        batch.push(record(flows, i, 4, offset, base));
+        offset += 1;
+    }
+    store.write_batch(&batch).await.unwrap();
+    eprintln!("  filled {} events in {:.1?}", offset, started.elapsed());
+}
+
+/// One HTTP/1.0 GET; returns the status line's code and the body length.
+fn get(addr: SocketAddr, path: &str) -> (u16, usize) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: bench\r\n\r\n").unwrap();
+    let mut body = Vec::new();
+    s.read_to_end(&mut body).unwrap();
+    let status = std::str::from_utf8(&body[9..12]).unwrap().parse().unwrap();
+    (status, body.len())
+}
+
+fn percentiles(mut samples: Vec<Duration>) -> (f64, f64) {
+    samples.sort();
+    let at =
+        |p: f64| samples[((p * samples.len() as f64).ceil() as usize).clamp(1, samples.len()) - 1];
+    (
+        at(0.50).as_secs_f64() * 1000.0,
+        at(0.99).as_secs_f64() * 1000.0,
+    )
+}
+
+fn latency(addr: SocketAddr, paths: &[String]) -> (f64, f64) {
+    let samples = paths
+        .iter()
+        .map(|p| {
+            let t = Instant::now();
+            let (status, _) = get(addr, p);
+            assert_eq!(status, 200, "{p}");
+            t.elapsed()
+        })
+        .collect();
+    percentiles(samples)
+}
+
+fn wrk(addr: SocketAddr, flows: usize) -> Option<String> {
+    let script = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        script.path(),
+        format!(
+            "math.randomseed(7)\nrequest = function()\n  return wrk.format('GET', '/api/v1/keys/order.id/o-' .. math.random(0, {}))\nend\n",
+            flows - 1
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new("wrk")
+        .args(["-t2", "-c16", "-d10s", "-s"])
+        .arg(script.path())
+        .arg(format!("http://{addr}/"))
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find(|l| l.starts_with("Requests/sec"))
+        .map(|l| l.split_whitespace().last().unwrap_or("?").to_owned())
+}
+
+async fn run(url: &str, label: &str, flows: usize) {
+    let store = Store::connect(url).await.unwrap();
+    fill(&store, flows).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = app(AppState {
+        store: store.clone(),
+        metrics: Arc::new(Metrics::new()),
+    });
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let keys: Vec<String> = (0..500)
+        .map(|i| format!("/api/v1/keys/order.id/o-{}", (i * 7919) % flows))
+        .collect();
+    let root = format!("{flows:08}-0000-0000-7000-8000-000000000000");
+    let (status, _) = tokio::task::spawn_blocking(move || get(addr, "/api/v1/keys/order.id/o-0"))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let lineage_path = format!("/api/v1/events/{root}/lineage?direction=down&depth=100");
+    let check = lineage_path.clone();
+    let nodes = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(s, "GET {check} HTTP/1.0\r\n\r\n").unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or("{}").to_owned();
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["nodes"].as_array().map_or(0, Vec::len)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        nodes, BIG_FLOW,
+        "the lineage answer holds the whole 1,000-event flow"
+    );
+
+    let (kp50, kp99) = tokio::task::spawn_blocking(move || latency(addr, &keys))
+        .await
+        .unwrap();
+    let lineage_paths = vec![lineage_path; 50];
+    let (lp50, lp99) = tokio::task::spawn_blocking(move || latency(addr, &lineage_paths))
+        .await
+        .unwrap();
+    let rps = tokio::task::spawn_blocking(move || wrk(addr, flows))
+        .await
+        .unwrap();
+    println!(
+        "{:<12} {:>12.2} {:>12.2} {:>14.2} {:>14.2} {:>14}",
+        label,
+        kp50,
+        kp99,
+        lp50,
+        lp99,
+        rps.unwrap_or_else(|| "(no wrk)".into())
+    );
+    server.abort();
+    store.close().await;
+}
+
+fn main() {
+    let flows = env_usize("BENCH_FLOWS", 20_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!(
+        "query benchmark: {} events ({flows} flows of {FLOW_EVENTS}, plus one of {BIG_FLOW}); latencies in ms",
+        flows * FLOW_EVENTS + BIG_FLOW
+    );
+    println!(
+        "{:<12} {:>12} {:>12} {:>14} {:>14} {:>14}",
+        "store", "key p50", "key p99", "lineage p50", "lineage p99", "key req/s"
+    );
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        run(
+            &format!("sqlite://{}", dir.path().join("query.db").display()),
+            "SQLite",
+            flows,
+        )
+        .await;
+        match std::env::var("BENCH_PG") {
+            Ok(admin) => {
+                use sqlx::Connection;
+                let name = format!("cs_bench_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+                run(&url, "PostgreSQL", flows).await;
+            }
+            Err(_) => println!("PostgreSQL: skipped (set BENCH_PG)"),
+        }
+    });
+}
