@@ -117,6 +117,8 @@ fn now_us() -> i64 {
 struct Batch {
     records: Vec<EventRecord>,
     offsets: HashMap<(String, i32), i64>,
+    /// Records read into this batch, stored or excluded.
+    positions: usize,
 }
 
 impl Batch {
@@ -124,6 +126,7 @@ impl Batch {
         Self {
             records: Vec::with_capacity(records),
             offsets: HashMap::new(),
+            positions: 0,
         }
     }
 }
@@ -136,8 +139,20 @@ pub struct Ingestor {
     metrics: Arc<Metrics>,
     consumer: Arc<StreamConsumer<LagContext>>,
     batch: Batch,
-    /// The last offset read per topic and partition, to see offsets the broker never delivered.
-    last_read: HashMap<String, HashMap<i32, i64>>,
+    /// Per topic seen: its filter verdict, counters and positions (looked up by `&str`, so a
+    /// record costs no allocation here).
+    topics: HashMap<String, TopicState>,
+}
+
+/// What the loop keeps per topic.
+struct TopicState {
+    wanted: bool,
+    consumed: prometheus_client::metrics::counter::Counter,
+    excluded: prometheus_client::metrics::counter::Counter,
+    /// The last offset read per partition, to see offsets the broker never delivered.
+    last_read: HashMap<i32, i64>,
+    /// The last offset read per partition since the current batch opened.
+    pending: HashMap<i32, i64>,
 }
 
 impl Ingestor {
@@ -179,7 +194,7 @@ impl Ingestor {
             store,
             metrics,
             consumer: Arc::new(consumer),
-            last_read: HashMap::new(),
+            topics: HashMap::new(),
         })
     }
 
@@ -195,21 +210,52 @@ impl Ingestor {
                 .is_some_and(|p| p.matches(topic))
     }
 
+    fn topic_state(&mut self, topic: &str) -> &mut TopicState {
+        if !self.topics.contains_key(topic) {
+            let label = TopicLabel {
+                topic: topic.to_owned(),
+            };
+            let state = TopicState {
+                wanted: self.wanted(topic),
+                consumed: self.metrics.records_consumed.get_or_create(&label).clone(),
+                excluded: self.metrics.records_excluded.get_or_create(&label).clone(),
+                last_read: HashMap::new(),
+                pending: HashMap::new(),
+            };
+            self.topics.insert(topic.to_owned(), state);
+        }
+        self.topics.get_mut(topic).expect("inserted above")
+    }
+
     fn accept<M: Message>(&mut self, message: &M)
     where
         M::Headers: rdkafka::message::Headers,
     {
-        let topic = message.topic();
-        let label = TopicLabel {
-            topic: topic.to_owned(),
-        };
-        self.metrics.records_consumed.get_or_create(&label).inc();
-        self.note_position(topic, message.partition(), message.offset());
-        self.batch
-            .offsets
-            .insert((topic.to_owned(), message.partition()), message.offset());
-        if !self.wanted(topic) {
-            self.metrics.records_excluded.get_or_create(&label).inc();
+        let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
+        let metrics = self.metrics.clone();
+        self.batch.positions += 1;
+        let state = self.topic_state(topic);
+        state.consumed.inc();
+        state.pending.insert(partition, offset);
+        // Offsets skipped since the previous record of the partition. Going back (a rebalance or
+        // a restart delivering again) is normal and counts nothing.
+        if let Some(last) = state
+            .last_read
+            .insert(partition, offset)
+            .filter(|&last| offset > last + 1)
+        {
+            let skipped = offset - last - 1;
+            metrics
+                .offsets_skipped
+                .get_or_create(&TopicLabel {
+                    topic: topic.to_owned(),
+                })
+                .inc_by(skipped as u64);
+            tracing::warn!(topic, partition, after = last, next = offset, skipped,
+                "offsets skipped by the broker (expected only for transaction markers or compaction)");
+        }
+        if !state.wanted {
+            state.excluded.inc();
             return;
         }
         let headers = message
@@ -219,8 +265,8 @@ impl Ingestor {
         let record = self.interpreter.interpret(
             RawRecord {
                 topic,
-                partition: message.partition(),
-                offset: message.offset(),
+                partition,
+                offset,
                 key: message.key(),
                 payload: message.payload(),
                 headers: &headers,
@@ -239,35 +285,17 @@ impl Ingestor {
         self.batch.records.push(record);
     }
 
-    /// Counts offsets skipped since the previous record of the partition. Going back (a
-    /// rebalance or restart delivering again) is normal and counts nothing.
-    fn note_position(&mut self, topic: &str, partition: i32, offset: i64) {
-        let last = match self.last_read.get_mut(topic) {
-            Some(partitions) => partitions.insert(partition, offset),
-            None => {
-                self.last_read
-                    .insert(topic.to_owned(), HashMap::from([(partition, offset)]));
-                None
-            }
-        };
-        if let Some(last) = last.filter(|&last| offset > last + 1) {
-            let skipped = offset - last - 1;
-            self.metrics
-                .offsets_skipped
-                .get_or_create(&TopicLabel {
-                    topic: topic.to_owned(),
-                })
-                .inc_by(skipped as u64);
-            tracing::warn!(topic, partition, after = last, next = offset, skipped,
-                "offsets skipped by the broker (expected only for transaction markers or compaction)");
-        }
-    }
-
     fn take_batch(&mut self) -> Batch {
-        std::mem::replace(
+        let mut batch = std::mem::replace(
             &mut self.batch,
             Batch::with_capacity(self.config.batch_size),
-        )
+        );
+        for (topic, state) in &mut self.topics {
+            for (partition, offset) in state.pending.drain() {
+                batch.offsets.insert((topic.clone(), partition), offset);
+            }
+        }
+        batch
     }
 
     /// Runs until `cancel` fires. Records are read and interpreted here while the previous batch
@@ -292,7 +320,7 @@ impl Ingestor {
         let cap = self.config.batch_size * 2;
         let consumer = self.consumer.clone();
         loop {
-            let has_offsets = !self.batch.offsets.is_empty();
+            let has_offsets = self.batch.positions > 0;
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
@@ -321,7 +349,7 @@ impl Ingestor {
                 },
             }
         }
-        if !self.batch.offsets.is_empty() {
+        if self.batch.positions > 0 {
             let last = self.take_batch();
             // The writer may be retrying against a store that is down: it gives up on cancel.
             let _ = tx.send(last).await;
