@@ -4,7 +4,8 @@
 //! - requests/s of the key query under concurrent load from `wrk` (random keys), when `wrk` is
 //!   installed (`scripts/bench` installs it).
 //!
-//! All requests go through the real HTTP server. Without `BENCH_PG` only SQLite is measured.
+//! All requests go through the real HTTP server. Without `BENCH_PG` only SQLite is measured;
+//! `BENCH_SKIP_SQLITE=1` measures only PostgreSQL.
 //!
 //! ```text
 //! scripts/bench

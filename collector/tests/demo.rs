@@ -1,6 +1,6 @@
 //! `choreoscope demo` as a newcomer runs it: it prints the URL and a query for an interesting
 //! order, its API answers for that order with the trouble the demo promises, `query` prints the
-//! flow, and it stops cleanly on SIGTERM.
+//! flow, it stops cleanly on SIGTERM, and `serve` answers over the store it leaves.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
@@ -133,4 +133,29 @@ fn the_demo_serves_the_order_it_points_at_and_stops_cleanly() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(status.success(), "{status:?}");
+
+    // `serve` answers over the store the demo left behind.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_choreoscope"))
+        .args(["serve", "--listen", &addr, "--db"])
+        .arg(format!("sqlite://{}", db.display()))
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let served = loop {
+        if let Some(answer) = get(&addr, &format!("/api/v1/keys/order.id/{order}")) {
+            break answer;
+        }
+        assert!(Instant::now() < deadline, "serve never answered");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(served.0, 200);
+    assert_eq!(served.1["flows"][0]["ends"][0]["type"], "PaymentCreated");
+    unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
+    assert!(serve.wait().unwrap().success());
 }
