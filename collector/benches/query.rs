@@ -164,7 +164,10 @@ async fn run(url: &str, label: &str, flows: usize) {
     // Measure the steady state, not the seconds after a bulk load: fold SQLite's write-ahead log
     // into the database first (the background checkpointer would, while the first queries run).
     if let Store::Sqlite(s) = &store {
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(s.pool()).await.unwrap();
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(s.pool())
+            .await
+            .unwrap();
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -239,12 +242,10 @@ fn main() {
     );
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        run(
-            &format!("sqlite://{}", dir.path().join("query.db").display()),
-            "SQLite",
-            flows,
-        )
-        .await;
+        if std::env::var("BENCH_SKIP_SQLITE").is_err() {
+            let url = format!("sqlite://{}", dir.path().join("query.db").display());
+            run(&url, "SQLite", flows).await;
+        }
         match std::env::var("BENCH_PG") {
             Ok(admin) => {
                 use sqlx::Connection;

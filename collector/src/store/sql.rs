@@ -225,7 +225,10 @@ const ANALYZE_AT_LEAST: u64 = 50_000;
 impl PgStore {
     /// Wraps a migrated pool.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool, analyze: Default::default() }
+        Self {
+            pool,
+            analyze: Default::default(),
+        }
     }
 
     /// Counts `events` new events; analyzes the tables when they have grown enough.
@@ -238,9 +241,16 @@ impl PgStore {
         }
         self.analyze.since.store(0, Relaxed);
         let started = std::time::Instant::now();
-        match sqlx::query("ANALYZE events, deliveries, event_keys, event_problems").execute(&self.pool).await {
-            Ok(_) => tracing::debug!(total, took = ?started.elapsed(), "planner statistics refreshed"),
-            Err(e) => tracing::warn!(error = %e, "ANALYZE failed; lookups may be slow until autovacuum runs"),
+        match sqlx::query("ANALYZE events, deliveries, event_keys, event_problems")
+            .execute(&self.pool)
+            .await
+        {
+            Ok(_) => {
+                tracing::debug!(total, took = ?started.elapsed(), "planner statistics refreshed")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "ANALYZE failed; lookups may be slow until autovacuum runs")
+            }
         }
     }
 
