@@ -206,7 +206,8 @@ async fn run(url: &str, label: &str, flows: usize) {
     let (kp50, kp99) = tokio::task::spawn_blocking(move || latency(addr, &keys))
         .await
         .unwrap();
-    let lineage_paths = vec![lineage_path; 50];
+    // BENCH_LINEAGE_REPEAT: more lineage samples (e.g. to profile the walk); default 50.
+    let lineage_paths = vec![lineage_path; env_usize("BENCH_LINEAGE_REPEAT", 50)];
     let (lp50, lp99) = tokio::task::spawn_blocking(move || latency(addr, &lineage_paths))
         .await
         .unwrap();

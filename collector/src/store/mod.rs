@@ -6,10 +6,13 @@
 //! flagged `duplicate_publish`. Causation edges are never materialised: they are resolved when
 //! queried, so the order in which causes and reactions arrive does not matter.
 //!
-//! Both databases run the same SQL (generated once by `sql_store!`); each has its own migrations
+//! Both databases run the same SQL (generated once by `sql_store!`; SQLite's batch writes and the
+//! lookups of lineage walks go through rusqlite connections of their own, `sqlite_write` and
+//! `sqlite_read`, with the same statements); each has its own migrations
 //! under `migrations/sqlite` and `migrations/postgres`.
 
 mod sql;
+mod sqlite_read;
 mod sqlite_write;
 
 use std::str::FromStr;
@@ -25,6 +28,7 @@ pub use sql::{
     DeliveryRow, EventRow, HopRow, KeyRow, PgStore, ProduceRow, SearchFilter, SqliteStore,
     SummaryRow,
 };
+pub use sqlite_read::SqliteReader;
 pub use sqlite_write::{SqliteWriteError, SqliteWriter};
 
 /// A store failure.
@@ -208,7 +212,8 @@ impl Store {
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
         let writer = SqliteWriter::open(&path)?;
         tokio::spawn(checkpoint_wal(pool.clone()));
-        Ok(Self::Sqlite(SqliteStore::new(pool, writer)))
+        let reader = SqliteReader::new(&path);
+        Ok(Self::Sqlite(SqliteStore::new(pool, writer, reader)))
     }
 
     /// Which database backs the store: `sqlite` or `postgres`.
@@ -241,12 +246,18 @@ impl Store {
 
     /// Summaries of the given events (those that exist).
     pub async fn summaries(&self, ids: &[String]) -> Result<Vec<SummaryRow>, StoreError> {
-        dispatch!(self.summaries(ids))
+        match self {
+            Store::Sqlite(s) => Ok(s.reader().summaries_where_in("event_id", ids).await?),
+            Store::Postgres(s) => s.summaries(ids).await,
+        }
     }
 
     /// Events whose causation id is one of `ids`.
     pub async fn children(&self, ids: &[String]) -> Result<Vec<SummaryRow>, StoreError> {
-        dispatch!(self.children(ids))
+        match self {
+            Store::Sqlite(s) => Ok(s.reader().summaries_where_in("causation_id", ids).await?),
+            Store::Postgres(s) => s.children(ids).await,
+        }
     }
 
     /// Events without a causation id whose `traceparent` names the span `(trace, span)`: their
@@ -264,7 +275,10 @@ impl Store {
         &self,
         spans: &[(String, String)],
     ) -> Result<Vec<SummaryRow>, StoreError> {
-        dispatch!(self.same_spans(spans))
+        match self {
+            Store::Sqlite(s) => Ok(s.reader().same_spans(spans).await?),
+            Store::Postgres(s) => s.same_spans(spans).await,
+        }
     }
 
     /// Events of a correlation (including its root, whose id it is), in time order.

@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use sqlx::{PgPool, Postgres, QueryBuilder, Sqlite, SqlitePool};
 
+use super::sqlite_read::SqliteReader;
 use super::sqlite_write::SqliteWriter;
 use super::{StoreCounts, StoreError, WriteOutcome};
 use crate::record::EventRecord;
@@ -17,7 +18,8 @@ const SMALL_CHUNK: usize = 2000;
 const IN_CHUNK: usize = 500;
 
 /// Columns of [`SummaryRow`], in order.
-const SUMMARY_COLUMNS: &str = "e.event_id, e.event_type, e.source, e.topic, e.kafka_partition, \
+pub(super) const SUMMARY_COLUMNS: &str =
+    "e.event_id, e.event_type, e.source, e.topic, e.kafka_partition, \
     e.kafka_offset, e.time_us, e.causation_id, e.correlation_id, e.trace_id, e.span_id, e.subject, \
     e.problem_count, e.delivery_count";
 
@@ -183,12 +185,22 @@ pub struct HopRow {
 pub struct SqliteStore {
     pool: SqlitePool,
     writer: SqliteWriter,
+    reader: SqliteReader,
 }
 
 impl SqliteStore {
     /// Wraps a migrated pool and the writing connection on the same file.
-    pub fn new(pool: SqlitePool, writer: SqliteWriter) -> Self {
-        Self { pool, writer }
+    pub fn new(pool: SqlitePool, writer: SqliteWriter, reader: SqliteReader) -> Self {
+        Self {
+            pool,
+            writer,
+            reader,
+        }
+    }
+
+    /// The read-only connections of lineage walks.
+    pub fn reader(&self) -> &SqliteReader {
+        &self.reader
     }
 
     /// Writes a batch in one transaction, idempotently (on the writer's blocking thread).
