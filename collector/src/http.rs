@@ -21,6 +21,17 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
 }
 
+/// Serves [`app`] on `listener` until `cancel` fires, then finishes the requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    cancel: tokio_util::sync::CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await
+}
+
 /// The router, without a socket (tests call it with `oneshot`).
 pub fn app(state: AppState) -> Router {
     Router::new()

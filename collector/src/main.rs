@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use choreoscope::http::{app, AppState};
+use choreoscope::http::{serve as serve_http, AppState};
 use choreoscope::ingest::{IngestConfig, Ingestor};
 use choreoscope::metrics::Metrics;
 use choreoscope::record::Interpreter;
@@ -236,18 +236,14 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(listen = %args.listen, "serving the query API, /metrics and /healthz");
-    let server = tokio::spawn({
-        let cancel = cancel.clone();
-        let router = app(AppState {
+    let server = tokio::spawn(serve_http(
+        listener,
+        AppState {
             store: store.clone(),
             metrics: metrics.clone(),
-        });
-        async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move { cancel.cancelled().await })
-                .await
-        }
-    });
+        },
+        cancel.clone(),
+    ));
     let ingestor = Ingestor::new(
         IngestConfig {
             brokers: args.brokers,
@@ -278,13 +274,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(listen = %args.listen, db = %args.db, "serving the query API");
-    let router = app(AppState {
+    let state = AppState {
         store: store.clone(),
         metrics: Arc::new(Metrics::new()),
-    });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { cancel.cancelled().await })
-        .await?;
+    };
+    serve_http(listener, state, cancel).await?;
     store.close().await;
     Ok(())
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use rdkafka::mocking::MockCluster;
 use tokio_util::sync::CancellationToken;
 
-use crate::http::{app, AppState};
+use crate::http::{serve, AppState};
 use crate::ingest::{IngestConfig, Ingestor};
 use crate::metrics::Metrics;
 use crate::record::Interpreter;
@@ -80,18 +80,11 @@ pub async fn run(config: DemoConfig, cancel: CancellationToken) -> Result<(), De
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| DemoError::Listen(config.listen, e))?;
-    let server = tokio::spawn({
-        let router = app(AppState {
-            store: store.clone(),
-            metrics: metrics.clone(),
-        });
-        let cancel = cancel.clone();
-        async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move { cancel.cancelled().await })
-                .await
-        }
-    });
+    let state = AppState {
+        store: store.clone(),
+        metrics: metrics.clone(),
+    };
+    let server = tokio::spawn(serve(listener, state, cancel.clone()));
     let ingestor = Ingestor::new(
         IngestConfig {
             brokers: brokers.clone(),
