@@ -188,16 +188,9 @@ fn flow_of(graph: &Lineage, members: &[usize], correlation_id: Option<String>, n
     rest.sort_unstable();
     order.extend(rest);
 
-    let mut services: Vec<String> = Vec::new();
     let mut by_time: Vec<usize> = members.to_vec();
     by_time.sort_unstable();
-    for &i in &by_time {
-        if let Some(s) = &graph.nodes[i].event.source {
-            if !services.contains(s) {
-                services.push(s.clone());
-            }
-        }
-    }
+    let services = services_in(by_time.iter().map(|&i| &graph.nodes[i].event));
     let first = by_time.first().map_or(0, |&i| graph.nodes[i].event.time_us);
     let last = by_time
         .iter()
@@ -238,14 +231,12 @@ fn flow_of(graph: &Lineage, members: &[usize], correlation_id: Option<String>, n
     }
 }
 
-/// Services of a graph, in order of first appearance.
-fn services_of(graph: &Lineage) -> Vec<String> {
+/// Services of `events`, in order of first appearance.
+fn services_in<'a>(events: impl Iterator<Item = &'a SummaryRow>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for n in &graph.nodes {
-        if let Some(s) = &n.event.source {
-            if !out.contains(s) {
-                out.push(s.clone());
-            }
+    for source in events.filter_map(|e| e.source.as_ref()) {
+        if !out.contains(source) {
+            out.push(source.clone());
         }
     }
     out
@@ -310,7 +301,7 @@ pub async fn key_answer(
         })
         .collect();
     flows.sort_by(|a, b| a.started.cmp(&b.started));
-    let services = services_of(&graph);
+    let services = services_in(graph.nodes.iter().map(|n| &n.event));
     let mut graph = Graph::from_lineage(graph, false);
     graph.truncated = truncated;
     Ok(KeyAnswer {

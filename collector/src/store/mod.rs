@@ -246,18 +246,12 @@ impl Store {
 
     /// Summaries of the given events (those that exist).
     pub async fn summaries(&self, ids: &[String]) -> Result<Vec<SummaryRow>, StoreError> {
-        match self {
-            Store::Sqlite(s) => Ok(s.reader().summaries_where_in("event_id", ids).await?),
-            Store::Postgres(s) => s.summaries(ids).await,
-        }
+        dispatch!(self.summaries(ids))
     }
 
     /// Events whose causation id is one of `ids`.
     pub async fn children(&self, ids: &[String]) -> Result<Vec<SummaryRow>, StoreError> {
-        match self {
-            Store::Sqlite(s) => Ok(s.reader().summaries_where_in("causation_id", ids).await?),
-            Store::Postgres(s) => s.children(ids).await,
-        }
+        dispatch!(self.children(ids))
     }
 
     /// Events without a causation id whose `traceparent` names the span `(trace, span)`: their
@@ -275,10 +269,7 @@ impl Store {
         &self,
         spans: &[(String, String)],
     ) -> Result<Vec<SummaryRow>, StoreError> {
-        match self {
-            Store::Sqlite(s) => Ok(s.reader().same_spans(spans).await?),
-            Store::Postgres(s) => s.same_spans(spans).await,
-        }
+        dispatch!(self.same_spans(spans))
     }
 
     /// Events of a correlation (including its root, whose id it is), in time order.

@@ -15,13 +15,51 @@ use crate::record::EventRecord;
 const EVENT_CHUNK: usize = 1000;
 const SMALL_CHUNK: usize = 2000;
 /// Ids per `IN (…)` list.
-const IN_CHUNK: usize = 500;
+pub(super) const IN_CHUNK: usize = 500;
 
 /// Columns of [`SummaryRow`], in order.
 pub(super) const SUMMARY_COLUMNS: &str =
     "e.event_id, e.event_type, e.source, e.topic, e.kafka_partition, \
     e.kafka_offset, e.time_us, e.causation_id, e.correlation_id, e.trace_id, e.span_id, e.subject, \
     e.problem_count, e.delivery_count";
+
+/// Spans per span lookup (two lists of at most this many values each).
+pub(super) const SPAN_CHUNK: usize = IN_CHUNK / 2;
+
+/// One chunk of a lookup by `(trace_id, span_id)` pairs: both columns of the `(trace_id, span_id)`
+/// index are constrained by `IN` lists of *distinct* values (SQLite probes the index once per pair
+/// of list entries, so repeating the trace id per span cost 250 × 250 probes), and the rows of
+/// exactly the asked pairs are kept afterwards.
+pub(super) struct SpanChunk<'a> {
+    /// Distinct trace ids to bind.
+    pub traces: BTreeSet<&'a String>,
+    /// Distinct span ids to bind.
+    pub spans: BTreeSet<&'a String>,
+    wanted: HashSet<(&'a str, &'a str)>,
+}
+
+impl<'a> SpanChunk<'a> {
+    pub(super) fn new(chunk: &'a [(String, String)]) -> Self {
+        Self {
+            traces: chunk.iter().map(|(t, _)| t).collect(),
+            spans: chunk.iter().map(|(_, s)| s).collect(),
+            wanted: chunk
+                .iter()
+                .map(|(t, s)| (t.as_str(), s.as_str()))
+                .collect(),
+        }
+    }
+
+    /// Whether `e` is of one of the asked pairs.
+    pub(super) fn keeps(&self, e: &SummaryRow) -> bool {
+        matches!((&e.trace_id, &e.span_id), (Some(t), Some(s)) if self.wanted.contains(&(t.as_str(), s.as_str())))
+    }
+}
+
+/// Sorts events by (time, id), the order of every list the store returns.
+pub(super) fn in_time_order(events: &mut [SummaryRow]) {
+    events.sort_by(|a, b| (a.time_us, &a.event_id).cmp(&(b.time_us, &b.event_id)));
+}
 
 /// What lineage and list queries need of an event.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -203,6 +241,24 @@ impl SqliteStore {
         &self.reader
     }
 
+    /// Summaries of the given events (through the read-only connections).
+    pub async fn summaries(&self, ids: &[String]) -> Result<Vec<SummaryRow>, StoreError> {
+        Ok(self.reader.summaries_where_in("event_id", ids).await?)
+    }
+
+    /// Events caused by one of `ids`.
+    pub async fn children(&self, ids: &[String]) -> Result<Vec<SummaryRow>, StoreError> {
+        Ok(self.reader.summaries_where_in("causation_id", ids).await?)
+    }
+
+    /// Events of any of the spans `(trace_id, span_id)`, in time order.
+    pub async fn same_spans(
+        &self,
+        spans: &[(String, String)],
+    ) -> Result<Vec<SummaryRow>, StoreError> {
+        Ok(self.reader.same_spans(spans).await?)
+    }
+
     /// Writes a batch in one transaction, idempotently (on the writer's blocking thread).
     pub async fn write_batch(&self, batch: &[EventRecord]) -> Result<WriteOutcome, StoreError> {
         if batch.is_empty() {
@@ -241,6 +297,71 @@ impl PgStore {
             pool,
             analyze: Default::default(),
         }
+    }
+
+    async fn summaries_where_in(
+        &self,
+        column: &str,
+        ids: &[String],
+    ) -> Result<Vec<SummaryRow>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(IN_CHUNK) {
+            let mut qb = QueryBuilder::<Postgres>::new(format!(
+                "SELECT {SUMMARY_COLUMNS} FROM events e WHERE e.{column} IN ("
+            ));
+            let mut list = qb.separated(", ");
+            for id in chunk {
+                list.push_bind(id);
+            }
+            qb.push(")");
+            out.extend(
+                qb.build_query_as::<SummaryRow>()
+                    .fetch_all(&self.pool)
+                    .await?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Summaries of the given events.
+    pub async fn summaries(&self, ids: &[String]) -> Result<Vec<SummaryRow>, StoreError> {
+        self.summaries_where_in("event_id", ids).await
+    }
+
+    /// Events caused by one of `ids`.
+    pub async fn children(&self, ids: &[String]) -> Result<Vec<SummaryRow>, StoreError> {
+        self.summaries_where_in("causation_id", ids).await
+    }
+
+    /// Events of any of the spans `(trace_id, span_id)`, in time order (see [`SpanChunk`]).
+    pub async fn same_spans(
+        &self,
+        spans: &[(String, String)],
+    ) -> Result<Vec<SummaryRow>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in spans.chunks(SPAN_CHUNK) {
+            let chunk = SpanChunk::new(chunk);
+            let mut qb = QueryBuilder::<Postgres>::new(format!(
+                "SELECT {SUMMARY_COLUMNS} FROM events e WHERE e.trace_id IN ("
+            ));
+            let mut list = qb.separated(", ");
+            for trace in &chunk.traces {
+                list.push_bind(trace.as_str());
+            }
+            qb.push(") AND e.span_id IN (");
+            let mut list = qb.separated(", ");
+            for span in &chunk.spans {
+                list.push_bind(span.as_str());
+            }
+            qb.push(")");
+            let rows = qb
+                .build_query_as::<SummaryRow>()
+                .fetch_all(&self.pool)
+                .await?;
+            out.extend(rows.into_iter().filter(|e| chunk.keeps(e)));
+        }
+        in_time_order(&mut out);
+        Ok(out)
     }
 
     /// Counts `events` new events; analyzes the tables when they have grown enough.
@@ -481,32 +602,6 @@ macro_rules! sql_store {
                 Ok(out)
             }
 
-            async fn summaries_where_in(&self, column: &str, ids: &[String]) -> Result<Vec<SummaryRow>, StoreError> {
-                let mut out = Vec::new();
-                for chunk in ids.chunks(IN_CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new(format!(
-                        "SELECT {SUMMARY_COLUMNS} FROM events e WHERE e.{column} IN ("
-                    ));
-                    let mut list = qb.separated(", ");
-                    for id in chunk {
-                        list.push_bind(id);
-                    }
-                    qb.push(")");
-                    out.extend(qb.build_query_as::<SummaryRow>().fetch_all(&self.pool).await?);
-                }
-                Ok(out)
-            }
-
-            /// Summaries of the given events.
-            pub async fn summaries(&self, ids: &[String]) -> Result<Vec<SummaryRow>, StoreError> {
-                self.summaries_where_in("event_id", ids).await
-            }
-
-            /// Events caused by one of `ids`.
-            pub async fn children(&self, ids: &[String]) -> Result<Vec<SummaryRow>, StoreError> {
-                self.summaries_where_in("causation_id", ids).await
-            }
-
             /// Events without a causation id produced in span `(trace_id, span_id)`.
             pub async fn same_span(&self, trace_id: &str, span_id: &str) -> Result<Vec<SummaryRow>, StoreError> {
                 let mut qb = QueryBuilder::<$db>::new(format!(
@@ -517,37 +612,6 @@ macro_rules! sql_store {
                 qb.push_bind(span_id);
                 qb.push(" ORDER BY e.time_us, e.event_id");
                 Ok(qb.build_query_as().fetch_all(&self.pool).await?)
-            }
-
-            /// Events of any of the spans `(trace_id, span_id)`, in time order (one query per
-            /// chunk: both columns of the `(trace_id, span_id)` index constrained by `IN`, the exact
-            /// pairs kept afterwards).
-            pub async fn same_spans(&self, spans: &[(String, String)]) -> Result<Vec<SummaryRow>, StoreError> {
-                let mut out = Vec::new();
-                for chunk in spans.chunks(IN_CHUNK / 2) {
-                    let mut qb = QueryBuilder::<$db>::new(format!(
-                        "SELECT {SUMMARY_COLUMNS} FROM events e WHERE e.trace_id IN ("
-                    ));
-                    // Distinct values: SQLite probes the index once per pair of list entries.
-                    let traces: BTreeSet<&String> = chunk.iter().map(|(t, _)| t).collect();
-                    let spans: BTreeSet<&String> = chunk.iter().map(|(_, s)| s).collect();
-                    let mut list = qb.separated(", ");
-                    for trace in traces {
-                        list.push_bind(trace.clone());
-                    }
-                    qb.push(") AND e.span_id IN (");
-                    let mut list = qb.separated(", ");
-                    for span in spans {
-                        list.push_bind(span.clone());
-                    }
-                    qb.push(")");
-                    let wanted: HashSet<(&str, &str)> = chunk.iter().map(|(t, s)| (t.as_str(), s.as_str())).collect();
-                    out.extend(qb.build_query_as::<SummaryRow>().fetch_all(&self.pool).await?.into_iter().filter(|e| {
-                        matches!((&e.trace_id, &e.span_id), (Some(t), Some(s)) if wanted.contains(&(t.as_str(), s.as_str())))
-                    }));
-                }
-                out.sort_by(|a, b| (a.time_us, &a.event_id).cmp(&(b.time_us, &b.event_id)));
-                Ok(out)
             }
 
             /// Events of a correlation, root included, in time order.

@@ -5,20 +5,17 @@
 //! thread to the async side on its own (a futex wake-up and a copy of every value per row): half
 //! of the walk's CPU, and 84–108 ms p50 over a million events (perf, `benches/query.rs`).
 
-use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::sql::{SummaryRow, SUMMARY_COLUMNS};
+use super::sql::{in_time_order, SpanChunk, SummaryRow, IN_CHUNK, SPAN_CHUNK, SUMMARY_COLUMNS};
 use super::sqlite_write::SqliteWriteError;
 
 /// Idle connections kept for reuse.
 const IDLE: usize = 4;
-/// Ids per `IN (…)` list (SQLite allows 32 766 parameters).
-const CHUNK: usize = 500;
 
 /// Read-only connections for the lineage walk's lookups.
 #[derive(Debug, Clone)]
@@ -101,7 +98,7 @@ impl SqliteReader {
         let ids = ids.to_vec();
         self.with(move |c| {
             let mut out = Vec::new();
-            for chunk in ids.chunks(CHUNK) {
+            for chunk in ids.chunks(IN_CHUNK) {
                 let sql = format!(
                     "SELECT {SUMMARY_COLUMNS} FROM events e WHERE e.{column} IN ({})",
                     placeholders(chunk.len())
@@ -127,29 +124,23 @@ impl SqliteReader {
         let spans = spans.to_vec();
         self.with(move |c| {
             let mut out = Vec::new();
-            for chunk in spans.chunks(CHUNK / 2) {
-                // Distinct values: SQLite probes the index once per pair of list entries.
-                let traces: BTreeSet<&String> = chunk.iter().map(|(t, _)| t).collect();
-                let span_ids: BTreeSet<&String> = chunk.iter().map(|(_, s)| s).collect();
+            for chunk in spans.chunks(SPAN_CHUNK) {
+                let chunk = SpanChunk::new(chunk);
                 let sql = format!(
                     "SELECT {SUMMARY_COLUMNS} FROM events e WHERE e.trace_id IN ({}) AND e.span_id IN ({})",
-                    placeholders(traces.len()),
-                    placeholders(span_ids.len())
+                    placeholders(chunk.traces.len()),
+                    placeholders(chunk.spans.len())
                 );
-                let wanted: HashSet<(&str, &str)> = chunk.iter().map(|(t, s)| (t.as_str(), s.as_str())).collect();
                 let mut statement = c.prepare(&sql)?;
-                let rows = statement
-                    .query_map(rusqlite::params_from_iter(traces.iter().chain(span_ids.iter())), summary)?;
-                for row in rows {
+                let params = rusqlite::params_from_iter(chunk.traces.iter().chain(chunk.spans.iter()));
+                for row in statement.query_map(params, summary)? {
                     let e = row?;
-                    let keep = matches!((&e.trace_id, &e.span_id),
-                        (Some(t), Some(s)) if wanted.contains(&(t.as_str(), s.as_str())));
-                    if keep {
+                    if chunk.keeps(&e) {
                         out.push(e);
                     }
                 }
             }
-            out.sort_by(|a, b| (a.time_us, &a.event_id).cmp(&(b.time_us, &b.event_id)));
+            in_time_order(&mut out);
             Ok(out)
         })
         .await
