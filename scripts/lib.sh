@@ -105,3 +105,28 @@ ensure_postgres() {
       psql -h 127.0.0.1 -U postgres -d postgres -qc "drop database if exists $db" >/dev/null 2>&1 || true
     done
 }
+
+# The web viewer's tools: Node.js with npm (the machine's, else Debian's), the viewer's npm
+# packages (from its package-lock.json), and Debian's Chromium for the browser tests (a test
+# tool's own browser download does not work here).
+ensure_ui_tools() {
+  if ! command -v npm >/dev/null 2>&1; then
+    log "installing Node.js and npm from Debian's packages"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  fi
+  if [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
+    log "installing Chromium from Debian's packages"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+  if [ ! -d "$ROOT/ui/node_modules" ] || [ "$ROOT/ui/package-lock.json" -nt "$ROOT/ui/node_modules/.package-lock.json" ]; then
+    log "installing the viewer's npm packages"
+    (cd "$ROOT/ui" && npm ci --no-audit --no-fund)
+  fi
+}
+
+# Builds the viewer into ui/dist (embedded by the choreoscope binary).
+build_ui() {
+  ensure_ui_tools
+  log "building the web viewer (ui/dist)"
+  (cd "$ROOT/ui" && npm run build)
+}

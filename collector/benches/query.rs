@@ -19,66 +19,13 @@ use std::time::{Duration, Instant};
 
 use choreoscope::http::{app, AppState};
 use choreoscope::metrics::Metrics;
-use choreoscope::record::EventRecord;
 use choreoscope::store::Store;
+
+mod common;
+use common::{env_usize, record};
 
 const FLOW_EVENTS: usize = 50;
 const BIG_FLOW: usize = 1000;
-const TYPES: [&str; 5] = [
-    "OrderCreated",
-    "PaymentCreated",
-    "PaymentConfirmed",
-    "InventoryReserved",
-    "EmailSent",
-];
-const SERVICES: [&str; 5] = ["order", "payment", "bank", "inventory", "notification"];
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// One event of flow `flow`: event `i` is caused by event `(i - 1) / fan_out`.
-fn record(flow: usize, i: usize, fan_out: usize, offset: i64, base_us: i64) -> EventRecord {
-    let id = |j: usize| format!("{flow:08}-{j:04}-0000-7000-8000-000000000000");
-    let order = format!("o-{flow}");
-    let headers = format!(
-        r#"[["ce_id","{}"],["ce_type","{}"],["ce_source","{}"],["traceparent","00-{flow:032x}-{:016x}-01"],["baggage","order.id={order}"]]"#,
-        id(i),
-        TYPES[i % 5],
-        SERVICES[i % 5],
-        i + 1
-    );
-    EventRecord {
-        event_id: id(i),
-        id_source: "ce_id".into(),
-        topic: format!("{}s", SERVICES[i % 5]),
-        partition: (flow % 3) as i32,
-        offset,
-        record_key: Some(order.clone().into_bytes()),
-        broker_time_us: Some(base_us + i as i64 * 1000),
-        event_time_us: Some(base_us + i as i64 * 1000),
-        time_us: base_us + i as i64 * 1000,
-        event_type: Some(TYPES[i % 5].into()),
-        source: Some(SERVICES[i % 5].into()),
-        subject: Some(format!("order/{order}")),
-        content_type: Some("application/json".into()),
-        trace_id: Some(format!("{flow:032x}")),
-        span_id: Some(format!("{:016x}", i + 1)),
-        causation_id: (i > 0).then(|| id((i - 1) / fan_out)),
-        correlation_id: Some(id(0)),
-        headers_json: headers,
-        payload: Some(format!(r#"{{"orderId":"{order}","amount":{}}}"#, 1000 + i).into_bytes()),
-        payload_size: 40,
-        payload_truncated: false,
-        problems: Vec::new(),
-        keys: vec![("order.id".into(), order)],
-        ingested_at_us: base_us,
-    }
-}
-
 async fn fill(store: &Store, flows: usize) {
     let base = chrono::Utc::now().timestamp_micros() - 3_600_000_000;
     let started = Instant::now();
@@ -86,7 +33,13 @@ async fn fill(store: &Store, flows: usize) {
     let mut offset = 0;
     for flow in 0..flows {
         for i in 0..FLOW_EVENTS {
-            batch.push(record(flow, i, 2, offset, base + flow as i64 * 100_000));
+            batch.push(record(
+                flow,
+                i,
+                (i > 0).then(|| (i - 1) / 2),
+                offset,
+                base + flow as i64 * 100_000,
+            ));
             offset += 1;
         }
         if batch.len() >= 5000 {
@@ -96,7 +49,7 @@ async fn fill(store: &Store, flows: usize) {
     }
     // The big flow: a tree of 1,000 events, four reactions per event.
     for i in 0..BIG_FLOW {
-        batch.push(record(flows, i, 4, offset, base));
+        batch.push(record(flows, i, (i > 0).then(|| (i - 1) / 4), offset, base));
         offset += 1;
     }
     store.write_batch(&batch).await.unwrap();
@@ -174,6 +127,7 @@ async fn run(url: &str, label: &str, flows: usize) {
     let router = app(AppState {
         store: store.clone(),
         metrics: Arc::new(Metrics::new()),
+        live: choreoscope::live::LiveFeed::new(),
     });
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
 

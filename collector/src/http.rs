@@ -1,5 +1,5 @@
-//! The collector's HTTP server: the query API under `/api/v1` (see [`crate::api`]), `/metrics`
-//! (Prometheus text) and `/healthz`.
+//! The collector's HTTP server: the web viewer at `/` (see [`crate::web`]), the query API under
+//! `/api/v1` (see [`crate::api`]), `/metrics` (Prometheus text) and `/healthz`.
 
 use std::sync::Arc;
 
@@ -9,6 +9,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
+use crate::live::LiveFeed;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -19,6 +20,8 @@ pub struct AppState {
     pub store: Store,
     /// The collector's metrics.
     pub metrics: Arc<Metrics>,
+    /// Durable events as they come, for watchers of a flow (nobody publishes in `serve`).
+    pub live: LiveFeed,
 }
 
 /// Serves [`app`] on `listener` until `cancel` fires, then finishes the requests in flight.
@@ -27,8 +30,13 @@ pub async fn serve(
     state: AppState,
     cancel: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
+    let live = state.live.clone();
     axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .with_graceful_shutdown(async move {
+            cancel.cancelled().await;
+            // Open event streams would hold the shutdown forever.
+            live.close();
+        })
         .await
 }
 
@@ -37,8 +45,8 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
-        .route("/", get(index))
         .merge(crate::api::routes())
+        .fallback(get(crate::web::serve))
         .with_state(state)
 }
 
@@ -49,22 +57,6 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         state.metrics.encode(),
-    )
-}
-
-/// Until the web UI is embedded (ui/), `/` says where the answers are.
-async fn index() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        "Choreoscope\n\n\
-         The web lineage viewer is not part of this build yet (ui/). The query API answers here:\n\
-         \n  GET /api/v1/keys/{name}/{value}        what happened to a business entity, e.g. /api/v1/keys/order.id/o-1007\n\
-         \x20 GET /api/v1/events/{id}                one event; /api/v1/events/{id}/lineage for its causes and reactions\n\
-         \x20 GET /api/v1/traces/{trace_id}          a trace; /api/v1/correlations/{id} a conversation\n\
-         \x20 GET /api/v1/search?key=o-1007          search by time, type, source, topic, key, problem\n\
-         \x20 GET /api/v1/topology                   the choreography as it runs\n\
-         \x20 GET /api/v1/openapi.json               the OpenAPI document\n\
-         \x20 GET /metrics                           Prometheus metrics\n",
     )
 }
 

@@ -36,6 +36,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::ClientContext;
 use tokio_util::sync::CancellationToken;
 
+use crate::live::LiveFeed;
 use crate::metrics::{KindLabel, Metrics, PartitionLabel, TopicLabel};
 use crate::record::{EventRecord, Interpreter, RawRecord};
 use crate::rules::TopicPattern;
@@ -139,6 +140,8 @@ pub struct Ingestor {
     metrics: Arc<Metrics>,
     consumer: Arc<StreamConsumer<LagContext>>,
     batch: Batch,
+    /// Told of each durable batch, when someone may watch.
+    live: Option<LiveFeed>,
     /// Per topic seen: its filter verdict, counters and positions (looked up by `&str`, so a
     /// record costs no allocation here).
     topics: HashMap<String, TopicState>,
@@ -194,8 +197,15 @@ impl Ingestor {
             store,
             metrics,
             consumer: Arc::new(consumer),
+            live: None,
             topics: HashMap::new(),
         })
+    }
+
+    /// Announces every durable batch on `feed` (for `GET /api/v1/live`).
+    pub fn with_live_feed(mut self, feed: LiveFeed) -> Self {
+        self.live = Some(feed);
+        self
     }
 
     fn wanted(&self, topic: &str) -> bool {
@@ -310,6 +320,7 @@ impl Ingestor {
                 store: self.store.clone(),
                 consumer: self.consumer.clone(),
                 metrics: self.metrics.clone(),
+                live: self.live.clone(),
             }
             .run(rx, cancel.clone()),
         );
@@ -379,6 +390,7 @@ struct Writer {
     store: Store,
     consumer: Arc<StreamConsumer<LagContext>>,
     metrics: Arc<Metrics>,
+    live: Option<LiveFeed>,
 }
 
 impl Writer {
@@ -445,6 +457,9 @@ impl Writer {
             return None;
         };
         self.record_outcome(&outcome);
+        if let Some(live) = &self.live {
+            live.publish(&batch.records);
+        }
         self.metrics.batch_size.observe(batch.records.len() as f64);
         self.metrics
             .batch_write_seconds

@@ -15,7 +15,9 @@
 //! - [`api`]: the query API under `/api/v1` and the answers it shares with `choreoscope query`.
 //! - [`demo`]: `choreoscope demo` — mock broker, sample services with trouble, collector, API.
 //! - [`render`]: terminal rendering of answers (causal trees) for `choreoscope query`.
-//! - [`http`]: the HTTP server: the API, `/metrics`, `/healthz`.
+//! - [`live`]: the live feed of durable events, for watchers of a flow (server-sent events).
+//! - [`web`]: the web viewer (`ui/`), embedded in the binary and served at `/`.
+//! - [`http`]: the HTTP server: the viewer, the API, `/metrics`, `/healthz`.
 
 pub mod api;
 pub mod demo;
@@ -23,8 +25,10 @@ pub mod flow;
 pub mod http;
 pub mod ingest;
 pub mod lineage;
+pub mod live;
 pub mod metrics;
 pub mod record;
 pub mod render;
 pub mod rules;
 pub mod store;
+pub mod web;

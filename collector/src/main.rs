@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use choreoscope::http::{serve as serve_http, AppState};
 use choreoscope::ingest::{IngestConfig, Ingestor};
+use choreoscope::live::LiveFeed;
 use choreoscope::metrics::Metrics;
 use choreoscope::record::Interpreter;
 use choreoscope::rules::Rules;
@@ -232,15 +233,18 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     };
     let store = connect_store(&args.db, &cancel).await?;
     let metrics = Arc::new(Metrics::new());
+    let live = LiveFeed::new();
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    tracing::info!(listen = %args.listen, "serving the query API, /metrics and /healthz");
+    tracing::info!(listen = %args.listen, viewer = choreoscope::web::is_embedded(),
+        "serving the web viewer, the query API, /metrics and /healthz");
     let server = tokio::spawn(serve_http(
         listener,
         AppState {
             store: store.clone(),
             metrics: metrics.clone(),
+            live: live.clone(),
         },
         cancel.clone(),
     ));
@@ -258,7 +262,8 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         Interpreter::new(rules, args.max_payload),
         store.clone(),
         metrics,
-    )?;
+    )?
+    .with_live_feed(live);
     let result = ingestor.run(cancel.clone()).await;
     cancel.cancel();
     server.await.context("http server task")??;
@@ -277,6 +282,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let state = AppState {
         store: store.clone(),
         metrics: Arc::new(Metrics::new()),
+        live: LiveFeed::new(),
     };
     serve_http(listener, state, cancel).await?;
     store.close().await;

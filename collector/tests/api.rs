@@ -172,6 +172,7 @@ async fn fixture() -> Fixture {
     let router = app(AppState {
         store: collector.store.clone(),
         metrics: collector.metrics.clone(),
+        live: choreoscope::live::LiveFeed::new(),
     });
     Fixture {
         router,

@@ -8,12 +8,13 @@
 //! they cut it.
 
 pub mod error;
+pub mod live;
 pub mod model;
 pub mod queries;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::{Json, Router};
 use serde::Deserialize;
 use utoipa::{IntoParams, OpenApi};
@@ -36,8 +37,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/correlations/{id}", get(correlation))
         .route("/api/v1/search", get(search))
         .route("/api/v1/topology", get(topology))
+        .route("/api/v1/live", get(live::live))
         .route("/api/v1/openapi.json", get(openapi))
-        .fallback(not_found)
+        .route("/api", any(not_found))
+        .route("/api/{*rest}", any(not_found))
 }
 
 /// The OpenAPI document of the API.
@@ -55,7 +58,8 @@ pub fn routes() -> Router<AppState> {
         trace,
         correlation,
         search,
-        topology
+        topology,
+        live::live
     ),
     components(schemas(
         ErrorBody,
@@ -227,7 +231,7 @@ pub struct SearchParams {
     pub topic: Option<String>,
     /// Business key: `name=value`, or a value under any name.
     pub key: Option<String>,
-    /// Problem kind, e.g. `invalid_traceparent` or `duplicate_publish`.
+    /// Problem kind, e.g. `invalid_traceparent` or `duplicate_publish`; `any` for every kind.
     pub problem: Option<String>,
     /// Page size (default 50, at most 500).
     pub limit: Option<i64>,

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::http::{serve, AppState};
 use crate::ingest::{IngestConfig, Ingestor};
+use crate::live::LiveFeed;
 use crate::metrics::Metrics;
 use crate::record::Interpreter;
 use crate::rules::Rules;
@@ -83,7 +84,9 @@ pub async fn run(config: DemoConfig, cancel: CancellationToken) -> Result<(), De
     let state = AppState {
         store: store.clone(),
         metrics: metrics.clone(),
+        live: LiveFeed::new(),
     };
+    let live = state.live.clone();
     let server = tokio::spawn(serve(listener, state, cancel.clone()));
     let ingestor = Ingestor::new(
         IngestConfig {
@@ -99,7 +102,8 @@ pub async fn run(config: DemoConfig, cancel: CancellationToken) -> Result<(), De
         Interpreter::new(Rules::default(), 64 * 1024),
         store.clone(),
         metrics,
-    )?;
+    )?
+    .with_live_feed(live);
     let collector_cancel = CancellationToken::new();
     let collector = tokio::spawn(ingestor.run(collector_cancel.clone()));
     let services_cancel = CancellationToken::new();

@@ -16,7 +16,8 @@
 //! - every 5th order: notification is slow (3 s); the bank always takes 0.2–1.2 s;
 //! - every 4th order: the customer asks for a refund;
 //! - every 5 s a legacy ERP producer, not on the SDK, writes a `StockAdjusted` record with a
-//!   malformed `traceparent`, a non-UTF-8 header and a non-JSON payload.
+//!   malformed `traceparent`, a non-UTF-8 header and a non-JSON payload whose free-text note
+//!   is HTML (`<img src=x onerror=…>`: viewers must show it as text).
 
 use std::time::Duration;
 
@@ -375,7 +376,9 @@ async fn legacy_erp(brokers: String, cancel: CancellationToken) -> anyhow::Resul
                 key: "x-erp-batch",
                 value: Some(&[0xff, 0xfe, 0x00, 0x41][..]),
             });
-        let payload = format!("ADJ;SKU-42;{n};-1");
+        // The free-text note is what a clerk typed: HTML that a careless viewer would run.
+        let payload =
+            format!("ADJ;SKU-42;{n};-1;note=<img src=x onerror=\"document.title='pwned'\">");
         producer
             .send(
                 FutureRecord::to("inventory")

@@ -173,6 +173,9 @@ pub struct KeyRow {
     pub value: String,
 }
 
+/// `SearchFilter::problem` value that matches events with any problem.
+pub const ANY_PROBLEM: &str = "any";
+
 /// What [`SqliteStore::search`] and [`PgStore::search`] filter on; `None` matches everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SearchFilter {
@@ -188,7 +191,7 @@ pub struct SearchFilter {
     pub topic: Option<String>,
     /// A business key: (name, value), or any name when `None`.
     pub key: Option<(Option<String>, String)>,
-    /// Events with a problem of this kind.
+    /// Events with a problem of this kind ([`ANY_PROBLEM`]: of any kind).
     pub problem: Option<String>,
     /// Keyset cursor: only events strictly before this (time µs, id) in (time, id) order.
     pub before: Option<(i64, String)>,
@@ -677,7 +680,9 @@ macro_rules! sql_store {
                     }
                     qb.push(")");
                 }
-                if let Some(kind) = &filter.problem {
+                if filter.problem.as_deref() == Some(ANY_PROBLEM) {
+                    qb.push(" AND e.problem_count > 0");
+                } else if let Some(kind) = &filter.problem {
                     qb.push(" AND e.event_id IN (SELECT p.event_id FROM event_problems p WHERE p.kind = ")
                         .push_bind(kind.clone())
                         .push(")");

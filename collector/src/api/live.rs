@@ -1,0 +1,68 @@
+//! `GET /api/v1/live`: server-sent events telling a watcher which events of its flow have just
+//! become durable (see [`crate::live`]).
+
+use std::convert::Infallible;
+
+use axum::extract::{RawQuery, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::{Stream, StreamExt};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::error::ApiError;
+use crate::http::AppState;
+use crate::live::{FilterError, LiveFilter};
+
+/// Reads the filter from the raw query string (parameters repeat, so no struct fits).
+pub fn parse_filter(query: Option<&str>) -> Result<LiveFilter, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))
+        .map_err(|e| ApiError::BadParameter(format!("query string: {e}")))?;
+    LiveFilter::from_pairs(pairs).map_err(|e| match e {
+        FilterError::Empty | FilterError::TooMany(_) => ApiError::Unusable(e.to_string()),
+        _ => ApiError::BadParameter(e.to_string()),
+    })
+}
+
+/// Follow a flow as it happens: `event: ready` once subscribed, then `event: stored` with
+/// `{"ids": [...]}` for each durable batch holding events of the flow, and `event: lagged` with
+/// the number of batches missed when the watcher fell behind (reload the flow).
+#[utoipa::path(get, path = "/api/v1/live",
+    params(
+        ("key" = Option<String>, Query, description = "NAME=VALUE of a business key (repeatable)"),
+        ("correlation" = Option<String>, Query, description = "Correlation id (repeatable)"),
+        ("trace" = Option<String>, Query, description = "Trace id (repeatable)")),
+    responses((status = 200, description = "text/event-stream"), (status = 400, body = super::error::ErrorBody),
+        (status = 422, body = super::error::ErrorBody)))]
+pub async fn live(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let filter = parse_filter(query.as_deref())?;
+    let rx = state.live.subscribe();
+    let feed = state.live.clone();
+    let updates = futures::stream::unfold((rx, filter), |(mut rx, filter)| async move {
+        loop {
+            match rx.recv().await {
+                Ok(batch) => {
+                    let ids = filter.matching_ids(&batch);
+                    if ids.is_empty() {
+                        continue;
+                    }
+                    let event = Event::default()
+                        .event("stored")
+                        .data(serde_json::json!({ "ids": ids }).to_string());
+                    return Some((Ok(event), (rx, filter)));
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    let event = Event::default().event("lagged").data(missed.to_string());
+                    return Some((Ok(event), (rx, filter)));
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    let ready = futures::stream::once(async { Ok(Event::default().event("ready").data("{}")) });
+    let stream = ready
+        .chain(updates)
+        .take_until(async move { feed.closed().await });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}

@@ -1,0 +1,216 @@
+// The viewer in a real headless Chromium against the real collector filled by the demo (run by
+// e2e/run.mjs, which sets CHOREOSCOPE_URL). Screenshots of every view go to the artifacts.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { launch, shot } from "./browser.mjs";
+
+const BASE = process.env.CHOREOSCOPE_URL;
+if (!BASE) throw new Error("CHOREOSCOPE_URL is not set: run the e2e tests with `npm run e2e`");
+
+let browser;
+let page;
+const pageErrors = [];
+
+before(async () => {
+  browser = await launch();
+  const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  page = await context.newPage();
+  page.on("pageerror", (e) => pageErrors.push(e.message));
+  page.on("dialog", (d) => {
+    pageErrors.push(`dialog opened: ${d.message()}`);
+    return d.dismiss();
+  });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+async function api(path) {
+  const r = await fetch(BASE + path);
+  assert.equal(r.status, 200, `${path} answered ${r.status}`);
+  return r.json();
+}
+
+/** Waits for the flow canvas and returns its node and edge counts (model and DOM). */
+async function canvasCounts() {
+  const canvas = page.getByTestId("flow-canvas");
+  await canvas.waitFor();
+  await page.waitForSelector('[data-testid="flow-canvas"][data-ready="true"]');
+  await page.waitForSelector(".react-flow__node");
+  return {
+    nodes: Number(await canvas.getAttribute("data-node-count")),
+    edges: Number(await canvas.getAttribute("data-edge-count")),
+    domNodes: await page.locator(".react-flow__node").count(),
+    domEdges: await page.locator(".react-flow__edge").count(),
+  };
+}
+
+const selectedType = () => page.getByTestId("details-type").textContent();
+
+test("the start page offers the key names seen as suggestions", async () => {
+  await page.goto(BASE + "/");
+  await page.getByTestId("home").waitFor();
+  await page.getByTestId("search-input").fill("ord");
+  await page.waitForFunction(() =>
+    [...document.querySelectorAll("#key-suggestions option")].some((o) => o.value === "order.id="),
+  );
+  await shot(page, "01-home");
+});
+
+test("searching a stalled order shows its three events, two links, and where the flow stopped", async () => {
+  await page.goto(BASE + "/");
+  await page.getByTestId("search-input").fill("o-1007");
+  await page.getByTestId("search-input").press("Enter");
+  await page.waitForURL("**/flows/key/order.id/o-1007");
+  const counts = await canvasCounts();
+  assert.deepEqual(counts, { nodes: 3, edges: 2, domNodes: 3, domEdges: 2 });
+  const ends = await page.getByTestId("flow-end").allTextContents();
+  assert.equal(ends.length, 1);
+  assert.match(ends[0], /ends at PaymentCreated \(payment\), idle/);
+  const lanes = await page.getByTestId("timeline-lane").allTextContents();
+  assert.deepEqual(lanes, ["shop", "order", "payment"]);
+  const endNode = page.locator('[data-testid="event-node"][data-flags~="end"]');
+  assert.equal(await endNode.count(), 1);
+  assert.match(await endNode.textContent(), /PaymentCreated/);
+  await shot(page, "02-flow-stalled-order");
+});
+
+test("a flow's graph has the nodes and edges the API reports, with the double processing flagged", async () => {
+  const answer = await api("/api/v1/keys/order.id/o-1009");
+  await page.goto(BASE + "/search?q=" + encodeURIComponent("order.id=o-1009"));
+  await page.waitForURL("**/flows/key/order.id/o-1009");
+  const counts = await canvasCounts();
+  assert.equal(counts.nodes, answer.graph.nodes.length);
+  assert.equal(counts.edges, answer.graph.edges.length);
+  assert.ok(counts.nodes >= 6, `an order that got through has at least 6 events, saw ${counts.nodes}`);
+  const twice = page.locator('[data-testid="event-node"][data-flags~="duplicate_reaction"]');
+  assert.equal(await twice.count(), 1);
+  assert.match(await twice.textContent(), /InventoryReserved/);
+  await shot(page, "03-flow-processed-twice");
+});
+
+test("opening an event shows its details, and its cause link leads to the cause", async () => {
+  await page.goto(BASE + "/flows/key/order.id/o-1007");
+  await canvasCounts();
+  await page.locator('[data-testid="event-node"][data-flags~="end"]').click();
+  await page.getByTestId("event-details").waitFor();
+  assert.equal(await selectedType(), "PaymentCreated");
+  assert.match(page.url(), /\?event=/);
+  const detailsText = await page.getByTestId("event-details").textContent();
+  assert.match(detailsText, /payments\[\d+\]@\d+/, "topic[partition]@offset is shown");
+  assert.ok((await page.getByTestId("headers").locator("tr").count()) >= 4, "headers are listed");
+  assert.match(await page.getByTestId("payload").textContent(), /^\{\n  "amount": \d+,\n/, "payload is pretty JSON");
+  await shot(page, "04-event-details");
+
+  await page.getByTestId("cause-link").click();
+  await page.waitForFunction(() => document.querySelector('[data-testid="details-type"]')?.textContent === "OrderCreated");
+  const cause = await page.getByTestId("details-id").textContent();
+  const answer = await api("/api/v1/keys/order.id/o-1007");
+  const orderCreated = answer.graph.nodes.find((n) => n.type === "OrderCreated");
+  assert.equal(cause, orderCreated.id);
+  assert.match(page.url(), new RegExp(`event=${orderCreated.id}`));
+
+  // The same event on its own page, with its lineage.
+  await page.goto(BASE + "/events/" + orderCreated.id);
+  await page.getByTestId("event-view").waitFor();
+  await page.getByTestId("event-details").waitFor();
+  assert.equal(await selectedType(), "OrderCreated");
+  const counts = await canvasCounts();
+  assert.equal(counts.nodes, 3);
+  await page.getByTestId("cause-link").click();
+  await page.waitForURL(`**/events/${answer.graph.nodes.find((n) => n.type === "CartCheckedOut").id}`);
+  await page.waitForFunction(() => document.querySelector('[data-testid="details-type"]')?.textContent === "CartCheckedOut");
+  await shot(page, "05-event-page");
+});
+
+test("arrow keys move between causes and reactions", async () => {
+  await page.goto(BASE + "/flows/key/order.id/o-1007");
+  await canvasCounts();
+  await page.getByTestId("flow-canvas").focus();
+  await page.keyboard.press("Home");
+  await page.getByTestId("event-details").waitFor();
+  const typeIs = (t) =>
+    page.waitForFunction((t) => document.querySelector('[data-testid="details-type"]')?.textContent === t, t);
+  await typeIs("CartCheckedOut");
+  await page.keyboard.press("ArrowRight");
+  await typeIs("OrderCreated");
+  await page.keyboard.press("ArrowRight");
+  await typeIs("PaymentCreated");
+  await page.keyboard.press("ArrowLeft");
+  await typeIs("OrderCreated");
+  await page.keyboard.press("Escape");
+  await page.getByTestId("event-details").waitFor({ state: "detached" });
+});
+
+test("the choreography map shows services and topics with the API's edges", async () => {
+  await page.goto(BASE + "/");
+  await page.getByRole("link", { name: "Map" }).click();
+  await page.waitForURL("**/map");
+  const canvas = page.getByTestId("map-canvas");
+  await canvas.waitFor();
+  await page.waitForSelector(".react-flow__node");
+  const topology = await api("/api/v1/topology");
+  assert.equal(Number(await canvas.getAttribute("data-node-count")), topology.nodes.length);
+  assert.equal(Number(await canvas.getAttribute("data-edge-count")), topology.edges.length);
+  const labels = await page.locator(".react-flow__node").allTextContents();
+  for (const name of ["shop", "payment", "bank", "payments", "orders"]) {
+    assert.ok(labels.includes(name), `${name} is on the map (${labels.join(", ")})`);
+  }
+  const produced = topology.edges.find((e) => e.kind === "produce");
+  const edgeLabel = await page.locator(`[data-id="produce:${produced.from}->${produced.to}"]`).getAttribute("aria-label");
+  assert.match(edgeLabel, new RegExp(`^${produced.from} produces to ${produced.to}: \\d+`));
+  await page.getByRole("button", { name: "15 min" }).click();
+  await page.waitForURL(/\/map\?from=/);
+  await shot(page, "06-map");
+});
+
+test("an HTML payload is shown as text and runs nothing", async () => {
+  const page1 = await api("/api/v1/search?source=legacy-erp&limit=1");
+  const legacy = page1.events[0];
+  await page.goto(BASE + "/events/" + encodeURIComponent(legacy.id));
+  await page.getByTestId("payload").waitFor();
+  const payload = await page.getByTestId("payload").textContent();
+  assert.match(payload, /note=<img src=x onerror="document.title='pwned'">/);
+  assert.equal(await page.locator('[data-testid="event-details"] img').count(), 0, "no <img> element was created");
+  assert.equal(await page.title(), "Choreoscope");
+  const problems = await page.getByTestId("problems").textContent();
+  assert.match(problems, /traceparent/);
+  assert.match(await page.getByTestId("headers").textContent(), /base64:\/\/4AQQ==/);
+  await shot(page, "07-untrusted-payload");
+  assert.deepEqual(pageErrors, []);
+});
+
+test("deep links load directly, unknown ids say so, and the theme switches", async () => {
+  await page.goto(BASE + "/events/no-such-event");
+  assert.match(await page.getByTestId("error").first().textContent(), /Not found/);
+  await page.goto(BASE + "/flows/key/order.id/o-1007?event=nonsense");
+  await canvasCounts();
+  const before = await page.evaluate(() => document.documentElement.dataset.theme);
+  const bg = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  const bgBefore = await bg();
+  await page.getByTestId("theme-toggle").click();
+  const afterTheme = await page.evaluate(() => document.documentElement.dataset.theme);
+  assert.notEqual(afterTheme, before);
+  assert.notEqual(await bg(), bgBefore);
+  await shot(page, `08-theme-${afterTheme}`);
+  await page.getByTestId("theme-toggle").click();
+});
+
+test("a flow view grows live as the order's events arrive", async () => {
+  // The next orders are not placed yet: watch one a few numbers ahead of the newest.
+  const latest = await api("/api/v1/search?type=CartCheckedOut&limit=1");
+  const newest = Number(/o-(\d+)/.exec(latest.events[0].subject)[1]);
+  const order = `o-${newest + 6}`;
+  await page.goto(BASE + `/flows/key/order.id/${order}`);
+  await page.waitForSelector('[data-testid="live-state"].live-live');
+  await page.waitForSelector('[data-testid="flow-canvas"]', { timeout: 30_000 });
+  await page.waitForFunction(
+    () => Number(document.querySelector('[data-testid="flow-canvas"]')?.getAttribute("data-node-count")) >= 3,
+    null,
+    { timeout: 30_000 },
+  );
+  const updates = await page.getByTestId("live-state").textContent();
+  assert.match(updates, /\d+ updates?/);
+  await shot(page, "09-live-flow");
+});

@@ -1,0 +1,79 @@
+import { useEffect, useState } from "react";
+import { Link, NavigationProvider, useNavigationState } from "./navigation";
+import { SearchBox } from "./components/SearchBox";
+import { FlowView } from "./components/FlowView";
+import { EventView } from "./components/EventView";
+import { MapView } from "./components/MapView";
+import { HomeView } from "./components/HomeView";
+import { SearchView } from "./components/SearchView";
+
+type Theme = "dark" | "light";
+
+function initialTheme(): Theme {
+  const saved = localStorage.getItem("choreoscope.theme");
+  if (saved === "dark" || saved === "light") return saved;
+  return window.matchMedia?.("(prefers-color-scheme: light)").matches ? "light" : "dark";
+}
+
+/** The viewer: a header with the search box, and the view of the current address. */
+export function App() {
+  const navigation = useNavigationState();
+  const [theme, setTheme] = useState<Theme>(initialTheme);
+  useEffect(() => {
+    document.documentElement.dataset.theme = theme;
+    localStorage.setItem("choreoscope.theme", theme);
+  }, [theme]);
+  // `/` anywhere (outside a text field) goes to the search box.
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      const t = e.target as HTMLElement | null;
+      if (e.key === "/" && !(t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT"))) {
+        e.preventDefault();
+        document.getElementById("search-input")?.focus();
+      }
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, []);
+  const { route } = navigation;
+  return (
+    <NavigationProvider value={navigation}>
+      <header className="topbar">
+        <Link href="/" className="brand" aria-label="Choreoscope home">
+          Choreoscope
+        </Link>
+        <SearchBox initial={route.view === "search" ? route.q : ""} />
+        <nav className="topnav">
+          <Link href="/map" aria-current={route.view === "map" ? "page" : undefined}>
+            Map
+          </Link>
+          <button
+            type="button"
+            className="theme-toggle"
+            data-testid="theme-toggle"
+            onClick={() => setTheme(theme === "dark" ? "light" : "dark")}
+            aria-label={`Switch to the ${theme === "dark" ? "light" : "dark"} theme`}
+            title={`Switch to the ${theme === "dark" ? "light" : "dark"} theme`}
+          >
+            {theme === "dark" ? "☀" : "☾"}
+          </button>
+        </nav>
+      </header>
+      <main className="main">
+        {route.view === "home" && <HomeView />}
+        {route.view === "search" && <SearchView q={route.q} />}
+        {route.view === "flow" && <FlowView target={route.target} selected={route.selected} />}
+        {route.view === "event" && <EventView id={route.id} />}
+        {route.view === "map" && <MapView from={route.from} to={route.to} />}
+        {route.view === "not_found" && (
+          <section className="page">
+            <h1>Nothing here</h1>
+            <p>
+              No view answers <code>{route.path}</code>. Try the search box, or <Link href="/map">the map</Link>.
+            </p>
+          </section>
+        )}
+      </main>
+    </NavigationProvider>
+  );
+}

@@ -1,0 +1,175 @@
+import type { ReactNode } from "react";
+import type { EventDetail } from "../lib/api";
+import { bytesText, payloadText } from "../lib/format";
+import { eventHref, flowHref } from "../lib/routes";
+import { Link } from "../navigation";
+
+/**
+ * Everything about one event. Headers, keys and payload are untrusted: they are rendered as
+ * text nodes (never as HTML), payloads pretty-printed when they are JSON.
+ */
+export function EventDetails({ event, hrefFor = eventHref }: { event: EventDetail; hrefFor?: (id: string) => string }) {
+  const payload = event.payload ? payloadText(event.payload.body) : null;
+  return (
+    <article className="details" data-testid="event-details" data-event-id={event.id}>
+      <header>
+        <h2 data-testid="details-type">{event.type ?? "(no type)"}</h2>
+        <div className="muted">
+          from <strong>{event.source ?? "(unknown service)"}</strong>
+          {event.subject && <> · subject {event.subject}</>}
+        </div>
+      </header>
+      <dl className="facts">
+        <Fact name="id">
+          <code data-testid="details-id">{event.id}</code> <span className="muted">({event.id_source})</span>
+        </Fact>
+        <Fact name="time">{event.time}</Fact>
+        {event.event_time && event.event_time !== event.time && <Fact name="ce_time">{event.event_time}</Fact>}
+        {event.broker_time && <Fact name="broker time">{event.broker_time}</Fact>}
+        <Fact name="ingested">{event.ingested_at}</Fact>
+        <Fact name="position">
+          <code>
+            {event.topic}[{event.partition}]@{event.offset}
+          </code>
+        </Fact>
+        {event.key && (
+          <Fact name="record key">
+            <code>{bytesText(event.key)}</code>
+          </Fact>
+        )}
+        <Fact name="cause">
+          {event.causation_id === null ? (
+            <span className="muted">none (starts a flow)</span>
+          ) : event.cause_stored ? (
+            <Link href={hrefFor(event.causation_id)} data-testid="cause-link">
+              {event.causation_id}
+            </Link>
+          ) : (
+            <span className="warn" data-testid="cause-missing">
+              {event.causation_id} — never seen by the collector
+            </span>
+          )}
+        </Fact>
+        <Fact name="reactions">
+          {event.reactions.length === 0 ? (
+            <span className="muted">none yet</span>
+          ) : (
+            <ul className="inline-list">
+              {event.reactions.map((r) => (
+                <li key={r}>
+                  <Link href={hrefFor(r)} data-testid="reaction-link">
+                    {r}
+                  </Link>
+                </li>
+              ))}
+            </ul>
+          )}
+        </Fact>
+        <Fact name="trace">
+          {event.trace_id ? (
+            <Link href={flowHref({ kind: "trace", id: event.trace_id })} data-testid="trace-link">
+              {event.trace_id}
+            </Link>
+          ) : (
+            <span className="muted">none</span>
+          )}
+          {event.span_id && <span className="muted"> · span {event.span_id}</span>}
+        </Fact>
+        <Fact name="correlation">
+          {event.correlation_id ? (
+            <Link href={flowHref({ kind: "correlation", id: event.correlation_id })} data-testid="correlation-link">
+              {event.correlation_id}
+            </Link>
+          ) : (
+            <span className="muted">none</span>
+          )}
+        </Fact>
+      </dl>
+      {event.problems.length > 0 && (
+        <section>
+          <h3>Problems</h3>
+          <ul className="problems" data-testid="problems">
+            {event.problems.map((p, i) => (
+              <li key={i}>
+                <strong>{p.kind}</strong>: {p.detail}
+              </li>
+            ))}
+          </ul>
+        </section>
+      )}
+      {event.keys.length > 0 && (
+        <section>
+          <h3>Business keys</h3>
+          <ul className="inline-list">
+            {event.keys.map((k) => (
+              <li key={`${k.name}=${k.value}`}>
+                <Link href={flowHref({ kind: "key", name: k.name, value: k.value })}>
+                  {k.name}={k.value}
+                </Link>
+              </li>
+            ))}
+          </ul>
+        </section>
+      )}
+      {event.deliveries.length > 1 && (
+        <section>
+          <h3>Deliveries ({event.deliveries.length}: published more than once)</h3>
+          <ul>
+            {event.deliveries.map((d) => (
+              <li key={`${d.topic}/${d.partition}/${d.offset}`}>
+                <code>
+                  {d.topic}[{d.partition}]@{d.offset}
+                </code>{" "}
+                <span className="muted">{d.broker_time}</span>
+              </li>
+            ))}
+          </ul>
+        </section>
+      )}
+      <section>
+        <h3>Headers ({event.headers.length})</h3>
+        <table className="headers" data-testid="headers">
+          <tbody>
+            {event.headers.map((h, i) => (
+              <tr key={i}>
+                <th scope="row">{h.name}</th>
+                <td>
+                  <code>{bytesText(h.value)}</code>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </section>
+      <section>
+        <h3>
+          Payload
+          {event.payload && (
+            <span className="muted">
+              {" "}
+              · {event.payload.size} bytes{event.payload.truncated ? " (cut)" : ""}
+              {payload?.json ? " · JSON" : ""}
+              {event.payload.content_type ? ` · ${event.payload.content_type}` : ""}
+            </span>
+          )}
+        </h3>
+        {payload ? (
+          <pre className="payload" data-testid="payload">
+            {payload.text}
+          </pre>
+        ) : (
+          <p className="muted">none</p>
+        )}
+      </section>
+    </article>
+  );
+}
+
+function Fact({ name, children }: { name: string; children: ReactNode }) {
+  return (
+    <>
+      <dt>{name}</dt>
+      <dd>{children}</dd>
+    </>
+  );
+}

@@ -1,0 +1,186 @@
+import { useCallback, useEffect, useMemo, useRef, type KeyboardEvent } from "react";
+import {
+  Background,
+  Controls,
+  MarkerType,
+  MiniMap,
+  ReactFlow,
+  ReactFlowProvider,
+  useReactFlow,
+  type Edge,
+  type Node,
+} from "@xyflow/react";
+import { duration } from "../lib/format";
+import { moveOf, neighbour, serviceColor, NODE_HEIGHT, NODE_WIDTH, type Layout } from "../lib/layout";
+import { EventNode, type EventNodeData } from "./EventNode";
+
+const nodeTypes = { event: EventNode };
+
+/** Above this many nodes, only what is on screen is rendered. */
+const VISIBLE_ONLY_ABOVE = 400;
+
+/** Graphs up to this many nodes are refitted when the canvas changes size. */
+const REFIT_UP_TO = 60;
+
+interface Props {
+  layout: Layout;
+  selected: string | null;
+  onSelect: (id: string | null) => void;
+  /** Enter on a node. */
+  onOpen?: (id: string) => void;
+}
+
+/** The causal graph, laid out left to right; arrows move between nodes (← cause, → reaction). */
+export function FlowCanvas(props: Props) {
+  return (
+    <ReactFlowProvider>
+      <Canvas {...props} />
+    </ReactFlowProvider>
+  );
+}
+
+function Canvas({ layout, selected, onSelect, onOpen }: Props) {
+  const flow = useReactFlow();
+  const wrapper = useRef<HTMLDivElement>(null);
+  // One node object per event for the life of the layout: React Flow skips nodes whose object
+  // did not change, so a selection rebuilds two nodes, not two thousand.
+  const baseNodes: Node<EventNodeData, "event">[] = useMemo(
+    () =>
+      layout.nodes.map((p) => ({
+        id: p.id,
+        type: "event",
+        position: { x: p.x, y: p.y },
+        width: NODE_WIDTH,
+        height: NODE_HEIGHT,
+        data: { event: p.event },
+        selected: false,
+        draggable: false,
+        connectable: false,
+        ariaLabel: `${p.event.type ?? "event"} from ${p.event.source ?? "unknown service"}`,
+      })),
+    [layout],
+  );
+  const nodes = useMemo(
+    () => baseNodes.map((n) => (n.id === selected ? { ...n, selected: true } : n)),
+    [baseNodes, selected],
+  );
+  const edges: Edge[] = useMemo(
+    () =>
+      layout.edges.map((e) => {
+        const colour = e.cycle ? "var(--danger)" : "var(--edge)";
+        return {
+          id: `${e.from}->${e.to}`,
+          source: e.from,
+          target: e.to,
+          label: duration(e.latency_ms),
+          labelStyle: { fill: "var(--muted)", fontSize: 11 },
+          labelBgStyle: { fill: "var(--bg)" },
+          style: { stroke: colour, strokeDasharray: e.inferred ? "5 4" : undefined, strokeWidth: 1.5 },
+          markerEnd: { type: MarkerType.ArrowClosed, color: e.cycle ? "#e15759" : "#8a8f98" },
+          focusable: false,
+          selectable: false,
+          className: [e.inferred ? "inferred" : "", e.cycle ? "cycle" : ""].join(" ").trim(),
+          data: { inferred: e.inferred, cycle: e.cycle },
+        };
+      }),
+    [layout],
+  );
+  // Bring the selected node into view when it changes by keyboard or by address.
+  const centre = useCallback(
+    (id: string) => {
+      const p = layout.nodes.find((n) => n.id === id);
+      if (!p) return;
+      const zoom = Math.max(flow.getZoom(), 0.6);
+      flow.setCenter(p.x + NODE_WIDTH / 2, p.y + NODE_HEIGHT / 2, { zoom, duration: 200 });
+    },
+    [flow, layout],
+  );
+  // A small graph is shown whole. A large one opens at a readable zoom on the selected event or
+  // the first root (rendering only what is on screen); the minimap and zoom show the rest.
+  const large = layout.nodes.length > VISIBLE_ONLY_ABOVE;
+  const start = useCallback(() => {
+    if (!large) return;
+    const first = selected ?? neighbour(layout, null, "first");
+    const p = layout.nodes.find((n) => n.id === first);
+    if (!p) return;
+    const height = wrapper.current?.clientHeight ?? 500;
+    const zoom = 0.8;
+    flow.setViewport({ x: 40 - p.x * zoom, y: height / 2 - (p.y + NODE_HEIGHT / 2) * zoom, zoom });
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [flow, layout, large]);
+  const firstSelection = useRef(true);
+  useEffect(() => {
+    if (selected && !firstSelection.current) centre(selected);
+    firstSelection.current = false;
+  }, [selected, centre]);
+  // A small graph is refitted when its box changes size (the details panel opens or closes).
+  useEffect(() => {
+    const el = wrapper.current;
+    if (!el || layout.nodes.length > REFIT_UP_TO || typeof ResizeObserver === "undefined") return;
+    let width = el.clientWidth;
+    const observer = new ResizeObserver(() => {
+      if (Math.abs(el.clientWidth - width) < 8) return;
+      width = el.clientWidth;
+      flow.fitView({ padding: 0.1, maxZoom: 1.2, duration: 150 });
+    });
+    observer.observe(el);
+    return () => observer.disconnect();
+  }, [flow, layout]);
+  const onKeyDown = (e: KeyboardEvent<HTMLDivElement>) => {
+    if (e.key === "Escape") {
+      onSelect(null);
+      return;
+    }
+    if (e.key === "Enter" && selected && onOpen) {
+      onOpen(selected);
+      return;
+    }
+    const move = moveOf(e.key);
+    if (!move) return;
+    e.preventDefault();
+    const next = neighbour(layout, selected, move);
+    if (next) onSelect(next);
+  };
+  return (
+    <div
+      ref={wrapper}
+      className="canvas"
+      tabIndex={0}
+      onKeyDown={onKeyDown}
+      data-testid="flow-canvas"
+      data-node-count={layout.nodes.length}
+      data-edge-count={layout.edges.length}
+      aria-label="Causal graph. Arrow keys: left to the cause, right to a reaction, up and down within a column; Home: the first event; End: the flow's end; Enter: open."
+    >
+      <ReactFlow
+        nodes={nodes}
+        edges={edges}
+        nodeTypes={nodeTypes}
+        onNodeClick={(_, node) => onSelect(node.id)}
+        onPaneClick={() => onSelect(null)}
+        fitView={!large}
+        fitViewOptions={{ padding: 0.1, maxZoom: 1.2 }}
+        minZoom={0.02}
+        maxZoom={2}
+        nodesDraggable={false}
+        nodesConnectable={false}
+        elementsSelectable
+        onlyRenderVisibleElements={large}
+        proOptions={{ hideAttribution: true }}
+        onInit={() => {
+          start();
+          performance.mark("choreoscope:ready");
+          wrapper.current?.setAttribute("data-ready", "true");
+        }}
+      >
+        <Background gap={24} size={1} color="var(--grid)" />
+        <Controls showInteractive={false} />
+        {/* Above VISIBLE_ONLY_ABOVE nodes the minimap (a rectangle per node, redrawn at every
+            selection) cost a quarter of a second per change; the timeline gives the overview. */}
+        {layout.nodes.length > 12 && !large && (
+          <MiniMap pannable zoomable nodeColor={(n) => serviceColor((n.data as EventNodeData).event.source)} />
+        )}
+      </ReactFlow>
+    </div>
+  );
+}

@@ -1,0 +1,157 @@
+import { useMemo } from "react";
+import { api, type Flow, type Graph } from "../lib/api";
+import { clock, duration } from "../lib/format";
+import { layoutGraph } from "../lib/layout";
+import { describeTarget, eventHref, flowHref, type FlowTarget } from "../lib/routes";
+import { useLive, useLoad } from "../hooks";
+import { Link, useNavigation } from "../navigation";
+import { EventDetails } from "./EventDetails";
+import { FlowCanvas } from "./FlowCanvas";
+import { TimelineView } from "./TimelineView";
+import { ErrorNote } from "./ErrorNote";
+
+/** What the flow view needs, whatever it was asked for. */
+interface FlowData {
+  graph: Graph;
+  flows: Flow[];
+  matched: number | null;
+}
+
+async function loadFlow(target: FlowTarget, signal: AbortSignal): Promise<FlowData> {
+  switch (target.kind) {
+    case "key": {
+      const a = await api.key(target.name, target.value, signal);
+      return { graph: a.graph, flows: a.flows, matched: a.matched_events };
+    }
+    case "trace": {
+      const a = await api.trace(target.id, signal);
+      return { graph: a.graph, flows: [a.flow], matched: null };
+    }
+    case "correlation": {
+      const a = await api.correlation(target.id, signal);
+      return { graph: a.graph, flows: [a.flow], matched: null };
+    }
+  }
+}
+
+/**
+ * A flow: where it stands (how many conversations, where each currently ends and for how long),
+ * the causal graph, the per-service timeline, and the selected event's details. Follows the
+ * collector's live feed and reloads as new events of the flow become durable.
+ */
+export function FlowView({ target, selected }: { target: FlowTarget; selected: string | null }) {
+  const { navigate } = useNavigation();
+  const [data, reload] = useLoad((signal) => loadFlow(target, signal), [target]);
+  const value = data.value;
+  const layout = useMemo(() => {
+    if (!value) return null;
+    const started = performance.now();
+    const laidOut = layoutGraph(value.graph);
+    performance.measure("choreoscope:layout", { start: started }); // read by e2e/bench.mjs
+    return laidOut;
+  }, [value]);
+  const liveUrl = useMemo(() => {
+    if (target.kind === "trace") return api.liveUrl({ traces: [target.id] });
+    if (target.kind === "correlation") return api.liveUrl({ correlations: [target.id] });
+    const correlations = (value?.flows ?? []).flatMap((f) => (f.correlation_id ? [f.correlation_id] : []));
+    return api.liveUrl({ keys: [[target.name, target.value]], correlations: correlations.slice(0, 100) });
+  }, [target, value]);
+  const live = useLive(liveUrl, reload);
+  const inGraph = useMemo(() => new Set(value?.graph.nodes.map((n) => n.id) ?? []), [value]);
+  const select = (id: string | null) => navigate(flowHref(target, id), { replace: true });
+  const hrefFor = (id: string) => (inGraph.has(id) ? flowHref(target, id) : eventHref(id));
+  const [detail] = useLoad(
+    (signal) => (selected ? api.event(selected, signal) : Promise.resolve(null)),
+    [selected, data.state === "ok" ? value?.graph.nodes.length : -1],
+  );
+
+  return (
+    <div className="flow-view" data-testid="flow-view">
+      <header className="view-header">
+        <h1 data-testid="flow-title">{describeTarget(target)}</h1>
+        <span className={`live live-${live.state}`} data-testid="live-state" title="Updates as new events of this flow arrive">
+          {live.state === "live" ? "● live" : live.state === "connecting" ? "○ connecting" : "○ offline"}
+          {live.updates > 0 && <span className="muted"> · {live.updates} update{live.updates === 1 ? "" : "s"}</span>}
+        </span>
+      </header>
+      {data.state === "error" && <ErrorNote error={data.error} />}
+      {!value && data.state === "loading" && <p className="muted">Loading…</p>}
+      {value && layout && (
+        <>
+          <FlowSummary data={value} />
+          {value.graph.truncated && <p className="warn">{value.graph.truncated}</p>}
+          <div className={`flow-body${selected ? " with-details" : ""}`}>
+            <div className="flow-main">
+              {value.graph.nodes.length === 0 ? (
+                <p className="muted">No events.</p>
+              ) : (
+                <FlowCanvas
+                  layout={layout}
+                  selected={selected}
+                  onSelect={select}
+                  onOpen={(id) => navigate(eventHref(id))}
+                />
+              )}
+              <TimelineView
+                events={value.graph.nodes}
+                edges={value.graph.edges}
+                selected={selected}
+                onSelect={(id) => select(id)}
+              />
+            </div>
+            {selected && (
+              <aside className="flow-details">
+                <button type="button" className="close" onClick={() => select(null)} aria-label="Close the details">
+                  ×
+                </button>
+                {detail.state === "error" && <ErrorNote error={detail.error} />}
+                {detail.value && <EventDetails event={detail.value} hrefFor={hrefFor} />}
+              </aside>
+            )}
+          </div>
+        </>
+      )}
+    </div>
+  );
+}
+
+function FlowSummary({ data }: { data: FlowData }) {
+  const { flows, graph } = data;
+  return (
+    <section className="summary" data-testid="flow-summary">
+      <p>
+        <strong>{graph.nodes.length}</strong> event{graph.nodes.length === 1 ? "" : "s"}
+        {data.matched !== null && <> ({data.matched} carry the key)</>} in <strong>{flows.length}</strong> flow
+        {flows.length === 1 ? "" : "s"}, <strong>{graph.edges.length}</strong> causal link
+        {graph.edges.length === 1 ? "" : "s"}.
+      </p>
+      <ul className="flows">
+        {flows.map((f, i) => (
+          <li key={f.correlation_id ?? i} data-testid="flow-row">
+            <span className="muted">{clock(f.started)}</span> {f.services.join(" → ")}{" "}
+            <span className="muted">· {duration(f.duration_ms)}</span>
+            {f.ends.map((end) => (
+              <span key={end.id} className="flow-end" data-testid="flow-end">
+                {" "}
+                · ends at{" "}
+                <Link href={eventHref(end.id)}>
+                  <strong>{end.type ?? "(no type)"}</strong>
+                </Link>{" "}
+                ({end.source ?? "unknown"}), idle {duration(end.idle_ms)}
+              </span>
+            ))}
+            {f.correlation_id && (
+              <>
+                {" "}
+                ·{" "}
+                <Link className="muted" href={flowHref({ kind: "correlation", id: f.correlation_id })}>
+                  this flow alone
+                </Link>
+              </>
+            )}
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}

@@ -1,0 +1,83 @@
+import { describe, expect, it } from "vitest";
+import type { EventSummary, Graph } from "./api";
+import { layoutGraph, moveOf, neighbour, serviceColor } from "./layout";
+
+function ev(id: string, t: number, flags: string[] = [], source = "svc"): EventSummary {
+  return {
+    id, type: id.toUpperCase(), source, topic: "t", partition: 0, offset: t, time: "", time_us: t,
+    subject: null, causation_id: null, correlation_id: null, trace_id: null, span_id: null,
+    flags, problem_count: 0, delivery_count: 1,
+  };
+}
+
+const edge = (from: string, to: string, cycle = false) => ({ from, to, latency_ms: 1, inferred: false, cycle });
+
+// a → b → {c, d}; d → e
+const fanOut: Graph = {
+  nodes: [ev("a", 1, ["root"]), ev("b", 2), ev("c", 3, ["end"]), ev("d", 4), ev("e", 5, ["end"])],
+  edges: [edge("a", "b"), edge("b", "c"), edge("b", "d"), edge("d", "e")],
+  truncated: null,
+};
+
+describe("the flow layout", () => {
+  it("places every cause left of its reactions and keeps every node and edge", () => {
+    const l = layoutGraph(fanOut);
+    expect(l.nodes.map((n) => n.id)).toEqual(["a", "b", "c", "d", "e"]);
+    expect(l.edges).toHaveLength(4);
+    const at = new Map(l.nodes.map((n) => [n.id, n]));
+    for (const e of fanOut.edges) expect(at.get(e.from)!.x).toBeLessThan(at.get(e.to)!.x);
+    // c and d share a column, one above the other, without overlapping.
+    expect(at.get("c")!.x).toBe(at.get("d")!.x);
+    expect(Math.abs(at.get("c")!.y - at.get("d")!.y)).toBeGreaterThanOrEqual(66);
+  });
+
+  it("lays out a causation cycle and drops edges to events outside the graph", () => {
+    const cyclic: Graph = {
+      nodes: [ev("x", 1), ev("y", 2)],
+      edges: [edge("x", "y", true), edge("y", "x", true), edge("y", "ghost"), edge("x", "x")],
+      truncated: null,
+    };
+    const l = layoutGraph(cyclic);
+    expect(l.nodes).toHaveLength(2);
+    expect(l.edges.map((e) => `${e.from}>${e.to}`)).toEqual(["x>y", "y>x"]);
+    expect(l.nodes.every((n) => Number.isFinite(n.x) && Number.isFinite(n.y))).toBe(true);
+  });
+
+  it("lays out 2 000 events", () => {
+    const nodes = Array.from({ length: 2000 }, (_, i) => ev(`n${i}`, i));
+    const edges = nodes.slice(1).map((n, i) => edge(`n${Math.floor(i / 3)}`, n.id));
+    const l = layoutGraph({ nodes, edges, truncated: null });
+    expect(new Set(l.nodes.map((n) => `${n.x},${n.y}`)).size).toBe(2000);
+  });
+});
+
+describe("keyboard moves", () => {
+  const l = layoutGraph(fanOut);
+  it("map keys to moves", () => {
+    expect(moveOf("ArrowLeft")).toBe("cause");
+    expect(moveOf("l")).toBe("reaction");
+    expect(moveOf("x")).toBeNull();
+  });
+  it("go to causes, reactions, column neighbours, the start and the end", () => {
+    expect(neighbour(l, null, "reaction")).toBe("a");
+    expect(neighbour(l, "a", "reaction")).toBe("b");
+    expect(neighbour(l, "d", "cause")).toBe("b");
+    expect(neighbour(l, "a", "cause")).toBeNull();
+    const top = neighbour(l, "b", "reaction")!;
+    expect(["c", "d"]).toContain(top);
+    const other = top === "c" ? "d" : "c";
+    expect(neighbour(l, top, "down")).toBe(other);
+    expect(neighbour(l, other, "up")).toBe(top);
+    expect(neighbour(l, "c", "first")).toBe("a");
+    expect(neighbour(l, "a", "end")).toBe("e");
+  });
+});
+
+describe("service colours", () => {
+  it("are stable per service and grey without one", () => {
+    expect(serviceColor("payment")).toBe(serviceColor("payment"));
+    expect(serviceColor(null)).toBe("#8a8f98");
+    const colours = new Set(["shop", "order", "payment", "bank", "inventory", "notification"].map(serviceColor));
+    expect(colours.size).toBeGreaterThanOrEqual(4);
+  });
+});
