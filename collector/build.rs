@@ -59,7 +59,8 @@ fn build(ui: &Path) -> Result<(), String> {
             .ok_or_else(|| format!("`npm {}` failed", args.join(" ")))
     };
     if !ui.join("node_modules").exists() {
-        npm(&["ci", "--no-audit", "--no-fund"])?;
+        // Not `npm ci`: see scripts/lib.sh (a Windows-only optional package missing from the registry).
+        npm(&["install", "--no-audit", "--no-fund"])?;
     }
     npm(&["run", "build"])
 }

@@ -120,7 +120,10 @@ ensure_ui_tools() {
   fi
   if [ ! -d "$ROOT/ui/node_modules" ] || [ "$ROOT/ui/package-lock.json" -nt "$ROOT/ui/node_modules/.package-lock.json" ]; then
     log "installing the viewer's npm packages"
-    (cd "$ROOT/ui" && npm ci --no-audit --no-fund)
+    # `npm install`, not `npm ci`: vite lists a Windows-only optional package the registry here does
+    # not have, so the lock file cannot hold it and `npm ci` refuses the lock; `npm install` still
+    # installs exactly the locked versions.
+    (cd "$ROOT/ui" && npm install --no-audit --no-fund)
   fi
 }
 

@@ -48,7 +48,7 @@ fn main() {
     let runs = env_usize("BENCH_UI_RUNS", 5);
     assert!(
         choreoscope::web::is_embedded(),
-        "the viewer is not built: npm --prefix ui ci && npm --prefix ui run build, then run this again"
+        "the viewer is not built: npm --prefix ui install && npm --prefix ui run build, then run this again"
     );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -25,7 +25,7 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsa
 /// The page served when the binary carries no viewer.
 const NOT_BUILT: &str = "<!doctype html><meta charset=utf-8><title>Choreoscope</title>\
 <h1>Choreoscope</h1><p>This <code>choreoscope</code> binary was built without its web viewer.</p>\
-<p>Build it, then the binary:</p><pre>npm --prefix ui ci\nnpm --prefix ui run build\n\
+<p>Build it, then the binary:</p><pre>npm --prefix ui install\nnpm --prefix ui run build\n\
 cargo build --release -p choreoscope</pre>\
 <p>(<code>cargo run --release -p choreoscope -- demo</code> does both.) The query API answers \
 meanwhile: <a href=/api/v1/openapi.json>/api/v1/openapi.json</a>, \

@@ -462,6 +462,16 @@ async fn every_endpoint_answers_with_the_stored_choreography() {
         .unwrap()
         .iter()
         .any(|n| n == "order.id"));
+    // Which names hold a bare value: o-2 only as an order id; o-1 also as a raw record's key.
+    let holding = f.ok("/api/v1/keys?value=o-2").await;
+    assert_eq!(holding["names"], serde_json::json!(["order.id"]));
+    let holding = f.ok("/api/v1/keys?value=o-1").await;
+    assert_eq!(
+        holding["names"],
+        serde_json::json!(["kafka.key", "order.id"])
+    );
+    let holding = f.ok("/api/v1/keys?value=o-404").await;
+    assert_eq!(holding["names"], serde_json::json!([]));
 
     // The choreography: produce and consume edges with counts and latencies.
     let map = f.ok("/api/v1/topology?from=0").await;

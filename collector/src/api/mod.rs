@@ -165,12 +165,27 @@ async fn event_lineage(
     ))
 }
 
-/// Business-key names seen (search suggestions).
-#[utoipa::path(get, path = "/api/v1/keys", responses((status = 200, body = KeyNames)))]
-async fn key_names(State(state): State<AppState>) -> Result<Json<KeyNames>, ApiError> {
-    Ok(Json(KeyNames {
-        names: state.store.key_names().await?,
-    }))
+/// `/keys` parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct KeyNamesParams {
+    /// Only the names under which this value is a key of some event.
+    pub value: Option<String>,
+}
+
+/// Business-key names seen (search suggestions); with `value`, the names holding that value (what
+/// a search for a bare value like `o-1001` means). One index probe per name seen.
+#[utoipa::path(get, path = "/api/v1/keys", params(KeyNamesParams), responses((status = 200, body = KeyNames)))]
+async fn key_names(
+    State(state): State<AppState>,
+    params: Result<Query<KeyNamesParams>, QueryRejection>,
+) -> Result<Json<KeyNames>, ApiError> {
+    let Query(params) = params?;
+    let mut names = state.store.key_names().await?;
+    if let Some(value) = &params.value {
+        names = state.store.names_with_value(&names, value).await?;
+    }
+    Ok(Json(KeyNames { names }))
 }
 
 /// What happened to a business entity: every flow that carried the key.

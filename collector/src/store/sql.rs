@@ -173,6 +173,12 @@ pub struct KeyRow {
     pub value: String,
 }
 
+/// The distinct key names, in order, by a loose index scan (one probe per name, whatever the number
+/// of keys).
+const KEY_NAMES: &str = "WITH RECURSIVE names(n) AS (SELECT MIN(name) FROM event_keys \
+     UNION ALL SELECT (SELECT MIN(name) FROM event_keys WHERE name > n) FROM names WHERE n IS NOT NULL) \
+     SELECT n FROM names WHERE n IS NOT NULL";
+
 /// `SearchFilter::problem` value that matches events with any problem.
 pub const ANY_PROBLEM: &str = "any";
 
@@ -674,11 +680,18 @@ macro_rules! sql_store {
                     qb.push(" AND e.topic = ").push_bind(topic.clone());
                 }
                 if let Some((name, value)) = &filter.key {
-                    qb.push(" AND e.event_id IN (SELECT k.event_id FROM event_keys k WHERE k.value = ").push_bind(value.clone());
-                    if let Some(name) = name {
-                        qb.push(" AND k.name = ").push_bind(name.clone());
+                    qb.push(" AND e.event_id IN (SELECT k.event_id FROM event_keys k WHERE k.name ");
+                    match name {
+                        Some(name) => {
+                            qb.push("= ").push_bind(name.clone());
+                        }
+                        // A value under any name: probe (name, value) once per name seen, rather
+                        // than scan every key for the value.
+                        None => {
+                            qb.push(format!("IN ({KEY_NAMES})"));
+                        }
                     }
-                    qb.push(")");
+                    qb.push(" AND k.value = ").push_bind(value.clone()).push(")");
                 }
                 if filter.problem.as_deref() == Some(ANY_PROBLEM) {
                     qb.push(" AND e.problem_count > 0");
@@ -698,11 +711,7 @@ macro_rules! sql_store {
 
             /// Distinct business-key names, in order (a loose index scan: one probe per name).
             pub async fn key_names(&self) -> Result<Vec<String>, StoreError> {
-                let rows: Vec<(String,)> = sqlx::query_as(
-                    "WITH RECURSIVE names(n) AS (SELECT MIN(name) FROM event_keys \
-                     UNION ALL SELECT (SELECT MIN(name) FROM event_keys WHERE name > n) FROM names WHERE n IS NOT NULL) \
-                     SELECT n FROM names WHERE n IS NOT NULL",
-                )
+                let rows: Vec<(String,)> = sqlx::query_as(KEY_NAMES)
                 .fetch_all(&self.pool)
                 .await?;
                 Ok(rows.into_iter().map(|(n,)| n).collect())

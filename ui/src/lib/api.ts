@@ -198,8 +198,9 @@ export class Api {
   key(name: string, value: string, signal?: AbortSignal) {
     return this.get<KeyAnswer>(`/keys/${enc(name)}/${enc(value)}`, signal);
   }
-  keyNames(signal?: AbortSignal) {
-    return this.get<{ names: string[] }>(`/keys`, signal);
+  /** Key names seen; with `value`, the names under which that value is a key. */
+  keyNames(signal?: AbortSignal, value?: string) {
+    return this.get<{ names: string[] }>(value === undefined ? `/keys` : `/keys?value=${enc(value)}`, signal);
   }
   trace(id: string, signal?: AbortSignal) {
     return this.get<FlowAnswer>(`/traces/${enc(id)}`, signal);

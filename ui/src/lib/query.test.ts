@@ -42,25 +42,19 @@ describe("the search box", () => {
   });
 
   it("opens a bare value held by one specific key as that key's flow", async () => {
-    const { api } = fakeApi({
-      "/api/v1/search?key=o-7&limit=5": { events: [{ id: "a" }, { id: "b" }], next_cursor: null, limit: 5 },
-      "/api/v1/events/a": {
-        keys: [
-          { name: "order.id", value: "o-7" },
-          { name: "kafka.key", value: "o-7" },
-        ],
-      },
-      "/api/v1/events/b": { keys: [{ name: "kafka.key", value: "o-7" }] },
-    });
+    const { api, asked } = fakeApi({ "/api/v1/keys?value=o-7": { names: ["kafka.key", "order.id"] } });
     expect(await resolveQuery(api, "o-7")).toEqual({ kind: "go", href: "/flows/key/order.id/o-7" });
+    expect(asked).toEqual(["/api/v1/events/o-7", "/api/v1/keys?value=o-7"]);
   });
 
   it("lets the user choose when several keys hold the value, and says when none does", async () => {
     const { api } = fakeApi({
-      "/api/v1/search?key=x&limit=5": { events: [{ id: "a" }], next_cursor: null, limit: 5 },
-      "/api/v1/events/a": { keys: [{ name: "sku", value: "x" }, { name: "bin", value: "x" }] },
-      "/api/v1/search?key=nobody&limit=5": { events: [], next_cursor: null, limit: 5 },
+      "/api/v1/keys?value=x": { names: ["sku", "bin"] },
+      "/api/v1/keys?value=nobody": { names: [] },
+      "/api/v1/keys?value=k": { names: ["kafka.key"] },
     });
+    // Only a generic name holds it: that one, then.
+    expect(await resolveQuery(api, "k")).toEqual({ kind: "go", href: "/flows/key/kafka.key/k" });
     expect(await resolveQuery(api, "x")).toEqual({
       kind: "choose",
       options: [

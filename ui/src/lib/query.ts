@@ -15,8 +15,6 @@ const TRACE_ID = /^[0-9a-f]{32}$/;
 /** Key names every event may carry; a value found under them and a specific name means the latter. */
 const GENERIC_KEYS = new Set(["kafka.key", "subject"]);
 
-/** Events read to learn which key names hold a bare value. */
-const EVENTS_TO_READ = 5;
 
 /**
  * Reads the search box: `order.id=o-1001` (or `order.id: o-1001`) is a business key, 32 lowercase
@@ -69,15 +67,10 @@ export async function resolveQuery(api: Api, input: string): Promise<Resolution>
   } catch (e) {
     if (!(e instanceof ApiError) || e.status !== 404) throw e;
   }
-  // Which key names hold this value: read the keys of the first few events that carry it.
-  const page = await api.search({ key: q.value, limit: String(EVENTS_TO_READ) });
-  const names = new Set<string>();
-  for (const event of page.events) {
-    const detail = await api.event(event.id);
-    for (const k of detail.keys) if (k.value === q.value) names.add(k.name);
-  }
+  // Which key names hold this value: one index probe per name on the collector.
+  const { names } = await api.keyNames(undefined, q.value);
   // `o-1001` is also the record key and part of a subject: the specific key names win.
-  const specific = [...names].filter((n) => !GENERIC_KEYS.has(n));
+  const specific = names.filter((n) => !GENERIC_KEYS.has(n));
   const chosen = specific.length > 0 ? specific : [...names];
   const options = chosen.sort().map((name) => ({
     label: `${name} = ${q.value}`,
