@@ -123,14 +123,21 @@ pub async fn run(config: DemoConfig, cancel: CancellationToken) -> Result<(), De
     let twice = (1..).find(|&n| services::processed_twice(n)).unwrap_or(9);
     println!(
         "\nChoreoscope demo: a checkout choreography on an embedded broker ({brokers}), {} new orders/s.\n\
-         \n  API          http://{listen}/          (OpenAPI: http://{listen}/api/v1/openapi.json)\n\
+         \n  Viewer       http://{listen}/          {viewer}\
+         \n  API          http://{listen}/api/v1/openapi.json\n\
          \n  An order whose payment the bank never confirmed — where did its flow stop?\n\
+         \n    http://{listen}/flows/key/order.id/{stalled_order}\
          \n    {exe} query key order.id {stalled_order} --db {db_url}\n    curl http://{listen}/api/v1/keys/order.id/{stalled_order}\n\
          \n  An order whose confirmation inventory processed twice:  {exe} query key order.id {twice_order} --db {db_url}\
          \n  A member with a refund and balance changes:            {exe} query key member.id m-4 --db {db_url}\n\
          \nCtrl-C stops it.\n",
         config.orders_per_second,
         listen = config.listen,
+        viewer = if crate::web::is_embedded() {
+            format!("(type {} in the search box)", services::order_id(stalled))
+        } else {
+            "(built without the viewer: npm --prefix ui install && npm --prefix ui run build, then rebuild)".into()
+        },
         stalled_order = services::order_id(stalled),
         twice_order = services::order_id(twice),
     );
