@@ -56,6 +56,10 @@ test("the start page offers the key names seen as suggestions", async () => {
     [...document.querySelectorAll("#key-suggestions option")].some((o) => o.value === "order.id="),
   );
   await shot(page, "01-home");
+  // A key name on the start page starts a search by that key.
+  await page.getByRole("button", { name: "order.id" }).click();
+  assert.equal(await page.getByTestId("search-input").inputValue(), "order.id=");
+  assert.equal(await page.evaluate(() => document.activeElement?.id), "search-input");
 });
 
 test("searching a stalled order shows its three events, two links, and where the flow stopped", async () => {

@@ -5,6 +5,7 @@ import { serviceColor } from "../lib/layout";
 import { useLoad } from "../hooks";
 import { Link } from "../navigation";
 import { ErrorNote } from "./ErrorNote";
+import { prefillSearch } from "./SearchBox";
 
 /** The start page: how to ask, the key names seen, the latest events and the latest problems. */
 export function HomeView() {
@@ -22,9 +23,9 @@ export function HomeView() {
         <p>
           Key names seen:{" "}
           {names.value.names.map((n) => (
-            <code key={n} className="chip">
-              {n}
-            </code>
+            <button key={n} type="button" className="chip" onClick={() => prefillSearch(`${n}=`)} title={`Search by ${n}`}>
+              <code>{n}</code>
+            </button>
           ))}
         </p>
       )}

@@ -4,12 +4,28 @@ import { searchHref } from "../lib/routes";
 import { suggestKeys } from "../lib/query";
 import { useNavigation } from "../navigation";
 
+/** The event asking the search box to take some text (`prefillSearch`). */
+const PREFILL = "choreoscope:prefill";
+
+/** Puts `text` into the search box and focuses it (e.g. `order.id=` from a key name). */
+export function prefillSearch(text: string) {
+  window.dispatchEvent(new CustomEvent<string>(PREFILL, { detail: text }));
+}
+
 /** The search box: a key (`order.id=o-1001`), a bare value, an event id or a trace id. */
 export function SearchBox({ initial }: { initial: string }) {
   const { navigate } = useNavigation();
   const [text, setText] = useState(initial);
   const [names, setNames] = useState<string[]>([]);
   useEffect(() => setText(initial), [initial]);
+  useEffect(() => {
+    const onPrefill = (e: Event) => {
+      setText((e as CustomEvent<string>).detail);
+      document.getElementById("search-input")?.focus();
+    };
+    window.addEventListener(PREFILL, onPrefill);
+    return () => window.removeEventListener(PREFILL, onPrefill);
+  }, []);
   useEffect(() => {
     const controller = new AbortController();
     api.keyNames(controller.signal).then(
