@@ -25,14 +25,10 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 
-const PARTITIONS: i32 = 3;
+mod common;
+use common::env_usize;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+const PARTITIONS: i32 = 3;
 
 fn headers(topic: &str, i: usize, cause: Option<&RecordHeaders>) -> RecordHeaders {
     let cause = cause.map(|h| choreoscope_sdk::EventContext::extract(h, &Default::default()));
