@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useMemo, useRef, type KeyboardEvent } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState, type KeyboardEvent } from "react";
 import {
   Background,
   Controls,
@@ -9,9 +9,21 @@ import {
   useReactFlow,
   type Edge,
   type Node,
+  type Viewport,
 } from "@xyflow/react";
 import { duration } from "../lib/format";
-import { moveOf, neighbour, serviceColor, NODE_HEIGHT, NODE_WIDTH, type Layout } from "../lib/layout";
+import {
+  contains,
+  moveOf,
+  neighbour,
+  regionOf,
+  serviceColor,
+  windowOf,
+  NODE_HEIGHT,
+  NODE_WIDTH,
+  type Layout,
+  type Region,
+} from "../lib/layout";
 import { EventNode, type EventNodeData } from "./EventNode";
 
 const nodeTypes = { event: EventNode };
@@ -60,11 +72,39 @@ function Canvas({ layout, selected, onSelect, onOpen }: Props) {
       })),
     [layout],
   );
-  const nodes = useMemo(
-    () => baseNodes.map((n) => (n.id === selected ? { ...n, selected: true } : n)),
-    [baseNodes, selected],
+  // A small graph is shown whole. A large one opens at a readable zoom on the selected event or
+  // the first root, and the renderer gets only the part of it around the viewport (`windowOf`),
+  // moved along as the user pans and zooms; the timeline and zoom-out show the rest.
+  const large = layout.nodes.length > VISIBLE_ONLY_ABOVE;
+  const initialViewport = useMemo(() => {
+    const first = selected ?? neighbour(layout, null, "first");
+    const p = layout.nodes.find((n) => n.id === first);
+    const zoom = 0.8;
+    const height = Math.max(window.innerHeight * 0.58, 360);
+    return p ? { x: 40 - p.x * zoom, y: height / 2 - (p.y + NODE_HEIGHT / 2) * zoom, zoom } : { x: 0, y: 0, zoom };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [layout]);
+  const [region, setRegion] = useState<Region>(() =>
+    regionOf(initialViewport, { width: window.innerWidth, height: window.innerHeight }),
   );
-  const edges: Edge[] = useMemo(
+  const follow = useCallback(
+    (viewport: Viewport) => {
+      if (!large) return;
+      const box = { width: wrapper.current?.clientWidth ?? 1000, height: wrapper.current?.clientHeight ?? 600 };
+      // Move the window only when the screen leaves it.
+      if (!contains(region, regionOf(viewport, box, 0))) setRegion(regionOf(viewport, box));
+    },
+    [large, region],
+  );
+  const shown = useMemo(() => (large ? windowOf(layout, region) : null), [large, layout, region]);
+  const nodes = useMemo(
+    () =>
+      baseNodes
+        .filter((n) => shown === null || shown.nodes.has(n.id))
+        .map((n) => (n.id === selected ? { ...n, selected: true } : n)),
+    [baseNodes, selected, shown],
+  );
+  const allEdges: Edge[] = useMemo(
     () =>
       layout.edges.map((e) => {
         const colour = e.cycle ? "var(--danger)" : "var(--edge)";
@@ -85,6 +125,11 @@ function Canvas({ layout, selected, onSelect, onOpen }: Props) {
       }),
     [layout],
   );
+  const edges = useMemo(() => {
+    if (shown === null) return allEdges;
+    const keep = new Set(shown.edges.map((e) => `${e.from}->${e.to}`));
+    return allEdges.filter((e) => keep.has(e.id));
+  }, [allEdges, shown]);
   // Bring the selected node into view when it changes by keyboard or by address.
   const centre = useCallback(
     (id: string) => {
@@ -95,19 +140,6 @@ function Canvas({ layout, selected, onSelect, onOpen }: Props) {
     },
     [flow, layout],
   );
-  // A small graph is shown whole. A large one opens at a readable zoom on the selected event or
-  // the first root (rendering only what is on screen); the minimap and zoom show the rest.
-  const large = layout.nodes.length > VISIBLE_ONLY_ABOVE;
-  const start = useCallback(() => {
-    if (!large) return;
-    const first = selected ?? neighbour(layout, null, "first");
-    const p = layout.nodes.find((n) => n.id === first);
-    if (!p) return;
-    const height = wrapper.current?.clientHeight ?? 500;
-    const zoom = 0.8;
-    flow.setViewport({ x: 40 - p.x * zoom, y: height / 2 - (p.y + NODE_HEIGHT / 2) * zoom, zoom });
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [flow, layout, large]);
   const firstSelection = useRef(true);
   useEffect(() => {
     if (selected && !firstSelection.current) centre(selected);
@@ -159,6 +191,8 @@ function Canvas({ layout, selected, onSelect, onOpen }: Props) {
         onNodeClick={(_, node) => onSelect(node.id)}
         onPaneClick={() => onSelect(null)}
         fitView={!large}
+        defaultViewport={large ? initialViewport : undefined}
+        onMove={(_, viewport) => follow(viewport)}
         fitViewOptions={{ padding: 0.1, maxZoom: 1.2 }}
         minZoom={0.02}
         maxZoom={2}
@@ -168,7 +202,6 @@ function Canvas({ layout, selected, onSelect, onOpen }: Props) {
         onlyRenderVisibleElements={large}
         proOptions={{ hideAttribution: true }}
         onInit={() => {
-          start();
           performance.mark("choreoscope:ready");
           wrapper.current?.setAttribute("data-ready", "true");
         }}

@@ -10,6 +10,9 @@ import { FlowCanvas } from "./FlowCanvas";
 import { TimelineView } from "./TimelineView";
 import { ErrorNote } from "./ErrorNote";
 
+/** Ends of one flow named in the summary; the graph flags them all. */
+const MAX_ENDS_LISTED = 5;
+
 /** What the flow view needs, whatever it was asked for. */
 interface FlowData {
   graph: Graph;
@@ -130,7 +133,7 @@ function FlowSummary({ data }: { data: FlowData }) {
           <li key={f.correlation_id ?? i} data-testid="flow-row">
             <span className="muted">{clock(f.started)}</span> {f.services.join(" → ")}{" "}
             <span className="muted">· {duration(f.duration_ms)}</span>
-            {f.ends.map((end) => (
+            {f.ends.slice(0, MAX_ENDS_LISTED).map((end) => (
               <span key={end.id} className="flow-end" data-testid="flow-end">
                 {" "}
                 · ends at{" "}
@@ -140,6 +143,9 @@ function FlowSummary({ data }: { data: FlowData }) {
                 ({end.source ?? "unknown"}), idle {duration(end.idle_ms)}
               </span>
             ))}
+            {f.ends.length > MAX_ENDS_LISTED && (
+              <span className="muted"> · and {f.ends.length - MAX_ENDS_LISTED} more ends</span>
+            )}
             {f.correlation_id && (
               <>
                 {" "}

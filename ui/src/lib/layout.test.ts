@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { EventSummary, Graph } from "./api";
-import { layoutGraph, moveOf, neighbour, serviceColor } from "./layout";
+import { contains, layoutGraph, moveOf, neighbour, regionOf, serviceColor, windowOf } from "./layout";
 
 function ev(id: string, t: number, flags: string[] = [], source = "svc"): EventSummary {
   return {
@@ -43,6 +43,37 @@ describe("the flow layout", () => {
     expect(l.nodes.every((n) => Number.isFinite(n.x) && Number.isFinite(n.y))).toBe(true);
   });
 
+  it("lays a large causal tree out without crossing edges", () => {
+    // 600 events (above the quick-layout threshold), each causing up to three reactions.
+    const nodes = Array.from({ length: 600 }, (_, i) => ev(`n${i}`, i));
+    const edges = nodes.slice(1).map((n, i) => edge(`n${Math.floor(i / 3)}`, n.id));
+    const l = layoutGraph({ nodes, edges, truncated: null });
+    const at = new Map(l.nodes.map((n) => [n.id, n]));
+    for (const e of edges) expect(at.get(e.from)!.x).toBeLessThan(at.get(e.to)!.x);
+    let crossings = 0;
+    for (const a of edges) {
+      for (const b of edges) {
+        const [a1, a2, b1, b2] = [at.get(a.from)!, at.get(a.to)!, at.get(b.from)!, at.get(b.to)!];
+        if (a1.x === b1.x && a1.y < b1.y && a2.y > b2.y) crossings++;
+      }
+    }
+    expect(crossings).toBe(0);
+  });
+
+  it("keeps a long chain with side reactions on one row", () => {
+    // 600 events: a chain of 120 steps, each with four side reactions.
+    const nodes = Array.from({ length: 600 }, (_, i) => ev(`s${i}`, i));
+    const edges = nodes.slice(1).map((n, j) => {
+      const i = j + 1;
+      return edge(`s${i % 5 === 0 ? i - 5 : i - (i % 5)}`, n.id);
+    });
+    const l = layoutGraph({ nodes, edges, truncated: null });
+    const at = new Map(l.nodes.map((n) => [n.id, n]));
+    const spine = nodes.filter((_, i) => i % 5 === 0).map((n) => at.get(n.id)!);
+    expect(new Set(spine.map((p) => p.y)).size).toBe(1);
+    for (let k = 1; k < spine.length; k++) expect(spine[k].x).toBeGreaterThan(spine[k - 1].x);
+  });
+
   it("lays out 2 000 events", () => {
     const nodes = Array.from({ length: 2000 }, (_, i) => ev(`n${i}`, i));
     const edges = nodes.slice(1).map((n, i) => edge(`n${Math.floor(i / 3)}`, n.id));
@@ -79,5 +110,31 @@ describe("service colours", () => {
     expect(serviceColor(null)).toBe("#8a8f98");
     const colours = new Set(["shop", "order", "payment", "bank", "inventory", "notification"].map(serviceColor));
     expect(colours.size).toBeGreaterThanOrEqual(4);
+  });
+});
+
+describe("the window of a large graph", () => {
+  it("is the viewport's region in layout coordinates, grown by a margin", () => {
+    expect(regionOf({ x: -100, y: 50, zoom: 0.5 }, { width: 400, height: 300 }, 0)).toEqual({ x: 200, y: -100, width: 800, height: 600 });
+    const grown = regionOf({ x: 0, y: 0, zoom: 1 }, { width: 100, height: 50 });
+    expect(grown).toEqual({ x: -100, y: -50, width: 300, height: 150 });
+    expect(contains(grown, { x: 0, y: 0, width: 100, height: 50 })).toBe(true);
+    expect(contains(grown, { x: 150, y: 0, width: 100, height: 50 })).toBe(false);
+  });
+
+  it("holds the nodes in the region, the edges touching them, and both ends of each", () => {
+    // a chain of 50 events, laid out left to right.
+    const nodes = Array.from({ length: 50 }, (_, i) => ev(`c${i}`, i));
+    const edges = nodes.slice(1).map((n, i) => edge(`c${i}`, n.id));
+    const l = layoutGraph({ nodes, edges, truncated: null });
+    const at = new Map(l.nodes.map((n) => [n.id, n]));
+    const c10 = at.get("c10")!;
+    // A region covering c10 alone.
+    const w = windowOf(l, { x: c10.x + 1, y: c10.y + 1, width: 10, height: 10 });
+    expect([...w.nodes].sort()).toEqual(["c10", "c11", "c9"]);
+    expect(w.edges.map((e) => `${e.from}>${e.to}`)).toEqual(["c9>c10", "c10>c11"]);
+    // Everything, and nothing.
+    expect(windowOf(l, { x: -1e9, y: -1e9, width: 2e9, height: 2e9 }).nodes.size).toBe(50);
+    expect(windowOf(l, { x: -1e6, y: -1e6, width: 10, height: 10 }).nodes.size).toBe(0);
   });
 });

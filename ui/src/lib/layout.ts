@@ -57,6 +57,44 @@ export function causalDepthRanker(g: DagreGraph): void {
 }
 
 /**
+ * dagre's order step for `quick` layouts: within each rank, nodes in the order a depth-first walk
+ * from the earliest ranks meets them, each node's biggest branch in the middle of its siblings
+ * (dagre's own first order, before its sweeps, is the same walk in plain successor order). Runs on dagre's internal graph, so it orders
+ * the dummy nodes of long edges too.
+ */
+export function depthFirstOrder(g: DagreGraph): void {
+  const label = (v: string) => g.node(v) as { rank: number; order: number };
+  // The biggest branch in the middle of its siblings: dagre aligns a node with the median of its
+  // reactions, so a long chain with short side reactions stays on one row, its side reactions
+  // around it (in plain successor order it ran down a staircase).
+  const size = new Map<string, number>();
+  const byRankDown = g.nodes().sort((a, b) => label(b).rank - label(a).rank);
+  for (const v of byRankDown) {
+    size.set(v, 1 + (g.successors(v) ?? []).reduce((sum, w) => sum + (size.get(w) ?? 1), 0));
+  }
+  const next = new Map<number, number>();
+  const seen = new Set<string>();
+  const starts = g.nodes().filter((v) => (g.children(v) ?? []).length === 0);
+  starts.sort((a, b) => label(a).rank - label(b).rank);
+  for (const start of starts) {
+    const stack = [start];
+    while (stack.length > 0) {
+      const v = stack.pop()!;
+      if (seen.has(v)) continue;
+      seen.add(v);
+      const n = label(v);
+      n.order = next.get(n.rank) ?? 0;
+      next.set(n.rank, n.order + 1);
+      const bySize = [...(g.successors(v) ?? [])].sort((a, b) => (size.get(b) ?? 1) - (size.get(a) ?? 1));
+      const arranged: string[] = [];
+      bySize.forEach((w, i) => (i % 2 === 0 ? arranged.push(w) : arranged.unshift(w)));
+      // Reversed onto the stack, so they are visited (and placed) in the arranged order.
+      for (let i = arranged.length - 1; i >= 0; i--) stack.push(arranged[i]);
+    }
+  }
+}
+
+/**
  * Places boxes left to right in layers with dagre so every edge points right where it can
  * (cycles are broken by dagre's acyclicer and drawn back). Returns top-left corners and the
  * drawing's size. Edges naming unknown boxes, and self-loops, are ignored.
@@ -76,9 +114,10 @@ export function layered(
     g.setNode(b.id, { width: b.width, height: b.height });
   }
   for (const l of links) if (size.has(l.from) && size.has(l.to) && l.from !== l.to) g.setEdge(l.from, l.to, { minlen: 1 });
-  // `quick` skips dagre's crossing-reduction sweeps: a causal tree laid out in its depth-first
-  // order has no crossings to reduce, and the sweeps are a third of a 2,000-node layout.
-  dagre.layout(g, { disableOptimalOrderHeuristic: options.quick ?? false });
+  // `quick` keeps dagre's first, depth-first order and skips its crossing-reduction sweeps (and
+  // the per-layer graphs it builds for them even when told not to sweep): a causal tree in
+  // depth-first order has no crossings to reduce, and that step was a third of a 2,000-node layout.
+  dagre.layout(g, options.quick ? { customOrder: depthFirstOrder } : {});
   const at = new Map<string, { x: number; y: number }>();
   for (const [id, s] of size) {
     const p = g.node(id) as { x: number; y: number };
@@ -103,6 +142,66 @@ export function layoutGraph(graph: Graph): Layout {
   );
   const nodes = graph.nodes.map((n) => ({ id: n.id, ...at.get(n.id)!, event: n }));
   return { nodes, edges, width, height };
+}
+
+/** A rectangle of the canvas, in layout coordinates. */
+export interface Region {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+/** The region a viewport (`x`, `y` pan, `zoom`) shows in a box of `width` × `height` pixels,
+ *  grown by `margin` times its size on every side. */
+export function regionOf(
+  viewport: { x: number; y: number; zoom: number },
+  box: { width: number; height: number },
+  margin = 1,
+): Region {
+  const width = box.width / viewport.zoom;
+  const height = box.height / viewport.zoom;
+  return {
+    x: -viewport.x / viewport.zoom - margin * width,
+    y: -viewport.y / viewport.zoom - margin * height,
+    width: width * (1 + 2 * margin),
+    height: height * (1 + 2 * margin),
+  };
+}
+
+/** Whether `inner` lies wholly inside `outer`. */
+export function contains(outer: Region, inner: Region): boolean {
+  return (
+    inner.x >= outer.x &&
+    inner.y >= outer.y &&
+    inner.x + inner.width <= outer.x + outer.width &&
+    inner.y + inner.height <= outer.y + outer.height
+  );
+}
+
+/**
+ * What of a large graph to hand the renderer for `region`: the nodes that overlap it, the edges
+ * touching them, and those edges' other ends (so every edge drawn has both ends). The renderer's
+ * cost grows with what it is given, not with what is on screen.
+ */
+export function windowOf(layout: Layout, region: Region): { nodes: Set<string>; edges: GraphEdge[] } {
+  const nodes = new Set<string>();
+  for (const p of layout.nodes) {
+    if (
+      p.x + NODE_WIDTH >= region.x &&
+      p.x <= region.x + region.width &&
+      p.y + NODE_HEIGHT >= region.y &&
+      p.y <= region.y + region.height
+    ) {
+      nodes.add(p.id);
+    }
+  }
+  const edges = layout.edges.filter((e) => nodes.has(e.from) || nodes.has(e.to));
+  for (const e of edges) {
+    nodes.add(e.from);
+    nodes.add(e.to);
+  }
+  return { nodes, edges };
 }
 
 const PALETTE = [
