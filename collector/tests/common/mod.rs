@@ -130,6 +130,9 @@ pub struct CollectorProcess {
     pub listen: std::net::SocketAddr,
 }
 
+/// The consumer-group session timeout of test collectors.
+pub const SESSION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl CollectorProcess {
     /// Starts `choreoscope collect` on `db`, storing only `topic`.
     pub fn start(broker: &TestBroker, db: &str, group: &str, topic: &str) -> Self {
@@ -154,6 +157,12 @@ impl CollectorProcess {
                 &listen.to_string(),
             ])
             .args(["--batch-size", "2000", "--batch-ms", "100"])
+            // A member that died is dropped by the group coordinator after this long (10 s
+            // instead of librdkafka's 45 s): tests that kill a collector wait it out.
+            .args([
+                "--kafka",
+                &format!("session.timeout.ms={}", SESSION_TIMEOUT.as_millis()),
+            ])
             .env(
                 "RUST_LOG",
                 std::env::var("CHOREOSCOPE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
