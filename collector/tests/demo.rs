@@ -2,6 +2,8 @@
 //! order, its API answers for that order with the trouble the demo promises, `query` prints the
 //! flow, it stops cleanly on SIGTERM, and `serve` answers over the store it leaves.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,11 +22,7 @@ fn get(addr: &str, path: &str) -> Option<(u16, serde_json::Value)> {
 fn the_demo_serves_the_order_it_points_at_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("demo.db");
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string();
+    let addr = common::free_addr().to_string();
     let mut child = Command::new(env!("CARGO_BIN_EXE_choreoscope"))
         .args(["demo", "--listen", &addr, "--rate", "5", "--db"])
         .arg(&db)
@@ -135,11 +133,7 @@ fn the_demo_serves_the_order_it_points_at_and_stops_cleanly() {
     assert!(status.success(), "{status:?}");
 
     // `serve` answers over the store the demo left behind.
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string();
+    let addr = common::free_addr().to_string();
     let mut serve = Command::new(env!("CARGO_BIN_EXE_choreoscope"))
         .args(["serve", "--listen", &addr, "--db"])
         .arg(format!("sqlite://{}", db.display()))

@@ -130,16 +130,21 @@ pub struct CollectorProcess {
     pub listen: std::net::SocketAddr,
 }
 
+/// An address on 127.0.0.1 that nothing listens on now.
+pub fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
 /// The consumer-group session timeout of test collectors.
 pub const SESSION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl CollectorProcess {
     /// Starts `choreoscope collect` on `db`, storing only `topic`.
     pub fn start(broker: &TestBroker, db: &str, group: &str, topic: &str) -> Self {
-        let listen = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
+        let listen = free_addr();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_choreoscope"))
             .args([
                 "collect",

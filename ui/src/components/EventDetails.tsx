@@ -66,23 +66,11 @@ export function EventDetails({ event, hrefFor = eventHref }: { event: EventDetai
           )}
         </Fact>
         <Fact name="trace">
-          {event.trace_id ? (
-            <Link href={flowHref({ kind: "trace", id: event.trace_id })} data-testid="trace-link">
-              {event.trace_id}
-            </Link>
-          ) : (
-            <span className="muted">none</span>
-          )}
+          <FlowLink kind="trace" id={event.trace_id} />
           {event.span_id && <span className="muted"> · span {event.span_id}</span>}
         </Fact>
         <Fact name="correlation">
-          {event.correlation_id ? (
-            <Link href={flowHref({ kind: "correlation", id: event.correlation_id })} data-testid="correlation-link">
-              {event.correlation_id}
-            </Link>
-          ) : (
-            <span className="muted">none</span>
-          )}
+          <FlowLink kind="correlation" id={event.correlation_id} />
         </Fact>
       </dl>
       {event.problems.length > 0 && (
@@ -162,6 +150,16 @@ export function EventDetails({ event, hrefFor = eventHref }: { event: EventDetai
         )}
       </section>
     </article>
+  );
+}
+
+/** A link to the flow of a trace or a correlation, or "none". */
+function FlowLink({ kind, id }: { kind: "trace" | "correlation"; id: string | null }) {
+  if (!id) return <span className="muted">none</span>;
+  return (
+    <Link href={flowHref({ kind, id })} data-testid={`${kind}-link`}>
+      {id}
+    </Link>
   );
 }
 

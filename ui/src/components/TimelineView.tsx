@@ -51,7 +51,6 @@ export function TimelineView({
     const hit = nearest(t, width, e.clientX - box.left, e.clientY - box.top);
     if (hit) onSelect(hit);
   };
-  const all = t.lanes.flatMap((l) => l.events).sort((a, b) => a.at - b.at);
   return (
     <section className="timeline" data-testid="timeline" aria-label="Timeline, one lane per service">
       <div className="timeline-labels">
@@ -67,15 +66,15 @@ export function TimelineView({
           ref={canvas}
           onClick={pick}
           data-testid="timeline-canvas"
-          data-event-count={all.length}
+          data-event-count={events.length}
           role="img"
-          aria-label={`${all.length} events over ${duration((t.endUs - t.startUs) / 1000)} in ${t.lanes.length} services`}
+          aria-label={`${events.length} events over ${duration((t.endUs - t.startUs) / 1000)} in ${t.lanes.length} services`}
           style={{ width: "100%", height: t.lanes.length * LANE, display: "block", cursor: "pointer" }}
         />
         <div className="timeline-axis">
-          <span>{all[0] ? clock(all[0].event.time) : ""}</span>
+          <span>{t.first ? clock(t.first.time) : ""}</span>
           <span>{duration((t.endUs - t.startUs) / 1000)}</span>
-          <span>{all.length ? clock(all[all.length - 1].event.time) : ""}</span>
+          <span>{t.last ? clock(t.last.time) : ""}</span>
         </div>
       </div>
     </section>

@@ -18,9 +18,11 @@ describe("the timeline", () => {
     expect(t.lanes[2].events[0].at).toBe(0.5);
     expect(t.hops).toEqual([{ from: [0, 0], to: [1, 0.25], cycle: false }]);
     expect([t.startUs, t.endUs]).toEqual([1000, 5000]);
+    expect([t.first?.id, t.last?.id]).toEqual(["a", "d"]);
   });
   it("centres a single event and is empty without events", () => {
     expect(buildTimeline([ev("a", 7, "s")], []).lanes[0].events[0].at).toBe(0.5);
     expect(buildTimeline([], []).lanes).toEqual([]);
+    expect(buildTimeline([], []).first).toBeNull();
   });
 });

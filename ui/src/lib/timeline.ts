@@ -13,6 +13,9 @@ export interface Timeline {
   lanes: Lane[];
   startUs: number;
   endUs: number;
+  /** The earliest and the latest event (null without events). */
+  first: EventSummary | null;
+  last: EventSummary | null;
   /** Causal hops between lanes: (from lane, from position) → (to lane, to position). */
   hops: { from: [number, number]; to: [number, number]; cycle: boolean }[];
 }
@@ -46,5 +49,5 @@ export function buildTimeline(events: EventSummary[], edges: GraphEdge[]): Timel
     const to = where.get(e.to);
     return from && to ? [{ from, to, cycle: e.cycle }] : [];
   });
-  return { lanes, startUs, endUs, hops };
+  return { lanes, startUs, endUs, first: sorted[0] ?? null, last: sorted[sorted.length - 1] ?? null, hops };
 }
