@@ -62,7 +62,7 @@ async fn postgres_outage_during_ingest_loses_nothing() {
     if after.deliveries != 40_000 {
         if let choreoscope::store::Store::Postgres(pg) = &store {
             let rows: Vec<(i32, i64, i64, i64)> = sqlx::query_as(
-                "SELECT kafka_partition, COUNT(*), MIN(kafka_offset), MAX(kafka_offset) FROM deliveries GROUP BY 1 ORDER BY 1",
+                "SELECT kafka_partition, COUNT(*), MIN(kafka_offset), MAX(kafka_offset) FROM events GROUP BY 1 ORDER BY 1",
             )
             .fetch_all(pg.pool())
             .await

@@ -9,6 +9,7 @@ use choreoscope_sdk::RecordHeaders;
 
 struct Fixture {
     store: Store,
+    url: String,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -17,6 +18,7 @@ async fn sqlite() -> Fixture {
     let url = format!("sqlite://{}", dir.path().join("lineage.db").display());
     Fixture {
         store: Store::connect(&url).await.unwrap(),
+        url,
         _dir: Some(dir),
     }
 }
@@ -25,6 +27,7 @@ async fn postgres() -> Fixture {
     let url = choreoscope_e2e::fresh_pg_database().await;
     Fixture {
         store: Store::connect(&url).await.unwrap(),
+        url,
         _dir: None,
     }
 }
@@ -143,6 +146,23 @@ async fn same_id_at_two_offsets_is_one_event_with_two_deliveries(f: Fixture) {
         .map(|d| d.kafka_offset)
         .collect();
     assert_eq!(offsets, vec![0, 7, 9]);
+    // All three re-delivered (a restart), the first and an extra one in one batch: nothing changes.
+    let again = f
+        .store
+        .write_batch(&[
+            ev("a", None, 9).record(),
+            ev("a", None, 0).record(),
+            ev("a", None, 7).record(),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.new_events, again.new_deliveries, again.redelivered),
+        (0, 0, 3)
+    );
+    assert_eq!(f.store.event("a").await.unwrap().unwrap().delivery_count, 3);
+    let counts = f.store.counts().await.unwrap();
+    assert_eq!((counts.events, counts.deliveries), (1, 3));
     let graph = lineage(&f.store, "a", Direction::Both, 5, 100)
         .await
         .unwrap()
@@ -350,6 +370,58 @@ async fn event_keeps_headers_payload_keys_and_problems(f: Fixture) {
     );
 }
 
+/// Runs `sql` on the store's database through a connection of its own.
+async fn execute(url: &str, sql: &str) {
+    use sqlx::{Connection, Executor};
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        c.execute(sql).await.unwrap();
+    } else {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        c.execute(sql).await.unwrap();
+    }
+}
+
+async fn a_store_of_the_first_schema_keeps_its_deliveries_after_migrating(f: Fixture) {
+    f.store
+        .write_batch(&[
+            ev("a", None, 0).record(),
+            ev("a", None, 7).record(),
+            ev("b", Some("a"), 1).record(),
+        ])
+        .await
+        .unwrap();
+    // Migration 1 kept every delivery in `deliveries`, the first ones included: put them back and
+    // forget migration 2, which moves to "extra deliveries only".
+    execute(
+        &f.url,
+        "INSERT INTO deliveries (topic, kafka_partition, kafka_offset, event_id, broker_time_us) \
+         SELECT topic, kafka_partition, kafka_offset, event_id, broker_time_us FROM events; \
+         DELETE FROM _sqlx_migrations WHERE version = 2;",
+    )
+    .await;
+    assert_eq!(
+        f.store.counts().await.unwrap().deliveries,
+        5,
+        "doubled before migrating"
+    );
+    drop(f.store);
+    let store = Store::connect(&f.url).await.unwrap();
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.events, counts.deliveries), (2, 3));
+    let offsets = |rows: Vec<choreoscope::store::DeliveryRow>| -> Vec<i64> {
+        rows.iter().map(|d| d.kafka_offset).collect()
+    };
+    assert_eq!(offsets(store.deliveries("a").await.unwrap()), vec![0, 7]);
+    assert_eq!(offsets(store.deliveries("b").await.unwrap()), vec![1]);
+    // And it goes on telling re-deliveries from duplicate publishes.
+    let again = store
+        .write_batch(&[ev("a", None, 7).record(), ev("a", None, 8).record()])
+        .await
+        .unwrap();
+    assert_eq!((again.redelivered, again.duplicate_publishes), (1, 1));
+}
+
 macro_rules! on_both_stores {
     ($($test:ident),* $(,)?) => {
         mod sqlite_store {
@@ -370,6 +442,7 @@ on_both_stores!(
     flows_are_found_by_correlation_trace_and_key,
     copied_traceparent_yields_an_inferred_edge,
     event_keeps_headers_payload_keys_and_problems,
+    a_store_of_the_first_schema_keeps_its_deliveries_after_migrating,
 );
 
 #[tokio::test]

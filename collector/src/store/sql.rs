@@ -412,55 +412,19 @@ impl PgStore {
             .collect();
         let mut tx = self.pool.begin().await?;
 
-        // 1. Deliveries: only those never seen go further.
-        let mut fresh: Vec<&EventRecord> = Vec::with_capacity(unique.len());
-        for chunk in unique.chunks(SMALL_CHUNK) {
-            let mut qb = QueryBuilder::<Postgres>::new(
-                "INSERT INTO deliveries (topic, kafka_partition, kafka_offset, event_id, broker_time_us) ",
-            );
-            qb.push_values(chunk, |mut b, e| {
-                b.push_bind(&e.topic)
-                    .push_bind(e.partition)
-                    .push_bind(e.offset)
-                    .push_bind(&e.event_id)
-                    .push_bind(e.broker_time_us);
-            });
-            qb.push(" ON CONFLICT DO NOTHING RETURNING topic, kafka_partition, kafka_offset");
-            let inserted: Vec<(String, i32, i64)> = qb.build_query_as().fetch_all(&mut *tx).await?;
-            // Batch order is kept; rows are matched by borrowed position, without a copy per record.
-            let index: HashMap<(&str, i32, i64), usize> = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, e)| ((e.topic.as_str(), e.partition, e.offset), i))
-                .collect();
-            let mut is_fresh = vec![false; chunk.len()];
-            for (topic, partition, offset) in &inserted {
-                if let Some(&i) = index.get(&(topic.as_str(), *partition, *offset)) {
-                    is_fresh[i] = true;
-                }
-            }
-            fresh.extend(
-                chunk
-                    .iter()
-                    .zip(is_fresh)
-                    .filter(|(_, f)| *f)
-                    .map(|(e, _)| *e),
-            );
-        }
-        outcome.new_deliveries = fresh.len();
-        outcome.redelivered = batch.len() - fresh.len();
-
-        // 2. Events: the first delivery of an id creates it, later ones count.
-        let mut firsts: Vec<&EventRecord> = Vec::new();
-        let mut in_batch: HashMap<&str, i64> = HashMap::new();
-        for e in &fresh {
-            *in_batch.entry(e.event_id.as_str()).or_insert_with(|| {
+        // 1. The first record of each id in the batch creates its event (the usual case: one
+        //    statement per 1 000 events, nothing else).
+        let mut firsts: Vec<&EventRecord> = Vec::with_capacity(unique.len());
+        let mut known: Vec<&EventRecord> = Vec::new();
+        let mut seen: HashSet<&str> = HashSet::with_capacity(unique.len());
+        for e in unique {
+            if seen.insert(e.event_id.as_str()) {
                 firsts.push(e);
-                0
-            }) += 1;
+            } else {
+                known.push(e);
+            }
         }
-        let mut duplicated: Vec<String> = Vec::new();
-        let mut created: HashSet<String> = HashSet::new();
+        let mut created: HashSet<String> = HashSet::with_capacity(firsts.len());
         for chunk in firsts.chunks(EVENT_CHUNK) {
             let mut qb = QueryBuilder::<Postgres>::new(
                 "INSERT INTO events (event_id, id_source, topic, kafka_partition, kafka_offset, \
@@ -493,36 +457,52 @@ impl PgStore {
                     .push_bind(e.payload_truncated)
                     .push_bind(serde_json::to_string(&e.problems).unwrap_or_else(|_| "[]".into()))
                     .push_bind(e.problems.len() as i64)
-                    .push_bind(in_batch[e.event_id.as_str()])
+                    .push_bind(1_i64)
                     .push_bind(e.ingested_at_us);
             });
-            qb.push(
-                " ON CONFLICT (event_id) DO UPDATE SET delivery_count = \
-                 events.delivery_count + excluded.delivery_count RETURNING event_id, delivery_count",
-            );
-            let rows: Vec<(String, i64)> = qb.build_query_as().fetch_all(&mut *tx).await?;
-            for (id, count) in rows {
-                if count == in_batch[id.as_str()] {
-                    outcome.new_events += 1;
-                    created.insert(id.clone());
-                }
-                if count > 1 {
-                    duplicated.push(id);
-                }
-            }
+            qb.push(" ON CONFLICT (event_id) DO NOTHING RETURNING event_id");
+            let rows: Vec<(String,)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+            created.extend(rows.into_iter().map(|(id,)| id));
         }
-        outcome.duplicate_publishes = outcome.new_deliveries - outcome.new_events;
-        for e in &fresh {
-            let topic = outcome.per_topic.entry(e.topic.clone()).or_default();
-            topic.new_deliveries += 1;
-            // The first delivery in the batch of an id created here is the event itself.
-            if !(created.remove(&e.event_id)) {
-                topic.duplicate_publishes += 1;
-            }
+        known.extend(
+            firsts
+                .iter()
+                .filter(|e| !created.contains(e.event_id.as_str())),
+        );
+
+        // 2. Records of known ids: a delivery seen before (the event's first position or an extra
+        //    one), or a new extra delivery — a duplicate publish.
+        let duplicates = extra_deliveries(&mut tx, &known).await?;
+        let mut duplicated: Vec<&str> = duplicates.iter().map(|e| e.event_id.as_str()).collect();
+        duplicated.sort_unstable();
+        duplicated.dedup();
+        outcome.new_events = created.len();
+        outcome.duplicate_publishes = duplicates.len();
+        outcome.new_deliveries = outcome.new_events + outcome.duplicate_publishes;
+        outcome.redelivered = batch.len() - outcome.new_deliveries;
+        let stored: Vec<&EventRecord> = firsts
+            .iter()
+            .filter(|e| created.contains(e.event_id.as_str()))
+            .chain(duplicates.iter())
+            .copied()
+            .collect();
+        for e in &stored {
+            outcome
+                .per_topic
+                .entry(e.topic.clone())
+                .or_default()
+                .new_deliveries += 1;
+        }
+        for e in &duplicates {
+            outcome
+                .per_topic
+                .entry(e.topic.clone())
+                .or_default()
+                .duplicate_publishes += 1;
         }
 
         // 3. Keys and problem kinds, for lookups.
-        let keys: Vec<(&str, &str, &str)> = firsts
+        let keys: Vec<(&str, &str, &str)> = stored
             .iter()
             .flat_map(|e| {
                 e.keys
@@ -539,18 +519,14 @@ impl PgStore {
             qb.push(" ON CONFLICT DO NOTHING");
             qb.build().execute(&mut *tx).await?;
         }
-        let mut kinds: Vec<(&str, &str)> = firsts
+        let mut kinds: Vec<(&str, &str)> = stored
             .iter()
             .flat_map(|e| {
                 e.problems
                     .iter()
                     .map(|p| (p.kind.as_str(), e.event_id.as_str()))
             })
-            .chain(
-                duplicated
-                    .iter()
-                    .map(|id| ("duplicate_publish", id.as_str())),
-            )
+            .chain(duplicated.iter().map(|id| ("duplicate_publish", *id)))
             .collect();
         kinds.sort_unstable();
         kinds.dedup();
@@ -567,6 +543,80 @@ impl PgStore {
         self.maybe_analyze(outcome.new_events as u64).await;
         Ok(outcome)
     }
+}
+
+/// Records the records of already stored ids that sit at a position their event does not know
+/// yet as extra deliveries (and counts them on the event); returns those, the duplicate
+/// publishes. The others are re-deliveries. Usually `known` is empty and nothing is sent.
+async fn extra_deliveries<'a>(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    known: &[&'a EventRecord],
+) -> Result<Vec<&'a EventRecord>, StoreError> {
+    if known.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut ids: Vec<&str> = known.iter().map(|e| e.event_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let firsts: Vec<(String, String, i32, i64)> = sqlx::query_as(
+        "SELECT event_id, topic, kafka_partition, kafka_offset FROM events WHERE event_id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    let firsts: HashSet<(&str, &str, i32, i64)> = firsts
+        .iter()
+        .map(|(id, t, p, o)| (id.as_str(), t.as_str(), *p, *o))
+        .collect();
+    let candidates: Vec<&EventRecord> = known
+        .iter()
+        .filter(|e| {
+            !firsts.contains(&(e.event_id.as_str(), e.topic.as_str(), e.partition, e.offset))
+        })
+        .copied()
+        .collect();
+    let mut duplicates = Vec::new();
+    for chunk in candidates.chunks(SMALL_CHUNK) {
+        let mut qb = QueryBuilder::<Postgres>::new(
+            "INSERT INTO deliveries (topic, kafka_partition, kafka_offset, event_id, broker_time_us) ",
+        );
+        qb.push_values(chunk, |mut b, e| {
+            b.push_bind(&e.topic)
+                .push_bind(e.partition)
+                .push_bind(e.offset)
+                .push_bind(&e.event_id)
+                .push_bind(e.broker_time_us);
+        });
+        qb.push(" ON CONFLICT DO NOTHING RETURNING topic, kafka_partition, kafka_offset");
+        let inserted: HashSet<(String, i32, i64)> = qb
+            .build_query_as()
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .collect();
+        duplicates.extend(
+            chunk
+                .iter()
+                .copied()
+                .filter(|e| inserted.contains(&(e.topic.clone(), e.partition, e.offset))),
+        );
+    }
+    let mut per_id: HashMap<&str, i64> = HashMap::new();
+    for e in &duplicates {
+        *per_id.entry(e.event_id.as_str()).or_default() += 1;
+    }
+    if !per_id.is_empty() {
+        let (ids, counts): (Vec<&str>, Vec<i64>) = per_id.into_iter().unzip();
+        sqlx::query(
+            "UPDATE events e SET delivery_count = e.delivery_count + n.extra \
+             FROM UNNEST($1::text[], $2::bigint[]) AS n(id, extra) WHERE e.event_id = n.id",
+        )
+        .bind(&ids)
+        .bind(&counts)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(duplicates)
 }
 
 macro_rules! sql_store {
@@ -586,11 +636,14 @@ macro_rules! sql_store {
 
             /// Every delivery of event `id`.
             pub async fn deliveries(&self, id: &str) -> Result<Vec<DeliveryRow>, StoreError> {
+                // The first delivery is the event's own position; `deliveries` holds the others.
                 let mut qb = QueryBuilder::<$db>::new(
-                    "SELECT topic, kafka_partition, kafka_offset, broker_time_us FROM deliveries WHERE event_id = ",
+                    "SELECT topic, kafka_partition, kafka_offset, broker_time_us FROM events WHERE event_id = ",
                 );
                 qb.push_bind(id);
-                qb.push(" ORDER BY topic, kafka_partition, kafka_offset");
+                qb.push(" UNION ALL SELECT topic, kafka_partition, kafka_offset, broker_time_us FROM deliveries WHERE event_id = ");
+                qb.push_bind(id);
+                qb.push(" ORDER BY 1, 2, 3");
                 Ok(qb.build_query_as().fetch_all(&self.pool).await?)
             }
 
@@ -755,7 +808,9 @@ macro_rules! sql_store {
             /// How many events and deliveries are stored.
             pub async fn counts(&self) -> Result<StoreCounts, StoreError> {
                 let (events, deliveries): (i64, i64) = sqlx::query_as(
-                    "SELECT (SELECT COUNT(*) FROM events), (SELECT COUNT(*) FROM deliveries)",
+                    // Every event is one delivery; `deliveries` holds the extra ones.
+                    "SELECT (SELECT COUNT(*) FROM events), \
+                     (SELECT COUNT(*) FROM events) + (SELECT COUNT(*) FROM deliveries)",
                 )
                 .fetch_one(&self.pool)
                 .await?;

@@ -1,5 +1,6 @@
 //! The SQLite write path: one dedicated connection, prepared single-row statements, on a blocking
-//! thread.
+//! thread. A new event is one `INSERT` (and one per key); only a known id (a re-delivery or a
+//! duplicate publish) looks further.
 //!
 //! Through sqlx, a batch was a few multi-row `INSERT`s of up to 25 000 bound values, built and
 //! bound on the async side and sent to sqlx's worker thread: half the CPU went to building and
@@ -12,7 +13,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OpenFlags};
 
 use super::{TopicOutcome, WriteOutcome};
 use crate::record::EventRecord;
@@ -35,28 +36,40 @@ pub struct SqliteWriter {
     connection: Arc<Mutex<Connection>>,
 }
 
-const INSERT_DELIVERY: &str =
-    "INSERT INTO deliveries (topic, kafka_partition, kafka_offset, event_id, broker_time_us) \
-     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING";
-
-const UPSERT_EVENT: &str = "INSERT INTO events (event_id, id_source, topic, kafka_partition, kafka_offset, \
-     record_key, broker_time_us, event_time_us, time_us, event_type, source, subject, content_type, trace_id, \
-     span_id, causation_id, correlation_id, headers, payload, payload_size, payload_truncated, problems, \
-     problem_count, delivery_count, ingested_at_us) \
+// `OR IGNORE`, not `ON CONFLICT DO …`: with a NOT NULL column, an `ON CONFLICT` statement may
+// abort half-way, so SQLite copies every page it touches into a statement journal first — a third
+// of the write path's instructions (callgrind, docs/benchmarks.md). `OR IGNORE` cannot abort.
+const INSERT_EVENT: &str = "INSERT OR IGNORE INTO events (event_id, id_source, topic, kafka_partition, \
+     kafka_offset, record_key, broker_time_us, event_time_us, time_us, event_type, source, subject, \
+     content_type, trace_id, span_id, causation_id, correlation_id, headers, payload, payload_size, \
+     payload_truncated, problems, problem_count, delivery_count, ingested_at_us) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, \
-     ?23, 1, ?24) \
-     ON CONFLICT (event_id) DO UPDATE SET delivery_count = events.delivery_count + 1 RETURNING delivery_count";
+     ?23, 1, ?24)";
+
+const FIRST_POSITION: &str =
+    "SELECT topic, kafka_partition, kafka_offset FROM events WHERE event_id = ?1";
+
+const INSERT_EXTRA_DELIVERY: &str =
+    "INSERT OR IGNORE INTO deliveries (topic, kafka_partition, kafka_offset, event_id, broker_time_us) \
+     VALUES (?1, ?2, ?3, ?4, ?5)";
+
+const COUNT_DELIVERY: &str =
+    "UPDATE events SET delivery_count = delivery_count + 1 WHERE event_id = ?1";
 
 const INSERT_KEY: &str =
-    "INSERT INTO event_keys (name, value, event_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
+    "INSERT OR IGNORE INTO event_keys (name, value, event_id) VALUES (?1, ?2, ?3)";
 
 const INSERT_PROBLEM: &str =
-    "INSERT INTO event_problems (kind, event_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING";
+    "INSERT OR IGNORE INTO event_problems (kind, event_id) VALUES (?1, ?2)";
 
 impl SqliteWriter {
     /// Opens the writing connection on an existing, migrated database file.
     pub fn open(path: &Path) -> Result<Self, SqliteWriteError> {
-        let connection = Connection::open(path)?;
+        // The connection never leaves its mutex: SQLite's own per-call locking is not needed.
+        let connection = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
         connection.busy_timeout(Duration::from_secs(10))?;
         // The same durability as the pool's connections (see `Store::connect`); checkpoints are
         // the background checkpointer's job, never a commit's.
@@ -101,57 +114,47 @@ fn write(
     };
     let tx = connection.transaction()?;
     {
-        let mut delivery = tx.prepare_cached(INSERT_DELIVERY)?;
-        let mut event = tx.prepare_cached(UPSERT_EVENT)?;
+        let mut event = tx.prepare_cached(INSERT_EVENT)?;
         let mut key = tx.prepare_cached(INSERT_KEY)?;
         let mut problem = tx.prepare_cached(INSERT_PROBLEM)?;
         let mut topic_outcome: Option<(&str, TopicOutcome)> = None;
         for e in batch {
-            // 1. A delivery seen before (a re-delivered record, or twice in this batch) adds nothing.
-            let fresh = delivery.execute(params![
+            // 1. The first delivery of an id creates the event (one statement: the usual case).
+            let problems = serde_json::to_string(&e.problems).unwrap_or_else(|_| "[]".into());
+            let created = event.execute(params![
+                e.event_id,
+                e.id_source,
                 e.topic,
                 e.partition,
                 e.offset,
-                e.event_id,
-                e.broker_time_us
+                e.record_key.as_deref(),
+                e.broker_time_us,
+                e.event_time_us,
+                e.time_us,
+                e.event_type,
+                e.source,
+                e.subject,
+                e.content_type,
+                e.trace_id,
+                e.span_id,
+                e.causation_id,
+                e.correlation_id,
+                e.headers_json,
+                e.payload.as_deref(),
+                e.payload_size,
+                e.payload_truncated,
+                problems,
+                e.problems.len() as i64,
+                e.ingested_at_us,
             ])? == 1;
-            if !fresh {
+            // 2. A known id: this record is a delivery seen before (its first one, or an extra
+            //    one), or a new extra delivery — a duplicate publish.
+            let duplicate = !created;
+            if duplicate && !extra_delivery(&tx, e)? {
                 outcome.redelivered += 1;
                 continue;
             }
             outcome.new_deliveries += 1;
-            // 2. The first delivery of an id creates the event; a later one counts as a duplicate publish.
-            let problems = serde_json::to_string(&e.problems).unwrap_or_else(|_| "[]".into());
-            let deliveries: i64 = event.query_row(
-                params![
-                    e.event_id,
-                    e.id_source,
-                    e.topic,
-                    e.partition,
-                    e.offset,
-                    e.record_key.as_deref(),
-                    e.broker_time_us,
-                    e.event_time_us,
-                    e.time_us,
-                    e.event_type,
-                    e.source,
-                    e.subject,
-                    e.content_type,
-                    e.trace_id,
-                    e.span_id,
-                    e.causation_id,
-                    e.correlation_id,
-                    e.headers_json,
-                    e.payload.as_deref(),
-                    e.payload_size,
-                    e.payload_truncated,
-                    problems,
-                    e.problems.len() as i64,
-                    e.ingested_at_us,
-                ],
-                |row| row.get(0),
-            )?;
-            let duplicate = deliveries > 1;
             if duplicate {
                 outcome.duplicate_publishes += 1;
                 problem.execute(params!["duplicate_publish", e.event_id])?;
@@ -191,6 +194,33 @@ fn write(
     }
     tx.commit()?;
     Ok(outcome)
+}
+
+/// Records `e`, whose id is already stored, as an extra delivery of that event; `false` when its
+/// position is already known (the event's first position or an extra one: a re-delivery).
+fn extra_delivery(
+    tx: &rusqlite::Transaction<'_>,
+    e: &EventRecord,
+) -> Result<bool, SqliteWriteError> {
+    let first: (String, i32, i64) = tx
+        .prepare_cached(FIRST_POSITION)?
+        .query_row([&e.event_id], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })?;
+    if (first.0.as_str(), first.1, first.2) == (e.topic.as_str(), e.partition, e.offset) {
+        return Ok(false);
+    }
+    let inserted = tx.prepare_cached(INSERT_EXTRA_DELIVERY)?.execute(params![
+        e.topic,
+        e.partition,
+        e.offset,
+        e.event_id,
+        e.broker_time_us
+    ])? == 1;
+    if inserted {
+        tx.prepare_cached(COUNT_DELIVERY)?.execute([&e.event_id])?;
+    }
+    Ok(inserted)
 }
 
 fn add_topic(outcome: &mut WriteOutcome, topic: &str, counts: TopicOutcome) {
