@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OpenFlags};
+use rusqlite::{params, Connection};
 
 use super::{TopicOutcome, WriteOutcome};
 use crate::record::EventRecord;
@@ -65,11 +65,7 @@ const INSERT_PROBLEM: &str =
 impl SqliteWriter {
     /// Opens the writing connection on an existing, migrated database file.
     pub fn open(path: &Path) -> Result<Self, SqliteWriteError> {
-        // The connection never leaves its mutex: SQLite's own per-call locking is not needed.
-        let connection = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
+        let connection = Connection::open(path)?;
         connection.busy_timeout(Duration::from_secs(10))?;
         // The same durability as the pool's connections (see `Store::connect`); checkpoints are
         // the background checkpointer's job, never a commit's.
