@@ -10,11 +10,13 @@
 //! A crash loses at most uncommitted work, which Kafka delivers again and the store ignores.
 //!
 //! # Pipeline and back-pressure
-//! The loop reads and interprets records while one writer task writes the previous batch, in
-//! order. A batch closes at `batch_size` records or `batch_timeout` after its first record. While
-//! a write fails, the writer retries it with exponential backoff and the loop stops reading once
-//! the next batch is full (at most twice `batch_size`): consumption is held back, and memory is
-//! bounded by those two batches plus the client's fetch queue (`queued.max.messages.kbytes`).
+//! The loop reads and interprets records while a writer task writes the previous batches: one at a
+//! time into SQLite, two at once into PostgreSQL ([`Store::write_concurrency`]), finished in order.
+//! A batch closes at `batch_size` records or `batch_timeout` after its first record. While a write
+//! fails, the writer retries it with exponential backoff and the loop stops reading once the next
+//! batch is full (at most twice `batch_size`): consumption is held back, and memory is bounded by
+//! the batches in flight, one queued, the one being filled, and the client's fetch queue
+//! (`queued.max.messages.kbytes`).
 //!
 //! Partitions are deliberately *not* paused: librdkafka drops records fetched around a pause and
 //! may resume past them (the store-outage test caught a gap that way). Not polling is safe
@@ -28,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use choreoscope_sdk::RecordHeaders;
+use futures::StreamExt;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -40,7 +43,7 @@ use crate::live::LiveFeed;
 use crate::metrics::{KindLabel, Metrics, PartitionLabel, TopicLabel};
 use crate::record::{EventRecord, Interpreter, RawRecord};
 use crate::rules::TopicPattern;
-use crate::store::Store;
+use crate::store::{Store, WriteOutcome};
 
 /// The subscription: every topic whose name does not start with `__` (Kafka's internal topics).
 pub const ALL_TOPICS: &str = "^([^_]|_[^_]).*";
@@ -321,6 +324,7 @@ impl Ingestor {
                 consumer: self.consumer.clone(),
                 metrics: self.metrics.clone(),
                 live: self.live.clone(),
+                retrying: Default::default(),
             }
             .run(rx, cancel.clone()),
         );
@@ -391,33 +395,50 @@ struct Writer {
     consumer: Arc<StreamConsumer<LagContext>>,
     metrics: Arc<Metrics>,
     live: Option<LiveFeed>,
+    /// Writes currently retrying against a failing store.
+    retrying: std::sync::atomic::AtomicI64,
 }
 
 impl Writer {
     /// Writes batches until the channel closes or `cancel` interrupts a retry; returns, per
     /// partition, the next offset after the last durable record (what may be committed).
+    ///
+    /// Up to [`Store::write_concurrency`] batches are written at once, each in its own
+    /// transaction; they are *finished* — counted, announced, offsets committed — strictly in
+    /// order, so a committed offset never passes a batch that is not yet durable.
     async fn run(
         self,
-        mut rx: tokio::sync::mpsc::Receiver<Batch>,
+        rx: tokio::sync::mpsc::Receiver<Batch>,
         cancel: CancellationToken,
     ) -> HashMap<(String, i32), i64> {
         let mut durable = HashMap::new();
-        while let Some(batch) = rx.recv().await {
-            match self.write(batch, &cancel).await {
-                Some(offsets) => durable.extend(offsets),
-                None => break,
+        let batches = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|batch| (batch, rx))
+        });
+        let written = batches
+            .map(|batch| self.store_durably(batch, &cancel))
+            .buffered(self.store.write_concurrency().max(1));
+        let mut written = std::pin::pin!(written);
+        while let Some((batch, outcome, started)) = written.next().await {
+            match outcome {
+                Some(outcome) => durable.extend(self.finish(batch, &outcome, started)),
+                None => {
+                    tracing::warn!(records = batch.records.len(),
+                        "stopping with an unwritten batch; its offsets are not committed and it will be delivered again");
+                    break;
+                }
             }
         }
         durable
     }
 
-    /// Writes `batch`, retrying with backoff until it is durable; then commits its offsets
-    /// (asynchronously) and returns them. Returns `None` when it gave up because `cancel` fired.
-    async fn write(
+    /// Writes `batch`, retrying with backoff until it is durable. Returns `None` for the outcome
+    /// when it gave up because `cancel` fired.
+    async fn store_durably(
         &self,
         batch: Batch,
         cancel: &CancellationToken,
-    ) -> Option<HashMap<(String, i32), i64>> {
+    ) -> (Batch, Option<WriteOutcome>, Instant) {
         let started = Instant::now();
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(100))
@@ -435,7 +456,7 @@ impl Writer {
                     tracing::warn!(error = %e, records = batch.records.len(), retry_in = ?delay,
                         "store write failed; consumption held back until it succeeds");
                     if !held_back {
-                        self.metrics.paused.set(1);
+                        self.held_back(1);
                         held_back = true;
                     }
                     tokio::select! {
@@ -446,17 +467,33 @@ impl Writer {
             }
         };
         if held_back {
-            self.metrics.paused.set(0);
+            self.held_back(-1);
             if outcome.is_some() {
                 tracing::info!("store is back; consumption resumed");
             }
         }
-        let Some(outcome) = outcome else {
-            tracing::warn!(records = batch.records.len(),
-                "stopping with an unwritten batch; its offsets are not committed and it will be delivered again");
-            return None;
-        };
-        self.record_outcome(&outcome);
+        (batch, outcome, started)
+    }
+
+    /// Counts a write entering (`1`) or leaving (`-1`) its retries; `choreoscope_paused` is 1
+    /// while any write retries.
+    fn held_back(&self, change: i64) {
+        let now = self
+            .retrying
+            .fetch_add(change, std::sync::atomic::Ordering::SeqCst)
+            + change;
+        self.metrics.paused.set(i64::from(now > 0));
+    }
+
+    /// After `batch` is durable, in batch order: counts it, announces it, and commits its offsets
+    /// (asynchronously); returns them.
+    fn finish(
+        &self,
+        batch: Batch,
+        outcome: &WriteOutcome,
+        started: Instant,
+    ) -> HashMap<(String, i32), i64> {
+        self.record_outcome(outcome);
         if let Some(live) = &self.live {
             live.publish(&batch.records);
         }
@@ -481,7 +518,7 @@ impl Writer {
             duplicates = outcome.duplicate_publishes,
             "batch committed"
         );
-        Some(next)
+        next
     }
 
     fn record_outcome(&self, outcome: &crate::store::WriteOutcome) {

@@ -224,6 +224,17 @@ impl Store {
         }
     }
 
+    /// How many batch writes are worth running at once: one for SQLite (a single writing
+    /// connection), two for PostgreSQL, whose server works on one batch while the other is on
+    /// the wire or waiting for its commit (store-only, one at a time, left 28 % of a server
+    /// process idle). Concurrent writes of one id are safe: the store's rules are per statement.
+    pub fn write_concurrency(&self) -> usize {
+        match self {
+            Store::Sqlite(_) => 1,
+            Store::Postgres(_) => 2,
+        }
+    }
+
     /// Writes a batch in one transaction, idempotently (see the module docs).
     pub async fn write_batch(&self, batch: &[EventRecord]) -> Result<WriteOutcome, StoreError> {
         dispatch!(self.write_batch(batch))
