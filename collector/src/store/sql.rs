@@ -486,19 +486,11 @@ impl PgStore {
             .chain(duplicates.iter())
             .copied()
             .collect();
-        for e in &stored {
-            outcome
-                .per_topic
-                .entry(e.topic.clone())
-                .or_default()
-                .new_deliveries += 1;
-        }
-        for e in &duplicates {
-            outcome
-                .per_topic
-                .entry(e.topic.clone())
-                .or_default()
-                .duplicate_publishes += 1;
+        // `stored` is the created events, then the duplicate publishes.
+        for (i, e) in stored.iter().enumerate() {
+            let topic = outcome.per_topic.entry(e.topic.clone()).or_default();
+            topic.new_deliveries += 1;
+            topic.duplicate_publishes += usize::from(i >= outcome.new_events);
         }
 
         // 3. Keys and problem kinds, for lookups.
