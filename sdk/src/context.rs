@@ -357,7 +357,7 @@ mod tests {
     fn no_headers_means_nothing_known_and_nothing_wrong() {
         let cx = EventContext::extract(&RecordHeaders::new(), &AliasTable::default());
         assert_eq!(cx, EventContext::default());
-        assert!(cx.otel_context().span().span_context().is_valid() == false);
+        assert!(!cx.otel_context().span().span_context().is_valid());
     }
 
     #[test]

@@ -398,11 +398,13 @@ mod tests {
 
     #[test]
     fn cause_without_correlation_is_the_root_of_the_conversation() {
-        let mut cause = EventContext::default();
-        cause.event_id = Some(crate::context::Sourced {
-            value: "legacy-1".into(),
-            header: "message-id".into(),
-        });
+        let cause = EventContext {
+            event_id: Some(crate::context::Sourced {
+                value: "legacy-1".into(),
+                header: "message-id".into(),
+            }),
+            ..EventContext::default()
+        };
         let stamped = stamp(
             OutgoingEvent::new("t", "T"),
             "svc",

@@ -88,7 +88,7 @@ fn traceparent(m: &OwnedMessage) -> TraceParent {
         .expect("every traceparent is valid")
 }
 
-fn span_by_id<'a>(spans: &'a [SpanData], id: opentelemetry::trace::SpanId) -> &'a SpanData {
+fn span_by_id(spans: &[SpanData], id: opentelemetry::trace::SpanId) -> &SpanData {
     spans
         .iter()
         .find(|s| s.span_context.span_id() == id)
