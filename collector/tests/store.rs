@@ -370,6 +370,41 @@ async fn event_keeps_headers_payload_keys_and_problems(f: Fixture) {
     );
 }
 
+async fn every_business_key_of_an_event_is_stored_however_many(f: Fixture) {
+    // Six baggage keys plus the record key: more than one key statement holds (four).
+    let mut e = ev("many", None, 0);
+    e.extra = vec![(
+        "baggage",
+        "a.id=1,b.id=2,c.id=3,d.id=4,e.id=5,f.id=6".into(),
+    )];
+    f.store.write_batch(&[e.record()]).await.unwrap();
+    let mut keys: Vec<String> = f
+        .store
+        .keys_of(&["many".into()])
+        .await
+        .unwrap()
+        .iter()
+        .map(|k| format!("{}={}", k.name, k.value))
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "a.id=1",
+            "b.id=2",
+            "c.id=3",
+            "d.id=4",
+            "e.id=5",
+            "f.id=6",
+            "kafka.key=o-1"
+        ]
+    );
+    for (name, value) in [("a.id", "1"), ("f.id", "6"), ("kafka.key", "o-1")] {
+        let found = f.store.by_key(name, value, 10).await.unwrap();
+        assert_eq!(found.len(), 1, "{name}={value}");
+    }
+}
+
 /// Runs `sql` on the store's database through a connection of its own.
 async fn execute(url: &str, sql: &str) {
     use sqlx::{Connection, Executor};
@@ -443,6 +478,7 @@ on_both_stores!(
     copied_traceparent_yields_an_inferred_edge,
     event_keeps_headers_payload_keys_and_problems,
     a_store_of_the_first_schema_keeps_its_deliveries_after_migrating,
+    every_business_key_of_an_event_is_stored_however_many,
 );
 
 #[tokio::test]

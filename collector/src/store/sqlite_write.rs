@@ -56,8 +56,14 @@ const INSERT_EXTRA_DELIVERY: &str =
 const COUNT_DELIVERY: &str =
     "UPDATE events SET delivery_count = delivery_count + 1 WHERE event_id = ?1";
 
-const INSERT_KEY: &str =
-    "INSERT OR IGNORE INTO event_keys (name, value, event_id) VALUES (?1, ?2, ?3)";
+/// Keys per `INSERT` into `event_keys`: an event's keys (usually 2–4) go in one statement.
+const KEYS_PER_INSERT: usize = 4;
+
+/// The key `INSERT` for `n` rows (1 ≤ n ≤ [`KEYS_PER_INSERT`]).
+fn insert_keys(n: usize) -> String {
+    let rows = vec!["(?, ?, ?)"; n].join(", ");
+    format!("INSERT OR IGNORE INTO event_keys (name, value, event_id) VALUES {rows}")
+}
 
 const INSERT_PROBLEM: &str =
     "INSERT OR IGNORE INTO event_problems (kind, event_id) VALUES (?1, ?2)";
@@ -111,7 +117,7 @@ fn write(
     let tx = connection.transaction()?;
     {
         let mut event = tx.prepare_cached(INSERT_EVENT)?;
-        let mut key = tx.prepare_cached(INSERT_KEY)?;
+        let key_inserts: Vec<String> = (1..=KEYS_PER_INSERT).map(insert_keys).collect();
         let mut problem = tx.prepare_cached(INSERT_PROBLEM)?;
         let mut topic_outcome: Option<(&str, TopicOutcome)> = None;
         for e in batch {
@@ -158,8 +164,12 @@ fn write(
                 outcome.new_events += 1;
             }
             // 3. Keys and problem kinds, for lookups.
-            for (name, value) in &e.keys {
-                key.execute(params![name, value, e.event_id])?;
+            for keys in e.keys.chunks(KEYS_PER_INSERT) {
+                let values = keys
+                    .iter()
+                    .flat_map(|(name, value)| [name.as_str(), value.as_str(), e.event_id.as_str()]);
+                tx.prepare_cached(&key_inserts[keys.len() - 1])?
+                    .execute(rusqlite::params_from_iter(values))?;
             }
             for p in &e.problems {
                 problem.execute(params![p.kind, e.event_id])?;
