@@ -801,8 +801,8 @@ macro_rules! sql_store {
             pub async fn counts(&self) -> Result<StoreCounts, StoreError> {
                 let (events, deliveries): (i64, i64) = sqlx::query_as(
                     // Every event is one delivery; `deliveries` holds the extra ones.
-                    "SELECT (SELECT COUNT(*) FROM events), \
-                     (SELECT COUNT(*) FROM events) + (SELECT COUNT(*) FROM deliveries)",
+                    "SELECT e.n, e.n + d.n FROM (SELECT COUNT(*) AS n FROM events) e, \
+                     (SELECT COUNT(*) AS n FROM deliveries) d",
                 )
                 .fetch_one(&self.pool)
                 .await?;

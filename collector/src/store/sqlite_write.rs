@@ -1,5 +1,5 @@
 //! The SQLite write path: one dedicated connection, prepared single-row statements, on a blocking
-//! thread. A new event is one `INSERT` (and one per key); only a known id (a re-delivery or a
+//! thread. A new event is one `INSERT` (and one for its keys); only a known id (a re-delivery or a
 //! duplicate publish) looks further.
 //!
 //! Through sqlx, a batch was a few multi-row `INSERT`s of up to 25 000 bound values, built and
@@ -117,7 +117,10 @@ fn write(
     let tx = connection.transaction()?;
     {
         let mut event = tx.prepare_cached(INSERT_EVENT)?;
-        let key_inserts: Vec<String> = (1..=KEYS_PER_INSERT).map(insert_keys).collect();
+        // key_inserts[n - 1] inserts n keys; prepared once per batch, not looked up per event.
+        let mut key_inserts = (1..=KEYS_PER_INSERT)
+            .map(|n| tx.prepare_cached(&insert_keys(n)))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut problem = tx.prepare_cached(INSERT_PROBLEM)?;
         let mut topic_outcome: Option<(&str, TopicOutcome)> = None;
         for e in batch {
@@ -168,8 +171,7 @@ fn write(
                 let values = keys
                     .iter()
                     .flat_map(|(name, value)| [name.as_str(), value.as_str(), e.event_id.as_str()]);
-                tx.prepare_cached(&key_inserts[keys.len() - 1])?
-                    .execute(rusqlite::params_from_iter(values))?;
+                key_inserts[keys.len() - 1].execute(rusqlite::params_from_iter(values))?;
             }
             for p in &e.problems {
                 problem.execute(params![p.kind, e.event_id])?;
