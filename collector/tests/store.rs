@@ -4,7 +4,7 @@
 use choreoscope::lineage::{lineage, Direction, Flag};
 use choreoscope::record::{EventRecord, Interpreter, RawRecord};
 use choreoscope::rules::Rules;
-use choreoscope::store::Store;
+use choreoscope::store::{SearchFilter, Store};
 use choreoscope_sdk::RecordHeaders;
 
 struct Fixture {
@@ -405,6 +405,85 @@ async fn every_business_key_of_an_event_is_stored_however_many(f: Fixture) {
     }
 }
 
+async fn keys_are_listed_searched_and_gathered_from_every_publish(f: Fixture) {
+    let mut first = ev("a", None, 0);
+    first.extra = vec![("baggage", "order.id=o-1".into())];
+    let mut second = ev("a", None, 5);
+    second.extra = vec![("baggage", "order.id=o-1,customer.id=c-7".into())];
+    let mut other = ev("b", None, 1);
+    other.extra = vec![("baggage", "customer.id=o-1".into())];
+    f.store.write_batch(&[first.record()]).await.unwrap();
+    // A second publish of "a" (a duplicate publish) brings a key the first did not have.
+    let out = f
+        .store
+        .write_batch(&[second.record(), other.record()])
+        .await
+        .unwrap();
+    assert_eq!((out.new_events, out.duplicate_publishes), (1, 1));
+    let keys: Vec<String> = f
+        .store
+        .keys_of(&["a".into(), "b".into()])
+        .await
+        .unwrap()
+        .iter()
+        .map(|k| format!("{} {}={}", k.event_id, k.name, k.value))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            "a customer.id=c-7",
+            "a kafka.key=o-1",
+            "a order.id=o-1",
+            "b customer.id=o-1",
+            "b kafka.key=o-1"
+        ]
+    );
+    let ids = |rows: Vec<choreoscope::store::SummaryRow>| -> Vec<String> {
+        rows.into_iter().map(|r| r.event_id).collect()
+    };
+    assert_eq!(
+        ids(f.store.by_key("customer.id", "c-7", 10).await.unwrap()),
+        vec!["a"]
+    );
+    assert_eq!(
+        f.store.key_names().await.unwrap(),
+        vec!["customer.id", "kafka.key", "order.id"]
+    );
+    let all = f.store.key_names().await.unwrap();
+    assert_eq!(
+        f.store.names_with_value(&all, "o-1").await.unwrap(),
+        vec!["customer.id", "kafka.key", "order.id"]
+    );
+    assert_eq!(
+        f.store.names_with_value(&all, "c-7").await.unwrap(),
+        vec!["customer.id"]
+    );
+    let search = |name: Option<&str>, value: &str| SearchFilter {
+        key: Some((name.map(str::to_owned), value.to_owned())),
+        limit: 10,
+        ..SearchFilter::default()
+    };
+    assert_eq!(
+        ids(f
+            .store
+            .search(&search(Some("order.id"), "o-1"))
+            .await
+            .unwrap()),
+        vec!["a"]
+    );
+    assert_eq!(
+        ids(f.store.search(&search(None, "o-1")).await.unwrap()),
+        vec!["b", "a"],
+        "a value under any name, newest first"
+    );
+    assert!(f
+        .store
+        .search(&search(None, "o-404"))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 /// Runs `sql` on the store's database through a connection of its own.
 async fn execute(url: &str, sql: &str) {
     use sqlx::{Connection, Executor};
@@ -479,7 +558,78 @@ on_both_stores!(
     event_keeps_headers_payload_keys_and_problems,
     a_store_of_the_first_schema_keeps_its_deliveries_after_migrating,
     every_business_key_of_an_event_is_stored_however_many,
+    keys_are_listed_searched_and_gathered_from_every_publish,
 );
+
+#[tokio::test]
+async fn a_postgres_store_of_the_second_schema_keeps_its_keys_after_migrating() {
+    // Migration 3 moves PostgreSQL's keys from `event_keys` rows onto the event rows.
+    let f = postgres().await;
+    let mut a = ev("a", None, 0);
+    a.extra = vec![("baggage", "order.id=o-1".into())];
+    f.store
+        .write_batch(&[a.record(), ev("b", Some("a"), 1).record()])
+        .await
+        .unwrap();
+    // Back to the second schema: keys as rows of `event_keys`, one with a name of non-ASCII
+    // characters (the array's length prefix counts bytes), and migration 3 forgotten.
+    let mut rows: Vec<(String, String, String)> = f
+        .store
+        .keys_of(&["a".into(), "b".into()])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| (k.name, k.value, k.event_id))
+        .collect();
+    rows.push(("größe".into(), "xl".into(), "a".into()));
+    let values: Vec<String> = rows
+        .iter()
+        .map(|(n, v, id)| format!("('{n}', '{v}', '{id}')"))
+        .collect();
+    execute(
+        &f.url,
+        &format!(
+            "CREATE TABLE event_keys (name TEXT NOT NULL, value TEXT NOT NULL, event_id TEXT NOT NULL, \
+             PRIMARY KEY (name, value, event_id)); \
+             CREATE INDEX event_keys_by_event ON event_keys (event_id); \
+             INSERT INTO event_keys (name, value, event_id) VALUES {}; \
+             DROP INDEX events_by_key; ALTER TABLE events DROP COLUMN keys; DROP TABLE key_names; \
+             DELETE FROM _sqlx_migrations WHERE version = 3;",
+            values.join(", ")
+        ),
+    )
+    .await;
+    drop(f.store);
+    let store = Store::connect(&f.url).await.unwrap();
+    let mut after: Vec<(String, String, String)> = store
+        .keys_of(&["a".into(), "b".into()])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| (k.name, k.value, k.event_id))
+        .collect();
+    after.sort();
+    rows.sort();
+    assert_eq!(after, rows);
+    assert_eq!(
+        store.key_names().await.unwrap(),
+        vec!["größe", "kafka.key", "order.id"]
+    );
+    for (name, value, want) in [
+        ("größe", "xl", vec!["a"]),
+        ("order.id", "o-1", vec!["a"]),
+        ("kafka.key", "o-1", vec!["a", "b"]),
+    ] {
+        let found: Vec<String> = store
+            .by_key(name, value, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.event_id)
+            .collect();
+        assert_eq!(found, want, "{name}={value}");
+    }
+}
 
 #[tokio::test]
 async fn two_processes_opening_a_new_sqlite_file_at_once_both_succeed() {

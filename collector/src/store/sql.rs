@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use sqlx::{PgPool, Postgres, QueryBuilder, Sqlite, SqlitePool};
 
+use super::pg_keys::{self, KnownNames};
 use super::sqlite_read::SqliteReader;
 use super::sqlite_write::SqliteWriter;
 use super::{StoreCounts, StoreError, WriteOutcome};
@@ -282,6 +283,7 @@ impl SqliteStore {
 pub struct PgStore {
     pool: PgPool,
     analyze: std::sync::Arc<AnalyzeSchedule>,
+    names: std::sync::Arc<KnownNames>,
 }
 
 /// When the PostgreSQL store refreshes its planner statistics itself.
@@ -300,11 +302,16 @@ struct AnalyzeSchedule {
 const ANALYZE_AT_LEAST: u64 = 50_000;
 
 impl PgStore {
+    fn push_key_filter(qb: &mut QueryBuilder<'_, Postgres>, names: &[String], value: &str) {
+        pg_keys::push_key_filter(qb, names, value)
+    }
+
     /// Wraps a migrated pool.
     pub fn new(pool: PgPool) -> Self {
         Self {
             pool,
             analyze: Default::default(),
+            names: Default::default(),
         }
     }
 
@@ -383,7 +390,7 @@ impl PgStore {
         }
         self.analyze.since.store(0, Relaxed);
         let started = std::time::Instant::now();
-        match sqlx::query("ANALYZE events, deliveries, event_keys, event_problems")
+        match sqlx::query("ANALYZE events, deliveries, event_problems, key_names")
             .execute(&self.pool)
             .await
         {
@@ -431,7 +438,7 @@ impl PgStore {
                  record_key, broker_time_us, event_time_us, time_us, event_type, source, subject, \
                  content_type, trace_id, span_id, causation_id, correlation_id, headers, payload, \
                  payload_size, payload_truncated, problems, problem_count, delivery_count, \
-                 ingested_at_us) ",
+                 ingested_at_us, keys) ",
             );
             qb.push_values(chunk, |mut b, e| {
                 b.push_bind(&e.event_id)
@@ -458,7 +465,8 @@ impl PgStore {
                     .push_bind(serde_json::to_string(&e.problems).unwrap_or_else(|_| "[]".into()))
                     .push_bind(e.problems.len() as i64)
                     .push_bind(1_i64)
-                    .push_bind(e.ingested_at_us);
+                    .push_bind(e.ingested_at_us)
+                    .push_bind(pg_keys::keys_array(e));
             });
             qb.push(" ON CONFLICT (event_id) DO NOTHING RETURNING event_id");
             let rows: Vec<(String,)> = qb.build_query_as().fetch_all(&mut *tx).await?;
@@ -493,24 +501,10 @@ impl PgStore {
             topic.duplicate_publishes += usize::from(i >= outcome.new_events);
         }
 
-        // 3. Keys and problem kinds, for lookups.
-        let keys: Vec<(&str, &str, &str)> = stored
-            .iter()
-            .flat_map(|e| {
-                e.keys
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str(), e.event_id.as_str()))
-            })
-            .collect();
-        for chunk in keys.chunks(SMALL_CHUNK) {
-            let mut qb =
-                QueryBuilder::<Postgres>::new("INSERT INTO event_keys (name, value, event_id) ");
-            qb.push_values(chunk, |mut b, (k, v, id)| {
-                b.push_bind(*k).push_bind(*v).push_bind(*id);
-            });
-            qb.push(" ON CONFLICT DO NOTHING");
-            qb.build().execute(&mut *tx).await?;
-        }
+        // 3. Key names and problem kinds, for lookups (the keys themselves are on the event row).
+        let names = self.names.unknown(&stored);
+        pg_keys::insert_names(&mut tx, &names).await?;
+        pg_keys::merge_keys(&mut tx, &duplicates).await?;
         let mut kinds: Vec<(&str, &str)> = stored
             .iter()
             .flat_map(|e| {
@@ -532,6 +526,7 @@ impl PgStore {
             qb.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
+        self.names.learn(&names);
         self.maybe_analyze(outcome.new_events as u64).await;
         Ok(outcome)
     }
@@ -611,6 +606,89 @@ async fn extra_deliveries<'a>(
     Ok(duplicates)
 }
 
+/// The SQLite store's business keys: rows of `event_keys` (PostgreSQL's are in `pg_keys`).
+impl SqliteStore {
+    /// Business keys of the given events.
+    pub async fn keys_of(&self, ids: &[String]) -> Result<Vec<KeyRow>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(IN_CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "SELECT event_id, name, value FROM event_keys WHERE event_id IN (",
+            );
+            let mut list = qb.separated(", ");
+            for id in chunk {
+                list.push_bind(id);
+            }
+            qb.push(") ORDER BY event_id, name, value");
+            out.extend(qb.build_query_as::<KeyRow>().fetch_all(&self.pool).await?);
+        }
+        Ok(out)
+    }
+
+    /// Events carrying business key `name = value`, in time order.
+    pub async fn by_key(
+        &self,
+        name: &str,
+        value: &str,
+        limit: i64,
+    ) -> Result<Vec<SummaryRow>, StoreError> {
+        let mut qb = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {SUMMARY_COLUMNS} FROM event_keys k JOIN events e ON e.event_id = k.event_id \
+                 WHERE k.name = "
+        ));
+        qb.push_bind(name);
+        qb.push(" AND k.value = ");
+        qb.push_bind(value);
+        qb.push(" ORDER BY e.time_us, e.event_id LIMIT ");
+        qb.push_bind(limit);
+        Ok(qb.build_query_as().fetch_all(&self.pool).await?)
+    }
+
+    /// Distinct business-key names, in order (a loose index scan: one probe per name).
+    pub async fn key_names(&self) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as(KEY_NAMES).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|(n,)| n).collect())
+    }
+
+    /// Key names carrying `value` (for a search by value alone).
+    pub async fn names_with_value(
+        &self,
+        names: &[String],
+        value: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        for name in names {
+            let mut qb = QueryBuilder::<Sqlite>::new("SELECT name FROM event_keys WHERE name = ");
+            qb.push_bind(name.clone())
+                .push(" AND value = ")
+                .push_bind(value.to_owned())
+                .push(" LIMIT 1");
+            if let Some((n,)) = qb
+                .build_query_as::<(String,)>()
+                .fetch_optional(&self.pool)
+                .await?
+            {
+                out.push(n);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl SqliteStore {
+    /// A filter on `event_keys`: events carrying `value` under one of `names`.
+    fn push_key_filter(qb: &mut QueryBuilder<'_, Sqlite>, names: &[String], value: &str) {
+        qb.push(" AND e.event_id IN (SELECT k.event_id FROM event_keys k WHERE k.name IN (");
+        let mut list = qb.separated(", ");
+        for name in names {
+            list.push_bind(name.clone());
+        }
+        qb.push(") AND k.value = ")
+            .push_bind(value.to_owned())
+            .push(")");
+    }
+}
+
 macro_rules! sql_store {
     ($store:ident, $db:ty, $pool:ty) => {
         impl $store {
@@ -637,23 +715,6 @@ macro_rules! sql_store {
                 qb.push_bind(id);
                 qb.push(" ORDER BY 1, 2, 3");
                 Ok(qb.build_query_as().fetch_all(&self.pool).await?)
-            }
-
-            /// Business keys of the given events.
-            pub async fn keys_of(&self, ids: &[String]) -> Result<Vec<KeyRow>, StoreError> {
-                let mut out = Vec::new();
-                for chunk in ids.chunks(IN_CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new(
-                        "SELECT event_id, name, value FROM event_keys WHERE event_id IN (",
-                    );
-                    let mut list = qb.separated(", ");
-                    for id in chunk {
-                        list.push_bind(id);
-                    }
-                    qb.push(") ORDER BY event_id, name, value");
-                    out.extend(qb.build_query_as::<KeyRow>().fetch_all(&self.pool).await?);
-                }
-                Ok(out)
             }
 
             /// Events without a causation id produced in span `(trace_id, span_id)`.
@@ -692,20 +753,6 @@ macro_rules! sql_store {
                 Ok(qb.build_query_as().fetch_all(&self.pool).await?)
             }
 
-            /// Events carrying business key `name = value`, in time order.
-            pub async fn by_key(&self, name: &str, value: &str, limit: i64) -> Result<Vec<SummaryRow>, StoreError> {
-                let mut qb = QueryBuilder::<$db>::new(format!(
-                    "SELECT {SUMMARY_COLUMNS} FROM event_keys k JOIN events e ON e.event_id = k.event_id \
-                     WHERE k.name = "
-                ));
-                qb.push_bind(name);
-                qb.push(" AND k.value = ");
-                qb.push_bind(value);
-                qb.push(" ORDER BY e.time_us, e.event_id LIMIT ");
-                qb.push_bind(limit);
-                Ok(qb.build_query_as().fetch_all(&self.pool).await?)
-            }
-
             /// A page of events matching `filter`, newest first, starting after `filter.before`.
             pub async fn search(&self, filter: &SearchFilter) -> Result<Vec<SummaryRow>, StoreError> {
                 let mut qb = QueryBuilder::<$db>::new(format!("SELECT {SUMMARY_COLUMNS} FROM events e WHERE 1 = 1"));
@@ -725,18 +772,17 @@ macro_rules! sql_store {
                     qb.push(" AND e.topic = ").push_bind(topic.clone());
                 }
                 if let Some((name, value)) = &filter.key {
-                    qb.push(" AND e.event_id IN (SELECT k.event_id FROM event_keys k WHERE k.name ");
-                    match name {
-                        Some(name) => {
-                            qb.push("= ").push_bind(name.clone());
-                        }
-                        // A value under any name: probe (name, value) once per name seen, rather
-                        // than scan every key for the value.
-                        None => {
-                            qb.push(format!("IN ({KEY_NAMES})"));
-                        }
+                    // A value under any name: probe (name, value) once per name seen, rather
+                    // than scan every key for the value.
+                    let names = match name {
+                        Some(name) => vec![name.clone()],
+                        None => self.key_names().await?,
+                    };
+                    if names.is_empty() {
+                        qb.push(" AND 1 = 0");
+                    } else {
+                        Self::push_key_filter(&mut qb, &names, value);
                     }
-                    qb.push(" AND k.value = ").push_bind(value.clone()).push(")");
                 }
                 if filter.problem.as_deref() == Some(ANY_PROBLEM) {
                     qb.push(" AND e.problem_count > 0");
@@ -752,27 +798,6 @@ macro_rules! sql_store {
                 }
                 qb.push(" ORDER BY e.time_us DESC, e.event_id DESC LIMIT ").push_bind(filter.limit);
                 Ok(qb.build_query_as().fetch_all(&self.pool).await?)
-            }
-
-            /// Distinct business-key names, in order (a loose index scan: one probe per name).
-            pub async fn key_names(&self) -> Result<Vec<String>, StoreError> {
-                let rows: Vec<(String,)> = sqlx::query_as(KEY_NAMES)
-                .fetch_all(&self.pool)
-                .await?;
-                Ok(rows.into_iter().map(|(n,)| n).collect())
-            }
-
-            /// Key names carrying `value` (for a search by value alone).
-            pub async fn names_with_value(&self, names: &[String], value: &str) -> Result<Vec<String>, StoreError> {
-                let mut out = Vec::new();
-                for name in names {
-                    let mut qb = QueryBuilder::<$db>::new("SELECT name FROM event_keys WHERE name = ");
-                    qb.push_bind(name.clone()).push(" AND value = ").push_bind(value.to_owned()).push(" LIMIT 1");
-                    if let Some((n,)) = qb.build_query_as::<(String,)>().fetch_optional(&self.pool).await? {
-                        out.push(n);
-                    }
-                }
-                Ok(out)
             }
 
             /// Events per (source, topic) in the time range: the produce edges of the topology.

@@ -1,0 +1,210 @@
+//! Business keys on PostgreSQL: an array on the event row under a GIN index, and a table of the
+//! key names (migration `0003`).
+//!
+//! A key in the array is `<bytes of the name>:<name><value>` (`8:order.ido-1`), which no name or
+//! value can make ambiguous. Looking a key up is `keys @> ARRAY[…]`; a value under any of several
+//! names is `keys && ARRAY[…]`. SQLite keeps its `event_keys` table (see `sqlite_write`): a GIN
+//! index has no SQLite counterpart, and there the table costs less than on PostgreSQL.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Mutex;
+
+use sqlx::{Postgres, QueryBuilder};
+
+use super::sql::{KeyRow, PgStore, SummaryRow, IN_CHUNK, SUMMARY_COLUMNS};
+use super::StoreError;
+use crate::record::EventRecord;
+
+/// Key `name = value` as an element of `events.keys`.
+pub(crate) fn encode(name: &str, value: &str) -> String {
+    format!("{}:{name}{value}", name.len())
+}
+
+/// The `(name, value)` of an element of `events.keys`; `None` for anything [`encode`] cannot have
+/// written.
+pub(crate) fn decode(element: &str) -> Option<(&str, &str)> {
+    let (len, rest) = element.split_once(':')?;
+    let len: usize = len.parse().ok()?;
+    Some((rest.get(..len)?, rest.get(len..)?))
+}
+
+/// The `events.keys` array of `e`: its keys encoded, sorted, without repeats.
+pub(crate) fn keys_array(e: &EventRecord) -> Vec<String> {
+    let set: BTreeSet<String> = e.keys.iter().map(|(n, v)| encode(n, v)).collect();
+    set.into_iter().collect()
+}
+
+/// The key names this process knows to be in `key_names` (committed), so that a batch only sends
+/// the names it brings first. Key names are few (tens), so this never grows large.
+#[derive(Debug, Default)]
+pub(crate) struct KnownNames(Mutex<HashSet<String>>);
+
+impl KnownNames {
+    /// The names of `events` not known yet, in order, without repeats.
+    pub(crate) fn unknown<'a>(&self, events: &[&'a EventRecord]) -> Vec<&'a str> {
+        let known = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<&str> = events
+            .iter()
+            .flat_map(|e| e.keys.iter().map(|(n, _)| n.as_str()))
+            .filter(|n| !known.contains(*n))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Remembers `names`, once the transaction that inserted them has committed.
+    pub(crate) fn learn(&self, names: &[&str]) {
+        let mut known = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        known.extend(names.iter().map(|n| (*n).to_owned()));
+    }
+}
+
+/// Inserts the key names of a batch that `key_names` may not hold yet.
+pub(crate) async fn insert_names(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    names: &[&str],
+) -> Result<(), StoreError> {
+    if !names.is_empty() {
+        sqlx::query(
+            "INSERT INTO key_names (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
+        )
+        .bind(names)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Adds the keys of duplicate publishes to their events' arrays (a second publish of an id may
+/// carry other keys, e.g. other baggage; the store keeps the union, as SQLite's `event_keys` does).
+pub(crate) async fn merge_keys(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    duplicates: &[&EventRecord],
+) -> Result<(), StoreError> {
+    let mut per_id: std::collections::BTreeMap<&str, BTreeSet<String>> = Default::default();
+    for e in duplicates {
+        per_id
+            .entry(e.event_id.as_str())
+            .or_default()
+            .extend(keys_array(e));
+    }
+    per_id.retain(|_, keys| !keys.is_empty());
+    for (id, keys) in per_id {
+        let keys: Vec<String> = keys.into_iter().collect();
+        sqlx::query(
+            "UPDATE events SET keys = ARRAY(SELECT DISTINCT k FROM unnest(keys || $2::text[]) k ORDER BY k) \
+             WHERE event_id = $1 AND NOT keys @> $2::text[]",
+        )
+        .bind(id)
+        .bind(&keys)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// A filter on the key array: events carrying `value` under one of `names`.
+pub(crate) fn push_key_filter(qb: &mut QueryBuilder<'_, Postgres>, names: &[String], value: &str) {
+    let wanted: Vec<String> = names.iter().map(|n| encode(n, value)).collect();
+    qb.push(" AND e.keys && ").push_bind(wanted);
+}
+
+impl PgStore {
+    /// Business keys of the given events.
+    pub async fn keys_of(&self, ids: &[String]) -> Result<Vec<KeyRow>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(IN_CHUNK) {
+            let rows: Vec<(String, Vec<String>)> =
+                sqlx::query_as("SELECT event_id, keys FROM events WHERE event_id = ANY($1)")
+                    .bind(chunk)
+                    .fetch_all(self.pool())
+                    .await?;
+            for (event_id, keys) in rows {
+                for element in &keys {
+                    if let Some((name, value)) = decode(element) {
+                        out.push(KeyRow {
+                            event_id: event_id.clone(),
+                            name: name.to_owned(),
+                            value: value.to_owned(),
+                        });
+                    }
+                }
+            }
+        }
+        out.sort_by(|a, b| (&a.event_id, &a.name, &a.value).cmp(&(&b.event_id, &b.name, &b.value)));
+        Ok(out)
+    }
+
+    /// Events carrying business key `name = value`, in time order.
+    pub async fn by_key(
+        &self,
+        name: &str,
+        value: &str,
+        limit: i64,
+    ) -> Result<Vec<SummaryRow>, StoreError> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {SUMMARY_COLUMNS} FROM events e WHERE e.keys @> $1 \
+             ORDER BY e.time_us, e.event_id LIMIT $2"
+        ))
+        .bind(vec![encode(name, value)])
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Distinct business-key names, in order.
+    pub async fn key_names(&self) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT name FROM key_names ORDER BY name")
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.into_iter().map(|(n,)| n).collect())
+    }
+
+    /// Key names carrying `value` (for a search by value alone): one GIN probe per name.
+    pub async fn names_with_value(
+        &self,
+        names: &[String],
+        value: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        for name in names {
+            let found: Option<(i32,)> =
+                sqlx::query_as("SELECT 1 FROM events WHERE keys @> $1 LIMIT 1")
+                    .bind(vec![encode(name, value)])
+                    .fetch_optional(self.pool())
+                    .await?;
+            if found.is_some() {
+                out.push(name.clone());
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_element_gives_back_its_name_and_value_whatever_they_hold() {
+        for (name, value) in [
+            ("order.id", "o-1"),
+            ("a:b", ":c:"),
+            ("", "v"),
+            ("n", ""),
+            ("ü名", "10:x"),
+        ] {
+            let element = encode(name, value);
+            assert_eq!(decode(&element), Some((name, value)), "{element}");
+        }
+        assert_eq!(encode("order.id", "o-1"), "8:order.ido-1");
+    }
+
+    #[test]
+    fn what_encode_cannot_write_is_not_read_as_a_key() {
+        for bad in ["", "x", "3:ab", "-1:a", "1:üx"] {
+            assert_eq!(decode(bad), None, "{bad}");
+        }
+    }
+}
