@@ -561,6 +561,19 @@ on_both_stores!(
     keys_are_listed_searched_and_gathered_from_every_publish,
 );
 
+/// Every key of events "a" and "b" as sorted `(name, value, event id)`.
+async fn key_rows(store: &Store) -> Vec<(String, String, String)> {
+    let mut rows: Vec<_> = store
+        .keys_of(&["a".into(), "b".into()])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| (k.name, k.value, k.event_id))
+        .collect();
+    rows.sort();
+    rows
+}
+
 #[tokio::test]
 async fn a_postgres_store_of_the_second_schema_keeps_its_keys_after_migrating() {
     // Migration 3 moves PostgreSQL's keys from `event_keys` rows onto the event rows.
@@ -573,14 +586,7 @@ async fn a_postgres_store_of_the_second_schema_keeps_its_keys_after_migrating() 
         .unwrap();
     // Back to the second schema: keys as rows of `event_keys`, one with a name of non-ASCII
     // characters (the array's length prefix counts bytes), and migration 3 forgotten.
-    let mut rows: Vec<(String, String, String)> = f
-        .store
-        .keys_of(&["a".into(), "b".into()])
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|k| (k.name, k.value, k.event_id))
-        .collect();
+    let mut rows = key_rows(&f.store).await;
     rows.push(("größe".into(), "xl".into(), "a".into()));
     let values: Vec<String> = rows
         .iter()
@@ -601,16 +607,8 @@ async fn a_postgres_store_of_the_second_schema_keeps_its_keys_after_migrating() 
     .await;
     drop(f.store);
     let store = Store::connect(&f.url).await.unwrap();
-    let mut after: Vec<(String, String, String)> = store
-        .keys_of(&["a".into(), "b".into()])
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|k| (k.name, k.value, k.event_id))
-        .collect();
-    after.sort();
     rows.sort();
-    assert_eq!(after, rows);
+    assert_eq!(key_rows(&store).await, rows);
     assert_eq!(
         store.key_names().await.unwrap(),
         vec!["größe", "kafka.key", "order.id"]
