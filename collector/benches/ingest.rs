@@ -15,7 +15,9 @@
 //! ```
 //! Without `BENCH_PG` the PostgreSQL parts are skipped, and without `BENCH_BROKERS` the
 //! end-to-end part is (both say so): librdkafka's mock broker stalls a partition under this load,
-//! so the end-to-end figures come from a real broker.
+//! so the end-to-end figures come from a real broker. `BENCH_COLLECTOR=path` runs another
+//! `choreoscope` binary end to end (to compare two builds against one broker) instead of this
+//! build's.
 
 use std::time::{Duration, Instant};
 
@@ -206,7 +208,9 @@ fn collector(brokers: &str, topic: &str, db: &str, n: usize) -> (Rates, u64) {
         .local_addr()
         .unwrap()
         .to_string();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_choreoscope"))
+    let binary = std::env::var("BENCH_COLLECTOR")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_choreoscope").to_owned());
+    let mut child = std::process::Command::new(binary)
         .args([
             "collect",
             "--brokers",

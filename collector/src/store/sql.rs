@@ -1,6 +1,8 @@
 //! The SQL both databases run, generated once for each pool type by `sql_store!` so that SQLite
 //! and PostgreSQL cannot drift apart. Placeholders come from `QueryBuilder::push_bind`, which
-//! writes each database's own syntax.
+//! writes each database's own syntax. The exceptions are the writes (each store's fastest way) and
+//! the business keys, which PostgreSQL keeps on the event row (`pg_keys`) and SQLite in
+//! `event_keys` (below); the store suite holds both to the same answers.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -302,6 +304,7 @@ struct AnalyzeSchedule {
 const ANALYZE_AT_LEAST: u64 = 50_000;
 
 impl PgStore {
+    /// For `search`: events carrying `value` under one of `names`.
     fn push_key_filter(qb: &mut QueryBuilder<'_, Postgres>, names: &[String], value: &str) {
         pg_keys::push_key_filter(qb, names, value)
     }
@@ -673,10 +676,8 @@ impl SqliteStore {
         }
         Ok(out)
     }
-}
 
-impl SqliteStore {
-    /// A filter on `event_keys`: events carrying `value` under one of `names`.
+    /// For `search`: events carrying `value` under one of `names` (rows of `event_keys`).
     fn push_key_filter(qb: &mut QueryBuilder<'_, Sqlite>, names: &[String], value: &str) {
         qb.push(" AND e.event_id IN (SELECT k.event_id FROM event_keys k WHERE k.name IN (");
         let mut list = qb.separated(", ");
