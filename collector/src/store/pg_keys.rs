@@ -78,29 +78,28 @@ pub(crate) async fn insert_names(
 
 /// Adds the keys of duplicate publishes to their events' arrays (a second publish of an id may
 /// carry other keys, e.g. other baggage; the store keeps the union, as SQLite's `event_keys` does).
+/// One statement for the whole batch: a producer replaying a topic makes every record a duplicate.
 pub(crate) async fn merge_keys(
     tx: &mut sqlx::Transaction<'_, Postgres>,
     duplicates: &[&EventRecord],
 ) -> Result<(), StoreError> {
-    let mut per_id: std::collections::BTreeMap<&str, BTreeSet<String>> = Default::default();
-    for e in duplicates {
-        per_id
-            .entry(e.event_id.as_str())
-            .or_default()
-            .extend(keys_array(e));
+    let (ids, keys): (Vec<&str>, Vec<String>) = duplicates
+        .iter()
+        .flat_map(|e| keys_array(e).into_iter().map(|k| (e.event_id.as_str(), k)))
+        .unzip();
+    if ids.is_empty() {
+        return Ok(());
     }
-    per_id.retain(|_, keys| !keys.is_empty());
-    for (id, keys) in per_id {
-        let keys: Vec<String> = keys.into_iter().collect();
-        sqlx::query(
-            "UPDATE events SET keys = ARRAY(SELECT DISTINCT k FROM unnest(keys || $2::text[]) k ORDER BY k) \
-             WHERE event_id = $1 AND NOT keys @> $2::text[]",
-        )
-        .bind(id)
-        .bind(&keys)
-        .execute(&mut **tx)
-        .await?;
-    }
+    sqlx::query(
+        "UPDATE events e SET keys = ARRAY(SELECT DISTINCT k FROM unnest(e.keys || m.keys) k ORDER BY k) \
+         FROM (SELECT id, array_agg(key) AS keys FROM unnest($1::text[], $2::text[]) AS p(id, key) \
+               GROUP BY id) m \
+         WHERE e.event_id = m.id AND NOT e.keys @> m.keys",
+    )
+    .bind(&ids)
+    .bind(&keys)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
