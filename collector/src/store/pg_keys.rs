@@ -35,19 +35,29 @@ pub(crate) fn keys_array(e: &EventRecord) -> Vec<String> {
 }
 
 /// The key names this process knows to be in `key_names` (committed), so that a batch only sends
-/// the names it brings first. Key names are few (tens), so this never grows large.
+/// the names it brings first. Key names are usually few (tens); baggage keys come from producers,
+/// though, so it remembers at most [`MAX_KNOWN_NAMES`] and sends any others every time (the
+/// `INSERT … ON CONFLICT DO NOTHING` keeps that correct), keeping memory bounded.
 #[derive(Debug, Default)]
 pub(crate) struct KnownNames(Mutex<HashSet<String>>);
 
+/// How many key names [`KnownNames`] remembers.
+pub(crate) const MAX_KNOWN_NAMES: usize = 10_000;
+
 impl KnownNames {
-    /// The names of `events` not known yet, in order, without repeats.
+    /// The key names of `events` not known yet, in order, without repeats.
     pub(crate) fn unknown<'a>(&self, events: &[&'a EventRecord]) -> Vec<&'a str> {
+        self.unknown_of(
+            events
+                .iter()
+                .flat_map(|e| e.keys.iter().map(|(n, _)| n.as_str())),
+        )
+    }
+
+    /// Those of `names` not known yet, in order, without repeats.
+    fn unknown_of<'a>(&self, names: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
         let known = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out: Vec<&str> = events
-            .iter()
-            .flat_map(|e| e.keys.iter().map(|(n, _)| n.as_str()))
-            .filter(|n| !known.contains(*n))
-            .collect();
+        let mut out: Vec<&str> = names.filter(|n| !known.contains(*n)).collect();
         out.sort_unstable();
         out.dedup();
         out
@@ -56,7 +66,8 @@ impl KnownNames {
     /// Remembers `names`, once the transaction that inserted them has committed.
     pub(crate) fn learn(&self, names: &[&str]) {
         let mut known = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        known.extend(names.iter().map(|n| (*n).to_owned()));
+        let room = MAX_KNOWN_NAMES.saturating_sub(known.len());
+        known.extend(names.iter().take(room).map(|n| (*n).to_owned()));
     }
 }
 
@@ -198,6 +209,26 @@ mod tests {
             assert_eq!(decode(&element), Some((name, value)), "{element}");
         }
         assert_eq!(encode("order.id", "o-1"), "8:order.ido-1");
+    }
+
+    #[test]
+    fn known_names_are_not_sent_again_and_stay_bounded() {
+        let batch = ["order.id", "kafka.key", "order.id", "subject"];
+        let known = KnownNames::default();
+        assert_eq!(
+            known.unknown_of(batch.into_iter()),
+            vec!["kafka.key", "order.id", "subject"]
+        );
+        known.learn(&["kafka.key", "order.id"]);
+        assert_eq!(known.unknown_of(batch.into_iter()), vec!["subject"]);
+        let many: Vec<String> = (0..MAX_KNOWN_NAMES + 5).map(|i| format!("k{i}")).collect();
+        known.learn(&many.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(known.0.lock().unwrap().len(), MAX_KNOWN_NAMES);
+        assert_eq!(
+            known.unknown_of(batch.into_iter()),
+            vec!["subject"],
+            "past the bound, still sent"
+        );
     }
 
     #[test]
