@@ -114,13 +114,17 @@ pub(crate) async fn merge_keys(
     Ok(())
 }
 
-/// A filter on the key array: events carrying `value` under one of `names`.
-pub(crate) fn push_key_filter(qb: &mut QueryBuilder<'_, Postgres>, names: &[String], value: &str) {
-    let wanted: Vec<String> = names.iter().map(|n| encode(n, value)).collect();
-    qb.push(" AND e.keys && ").push_bind(wanted);
-}
-
 impl PgStore {
+    /// For `search`: events carrying `value` under one of `names` (the key array).
+    pub(super) fn push_key_filter(
+        qb: &mut QueryBuilder<'_, Postgres>,
+        names: &[String],
+        value: &str,
+    ) {
+        let wanted: Vec<String> = names.iter().map(|n| encode(n, value)).collect();
+        qb.push(" AND e.keys && ").push_bind(wanted);
+    }
+
     /// Business keys of the given events.
     pub async fn keys_of(&self, ids: &[String]) -> Result<Vec<KeyRow>, StoreError> {
         let mut out = Vec::new();

@@ -304,11 +304,6 @@ struct AnalyzeSchedule {
 const ANALYZE_AT_LEAST: u64 = 50_000;
 
 impl PgStore {
-    /// For `search`: events carrying `value` under one of `names`.
-    fn push_key_filter(qb: &mut QueryBuilder<'_, Postgres>, names: &[String], value: &str) {
-        pg_keys::push_key_filter(qb, names, value)
-    }
-
     /// Wraps a migrated pool.
     pub fn new(pool: PgPool) -> Self {
         Self {
