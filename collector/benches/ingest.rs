@@ -17,7 +17,8 @@
 //! end-to-end part is (both say so): librdkafka's mock broker stalls a partition under this load,
 //! so the end-to-end figures come from a real broker. `BENCH_COLLECTOR=path` runs another
 //! `choreoscope` binary end to end (to compare two builds against one broker) instead of this
-//! build's.
+//! build's. `BENCH_KEEP_TOPIC=1` leaves the run's topic on the broker (it is deleted otherwise), so
+//! that the next run's collector works on a cluster holding other busy topics.
 
 use std::time::{Duration, Instant};
 
@@ -364,9 +365,13 @@ fn main() {
         let bytes = rt.block_on(pg_bytes(&url));
         report("collector → PostgreSQL", rate, raw, bytes / n as u64, rss);
     }
-    // The collector reads every topic of the cluster: a topic left behind by this run would be
-    // read (and filtered out) again by the next run's collectors, which then measured 30 %
-    // slower per run left behind.
+    // Collectors before the subscription was narrowed by `--include` read every topic of the
+    // cluster, so a topic left behind slowed the next run's by 30 %. `BENCH_KEEP_TOPIC=1` leaves
+    // it, to measure a collector on a broker holding other busy topics.
+    if std::env::var("BENCH_KEEP_TOPIC").is_ok() {
+        println!("topic {topic} kept on the broker (BENCH_KEEP_TOPIC)");
+        return;
+    }
     let deleted = rt
         .block_on(admin.delete_topics(&[&topic], &rdkafka::admin::AdminOptions::new()))
         .expect("delete the bench topic");

@@ -42,11 +42,8 @@ use tokio_util::sync::CancellationToken;
 use crate::live::LiveFeed;
 use crate::metrics::{KindLabel, Metrics, PartitionLabel, TopicLabel};
 use crate::record::{EventRecord, Interpreter, RawRecord};
-use crate::rules::TopicPattern;
 use crate::store::{Store, WriteOutcome};
-
-/// The subscription: every topic whose name does not start with `__` (Kafka's internal topics).
-pub const ALL_TOPICS: &str = "^([^_]|_[^_]).*";
+use crate::subscription::{TopicFilter, ALL_TOPICS};
 
 /// How the collector consumes.
 #[derive(Debug, Clone)]
@@ -55,10 +52,8 @@ pub struct IngestConfig {
     pub brokers: String,
     /// Consumer group.
     pub group: String,
-    /// Only topics matching this (whole-name) pattern are stored.
-    pub include: Option<TopicPattern>,
-    /// Topics matching this (whole-name) pattern are not stored.
-    pub exclude: Option<TopicPattern>,
+    /// Which topics are stored (`--include`/`--exclude`); a filter narrows the subscription.
+    pub topics: TopicFilter,
     /// Records per transaction, at most.
     pub batch_size: usize,
     /// Time a batch may stay open after its first record.
@@ -162,7 +157,8 @@ struct TopicState {
 }
 
 impl Ingestor {
-    /// Creates the consumer and subscribes to every topic.
+    /// Creates the consumer; without a topic filter, subscribes to every topic (with one, the
+    /// subscription follows the cluster's topic list once [`Ingestor::run`] starts).
     pub fn new(
         config: IngestConfig,
         interpreter: Interpreter,
@@ -192,7 +188,10 @@ impl Ingestor {
         let consumer: StreamConsumer<LagContext> = client.create_with_context(LagContext {
             metrics: metrics.clone(),
         })?;
-        consumer.subscribe(&[ALL_TOPICS])?;
+        // With a filter, `subscription::follow` subscribes once it has read the topic list.
+        if config.topics.is_everything() {
+            consumer.subscribe(&[ALL_TOPICS])?;
+        }
         Ok(Self {
             batch: Batch::with_capacity(config.batch_size),
             config,
@@ -211,25 +210,13 @@ impl Ingestor {
         self
     }
 
-    fn wanted(&self, topic: &str) -> bool {
-        self.config
-            .include
-            .as_ref()
-            .is_none_or(|p| p.matches(topic))
-            && !self
-                .config
-                .exclude
-                .as_ref()
-                .is_some_and(|p| p.matches(topic))
-    }
-
     fn topic_state(&mut self, topic: &str) -> &mut TopicState {
         if !self.topics.contains_key(topic) {
             let label = TopicLabel {
                 topic: topic.to_owned(),
             };
             let state = TopicState {
-                wanted: self.wanted(topic),
+                wanted: self.config.topics.wants(topic),
                 consumed: self.metrics.records_consumed.get_or_create(&label).clone(),
                 excluded: self.metrics.records_excluded.get_or_create(&label).clone(),
                 last_read: HashMap::new(),
@@ -315,8 +302,19 @@ impl Ingestor {
     /// is written by a single writer task, so batches are durable, and their offsets stored, in
     /// order.
     pub async fn run(mut self, cancel: CancellationToken) -> Result<(), IngestError> {
+        let everything = self.config.topics.is_everything();
         tracing::info!(brokers = %self.config.brokers, group = %self.config.group, store = self.store.kind(),
-            "collecting from every topic");
+            "collecting from {}", if everything { "every topic" } else { "the topics --include/--exclude let through" });
+        let following = CancellationToken::new();
+        let subscription = (!everything).then(|| {
+            tokio::spawn(crate::subscription::follow(
+                self.consumer.clone(),
+                self.config.topics.clone(),
+                self.config.metadata_refresh,
+                self.metrics.clone(),
+                following.clone(),
+            ))
+        });
         let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(1);
         let writer = tokio::spawn(
             Writer {
@@ -363,6 +361,10 @@ impl Ingestor {
                     }
                 },
             }
+        }
+        following.cancel();
+        if let Some(task) = subscription {
+            let _ = task.await;
         }
         if self.batch.positions > 0 {
             let last = self.take_batch();

@@ -11,6 +11,8 @@
 //! - [`lineage`]: causal graph walks over the store (ancestors, descendants, cycles, missing causes).
 //! - [`flow`]: the causal graph of a set of events (a key, a trace, a correlation) and its ends.
 //! - [`ingest`]: the consumer loop — batches, back-pressure, offsets after durability.
+//! - [`subscription`]: what the consumer subscribes to — every topic, or the list a filter lets
+//!   through, followed as topics come and go.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`api`]: the query API under `/api/v1` and the answers it shares with `choreoscope query`.
 //! - [`demo`]: `choreoscope demo` — mock broker, sample services with trouble, collector, API.
@@ -31,4 +33,5 @@ pub mod record;
 pub mod render;
 pub mod rules;
 pub mod store;
+pub mod subscription;
 pub mod web;

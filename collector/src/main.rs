@@ -252,8 +252,10 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         IngestConfig {
             brokers: args.brokers,
             group: args.group,
-            include: args.include,
-            exclude: args.exclude,
+            topics: choreoscope::subscription::TopicFilter {
+                include: args.include,
+                exclude: args.exclude,
+            },
             batch_size: args.batch_size.max(1),
             batch_timeout: Duration::from_millis(args.batch_ms),
             metadata_refresh: Duration::from_millis(args.metadata_refresh_ms.max(100)),

@@ -38,7 +38,8 @@ pub struct Metrics {
     registry: Mutex<Registry>,
     /// Records read from Kafka, per topic.
     pub records_consumed: Family<TopicLabel, Counter>,
-    /// Records skipped by `--include`/`--exclude`, per topic (offsets still advance).
+    /// Records of topics `--include`/`--exclude` leave out that were read all the same (only while
+    /// the subscription catches up with the topic list), per topic (offsets still advance).
     pub records_excluded: Family<TopicLabel, Counter>,
     /// Deliveries stored for the first time, per topic.
     pub events_ingested: Family<TopicLabel, Counter>,
@@ -58,6 +59,10 @@ pub struct Metrics {
     pub kafka_errors: Counter,
     /// 1 while consumption is held back because the store is failing.
     pub paused: Gauge,
+    /// Topics subscribed to because `--include`/`--exclude` let them through (set only with a filter).
+    pub topics_subscribed: Gauge,
+    /// Topics of the cluster `--include`/`--exclude` leave out, never fetched (set only with a filter).
+    pub topics_left_out: Gauge,
     /// Consumer lag per partition, from the client's statistics.
     pub consumer_lag: Family<PartitionLabel, Gauge>,
     /// Offsets never delivered between two consecutive records of a partition, per topic:
@@ -87,6 +92,8 @@ impl Metrics {
             store_errors: Counter::default(),
             kafka_errors: Counter::default(),
             paused: Gauge::default(),
+            topics_subscribed: Gauge::default(),
+            topics_left_out: Gauge::default(),
             consumer_lag: Family::default(),
             offsets_skipped: Family::default(),
         };
@@ -98,7 +105,7 @@ impl Metrics {
         );
         registry.register(
             "records_excluded",
-            "Records skipped by --include/--exclude",
+            "Records of topics left out by --include/--exclude, read while the subscription caught up",
             m.records_excluded.clone(),
         );
         registry.register(
@@ -145,6 +152,16 @@ impl Metrics {
             "paused",
             "1 while consumption is held back because the store is failing",
             m.paused.clone(),
+        );
+        registry.register(
+            "topics_subscribed",
+            "Topics subscribed to because --include/--exclude let them through",
+            m.topics_subscribed.clone(),
+        );
+        registry.register(
+            "topics_left_out",
+            "Topics of the cluster left out by --include/--exclude, never fetched",
+            m.topics_left_out.clone(),
         );
         registry.register(
             "consumer_lag",

@@ -92,8 +92,7 @@ pub async fn run(config: DemoConfig, cancel: CancellationToken) -> Result<(), De
         IngestConfig {
             brokers: brokers.clone(),
             group: "choreoscope-demo".into(),
-            include: None,
-            exclude: None,
+            topics: crate::subscription::TopicFilter::default(),
             batch_size: 1000,
             batch_timeout: Duration::from_millis(100),
             metadata_refresh: Duration::from_secs(1),

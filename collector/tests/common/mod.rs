@@ -7,8 +7,9 @@ use std::time::Duration;
 use choreoscope::ingest::{IngestConfig, Ingestor};
 use choreoscope::metrics::Metrics;
 use choreoscope::record::Interpreter;
-use choreoscope::rules::Rules;
+use choreoscope::rules::{Rules, TopicPattern};
 use choreoscope::store::Store;
+use choreoscope::subscription::TopicFilter;
 use choreoscope_e2e::TestBroker;
 use choreoscope_sdk::{stamp, EventContext, OutgoingEvent, RecordHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -27,6 +28,16 @@ pub struct InProcessCollector {
 impl InProcessCollector {
     /// Starts collecting the topics whose names end with `suffix` into a fresh SQLite store.
     pub async fn start(broker: &TestBroker, suffix: &str) -> Self {
+        let filter = TopicFilter {
+            include: Some(TopicPattern::new(&format!(".*{suffix}")).unwrap()),
+            exclude: None,
+        };
+        Self::start_filtered(broker, &format!("collector-{suffix}"), filter).await
+    }
+
+    /// Starts collecting the topics `filter` lets through, in consumer group `group`, into a
+    /// fresh SQLite store.
+    pub async fn start_filtered(broker: &TestBroker, group: &str, filter: TopicFilter) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::connect(&format!("sqlite://{}", dir.path().join("c.db").display()))
             .await
@@ -35,11 +46,8 @@ impl InProcessCollector {
         let ingestor = Ingestor::new(
             IngestConfig {
                 brokers: broker.bootstrap().to_owned(),
-                group: format!("collector-{suffix}"),
-                include: Some(
-                    choreoscope::rules::TopicPattern::new(&format!(".*{suffix}")).unwrap(),
-                ),
-                exclude: None,
+                group: group.to_owned(),
+                topics: filter,
                 batch_size: 500,
                 batch_timeout: Duration::from_millis(50),
                 metadata_refresh: Duration::from_millis(500),

@@ -1,0 +1,221 @@
+//! What the collector subscribes to.
+//!
+//! Without `--include`/`--exclude` it is every topic but Kafka's internal `__*` ones, by regex
+//! subscription ([`ALL_TOPICS`]): librdkafka matches new topics on each metadata refresh.
+//!
+//! With a filter the subscription is narrowed to an explicit list of the topics that pass it, so
+//! the topics left out are never fetched (a collector `--include`d to one topic of a busy cluster
+//! used to read every record of every other topic only to drop it). Our filters are Rust regexes,
+//! which librdkafka's POSIX dialect cannot stand in for, so the list is computed here from the
+//! cluster's metadata and followed: every refresh interval the metadata is read again and, when
+//! the set of passing topics changed (a topic created or deleted), the consumer subscribes to the
+//! new list — which the group takes as a rebalance, absorbed by the idempotent store. The topics
+//! left out are surfaced, not skipped silently: their number is a gauge and their names are logged
+//! whenever the set changes.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use tokio_util::sync::CancellationToken;
+
+use crate::ingest::LagContext;
+use crate::metrics::Metrics;
+use crate::rules::TopicPattern;
+
+/// The regex subscription used without filters: every topic whose name does not start with `__`.
+pub const ALL_TOPICS: &str = "^([^_]|_[^_]).*";
+
+/// How long one metadata request may take before the refresh gives up until the next interval.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Which topics the collector stores: `--include` and `--exclude` over every non-internal topic.
+#[derive(Debug, Clone, Default)]
+pub struct TopicFilter {
+    /// Only topics whose whole name matches are stored (all when `None`).
+    pub include: Option<TopicPattern>,
+    /// Topics whose whole name matches are not stored.
+    pub exclude: Option<TopicPattern>,
+}
+
+impl TopicFilter {
+    /// Whether neither `--include` nor `--exclude` was given.
+    pub fn is_everything(&self) -> bool {
+        self.include.is_none() && self.exclude.is_none()
+    }
+
+    /// Whether records of `topic` are stored: not internal, included, not excluded.
+    pub fn wants(&self, topic: &str) -> bool {
+        !topic.starts_with("__")
+            && self.include.as_ref().is_none_or(|p| p.matches(topic))
+            && !self.exclude.as_ref().is_some_and(|p| p.matches(topic))
+    }
+
+    /// Splits the cluster's topic names into those to subscribe to and those left out (Kafka's
+    /// internal topics are neither: they are never collected and not worth reporting).
+    pub fn split<'a>(
+        &self,
+        topics: impl IntoIterator<Item = &'a str>,
+    ) -> (BTreeSet<String>, BTreeSet<String>) {
+        let mut wanted = BTreeSet::new();
+        let mut left_out = BTreeSet::new();
+        for topic in topics.into_iter().filter(|t| !t.starts_with("__")) {
+            if self.wants(topic) {
+                wanted.insert(topic.to_owned());
+            } else {
+                left_out.insert(topic.to_owned());
+            }
+        }
+        (wanted, left_out)
+    }
+}
+
+/// Keeps a consumer subscribed to exactly the topics `filter` wants, re-reading the cluster's
+/// metadata every `every` until `cancel` fires. Only for a filter that is not
+/// [`TopicFilter::is_everything`] (which the regex subscription serves without this).
+pub async fn follow(
+    consumer: Arc<StreamConsumer<LagContext>>,
+    filter: TopicFilter,
+    every: Duration,
+    metrics: Arc<Metrics>,
+    cancel: CancellationToken,
+) {
+    let mut current: Option<BTreeSet<String>> = None;
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let names = {
+            let consumer = consumer.clone();
+            tokio::task::spawn_blocking(move || {
+                consumer.fetch_metadata(None, METADATA_TIMEOUT).map(|m| {
+                    m.topics()
+                        .iter()
+                        .map(|t| t.name().to_owned())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .await
+        };
+        let names = match names {
+            Ok(Ok(names)) => names,
+            Ok(Err(e)) => {
+                metrics.kafka_errors.inc();
+                tracing::warn!(error = %e, "cannot read the topic list; the subscription stays as it is until the next refresh");
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "topic list refresh panicked");
+                continue;
+            }
+        };
+        let (wanted, left_out) = filter.split(names.iter().map(String::as_str));
+        metrics.topics_subscribed.set(wanted.len() as i64);
+        metrics.topics_left_out.set(left_out.len() as i64);
+        if current.as_ref() == Some(&wanted) {
+            continue;
+        }
+        let result = if wanted.is_empty() {
+            consumer.unsubscribe();
+            Ok(())
+        } else {
+            let list: Vec<&str> = wanted.iter().map(String::as_str).collect();
+            consumer.subscribe(&list)
+        };
+        match result {
+            Ok(()) => {
+                if wanted.is_empty() {
+                    tracing::warn!(left_out = ?left_out, "no topic passes --include/--exclude yet; waiting for one");
+                } else {
+                    tracing::info!(subscribed = ?wanted, left_out = ?left_out, "subscription narrowed by --include/--exclude");
+                }
+                current = Some(wanted);
+            }
+            Err(e) => {
+                metrics.kafka_errors.inc();
+                tracing::warn!(error = %e, "cannot subscribe; trying again at the next refresh");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(include: Option<&str>, exclude: Option<&str>) -> TopicFilter {
+        TopicFilter {
+            include: include.map(|p| TopicPattern::new(p).unwrap()),
+            exclude: exclude.map(|p| TopicPattern::new(p).unwrap()),
+        }
+    }
+
+    const CLUSTER: [&str; 6] = [
+        "__consumer_offsets",
+        "orders",
+        "orders-dlq",
+        "payments",
+        "audit.orders",
+        "_private",
+    ];
+
+    fn names(set: &BTreeSet<String>) -> Vec<&str> {
+        set.iter().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn without_filters_everything_but_internal_topics_is_wanted() {
+        let f = filter(None, None);
+        assert!(f.is_everything());
+        let (wanted, left_out) = f.split(CLUSTER);
+        assert_eq!(
+            names(&wanted),
+            [
+                "_private",
+                "audit.orders",
+                "orders",
+                "orders-dlq",
+                "payments"
+            ]
+        );
+        assert!(left_out.is_empty(), "internal topics are not reported");
+        assert!(!f.wants("__consumer_offsets"));
+    }
+
+    #[test]
+    fn include_matches_whole_names_and_exclude_wins_over_it() {
+        let f = filter(Some("orders.*|payments"), Some(".*-dlq"));
+        assert!(!f.is_everything());
+        let (wanted, left_out) = f.split(CLUSTER);
+        assert_eq!(names(&wanted), ["orders", "payments"]);
+        assert_eq!(
+            names(&left_out),
+            ["_private", "audit.orders", "orders-dlq"],
+            "`orders.*` does not match inside `audit.orders`: patterns are anchored"
+        );
+    }
+
+    #[test]
+    fn an_include_never_brings_in_internal_topics() {
+        let f = filter(Some(".*"), None);
+        assert!(!f.wants("__consumer_offsets"));
+        let (wanted, _) = f.split(CLUSTER);
+        assert!(!wanted.contains("__consumer_offsets"));
+        assert_eq!(wanted.len(), 5);
+    }
+
+    #[test]
+    fn exclude_alone_keeps_the_rest() {
+        let f = filter(None, Some("audit\\..*"));
+        let (wanted, left_out) = f.split(CLUSTER);
+        assert_eq!(
+            names(&wanted),
+            ["_private", "orders", "orders-dlq", "payments"]
+        );
+        assert_eq!(names(&left_out), ["audit.orders"]);
+    }
+}
