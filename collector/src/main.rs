@@ -17,6 +17,11 @@ use choreoscope::store::Store;
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc instead of glibc's allocator: a profile of the ingest loop spent ~30 % of the
+/// collector's CPU in glibc `malloc`/`free` (docs/benchmarks.md, run 10).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Choreoscope: see what happened to a business entity across every service of a Kafka
 /// choreography.
 #[derive(Parser, Debug)]
