@@ -22,6 +22,34 @@ use tokio_util::sync::CancellationToken;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's options that keep the collector's memory small (see [`tune_allocator`]), by their
+/// number in mimalloc 3's `mi_option_e` (the Rust bindings name only some), with the default each
+/// must have — checked before setting, so a renumbered option is reported, never mis-set.
+const MI_OPTION_ARENA_EAGER_COMMIT: (i32, i64) = (4, 2);
+const MI_OPTION_PURGE_DELAY: (i32, i64) = (15, 1000);
+
+/// Returns freed memory to the OS at once and commits arena memory on demand. With mimalloc's
+/// defaults (freed memory purged after 1 s, arenas committed eagerly) the collector's peak RSS writing into
+/// PostgreSQL rose from 212 MiB (glibc) to 244–258 MiB over 600 000 events; with these, 191 MiB.
+/// Called first thing in `main`, before the runtime's threads exist. Returns the options found
+/// with another value than expected, `(option, value, expected)`, left alone.
+fn tune_allocator() -> Vec<(i32, i64, i64)> {
+    let mut untouched = Vec::new();
+    for ((option, default), value) in [
+        (MI_OPTION_ARENA_EAGER_COMMIT, 0),
+        (MI_OPTION_PURGE_DELAY, 0),
+    ] {
+        // SAFETY: plain getter and setter of mimalloc's global options, valid at any time.
+        let current: i64 = unsafe { libmimalloc_sys::mi_option_get(option) };
+        if current == default {
+            unsafe { libmimalloc_sys::mi_option_set(option, value) };
+        } else {
+            untouched.push((option, current, default));
+        }
+    }
+    untouched
+}
+
 /// Choreoscope: see what happened to a business entity across every service of a Kafka
 /// choreography.
 #[derive(Parser, Debug)]
@@ -368,8 +396,16 @@ fn spawn_shutdown(cancel: &CancellationToken) {
     });
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    let untuned = tune_allocator();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run(untuned))
+}
+
+async fn run(untuned: Vec<(i32, i64, i64)>) -> anyhow::Result<()> {
     let cli = Cli::parse();
     // The demo's legacy producer is malformed on purpose: its services need not say so each time.
     let default_filter = match cli.command {
@@ -382,10 +418,41 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| default_filter.into()),
         )
         .init();
+    for (option, value, expected) in untuned {
+        tracing::warn!(
+            option,
+            value,
+            expected,
+            "mimalloc option not at the default this build expects; left alone"
+        );
+    }
     match cli.command {
         Command::Collect(args) => collect(args).await,
         Command::Serve(args) => serve(args).await,
         Command::Query(args) => query(args).await,
         Command::Demo(args) => demo(args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_allocator_options_tuned_are_the_ones_this_mimalloc_numbers_so() {
+        // Each option's number is checked through its documented default: a mimalloc that
+        // renumbered them would show other defaults here instead of being mis-set silently.
+        assert_eq!(
+            tune_allocator(),
+            Vec::new(),
+            "options found at other defaults"
+        );
+        for (option, _) in [MI_OPTION_ARENA_EAGER_COMMIT, MI_OPTION_PURGE_DELAY] {
+            assert_eq!(unsafe { libmimalloc_sys::mi_option_get(option) }, 0);
+        }
+        assert!(
+            !tune_allocator().is_empty(),
+            "a second call finds the options already changed and leaves them"
+        );
     }
 }

@@ -467,7 +467,16 @@ impl PgStore {
                     .push_bind(pg_keys::keys_array(e));
             });
             qb.push(" ON CONFLICT (event_id) DO NOTHING RETURNING event_id");
-            let rows: Vec<(String,)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+            // A full chunk's statement is prepared once per connection; the other sizes (a
+            // batch's last chunk, closed by time) are sent unprepared: each connection's statement
+            // cache kept up to 100 of them, a 26 000-placeholder text and its parameter types
+            // each, which grew the collector's RSS with every new size (and the server's backends
+            // with their plans).
+            let rows: Vec<(String,)> = qb
+                .build_query_as()
+                .persistent(chunk.len() == EVENT_CHUNK)
+                .fetch_all(&mut *tx)
+                .await?;
             created.extend(rows.into_iter().map(|(id,)| id));
         }
         known.extend(
@@ -521,7 +530,8 @@ impl PgStore {
                 b.push_bind(*kind).push_bind(*id);
             });
             qb.push(" ON CONFLICT DO NOTHING");
-            qb.build().execute(&mut *tx).await?;
+            // Sizes vary batch to batch: unprepared, like a partial chunk of events above.
+            qb.build().persistent(false).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         self.names.learn(&names);
@@ -575,6 +585,7 @@ async fn extra_deliveries<'a>(
         qb.push(" ON CONFLICT DO NOTHING RETURNING topic, kafka_partition, kafka_offset");
         let inserted: HashSet<(String, i32, i64)> = qb
             .build_query_as()
+            .persistent(false)
             .fetch_all(&mut **tx)
             .await?
             .into_iter()
