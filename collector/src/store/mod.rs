@@ -328,13 +328,19 @@ impl Store {
         dispatch!(self.key_names())
     }
 
-    /// Those of `names` under which `value` is a key of some event.
+    /// Those of `names` under which `value` is a key of some event: one index probe per name.
     pub async fn names_with_value(
         &self,
         names: &[String],
         value: &str,
     ) -> Result<Vec<String>, StoreError> {
-        dispatch!(self.names_with_value(names, value))
+        let mut out = Vec::new();
+        for name in names {
+            if dispatch!(self.has_key(name, value))? {
+                out.push(name.clone());
+            }
+        }
+        Ok(out)
     }
 
     /// Events per (service, topic) produced in `[from_us, to_us)`.

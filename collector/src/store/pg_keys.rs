@@ -175,24 +175,13 @@ impl PgStore {
         Ok(rows.into_iter().map(|(n,)| n).collect())
     }
 
-    /// Key names carrying `value` (for a search by value alone): one GIN probe per name.
-    pub async fn names_with_value(
-        &self,
-        names: &[String],
-        value: &str,
-    ) -> Result<Vec<String>, StoreError> {
-        let mut out = Vec::new();
-        for name in names {
-            let found: Option<(i32,)> =
-                sqlx::query_as("SELECT 1 FROM events WHERE keys @> $1 LIMIT 1")
-                    .bind(vec![encode(name, value)])
-                    .fetch_optional(self.pool())
-                    .await?;
-            if found.is_some() {
-                out.push(name.clone());
-            }
-        }
-        Ok(out)
+    /// Whether some event carries business key `name = value` (one GIN probe).
+    pub async fn has_key(&self, name: &str, value: &str) -> Result<bool, StoreError> {
+        let found: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM events WHERE keys @> $1 LIMIT 1")
+            .bind(vec![encode(name, value)])
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(found.is_some())
     }
 }
 

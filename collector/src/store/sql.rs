@@ -659,28 +659,15 @@ impl SqliteStore {
         Ok(rows.into_iter().map(|(n,)| n).collect())
     }
 
-    /// Key names carrying `value` (for a search by value alone).
-    pub async fn names_with_value(
-        &self,
-        names: &[String],
-        value: &str,
-    ) -> Result<Vec<String>, StoreError> {
-        let mut out = Vec::new();
-        for name in names {
-            let mut qb = QueryBuilder::<Sqlite>::new("SELECT name FROM event_keys WHERE name = ");
-            qb.push_bind(name.clone())
-                .push(" AND value = ")
-                .push_bind(value.to_owned())
-                .push(" LIMIT 1");
-            if let Some((n,)) = qb
-                .build_query_as::<(String,)>()
+    /// Whether some event carries business key `name = value` (one index probe).
+    pub async fn has_key(&self, name: &str, value: &str) -> Result<bool, StoreError> {
+        let found: Option<(i32,)> =
+            sqlx::query_as("SELECT 1 FROM event_keys WHERE name = ? AND value = ? LIMIT 1")
+                .bind(name)
+                .bind(value)
                 .fetch_optional(&self.pool)
-                .await?
-            {
-                out.push(n);
-            }
-        }
-        Ok(out)
+                .await?;
+        Ok(found.is_some())
     }
 
     /// For `search`: events carrying `value` under one of `names` (rows of `event_keys`).
