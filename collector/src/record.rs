@@ -108,24 +108,59 @@ pub struct Interpreter {
     max_payload: usize,
 }
 
-/// Encodes headers as binary-safe JSON.
+/// Encodes headers as binary-safe JSON: `[[name, "text" | {"base64": "…"} | null], …]`.
+///
+/// Written straight into the string (this runs for every record: building a `serde_json::Value`
+/// per header first took half of the interpretation's instructions).
 pub fn headers_to_json(headers: &RecordHeaders) -> String {
-    let list: Vec<serde_json::Value> = headers
-        .iter()
-        .map(|(name, value)| {
-            let value = match value {
-                None => serde_json::Value::Null,
-                Some(bytes) => match std::str::from_utf8(bytes) {
-                    Ok(text) => serde_json::Value::String(text.to_owned()),
-                    Err(_) => serde_json::json!({
-                        "base64": base64::engine::general_purpose::STANDARD.encode(bytes)
-                    }),
-                },
-            };
-            serde_json::json!([name, value])
-        })
-        .collect();
-    serde_json::Value::Array(list).to_string()
+    let mut out = Vec::with_capacity(
+        64 + headers
+            .iter()
+            .map(|(n, v)| n.len() + v.map_or(4, <[u8]>::len) + 8)
+            .sum::<usize>(),
+    );
+    out.push(b'[');
+    for (i, (name, value)) in headers.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'[');
+        json_string(&mut out, name);
+        out.push(b',');
+        match value {
+            None => out.extend_from_slice(b"null"),
+            Some(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) => json_string(&mut out, text),
+                Err(_) => {
+                    out.extend_from_slice(br#"{"base64":""#);
+                    out.extend_from_slice(
+                        base64::engine::general_purpose::STANDARD
+                            .encode(bytes)
+                            .as_bytes(),
+                    );
+                    out.extend_from_slice(br#""}"#);
+                }
+            },
+        }
+        out.push(b']');
+    }
+    out.push(b']');
+    // Only valid UTF-8 went in: names are `str`, values were checked, the rest is ASCII.
+    String::from_utf8(out).expect("JSON text of str values is UTF-8")
+}
+
+/// Appends `text` as a JSON string literal (serde_json's escaping).
+fn json_string(out: &mut Vec<u8>, text: &str) {
+    // Most header values need no escape: copied whole when a vectorized scan finds none.
+    let plain = !needs_escape(text.as_bytes());
+    if plain {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing into a Vec cannot fail, and a str always serializes.
+        let _ = serde_json::to_writer(&mut *out, text);
+    }
 }
 
 fn looks_like_json(payload: &[u8]) -> bool {
@@ -133,6 +168,30 @@ fn looks_like_json(payload: &[u8]) -> bool {
         payload.iter().find(|b| !b.is_ascii_whitespace()),
         Some(b'{' | b'[')
     )
+}
+
+/// Whether JSON must escape any of `bytes` (a control character, `"` or `\\`). Tested 16 bytes
+/// at a time without early exit inside a block, which the compiler turns into vector compares.
+fn needs_escape(bytes: &[u8]) -> bool {
+    let special = |b: u8| (b < 0x20) | (b == b'"') | (b == b'\\');
+    let mut blocks = bytes.chunks_exact(16);
+    for block in &mut blocks {
+        if block.iter().fold(false, |any, &b| any | special(b)) {
+            return true;
+        }
+    }
+    blocks.remainder().iter().any(|&b| special(b))
+}
+
+/// Checks that `payload` is JSON, and parses it when a key rule will read it (`keep`): building
+/// the value costs allocations for every object and string, which a check alone does not.
+fn parse_json(payload: &[u8], keep: bool) -> Result<Option<serde_json::Value>, serde_json::Error> {
+    // serde_json checks UTF-8 when it builds strings, not when it skips them: a payload that is
+    // not UTF-8 takes the full parse, which reports it.
+    if keep || std::str::from_utf8(payload).is_err() {
+        return serde_json::from_slice(payload).map(Some);
+    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(payload).map(|_| None)
 }
 
 fn scalar_text(value: &serde_json::Value) -> Option<String> {
@@ -182,10 +241,16 @@ impl Interpreter {
         let claims_json = content_type
             .as_deref()
             .is_some_and(|ct| ct.contains("json"));
+        let mut rules = self
+            .rules
+            .key_rules
+            .iter()
+            .filter(|r| r.topics.matches(raw.topic))
+            .peekable();
         let json = match raw.payload {
             Some(p) if claims_json || (content_type.is_none() && looks_like_json(p)) => {
-                match serde_json::from_slice::<serde_json::Value>(p) {
-                    Ok(v) => Some(v),
+                match parse_json(p, rules.peek().is_some()) {
+                    Ok(v) => v,
                     Err(e) => {
                         problems.push(Problem {
                             kind: "payload_not_json".into(),
@@ -220,12 +285,7 @@ impl Interpreter {
             }
         }
         if let Some(json) = &json {
-            for rule in self
-                .rules
-                .key_rules
-                .iter()
-                .filter(|r| r.topics.matches(raw.topic))
-            {
+            for rule in rules {
                 if let Some(value) = json.pointer(&rule.pointer).and_then(scalar_text) {
                     keys.insert((rule.key.clone(), value));
                 }
@@ -358,6 +418,28 @@ mod tests {
     }
 
     #[test]
+    fn json_is_checked_whole_whether_or_not_a_rule_reads_it() {
+        let json: RecordHeaders = [("ce_id", "e"), ("content-type", "application/json")]
+            .into_iter()
+            .collect();
+        for rules in [&[][..], &["orders : /orderId -> order.id"][..]] {
+            let i = interpreter(rules);
+            for bad in [
+                &b"{\"orderId\":\"o-\xff\"}"[..], // not UTF-8 inside a string
+                b"{\"orderId\":\"o-1\"} trailing",
+                b"{\"orderId\":\"o-1\"",
+            ] {
+                let e = i.interpret(raw(&json, Some(bad)), 0);
+                assert_eq!(kinds(&e), vec!["payload_not_json"], "{rules:?} {bad:?}");
+            }
+            let e = i.interpret(raw(&json, Some(b" {\"orderId\":\"o-7\"} ")), 0);
+            assert!(e.problems.is_empty(), "{rules:?}");
+            let from_rule = e.keys.contains(&("order.id".into(), "o-7".into()));
+            assert_eq!(from_rule, !rules.is_empty());
+        }
+    }
+
+    #[test]
     fn binary_headers_are_kept_as_base64_and_reported() {
         let mut h = RecordHeaders::new();
         h.push("ce_id", Some(vec![0xff, 0xfe]));
@@ -368,5 +450,53 @@ mod tests {
             r#"[["ce_id",{"base64":"//4="}],["nothing",null]]"#
         );
         assert_eq!(kinds(&e), vec!["not_utf8", "no_event_id"]);
+    }
+
+    #[test]
+    fn header_json_round_trips_names_and_values_that_need_escaping() {
+        let mut h = RecordHeaders::new();
+        h.push(
+            "quote\"back\\slash",
+            Some(b"line\nbreak\ttab \x01 \xc3\xa9 \"q\"".to_vec()),
+        );
+        h.push("", Some(Vec::new()));
+        h.push("emoji \u{1f600}", Some(vec![0x80]));
+        h.push("dup", None);
+        h.push("dup", Some(b"second".to_vec()));
+        // Escapes past the first 16 bytes: in a later block, in the remainder, at the very end.
+        h.push(
+            "long",
+            Some(format!("{}\\{}", "a".repeat(20), "b".repeat(20)).into_bytes()),
+        );
+        h.push("tail", Some(format!("{}\"", "a".repeat(17)).into_bytes()));
+        h.push(
+            "last",
+            Some(format!("{}\u{1f}", "a".repeat(31)).into_bytes()),
+        );
+        let json: serde_json::Value = serde_json::from_str(&headers_to_json(&h)).unwrap();
+        let decoded: Vec<(String, Option<Vec<u8>>)> = json
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|pair| {
+                let name = pair[0].as_str().unwrap().to_owned();
+                let value = match &pair[1] {
+                    serde_json::Value::Null => None,
+                    serde_json::Value::String(s) => Some(s.as_bytes().to_vec()),
+                    other => Some(
+                        base64::engine::general_purpose::STANDARD
+                            .decode(other["base64"].as_str().unwrap())
+                            .unwrap(),
+                    ),
+                };
+                (name, value)
+            })
+            .collect();
+        let expected: Vec<(String, Option<Vec<u8>>)> = h
+            .iter()
+            .map(|(n, v)| (n.to_owned(), v.map(<[u8]>::to_vec)))
+            .collect();
+        assert_eq!(decoded, expected);
+        assert_eq!(headers_to_json(&RecordHeaders::new()), "[]");
     }
 }

@@ -65,11 +65,14 @@ pub struct EventContext {
 }
 
 /// Reads a single-valued text header, reporting null, non-UTF-8, empty and duplicated values.
+/// The first usable value wins unless another one differs (then the header is unusable).
 fn read_text<'a>(
     values: impl Iterator<Item = (&'a str, Option<&'a [u8]>)>,
     problems: &mut Vec<HeaderProblem>,
 ) -> Option<Sourced> {
-    let mut seen: Vec<Sourced> = Vec::new();
+    // (header, trimmed value) of the first usable value; only the winner is copied.
+    let mut first: Option<(&str, &str)> = None;
+    let mut conflicting = false;
     let mut header_name = None;
     let mut count = 0;
     for (name, value) in values {
@@ -81,21 +84,20 @@ fn read_text<'a>(
             });
             continue;
         };
-        match std::str::from_utf8(bytes) {
+        match std::str::from_utf8(bytes).map(str::trim) {
             Err(_) => problems.push(HeaderProblem::NotUtf8 {
                 header: name.to_owned(),
             }),
-            Ok(text) if text.trim().is_empty() => problems.push(HeaderProblem::Empty {
+            Ok("") => problems.push(HeaderProblem::Empty {
                 header: name.to_owned(),
             }),
-            Ok(text) => seen.push(Sourced {
-                value: text.trim().to_owned(),
-                header: name.to_owned(),
-            }),
+            Ok(text) => match first {
+                None => first = Some((name, text)),
+                Some((_, winner)) => conflicting |= winner != text,
+            },
         }
     }
     if count > 1 {
-        let conflicting = seen.windows(2).any(|w| w[0].value != w[1].value);
         problems.push(HeaderProblem::Duplicated {
             header: header_name.unwrap_or_default().to_owned(),
             count,
@@ -105,7 +107,10 @@ fn read_text<'a>(
             return None;
         }
     }
-    seen.into_iter().next()
+    first.map(|(header, value)| Sourced {
+        value: value.to_owned(),
+        header: header.to_owned(),
+    })
 }
 
 /// Reads a list-valued header (W3C allows `baggage` and `tracestate` to be split over several
