@@ -276,7 +276,7 @@ impl SqliteStore {
         if batch.is_empty() {
             return Ok(WriteOutcome::default());
         }
-        Ok(self.writer.write_batch(batch.to_vec()).await?)
+        Ok(self.writer.write_batch(batch).await?)
     }
 }
 

@@ -88,20 +88,38 @@ impl SqliteWriter {
         })
     }
 
-    /// Writes `batch` in one transaction on a blocking thread.
+    /// Writes `batch` in one transaction, off the async workers.
+    ///
+    /// On a multi-threaded runtime the write borrows the batch where it is (`block_in_place`:
+    /// this worker becomes the blocking thread and hands its other tasks on), so the records are
+    /// neither copied nor freed on another thread — both showed in the writer's profile. A
+    /// current-thread runtime (tests) cannot do that, and writes a copy on a blocking thread.
     pub async fn write_batch(
         &self,
-        batch: Vec<EventRecord>,
+        batch: &[EventRecord],
     ) -> Result<WriteOutcome, SqliteWriteError> {
-        let connection = self.connection.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut connection = connection
+        let write_here = || {
+            let mut connection = self
+                .connection
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            write(&mut connection, &batch)
-        })
-        .await
-        .map_err(|e| SqliteWriteError::Thread(e.to_string()))?
+            write(&mut connection, batch)
+        };
+        match tokio::runtime::Handle::current().runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(write_here),
+            _ => {
+                let connection = self.connection.clone();
+                let batch = batch.to_vec();
+                tokio::task::spawn_blocking(move || {
+                    let mut connection = connection
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    write(&mut connection, &batch)
+                })
+                .await
+                .map_err(|e| SqliteWriteError::Thread(e.to_string()))?
+            }
+        }
     }
 }
 
