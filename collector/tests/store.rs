@@ -630,6 +630,47 @@ async fn a_postgres_store_of_the_second_schema_keeps_its_keys_after_migrating() 
 }
 
 #[tokio::test]
+async fn a_sqlite_store_of_the_second_schema_keeps_its_keys_after_migrating() {
+    // Migration 3 copies SQLite's keys onto the event rows (JSON) and drops the index of
+    // `event_keys` by event; the rows stay for lookups by key.
+    let f = sqlite().await;
+    let mut a = ev("a", None, 0);
+    a.extra = vec![("baggage", "order.id=o-1".into())];
+    f.store
+        .write_batch(&[a.record(), ev("b", Some("a"), 1).record()])
+        .await
+        .unwrap();
+    // Back to the second schema: keys only as rows of `event_keys` (one more, with a name that
+    // JSON must carry as is), and migration 3 forgotten.
+    let mut rows = key_rows(&f.store).await;
+    rows.push(("größe \"quoted\"".into(), "xl".into(), "a".into()));
+    execute(
+        &f.url,
+        "CREATE INDEX event_keys_by_event ON event_keys (event_id); \
+         INSERT INTO event_keys (name, value, event_id) VALUES ('größe \"quoted\"', 'xl', 'a'); \
+         ALTER TABLE events DROP COLUMN keys; \
+         DELETE FROM _sqlx_migrations WHERE version = 3;",
+    )
+    .await;
+    drop(f.store);
+    let store = Store::connect(&f.url).await.unwrap();
+    rows.sort();
+    assert_eq!(key_rows(&store).await, rows);
+    assert_eq!(
+        store.key_names().await.unwrap(),
+        vec!["größe \"quoted\"", "kafka.key", "order.id"]
+    );
+    let found: Vec<String> = store
+        .by_key("kafka.key", "o-1", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.event_id)
+        .collect();
+    assert_eq!(found, vec!["a", "b"]);
+}
+
+#[tokio::test]
 async fn two_processes_opening_a_new_sqlite_file_at_once_both_succeed() {
     // The collector and `serve` (or a test) may start together on one new file; SQLite's migrator
     // takes no lock, so the loser of the race must retry rather than fail on "table exists".

@@ -615,22 +615,34 @@ async fn extra_deliveries<'a>(
     Ok(duplicates)
 }
 
-/// The SQLite store's business keys: rows of `event_keys` (PostgreSQL's are in `pg_keys`).
+/// The SQLite store's business keys: JSON on each event row (what an event has), and rows of
+/// `event_keys` (which events have a key; PostgreSQL's are in `pg_keys`).
 impl SqliteStore {
     /// Business keys of the given events.
     pub async fn keys_of(&self, ids: &[String]) -> Result<Vec<KeyRow>, StoreError> {
         let mut out = Vec::new();
         for chunk in ids.chunks(IN_CHUNK) {
             let mut qb = QueryBuilder::<Sqlite>::new(
-                "SELECT event_id, name, value FROM event_keys WHERE event_id IN (",
+                "SELECT event_id, keys FROM events WHERE event_id IN (",
             );
             let mut list = qb.separated(", ");
             for id in chunk {
                 list.push_bind(id);
             }
-            qb.push(") ORDER BY event_id, name, value");
-            out.extend(qb.build_query_as::<KeyRow>().fetch_all(&self.pool).await?);
+            qb.push(")");
+            let rows: Vec<(String, String)> = qb.build_query_as().fetch_all(&self.pool).await?;
+            for (event_id, keys) in rows {
+                let keys: Vec<(String, String)> = serde_json::from_str(&keys).map_err(|e| {
+                    sqlx::Error::Decode(format!("keys of event {event_id}: {e}").into())
+                })?;
+                out.extend(keys.into_iter().map(|(name, value)| KeyRow {
+                    event_id: event_id.clone(),
+                    name,
+                    value,
+                }));
+            }
         }
+        out.sort_by(|a, b| (&a.event_id, &a.name, &a.value).cmp(&(&b.event_id, &b.name, &b.value)));
         Ok(out)
     }
 

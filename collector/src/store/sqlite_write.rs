@@ -9,6 +9,7 @@
 //! figures in docs/benchmarks.md). The rules are those of the PostgreSQL path, row by row, and
 //! the store suite runs the same behaviours against both.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,6 +26,9 @@ pub enum SqliteWriteError {
     /// SQLite refused or failed a call.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A value the store wrote earlier could not be read back.
+    #[error("stored value unreadable: {0}")]
+    Corrupt(String),
     /// The writer thread panicked or was cancelled.
     #[error("sqlite writer thread: {0}")]
     Thread(String),
@@ -42,9 +46,9 @@ pub struct SqliteWriter {
 const INSERT_EVENT: &str = "INSERT OR IGNORE INTO events (event_id, id_source, topic, kafka_partition, \
      kafka_offset, record_key, broker_time_us, event_time_us, time_us, event_type, source, subject, \
      content_type, trace_id, span_id, causation_id, correlation_id, headers, payload, payload_size, \
-     payload_truncated, problems, problem_count, delivery_count, ingested_at_us) \
+     payload_truncated, problems, problem_count, delivery_count, ingested_at_us, keys) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, \
-     ?23, 1, ?24)";
+     ?23, 1, ?24, ?25)";
 
 const FIRST_POSITION: &str =
     "SELECT topic, kafka_partition, kafka_offset FROM events WHERE event_id = ?1";
@@ -52,6 +56,10 @@ const FIRST_POSITION: &str =
 const INSERT_EXTRA_DELIVERY: &str =
     "INSERT OR IGNORE INTO deliveries (topic, kafka_partition, kafka_offset, event_id, broker_time_us) \
      VALUES (?1, ?2, ?3, ?4, ?5)";
+
+const EVENT_KEYS: &str = "SELECT keys FROM events WHERE event_id = ?1";
+
+const SET_EVENT_KEYS: &str = "UPDATE events SET keys = ?2 WHERE event_id = ?1";
 
 const COUNT_DELIVERY: &str =
     "UPDATE events SET delivery_count = delivery_count + 1 WHERE event_id = ?1";
@@ -143,7 +151,8 @@ fn write(
         let mut topic_outcome: Option<(&str, TopicOutcome)> = None;
         for e in batch {
             // 1. The first delivery of an id creates the event (one statement: the usual case).
-            let problems = serde_json::to_string(&e.problems).unwrap_or_else(|_| "[]".into());
+            let problems = json_list(&e.problems);
+            let keys = json_list(&e.keys);
             let created = event.execute(params![
                 e.event_id,
                 e.id_source,
@@ -169,6 +178,7 @@ fn write(
                 problems,
                 e.problems.len() as i64,
                 e.ingested_at_us,
+                keys,
             ])? == 1;
             // 2. A known id: this record is a delivery seen before (its first one, or an extra
             //    one), or a new extra delivery — a duplicate publish.
@@ -181,6 +191,7 @@ fn write(
             if duplicate {
                 outcome.duplicate_publishes += 1;
                 problem.execute(params!["duplicate_publish", e.event_id])?;
+                add_keys(&tx, e)?;
             } else {
                 outcome.new_events += 1;
             }
@@ -247,6 +258,31 @@ fn extra_delivery(
         tx.prepare_cached(COUNT_DELIVERY)?.execute([&e.event_id])?;
     }
     Ok(inserted)
+}
+
+/// Adds the keys of `e`, a duplicate publish, to those on its event's row (the union of every
+/// publish's keys, as the `event_keys` rows have).
+fn add_keys(tx: &rusqlite::Transaction<'_>, e: &EventRecord) -> Result<(), SqliteWriteError> {
+    if e.keys.is_empty() {
+        return Ok(());
+    }
+    let stored: String = tx
+        .prepare_cached(EVENT_KEYS)?
+        .query_row([&e.event_id], |row| row.get(0))?;
+    let mut keys: BTreeSet<(String, String)> = serde_json::from_str(&stored)
+        .map_err(|err| SqliteWriteError::Corrupt(format!("keys of event {}: {err}", e.event_id)))?;
+    let before = keys.len();
+    keys.extend(e.keys.iter().cloned());
+    if keys.len() > before {
+        tx.prepare_cached(SET_EVENT_KEYS)?
+            .execute(params![e.event_id, json_list(&keys)])?;
+    }
+    Ok(())
+}
+
+/// A list as JSON text.
+fn json_list<T: serde::Serialize + ?Sized>(list: &T) -> String {
+    serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
 }
 
 fn add_topic(outcome: &mut WriteOutcome, topic: &str, counts: TopicOutcome) {
