@@ -143,6 +143,9 @@ pub struct Ingestor {
     /// Per topic seen: its filter verdict, counters and positions (looked up by `&str`, so a
     /// record costs no allocation here).
     topics: HashMap<String, TopicState>,
+    /// Written batches' records, handed back by the writer to be freed here, on the thread that
+    /// allocated them (see [`Writer::finish`]).
+    spent: Option<std::sync::mpsc::Receiver<Vec<EventRecord>>>,
 }
 
 /// What the loop keeps per topic.
@@ -201,6 +204,7 @@ impl Ingestor {
             consumer: Arc::new(consumer),
             live: None,
             topics: HashMap::new(),
+            spent: None,
         })
     }
 
@@ -286,10 +290,14 @@ impl Ingestor {
     }
 
     fn take_batch(&mut self) -> Batch {
-        let mut batch = std::mem::replace(
-            &mut self.batch,
-            Batch::with_capacity(self.config.batch_size),
-        );
+        // Free what the writer is done with, and reuse one of those vectors for the next batch.
+        let mut next = Batch::with_capacity(0);
+        for mut records in self.spent.iter().flat_map(|rx| rx.try_iter()) {
+            records.clear();
+            next.records = records;
+        }
+        next.records.reserve(self.config.batch_size);
+        let mut batch = std::mem::replace(&mut self.batch, next);
         for (topic, state) in &mut self.topics {
             for (partition, offset) in state.pending.drain() {
                 batch.offsets.insert((topic.clone(), partition), offset);
@@ -316,6 +324,8 @@ impl Ingestor {
             ))
         });
         let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(1);
+        let (spent_tx, spent_rx) = std::sync::mpsc::channel();
+        self.spent = Some(spent_rx);
         let writer = tokio::spawn(
             Writer {
                 store: self.store.clone(),
@@ -323,6 +333,7 @@ impl Ingestor {
                 metrics: self.metrics.clone(),
                 live: self.live.clone(),
                 retrying: Default::default(),
+                spent: spent_tx,
             }
             .run(rx, cancel.clone()),
         );
@@ -399,6 +410,8 @@ struct Writer {
     live: Option<LiveFeed>,
     /// Writes currently retrying against a failing store.
     retrying: std::sync::atomic::AtomicI64,
+    /// Where written records go to be freed: back to the ingest loop.
+    spent: std::sync::mpsc::Sender<Vec<EventRecord>>,
 }
 
 impl Writer {
@@ -491,7 +504,7 @@ impl Writer {
     /// (asynchronously); returns them.
     fn finish(
         &self,
-        batch: Batch,
+        mut batch: Batch,
         outcome: &WriteOutcome,
         started: Instant,
     ) -> HashMap<(String, i32), i64> {
@@ -500,6 +513,11 @@ impl Writer {
             live.publish(&batch.records);
         }
         self.metrics.batch_size.observe(batch.records.len() as f64);
+        // Freed by the loop that allocated them, when it next closes a batch: mimalloc frees
+        // another thread's memory slowly, and this thread is the busiest (it writes SQLite). Only
+        // the batches written since then wait there; once the loop has stopped, they are freed
+        // here.
+        let _ = self.spent.send(std::mem::take(&mut batch.records));
         self.metrics
             .batch_write_seconds
             .observe(started.elapsed().as_secs_f64());

@@ -398,14 +398,15 @@ fn spawn_shutdown(cancel: &CancellationToken) {
 
 fn main() -> anyhow::Result<()> {
     let untuned = tune_allocator();
+    let sqlite_tuned = choreoscope::store::disable_memory_statistics();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?
-        .block_on(run(untuned))
+        .block_on(run(untuned, sqlite_tuned))
 }
 
-async fn run(untuned: Vec<(i32, i64, i64)>) -> anyhow::Result<()> {
+async fn run(untuned: Vec<(i32, i64, i64)>, sqlite_tuned: bool) -> anyhow::Result<()> {
     let cli = Cli::parse();
     // The demo's legacy producer is malformed on purpose: its services need not say so each time.
     let default_filter = match cli.command {
@@ -425,6 +426,9 @@ async fn run(untuned: Vec<(i32, i64, i64)>) -> anyhow::Result<()> {
             expected,
             "mimalloc option not at the default this build expects; left alone"
         );
+    }
+    if !sqlite_tuned {
+        tracing::warn!("SQLite was initialized before its memory statistics could be turned off");
     }
     match cli.command {
         Command::Collect(args) => collect(args).await,

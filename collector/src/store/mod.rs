@@ -30,7 +30,7 @@ pub use sql::{
     SummaryRow,
 };
 pub use sqlite_read::SqliteReader;
-pub use sqlite_write::{SqliteWriteError, SqliteWriter};
+pub use sqlite_write::{disable_memory_statistics, SqliteWriteError, SqliteWriter};
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
