@@ -372,11 +372,27 @@ impl Store {
     pub async fn close(&self) {
         match self {
             Store::Sqlite(s) => {
-                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                    .execute(s.pool())
-                    .await
-                {
-                    tracing::warn!(error = %e, "final wal checkpoint failed");
+                // The background checkpointer may be running a checkpoint of its own: this one then
+                // fails with SQLITE_BUSY, or reports `busy` without truncating. Try again for a while
+                // (a stop right after a burst once left a 400 MB log behind).
+                let mut last = None;
+                for _ in 0..50 {
+                    let result: Result<(i64, i64, i64), _> =
+                        sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                            .fetch_one(s.pool())
+                            .await;
+                    match result {
+                        Ok((0, _, _)) => {
+                            last = None;
+                            break;
+                        }
+                        Ok(_) => last = Some("the log is in use".to_owned()),
+                        Err(e) => last = Some(e.to_string()),
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                if let Some(error) = last {
+                    tracing::warn!(%error, "final wal checkpoint failed; the log stays beside the database");
                 }
                 s.pool().close().await;
             }
