@@ -14,6 +14,7 @@
 mod pg_keys;
 mod sql;
 mod sqlite_read;
+mod sqlite_static;
 mod sqlite_write;
 
 use std::str::FromStr;

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection};
 
+use super::sqlite_static::{Param, StaticStatement};
 use super::{TopicOutcome, WriteOutcome};
 use crate::record::EventRecord;
 
@@ -155,43 +156,46 @@ fn write(
     };
     let tx = connection.transaction()?;
     {
-        let mut event = tx.prepare_cached(INSERT_EVENT)?;
+        // The two statements of every event bind in place (`sqlite_static`); the rare ones below
+        // go through rusqlite.
+        let mut event = StaticStatement::prepare(&tx, INSERT_EVENT)?;
         // key_inserts[n - 1] inserts n keys; prepared once per batch, not looked up per event.
         let mut key_inserts = (1..=KEYS_PER_INSERT)
-            .map(|n| tx.prepare_cached(&insert_keys(n)))
+            .map(|n| StaticStatement::prepare(&tx, &insert_keys(n)))
             .collect::<Result<Vec<_>, _>>()?;
+        let mut key_params: Vec<Param<'_>> = Vec::with_capacity(3 * KEYS_PER_INSERT);
         let mut problem = tx.prepare_cached(INSERT_PROBLEM)?;
         let mut topic_outcome: Option<(&str, TopicOutcome)> = None;
         for e in batch {
             // 1. The first delivery of an id creates the event (one statement: the usual case).
             let problems = json_list(&e.problems);
             let keys = json_list(&e.keys);
-            let created = event.execute(params![
-                e.event_id,
-                e.id_source,
-                e.topic,
-                e.partition,
-                e.offset,
-                e.record_key.as_deref(),
-                e.broker_time_us,
-                e.event_time_us,
-                e.time_us,
-                e.event_type,
-                e.source,
-                e.subject,
-                e.content_type,
-                e.trace_id,
-                e.span_id,
-                e.causation_id,
-                e.correlation_id,
-                e.headers_json,
-                e.payload.as_deref(),
-                e.payload_size,
-                e.payload_truncated,
-                problems,
-                e.problems.len() as i64,
-                e.ingested_at_us,
-                keys,
+            let created = event.execute(&[
+                Param::Text(&e.event_id),
+                Param::Text(&e.id_source),
+                Param::Text(&e.topic),
+                Param::Int(i64::from(e.partition)),
+                Param::Int(e.offset),
+                e.record_key.as_deref().into(),
+                e.broker_time_us.into(),
+                e.event_time_us.into(),
+                Param::Int(e.time_us),
+                e.event_type.as_deref().into(),
+                e.source.as_deref().into(),
+                e.subject.as_deref().into(),
+                e.content_type.as_deref().into(),
+                e.trace_id.as_deref().into(),
+                e.span_id.as_deref().into(),
+                e.causation_id.as_deref().into(),
+                e.correlation_id.as_deref().into(),
+                Param::Text(&e.headers_json),
+                e.payload.as_deref().into(),
+                Param::Int(e.payload_size),
+                Param::Int(i64::from(e.payload_truncated)),
+                Param::Text(&problems),
+                Param::Int(e.problems.len() as i64),
+                Param::Int(e.ingested_at_us),
+                Param::Text(&keys),
             ])? == 1;
             // 2. A known id: this record is a delivery seen before (its first one, or an extra
             //    one), or a new extra delivery — a duplicate publish.
@@ -210,10 +214,15 @@ fn write(
             }
             // 3. Keys and problem kinds, for lookups.
             for keys in e.keys.chunks(KEYS_PER_INSERT) {
-                let values = keys
-                    .iter()
-                    .flat_map(|(name, value)| [name.as_str(), value.as_str(), e.event_id.as_str()]);
-                key_inserts[keys.len() - 1].execute(rusqlite::params_from_iter(values))?;
+                key_params.clear();
+                key_params.extend(keys.iter().flat_map(|(name, value)| {
+                    [
+                        Param::Text(name),
+                        Param::Text(value),
+                        Param::Text(&e.event_id),
+                    ]
+                }));
+                key_inserts[keys.len() - 1].execute(&key_params)?;
             }
             for p in &e.problems {
                 problem.execute(params![p.kind, e.event_id])?;
