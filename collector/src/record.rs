@@ -108,6 +108,29 @@ pub struct Interpreter {
     max_payload: usize,
 }
 
+/// Encodes business keys as JSON, `[["name","value"],…]` (what the SQLite store keeps on the row).
+pub fn keys_to_json(keys: &[(String, String)]) -> String {
+    let mut out = Vec::with_capacity(
+        2 + keys
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 8)
+            .sum::<usize>(),
+    );
+    out.push(b'[');
+    for (i, (name, value)) in keys.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'[');
+        json_string(&mut out, name);
+        out.push(b',');
+        json_string(&mut out, value);
+        out.push(b']');
+    }
+    out.push(b']');
+    String::from_utf8(out).expect("JSON text of str values is UTF-8")
+}
+
 /// Encodes headers as binary-safe JSON: `[[name, "text" | {"base64": "…"} | null], …]`.
 ///
 /// Written straight into the string (this runs for every record: building a `serde_json::Value`
@@ -150,7 +173,7 @@ pub fn headers_to_json(headers: &RecordHeaders) -> String {
 }
 
 /// Appends `text` as a JSON string literal (serde_json's escaping).
-fn json_string(out: &mut Vec<u8>, text: &str) {
+pub(crate) fn json_string(out: &mut Vec<u8>, text: &str) {
     // Most header values need no escape: copied whole when a vectorized scan finds none.
     let plain = !needs_escape(text.as_bytes());
     if plain {
@@ -498,5 +521,17 @@ mod tests {
             .collect();
         assert_eq!(decoded, expected);
         assert_eq!(headers_to_json(&RecordHeaders::new()), "[]");
+    }
+
+    #[test]
+    fn key_json_is_what_serde_reads_back() {
+        let keys = vec![
+            ("order.id".to_string(), "o-1".to_string()),
+            ("quote\"d".to_string(), "back\\slash\nnew line".to_string()),
+            ("größe".to_string(), String::new()),
+        ];
+        let back: Vec<(String, String)> = serde_json::from_str(&keys_to_json(&keys)).unwrap();
+        assert_eq!(back, keys);
+        assert_eq!(keys_to_json(&[]), "[]");
     }
 }

@@ -9,6 +9,7 @@
 //! figures in docs/benchmarks.md). The rules are those of the PostgreSQL path, row by row, and
 //! the store suite runs the same behaviours against both.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -168,8 +169,12 @@ fn write(
         let mut topic_outcome: Option<(&str, TopicOutcome)> = None;
         for e in batch {
             // 1. The first delivery of an id creates the event (one statement: the usual case).
-            let problems = json_list(&e.problems);
-            let keys = json_list(&e.keys);
+            let problems = if e.problems.is_empty() {
+                Cow::Borrowed("[]")
+            } else {
+                Cow::Owned(serde_json::to_string(&e.problems).unwrap_or_else(|_| "[]".into()))
+            };
+            let keys = crate::record::keys_to_json(&e.keys);
             let created = event.execute(&[
                 Param::Text(&e.event_id),
                 Param::Text(&e.id_source),
@@ -296,15 +301,12 @@ fn add_keys(tx: &rusqlite::Transaction<'_>, e: &EventRecord) -> Result<(), Sqlit
     let before = keys.len();
     keys.extend(e.keys.iter().cloned());
     if keys.len() > before {
-        tx.prepare_cached(SET_EVENT_KEYS)?
-            .execute(params![e.event_id, json_list(&keys)])?;
+        tx.prepare_cached(SET_EVENT_KEYS)?.execute(params![
+            e.event_id,
+            crate::record::keys_to_json(&keys.into_iter().collect::<Vec<_>>())
+        ])?;
     }
     Ok(())
-}
-
-/// A list as JSON text.
-fn json_list<T: serde::Serialize + ?Sized>(list: &T) -> String {
-    serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
 }
 
 fn add_topic(outcome: &mut WriteOutcome, topic: &str, counts: TopicOutcome) {
