@@ -110,25 +110,15 @@ pub struct Interpreter {
 
 /// Encodes business keys as JSON, `[["name","value"],…]` (what the SQLite store keeps on the row).
 pub fn keys_to_json(keys: &[(String, String)]) -> String {
-    let mut out = Vec::with_capacity(
-        2 + keys
-            .iter()
-            .map(|(n, v)| n.len() + v.len() + 8)
-            .sum::<usize>(),
-    );
-    out.push(b'[');
-    for (i, (name, value)) in keys.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.push(b'[');
-        json_string(&mut out, name);
-        out.push(b',');
-        json_string(&mut out, value);
-        out.push(b']');
-    }
-    out.push(b']');
-    String::from_utf8(out).expect("JSON text of str values is UTF-8")
+    let capacity = 2 + keys
+        .iter()
+        .map(|(n, v)| n.len() + v.len() + 8)
+        .sum::<usize>();
+    json_pairs(
+        keys.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        capacity,
+        json_string,
+    )
 }
 
 /// Encodes headers as binary-safe JSON: `[[name, "text" | {"base64": "…"} | null], …]`.
@@ -136,39 +126,49 @@ pub fn keys_to_json(keys: &[(String, String)]) -> String {
 /// Written straight into the string (this runs for every record: building a `serde_json::Value`
 /// per header first took half of the interpretation's instructions).
 pub fn headers_to_json(headers: &RecordHeaders) -> String {
-    let mut out = Vec::with_capacity(
-        64 + headers
+    let capacity = 64
+        + headers
             .iter()
             .map(|(n, v)| n.len() + v.map_or(4, <[u8]>::len) + 8)
-            .sum::<usize>(),
-    );
+            .sum::<usize>();
+    json_pairs(headers.iter(), capacity, |out, value| match value {
+        None => out.extend_from_slice(b"null"),
+        Some(bytes) => match std::str::from_utf8(bytes) {
+            Ok(text) => json_string(out, text),
+            Err(_) => {
+                out.extend_from_slice(br#"{"base64":""#);
+                out.extend_from_slice(
+                    base64::engine::general_purpose::STANDARD
+                        .encode(bytes)
+                        .as_bytes(),
+                );
+                out.extend_from_slice(br#""}"#);
+            }
+        },
+    })
+}
+
+/// Writes `[[name, value], …]`: each name a JSON string, each value as `value` writes it (which
+/// must write valid UTF-8 JSON).
+fn json_pairs<'a, V>(
+    pairs: impl Iterator<Item = (&'a str, V)>,
+    capacity: usize,
+    mut value: impl FnMut(&mut Vec<u8>, V),
+) -> String {
+    let mut out = Vec::with_capacity(capacity);
     out.push(b'[');
-    for (i, (name, value)) in headers.iter().enumerate() {
+    for (i, (name, v)) in pairs.enumerate() {
         if i > 0 {
             out.push(b',');
         }
         out.push(b'[');
         json_string(&mut out, name);
         out.push(b',');
-        match value {
-            None => out.extend_from_slice(b"null"),
-            Some(bytes) => match std::str::from_utf8(bytes) {
-                Ok(text) => json_string(&mut out, text),
-                Err(_) => {
-                    out.extend_from_slice(br#"{"base64":""#);
-                    out.extend_from_slice(
-                        base64::engine::general_purpose::STANDARD
-                            .encode(bytes)
-                            .as_bytes(),
-                    );
-                    out.extend_from_slice(br#""}"#);
-                }
-            },
-        }
+        value(&mut out, v);
         out.push(b']');
     }
     out.push(b']');
-    // Only valid UTF-8 went in: names are `str`, values were checked, the rest is ASCII.
+    // Only valid UTF-8 went in: names are `str`, values write UTF-8, the rest is ASCII.
     String::from_utf8(out).expect("JSON text of str values is UTF-8")
 }
 

@@ -574,19 +574,24 @@ async fn key_rows(store: &Store) -> Vec<(String, String, String)> {
     rows
 }
 
-#[tokio::test]
-async fn a_postgres_store_of_the_second_schema_keeps_its_keys_after_migrating() {
-    // Migration 3 moves PostgreSQL's keys from `event_keys` rows onto the event rows.
-    let f = postgres().await;
+/// Writes event "a" (with a baggage key) and its reaction "b"; returns their key rows.
+async fn two_events_with_keys(f: &Fixture) -> Vec<(String, String, String)> {
     let mut a = ev("a", None, 0);
     a.extra = vec![("baggage", "order.id=o-1".into())];
     f.store
         .write_batch(&[a.record(), ev("b", Some("a"), 1).record()])
         .await
         .unwrap();
+    key_rows(&f.store).await
+}
+
+#[tokio::test]
+async fn a_postgres_store_of_the_second_schema_keeps_its_keys_after_migrating() {
+    // Migration 3 moves PostgreSQL's keys from `event_keys` rows onto the event rows.
+    let f = postgres().await;
+    let mut rows = two_events_with_keys(&f).await;
     // Back to the second schema: keys as rows of `event_keys`, one with a name of non-ASCII
     // characters (the array's length prefix counts bytes), and migration 3 forgotten.
-    let mut rows = key_rows(&f.store).await;
     rows.push(("größe".into(), "xl".into(), "a".into()));
     let values: Vec<String> = rows
         .iter()
@@ -605,19 +610,33 @@ async fn a_postgres_store_of_the_second_schema_keeps_its_keys_after_migrating() 
         ),
     )
     .await;
+    after_migrating(
+        f,
+        rows,
+        &["größe", "kafka.key", "order.id"],
+        &[
+            ("größe", "xl", &["a"]),
+            ("order.id", "o-1", &["a"]),
+            ("kafka.key", "o-1", &["a", "b"]),
+        ],
+    )
+    .await;
+}
+
+/// Reopens the store of `f` (so pending migrations run) and asserts that it holds exactly the key
+/// `rows`, lists the key `names`, and finds by key the events of each case `(name, value, ids)`.
+async fn after_migrating(
+    f: Fixture,
+    mut rows: Vec<(String, String, String)>,
+    names: &[&str],
+    cases: &[(&str, &str, &[&str])],
+) {
     drop(f.store);
     let store = Store::connect(&f.url).await.unwrap();
     rows.sort();
     assert_eq!(key_rows(&store).await, rows);
-    assert_eq!(
-        store.key_names().await.unwrap(),
-        vec!["größe", "kafka.key", "order.id"]
-    );
-    for (name, value, want) in [
-        ("größe", "xl", vec!["a"]),
-        ("order.id", "o-1", vec!["a"]),
-        ("kafka.key", "o-1", vec!["a", "b"]),
-    ] {
+    assert_eq!(store.key_names().await.unwrap(), names);
+    for (name, value, want) in cases {
         let found: Vec<String> = store
             .by_key(name, value, 10)
             .await
@@ -625,7 +644,7 @@ async fn a_postgres_store_of_the_second_schema_keeps_its_keys_after_migrating() 
             .into_iter()
             .map(|r| r.event_id)
             .collect();
-        assert_eq!(found, want, "{name}={value}");
+        assert_eq!(found, *want, "{name}={value}");
     }
 }
 
@@ -634,15 +653,9 @@ async fn a_sqlite_store_of_the_second_schema_keeps_its_keys_after_migrating() {
     // Migration 3 copies SQLite's keys onto the event rows (JSON) and drops the index of
     // `event_keys` by event; the rows stay for lookups by key.
     let f = sqlite().await;
-    let mut a = ev("a", None, 0);
-    a.extra = vec![("baggage", "order.id=o-1".into())];
-    f.store
-        .write_batch(&[a.record(), ev("b", Some("a"), 1).record()])
-        .await
-        .unwrap();
+    let mut rows = two_events_with_keys(&f).await;
     // Back to the second schema: keys only as rows of `event_keys` (one more, with a name that
     // JSON must carry as is), and migration 3 forgotten.
-    let mut rows = key_rows(&f.store).await;
     rows.push(("größe \"quoted\"".into(), "xl".into(), "a".into()));
     execute(
         &f.url,
@@ -652,22 +665,16 @@ async fn a_sqlite_store_of_the_second_schema_keeps_its_keys_after_migrating() {
          DELETE FROM _sqlx_migrations WHERE version = 3;",
     )
     .await;
-    drop(f.store);
-    let store = Store::connect(&f.url).await.unwrap();
-    rows.sort();
-    assert_eq!(key_rows(&store).await, rows);
-    assert_eq!(
-        store.key_names().await.unwrap(),
-        vec!["größe \"quoted\"", "kafka.key", "order.id"]
-    );
-    let found: Vec<String> = store
-        .by_key("kafka.key", "o-1", 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.event_id)
-        .collect();
-    assert_eq!(found, vec!["a", "b"]);
+    after_migrating(
+        f,
+        rows,
+        &["größe \"quoted\"", "kafka.key", "order.id"],
+        &[
+            ("größe \"quoted\"", "xl", &["a"]),
+            ("kafka.key", "o-1", &["a", "b"]),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
