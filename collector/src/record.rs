@@ -109,13 +109,18 @@ pub struct Interpreter {
 }
 
 /// Encodes business keys as JSON, `[["name","value"],…]` (what the SQLite store keeps on the row).
-pub fn keys_to_json(keys: &[(String, String)]) -> String {
+pub fn keys_to_json<'a, I>(keys: I) -> String
+where
+    I: IntoIterator<Item = &'a (String, String)>,
+    I::IntoIter: Clone,
+{
+    let keys = keys.into_iter();
     let capacity = 2 + keys
-        .iter()
+        .clone()
         .map(|(n, v)| n.len() + v.len() + 8)
         .sum::<usize>();
     json_pairs(
-        keys.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        keys.map(|(n, v)| (n.as_str(), v.as_str())),
         capacity,
         json_string,
     )
@@ -532,6 +537,6 @@ mod tests {
         ];
         let back: Vec<(String, String)> = serde_json::from_str(&keys_to_json(&keys)).unwrap();
         assert_eq!(back, keys);
-        assert_eq!(keys_to_json(&[]), "[]");
+        assert_eq!(keys_to_json(&Vec::new()), "[]");
     }
 }

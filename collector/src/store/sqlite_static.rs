@@ -24,18 +24,6 @@ pub enum Param<'a> {
     Blob(&'a [u8]),
 }
 
-impl<'a> From<i64> for Param<'a> {
-    fn from(v: i64) -> Self {
-        Param::Int(v)
-    }
-}
-
-impl<'a> From<&'a str> for Param<'a> {
-    fn from(v: &'a str) -> Self {
-        Param::Text(v)
-    }
-}
-
 impl<'a> From<Option<&'a str>> for Param<'a> {
     fn from(v: Option<&'a str>) -> Self {
         v.map_or(Param::Null, Param::Text)

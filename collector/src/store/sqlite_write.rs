@@ -121,29 +121,31 @@ impl SqliteWriter {
         &self,
         batch: &[EventRecord],
     ) -> Result<WriteOutcome, SqliteWriteError> {
-        let write_here = || {
-            let mut connection = self
-                .connection
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            write(&mut connection, batch)
-        };
         match tokio::runtime::Handle::current().runtime_flavor() {
-            tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(write_here),
+            tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| write_locked(&self.connection, batch))
+            }
             _ => {
                 let connection = self.connection.clone();
                 let batch = batch.to_vec();
-                tokio::task::spawn_blocking(move || {
-                    let mut connection = connection
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner());
-                    write(&mut connection, &batch)
-                })
-                .await
-                .map_err(|e| SqliteWriteError::Thread(e.to_string()))?
+                tokio::task::spawn_blocking(move || write_locked(&connection, &batch))
+                    .await
+                    .map_err(|e| SqliteWriteError::Thread(e.to_string()))?
             }
         }
     }
+}
+
+/// [`write`] on the writing connection (a panic in an earlier write does not poison it: each
+/// write is its own transaction, rolled back when it failed).
+fn write_locked(
+    connection: &Mutex<Connection>,
+    batch: &[EventRecord],
+) -> Result<WriteOutcome, SqliteWriteError> {
+    let mut connection = connection
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    write(&mut connection, batch)
 }
 
 /// The write itself: row by row, the rules of the module docs of [`crate::store`].
@@ -301,10 +303,8 @@ fn add_keys(tx: &rusqlite::Transaction<'_>, e: &EventRecord) -> Result<(), Sqlit
     let before = keys.len();
     keys.extend(e.keys.iter().cloned());
     if keys.len() > before {
-        tx.prepare_cached(SET_EVENT_KEYS)?.execute(params![
-            e.event_id,
-            crate::record::keys_to_json(&keys.into_iter().collect::<Vec<_>>())
-        ])?;
+        tx.prepare_cached(SET_EVENT_KEYS)?
+            .execute(params![e.event_id, crate::record::keys_to_json(&keys)])?;
     }
     Ok(())
 }
