@@ -30,11 +30,11 @@ use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use choreoscope_sdk::RecordHeaders;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::ClientContext;
 use tokio_util::sync::CancellationToken;
@@ -111,6 +111,9 @@ fn offset_list(next: &HashMap<(String, i32), i64>) -> rdkafka::TopicPartitionLis
 fn now_us() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
+
+/// Records taken from the client per turn of the loop's `select!`, at most.
+const DRAIN_AT_ONCE: usize = 256;
 
 /// A closed batch on its way to the writer, with the offsets to store once it is durable.
 struct Batch {
@@ -294,6 +297,17 @@ impl Ingestor {
         self.batch.records.push(record);
     }
 
+    /// Takes one result of the consumer: a record into the batch, an error into the metrics.
+    fn receive(&mut self, received: rdkafka::error::KafkaResult<BorrowedMessage<'_>>) {
+        match received {
+            Ok(message) => self.accept(&message),
+            Err(e) => {
+                self.metrics.kafka_errors.inc();
+                tracing::warn!(error = %e, "kafka consumer error");
+            }
+        }
+    }
+
     fn take_batch(&mut self) -> Batch {
         // Free what the writer is done with, and reuse one of those vectors for the next batch.
         let mut next = Batch::with_capacity(0);
@@ -348,36 +362,51 @@ impl Ingestor {
         // loop stops reading until the writer takes the batch.
         let cap = self.config.batch_size * 2;
         let consumer = self.consumer.clone();
+        // One message stream, cancellation token future and batch timer for the whole run: made
+        // per record, each cost a lock to register and another to unregister.
+        let mut stream = consumer.stream();
+        let cancelled = cancel.cancelled();
+        let mut cancelled = std::pin::pin!(cancelled);
+        let mut timer = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
         loop {
-            let has_offsets = self.batch.positions > 0;
             tokio::select! {
                 biased;
-                _ = cancel.cancelled() => break,
+                _ = &mut cancelled => break,
                 permit = tx.reserve(), if ready => {
                     let Ok(permit) = permit else { break };
                     permit.send(self.take_batch());
                     ready = false;
                     deadline = None;
                 }
-                _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)),
-                    if deadline.is_some() && !ready => { ready = has_offsets; }
-                received = consumer.recv(), if self.batch.records.len() < cap => match received {
-                    Ok(message) => {
-                        self.accept(&message);
-                        if deadline.is_none() {
-                            deadline = Some(tokio::time::Instant::now() + self.config.batch_timeout);
+                _ = &mut timer, if deadline.is_some() && !ready => {
+                    ready = self.batch.positions > 0;
+                }
+                received = stream.next(), if self.batch.records.len() < cap => {
+                    // Then what the client has already fetched, without a turn of `select!` per
+                    // record; a few hundred at most, so a closed batch still leaves promptly.
+                    let limit = if ready { cap } else { self.config.batch_size };
+                    let mut next = received;
+                    let mut taken = 0;
+                    while let Some(received) = next {
+                        self.receive(received);
+                        taken += 1;
+                        if taken == DRAIN_AT_ONCE || self.batch.records.len() >= limit {
+                            break;
                         }
-                        if self.batch.records.len() >= self.config.batch_size {
-                            ready = true;
-                        }
+                        next = stream.next().now_or_never().flatten();
                     }
-                    Err(e) => {
-                        self.metrics.kafka_errors.inc();
-                        tracing::warn!(error = %e, "kafka consumer error");
+                    if deadline.is_none() && self.batch.positions > 0 {
+                        let at = tokio::time::Instant::now() + self.config.batch_timeout;
+                        deadline = Some(at);
+                        timer.as_mut().reset(at);
+                    }
+                    if self.batch.records.len() >= self.config.batch_size {
+                        ready = true;
                     }
                 },
             }
         }
+        drop(stream);
         following.cancel();
         if let Some(task) = subscription {
             let _ = task.await;
