@@ -648,21 +648,33 @@ async fn after_migrating(
     }
 }
 
+/// SQL taking a SQLite store back from the fourth schema to the third: `event_keys` keyed by name
+/// first, no `key_names` table, migration 4 forgotten.
+const SQLITE_THIRD_SCHEMA: &str =
+    "CREATE TABLE old_keys (name TEXT NOT NULL, value TEXT NOT NULL, \
+     event_id TEXT NOT NULL, PRIMARY KEY (name, value, event_id)) WITHOUT ROWID; \
+     INSERT INTO old_keys SELECT name, value, event_id FROM event_keys; \
+     DROP TABLE event_keys; ALTER TABLE old_keys RENAME TO event_keys; DROP TABLE key_names; \
+     DELETE FROM _sqlx_migrations WHERE version = 4;";
+
 #[tokio::test]
 async fn a_sqlite_store_of_the_second_schema_keeps_its_keys_after_migrating() {
     // Migration 3 copies SQLite's keys onto the event rows (JSON) and drops the index of
-    // `event_keys` by event; the rows stay for lookups by key.
+    // `event_keys` by event; the rows stay for lookups by key. Migration 4 follows.
     let f = sqlite().await;
     let mut rows = two_events_with_keys(&f).await;
     // Back to the second schema: keys only as rows of `event_keys` (one more, with a name that
-    // JSON must carry as is), and migration 3 forgotten.
+    // JSON must carry as is), and migrations 3 and 4 forgotten.
     rows.push(("größe \"quoted\"".into(), "xl".into(), "a".into()));
     execute(
         &f.url,
-        "CREATE INDEX event_keys_by_event ON event_keys (event_id); \
-         INSERT INTO event_keys (name, value, event_id) VALUES ('größe \"quoted\"', 'xl', 'a'); \
-         ALTER TABLE events DROP COLUMN keys; \
-         DELETE FROM _sqlx_migrations WHERE version = 3;",
+        &format!(
+            "{SQLITE_THIRD_SCHEMA} \
+             CREATE INDEX event_keys_by_event ON event_keys (event_id); \
+             INSERT INTO event_keys (name, value, event_id) VALUES ('größe \"quoted\"', 'xl', 'a'); \
+             ALTER TABLE events DROP COLUMN keys; \
+             DELETE FROM _sqlx_migrations WHERE version = 3;"
+        ),
     )
     .await;
     after_migrating(
@@ -671,6 +683,36 @@ async fn a_sqlite_store_of_the_second_schema_keeps_its_keys_after_migrating() {
         &["größe \"quoted\"", "kafka.key", "order.id"],
         &[
             ("größe \"quoted\"", "xl", &["a"]),
+            ("kafka.key", "o-1", &["a", "b"]),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_sqlite_store_of_the_third_schema_keeps_its_keys_and_lists_their_names_after_migrating() {
+    // Migration 4 orders `event_keys` by value first and lists the names in `key_names`.
+    let f = sqlite().await;
+    let mut rows = two_events_with_keys(&f).await;
+    // Back to the third schema, with a key written then: its name must be listed afterwards.
+    rows.push(("region".into(), "o-1".into(), "b".into()));
+    execute(
+        &f.url,
+        &format!(
+            "{SQLITE_THIRD_SCHEMA} \
+             INSERT INTO event_keys (name, value, event_id) VALUES ('region', 'o-1', 'b'); \
+             UPDATE events SET keys = json_insert(keys, '$[#]', json_array('region', 'o-1')) \
+             WHERE event_id = 'b';"
+        ),
+    )
+    .await;
+    after_migrating(
+        f,
+        rows,
+        &["kafka.key", "order.id", "region"],
+        &[
+            ("region", "o-1", &["b"]),
+            ("order.id", "o-1", &["a"]),
             ("kafka.key", "o-1", &["a", "b"]),
         ],
     )

@@ -11,6 +11,7 @@
 //! `sqlite_read`, with the same statements); each has its own migrations
 //! under `migrations/sqlite` and `migrations/postgres`.
 
+mod known_names;
 mod pg_keys;
 mod sql;
 mod sqlite_read;

@@ -4,10 +4,10 @@
 //! A key in the array is `<bytes of the name>:<name><value>` (`8:order.ido-1`), which no name or
 //! value can make ambiguous. Looking a key up is `keys @> ARRAY[…]`; a value under any of several
 //! names is `keys && ARRAY[…]`. SQLite keeps its `event_keys` table (see `sqlite_write`): a GIN
-//! index has no SQLite counterpart, and there the table costs less than on PostgreSQL.
+//! index has no SQLite counterpart, and there the table costs less than on PostgreSQL. Both
+//! stores list key names from a `key_names` table ([`super::known_names`]).
 
-use std::collections::{BTreeSet, HashSet};
-use std::sync::Mutex;
+use std::collections::BTreeSet;
 
 use sqlx::{Postgres, QueryBuilder};
 
@@ -32,43 +32,6 @@ pub(crate) fn decode(element: &str) -> Option<(&str, &str)> {
 pub(crate) fn keys_array(e: &EventRecord) -> Vec<String> {
     let set: BTreeSet<String> = e.keys.iter().map(|(n, v)| encode(n, v)).collect();
     set.into_iter().collect()
-}
-
-/// The key names this process knows to be in `key_names` (committed), so that a batch only sends
-/// the names it brings first. Key names are usually few (tens); baggage keys come from producers,
-/// though, so it remembers at most [`MAX_KNOWN_NAMES`] and sends any others every time (the
-/// `INSERT … ON CONFLICT DO NOTHING` keeps that correct), keeping memory bounded.
-#[derive(Debug, Default)]
-pub(crate) struct KnownNames(Mutex<HashSet<String>>);
-
-/// How many key names [`KnownNames`] remembers.
-pub(crate) const MAX_KNOWN_NAMES: usize = 10_000;
-
-impl KnownNames {
-    /// The key names of `events` not known yet, in order, without repeats.
-    pub(crate) fn unknown<'a>(&self, events: &[&'a EventRecord]) -> Vec<&'a str> {
-        self.unknown_of(
-            events
-                .iter()
-                .flat_map(|e| e.keys.iter().map(|(n, _)| n.as_str())),
-        )
-    }
-
-    /// Those of `names` not known yet, in order, without repeats.
-    fn unknown_of<'a>(&self, names: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
-        let known = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out: Vec<&str> = names.filter(|n| !known.contains(*n)).collect();
-        out.sort_unstable();
-        out.dedup();
-        out
-    }
-
-    /// Remembers `names`, once the transaction that inserted them has committed.
-    pub(crate) fn learn(&self, names: &[&str]) {
-        let mut known = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let room = MAX_KNOWN_NAMES.saturating_sub(known.len());
-        known.extend(names.iter().take(room).map(|n| (*n).to_owned()));
-    }
 }
 
 /// Inserts the key names of a batch that `key_names` may not hold yet.
@@ -202,26 +165,6 @@ mod tests {
             assert_eq!(decode(&element), Some((name, value)), "{element}");
         }
         assert_eq!(encode("order.id", "o-1"), "8:order.ido-1");
-    }
-
-    #[test]
-    fn known_names_are_not_sent_again_and_stay_bounded() {
-        let batch = ["order.id", "kafka.key", "order.id", "subject"];
-        let known = KnownNames::default();
-        assert_eq!(
-            known.unknown_of(batch.into_iter()),
-            vec!["kafka.key", "order.id", "subject"]
-        );
-        known.learn(&["kafka.key", "order.id"]);
-        assert_eq!(known.unknown_of(batch.into_iter()), vec!["subject"]);
-        let many: Vec<String> = (0..MAX_KNOWN_NAMES + 5).map(|i| format!("k{i}")).collect();
-        known.learn(&many.iter().map(String::as_str).collect::<Vec<_>>());
-        assert_eq!(known.0.lock().unwrap().len(), MAX_KNOWN_NAMES);
-        assert_eq!(
-            known.unknown_of(batch.into_iter()),
-            vec!["subject"],
-            "past the bound, still sent"
-        );
     }
 
     #[test]

@@ -8,7 +8,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use sqlx::{PgPool, Postgres, QueryBuilder, Sqlite, SqlitePool};
 
-use super::pg_keys::{self, KnownNames};
+use super::known_names::KnownNames;
+use super::pg_keys;
 use super::sqlite_read::SqliteReader;
 use super::sqlite_write::SqliteWriter;
 use super::{StoreCounts, StoreError, WriteOutcome};
@@ -175,12 +176,6 @@ pub struct KeyRow {
     /// Key value.
     pub value: String,
 }
-
-/// The distinct key names, in order, by a loose index scan (one probe per name, whatever the number
-/// of keys).
-const KEY_NAMES: &str = "WITH RECURSIVE names(n) AS (SELECT MIN(name) FROM event_keys \
-     UNION ALL SELECT (SELECT MIN(name) FROM event_keys WHERE name > n) FROM names WHERE n IS NOT NULL) \
-     SELECT n FROM names WHERE n IS NOT NULL";
 
 /// `SearchFilter::problem` value that matches events with any problem.
 pub const ANY_PROBLEM: &str = "any";
@@ -509,7 +504,7 @@ impl PgStore {
         }
 
         // 3. Key names and problem kinds, for lookups (the keys themselves are on the event row).
-        let names = self.names.unknown(&stored);
+        let names = self.names.unknown(stored.iter().copied());
         pg_keys::insert_names(&mut tx, &names).await?;
         pg_keys::merge_keys(&mut tx, &duplicates).await?;
         let mut kinds: Vec<(&str, &str)> = stored
@@ -665,9 +660,11 @@ impl SqliteStore {
         Ok(qb.build_query_as().fetch_all(&self.pool).await?)
     }
 
-    /// Distinct business-key names, in order (a loose index scan: one probe per name).
+    /// Distinct business-key names, in order (the `key_names` table the writer fills).
     pub async fn key_names(&self) -> Result<Vec<String>, StoreError> {
-        let rows: Vec<(String,)> = sqlx::query_as(KEY_NAMES).fetch_all(&self.pool).await?;
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT name FROM key_names ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.into_iter().map(|(n,)| n).collect())
     }
 

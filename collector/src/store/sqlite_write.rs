@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection};
 
+use super::known_names::KnownNames;
 use super::sqlite_static::{Param, StaticStatement};
 use super::{TopicOutcome, WriteOutcome};
 use crate::record::EventRecord;
@@ -53,6 +54,7 @@ pub fn disable_memory_statistics() -> bool {
 #[derive(Debug, Clone)]
 pub struct SqliteWriter {
     connection: Arc<Mutex<Connection>>,
+    names: Arc<KnownNames>,
 }
 
 // `OR IGNORE`, not `ON CONFLICT DO …`: with a NOT NULL column, an `ON CONFLICT` statement may
@@ -88,6 +90,8 @@ fn insert_keys(n: usize) -> String {
     format!("INSERT OR IGNORE INTO event_keys (name, value, event_id) VALUES {rows}")
 }
 
+const INSERT_KEY_NAME: &str = "INSERT OR IGNORE INTO key_names (name) VALUES (?1)";
+
 const INSERT_PROBLEM: &str =
     "INSERT OR IGNORE INTO event_problems (kind, event_id) VALUES (?1, ?2)";
 
@@ -108,6 +112,7 @@ impl SqliteWriter {
         connection.set_prepared_statement_cache_capacity(16);
         Ok(Self {
             connection: Arc::new(Mutex::new(connection)),
+            names: Arc::default(),
         })
     }
 
@@ -123,12 +128,12 @@ impl SqliteWriter {
     ) -> Result<WriteOutcome, SqliteWriteError> {
         match tokio::runtime::Handle::current().runtime_flavor() {
             tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(|| write_locked(&self.connection, batch))
+                tokio::task::block_in_place(|| write_locked(&self.connection, &self.names, batch))
             }
             _ => {
-                let connection = self.connection.clone();
+                let (connection, names) = (self.connection.clone(), self.names.clone());
                 let batch = batch.to_vec();
-                tokio::task::spawn_blocking(move || write_locked(&connection, &batch))
+                tokio::task::spawn_blocking(move || write_locked(&connection, &names, &batch))
                     .await
                     .map_err(|e| SqliteWriteError::Thread(e.to_string()))?
             }
@@ -140,17 +145,19 @@ impl SqliteWriter {
 /// write is its own transaction, rolled back when it failed).
 fn write_locked(
     connection: &Mutex<Connection>,
+    names: &KnownNames,
     batch: &[EventRecord],
 ) -> Result<WriteOutcome, SqliteWriteError> {
     let mut connection = connection
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    write(&mut connection, batch)
+    write(&mut connection, names, batch)
 }
 
 /// The write itself: row by row, the rules of the module docs of [`crate::store`].
 fn write(
     connection: &mut Connection,
+    names: &KnownNames,
     batch: &[EventRecord],
 ) -> Result<WriteOutcome, SqliteWriteError> {
     let mut outcome = WriteOutcome {
@@ -258,7 +265,13 @@ fn write(
             add_topic(&mut outcome, topic, counts);
         }
     }
+    // 4. The key names this batch brings first, for listing.
+    let new_names = names.unknown(batch);
+    for name in &new_names {
+        tx.prepare_cached(INSERT_KEY_NAME)?.execute([name])?;
+    }
     tx.commit()?;
+    names.learn(&new_names);
     Ok(outcome)
 }
 
