@@ -22,6 +22,7 @@
 
 use std::time::{Duration, Instant};
 
+use choreoscope::ingest::FETCH_WAIT_MAX_MS;
 use choreoscope::record::{EventRecord, Interpreter, RawRecord};
 use choreoscope::rules::Rules;
 use choreoscope::store::Store;
@@ -349,8 +350,8 @@ fn main() {
         "{:<44} {:>12.0} {:>8.2} {:>12.0} {:>8.2}",
         "raw consume (bare rdkafka StreamConsumer)", raw.whole, 1.0, raw.steady, 1.0
     );
-    // The same with the collector's `fetch.wait.max.ms` (100 ms instead of librdkafka's 500):
-    // tansu appears to answer a fetch only near that deadline even with records waiting, so the
+    // The same with the collector's `fetch.wait.max.ms` (20 ms instead of librdkafka's 500):
+    // tansu answers a fetch only at that deadline even with records waiting, so the
     // default consumer above is bound by fetch round trips, not CPU (it and the broker sit nearly
     // idle). This shows what the broker delivers to a consumer set like the collector; the ratios
     // stay relative to the default consumer, the baseline.
@@ -358,11 +359,11 @@ fn main() {
         &brokers,
         &topic,
         n,
-        &[("fetch.wait.max.ms", "100")],
+        &[("fetch.wait.max.ms", FETCH_WAIT_MAX_MS)],
     ));
     println!(
         "{:<44} {:>12.0} {:>8.2} {:>12.0} {:>8.2}",
-        "raw consume, fetch.wait.max.ms=100",
+        format!("raw consume, fetch.wait.max.ms={FETCH_WAIT_MAX_MS}"),
         fast.whole,
         fast.whole / raw.whole,
         fast.steady,

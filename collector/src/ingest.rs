@@ -112,6 +112,15 @@ fn now_us() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
+/// The collector's `fetch.wait.max.ms` (librdkafka's default is 500; `--kafka` overrides it).
+///
+/// A Kafka broker answers a fetch as soon as `fetch.min.bytes` (1) is there, whatever the wait;
+/// not every Kafka-protocol broker does. tansu, the test broker, holds every fetch for the whole
+/// wait and answers ~5 MB: 500 ms held the collector at 40 000 records/s, 100 ms near 80 000,
+/// 20 ms lets it reach 90 000–100 000 (docs/benchmarks.md, runs 11–12). Idle, it costs 50 small
+/// fetch requests per second per broker instead of 2.
+pub const FETCH_WAIT_MAX_MS: &str = "20";
+
 /// Records taken from the client per turn of the loop's `select!`, at most.
 const DRAIN_AT_ONCE: usize = 256;
 
@@ -188,11 +197,7 @@ impl Ingestor {
             // Bound the client's prefetch: memory stays small whatever the backlog.
             .set("queued.max.messages.kbytes", "16384")
             .set("fetch.max.bytes", "16777216")
-            // librdkafka waits up to 500 ms by default for a fetch to fill. A Kafka broker answers
-            // as soon as a record is there, but not every Kafka-protocol broker does: with tansu the
-            // default held the collector at 40 000 records/s, with 100 ms it reads 70 000+. Idle, it
-            // costs 10 fetch requests per second per broker instead of 2. `--kafka` overrides it.
-            .set("fetch.wait.max.ms", "100");
+            .set("fetch.wait.max.ms", FETCH_WAIT_MAX_MS);
         for (k, v) in &config.kafka_properties {
             client.set(k, v);
         }
