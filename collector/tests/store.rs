@@ -4,7 +4,7 @@
 use choreoscope::lineage::{lineage, Direction, Flag};
 use choreoscope::record::{EventRecord, Interpreter, RawRecord};
 use choreoscope::rules::Rules;
-use choreoscope::store::{key_hash, SearchFilter, Store};
+use choreoscope::store::{SearchFilter, Store};
 use choreoscope_sdk::RecordHeaders;
 
 struct Fixture {
@@ -630,7 +630,7 @@ async fn after_migrating(
     mut rows: Vec<(String, String, String)>,
     names: &[&str],
     cases: &[(&str, &str, &[&str])],
-) -> Fixture {
+) {
     drop(f.store);
     let store = Store::connect(&f.url).await.unwrap();
     rows.sort();
@@ -646,17 +646,15 @@ async fn after_migrating(
             .collect();
         assert_eq!(found, *want, "{name}={value}");
     }
-    Fixture { store, ..f }
 }
 
-/// SQL taking a SQLite store back from the fourth schema to the third: keys as rows of
-/// `event_keys (name, value, event_id)` instead of hashes, no `key_names`, migration 4 forgotten.
+/// SQL taking a SQLite store back from the fourth schema to the third: `event_keys` keyed by name
+/// first, no `key_names` table, migration 4 forgotten.
 const SQLITE_THIRD_SCHEMA: &str =
-    "CREATE TABLE event_keys (name TEXT NOT NULL, value TEXT NOT NULL, \
+    "CREATE TABLE old_keys (name TEXT NOT NULL, value TEXT NOT NULL, \
      event_id TEXT NOT NULL, PRIMARY KEY (name, value, event_id)) WITHOUT ROWID; \
-     INSERT INTO event_keys SELECT j.value ->> 0, j.value ->> 1, e.event_id \
-     FROM events e, json_each(e.keys) j; \
-     DROP TABLE key_hashes; DROP TABLE key_names; \
+     INSERT INTO old_keys SELECT name, value, event_id FROM event_keys; \
+     DROP TABLE event_keys; ALTER TABLE old_keys RENAME TO event_keys; DROP TABLE key_names; \
      DELETE FROM _sqlx_migrations WHERE version = 4;";
 
 #[tokio::test]
@@ -693,11 +691,10 @@ async fn a_sqlite_store_of_the_second_schema_keeps_its_keys_after_migrating() {
 
 #[tokio::test]
 async fn a_sqlite_store_of_the_third_schema_keeps_its_keys_and_lists_their_names_after_migrating() {
-    // Migration 4 lists the names in `key_names`; the writer then hashes `event_keys` into
-    // `key_hashes` and drops it.
+    // Migration 4 orders `event_keys` by value first and lists the names in `key_names`.
     let f = sqlite().await;
     let mut rows = two_events_with_keys(&f).await;
-    // Back to the third schema, with a key written then: it must be found and listed afterwards.
+    // Back to the third schema, with a key written then: its name must be listed afterwards.
     rows.push(("region".into(), "o-1".into(), "b".into()));
     execute(
         &f.url,
@@ -709,7 +706,7 @@ async fn a_sqlite_store_of_the_third_schema_keeps_its_keys_and_lists_their_names
         ),
     )
     .await;
-    let f = after_migrating(
+    after_migrating(
         f,
         rows,
         &["kafka.key", "order.id", "region"],
@@ -720,79 +717,6 @@ async fn a_sqlite_store_of_the_third_schema_keeps_its_keys_and_lists_their_names
         ],
     )
     .await;
-    let (old_tables, hashes) = sqlite_counts(
-        &f.url,
-        "SELECT (SELECT count(*) FROM sqlite_master WHERE name = 'event_keys'), \
-                (SELECT count(*) FROM key_hashes)",
-    )
-    .await;
-    assert_eq!(
-        (old_tables, hashes),
-        (0, 4),
-        "event_keys hashed and dropped"
-    );
-}
-
-#[tokio::test]
-async fn a_sqlite_key_lookup_tells_a_key_from_another_of_the_same_hash() {
-    // Two keys may share a 64-bit hash. Make "b" look, by its hash row, as if it carried key
-    // order.id=o-1 of "a", and o-9 that nobody carries: neither must be found on "b".
-    let f = sqlite().await;
-    two_events_with_keys(&f).await;
-    execute(
-        &f.url,
-        &format!(
-            "INSERT INTO key_hashes (k, event_id) VALUES ({}, 'b'), ({}, 'b')",
-            key_hash("order.id", "o-1"),
-            key_hash("order.id", "o-9")
-        ),
-    )
-    .await;
-    let ids = |rows: Vec<choreoscope::store::SummaryRow>| -> Vec<String> {
-        rows.into_iter().map(|r| r.event_id).collect()
-    };
-    assert_eq!(
-        ids(f.store.by_key("order.id", "o-1", 10).await.unwrap()),
-        vec!["a"]
-    );
-    assert!(f
-        .store
-        .by_key("order.id", "o-9", 10)
-        .await
-        .unwrap()
-        .is_empty());
-    let names = vec!["kafka.key".to_owned(), "order.id".to_owned()];
-    assert_eq!(
-        f.store.names_with_value(&names, "o-1").await.unwrap(),
-        names
-    );
-    assert!(f
-        .store
-        .names_with_value(&names, "o-9")
-        .await
-        .unwrap()
-        .is_empty());
-    for (name, value, want) in [
-        (Some("order.id"), "o-1", vec!["a"]),
-        (None, "o-1", vec!["a", "b"]),
-        (None, "o-9", vec![]),
-    ] {
-        let filter = SearchFilter {
-            key: Some((name.map(str::to_owned), value.to_owned())),
-            limit: 10,
-            ..SearchFilter::default()
-        };
-        let mut found = ids(f.store.search(&filter).await.unwrap());
-        found.sort();
-        assert_eq!(found, want, "{name:?}={value}");
-    }
-}
-
-/// Two counts read with one query from the SQLite file at `url`.
-async fn sqlite_counts(url: &str, sql: &str) -> (i64, i64) {
-    use sqlx::Connection;
-    let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
-    sqlx::query_as(sql).fetch_one(&mut c).await.unwrap()
 }
 
 #[tokio::test]

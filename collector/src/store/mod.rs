@@ -11,7 +11,6 @@
 //! `sqlite_read`, with the same statements); each has its own migrations
 //! under `migrations/sqlite` and `migrations/postgres`.
 
-mod key_hash;
 mod known_names;
 mod pg_keys;
 mod sql;
@@ -28,7 +27,6 @@ use sqlx::ConnectOptions;
 
 use crate::record::EventRecord;
 
-pub use key_hash::key_hash;
 pub use sql::{
     DeliveryRow, EventRow, HopRow, KeyRow, PgStore, ProduceRow, SearchFilter, SqliteStore,
     SummaryRow,
@@ -221,13 +219,6 @@ impl Store {
             .connect_with(options)
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        let hashed = key_hash::hash_old_keys(&pool).await?;
-        if hashed > 0 {
-            tracing::info!(
-                keys = hashed,
-                "business keys of the earlier schema hashed into key_hashes"
-            );
-        }
         let writer = SqliteWriter::open(&path)?;
         tokio::spawn(checkpoint_wal(pool.clone()));
         let reader = SqliteReader::new(&path);

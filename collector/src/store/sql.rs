@@ -1,14 +1,13 @@
 //! The SQL both databases run, generated once for each pool type by `sql_store!` so that SQLite
 //! and PostgreSQL cannot drift apart. Placeholders come from `QueryBuilder::push_bind`, which
 //! writes each database's own syntax. The exceptions are the writes (each store's fastest way) and
-//! the business keys, which PostgreSQL keeps on the event row (`pg_keys`) and SQLite also as
-//! hashed rows of `key_hashes` (below); the store suite holds both to the same answers.
+//! the business keys, which PostgreSQL keeps on the event row (`pg_keys`) and SQLite in
+//! `event_keys` (below); the store suite holds both to the same answers.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use sqlx::{PgPool, Postgres, QueryBuilder, Sqlite, SqlitePool};
 
-use super::key_hash::key_hash;
 use super::known_names::KnownNames;
 use super::pg_keys;
 use super::sqlite_read::SqliteReader;
@@ -611,8 +610,8 @@ async fn extra_deliveries<'a>(
     Ok(duplicates)
 }
 
-/// The SQLite store's business keys: JSON on each event row (what an event has), and hashed rows
-/// of `key_hashes` (which events have a key, [`key_hash`]; PostgreSQL's are in `pg_keys`).
+/// The SQLite store's business keys: JSON on each event row (what an event has), and rows of
+/// `event_keys` (which events have a key; PostgreSQL's are in `pg_keys`).
 impl SqliteStore {
     /// Business keys of the given events.
     pub async fn keys_of(&self, ids: &[String]) -> Result<Vec<KeyRow>, StoreError> {
@@ -650,11 +649,12 @@ impl SqliteStore {
         limit: i64,
     ) -> Result<Vec<SummaryRow>, StoreError> {
         let mut qb = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {SUMMARY_COLUMNS} FROM key_hashes k JOIN events e ON e.event_id = k.event_id \
-                 WHERE k.k = "
+            "SELECT {SUMMARY_COLUMNS} FROM event_keys k JOIN events e ON e.event_id = k.event_id \
+                 WHERE k.name = "
         ));
-        qb.push_bind(key_hash(name, value));
-        Self::push_key_on_row(&mut qb, &[name.to_owned()], value);
+        qb.push_bind(name);
+        qb.push(" AND k.value = ");
+        qb.push_bind(value);
         qb.push(" ORDER BY e.time_us, e.event_id LIMIT ");
         qb.push_bind(limit);
         Ok(qb.build_query_as().fetch_all(&self.pool).await?)
@@ -668,41 +668,27 @@ impl SqliteStore {
         Ok(rows.into_iter().map(|(n,)| n).collect())
     }
 
-    /// Whether some event carries business key `name = value` (one index probe, and the event
-    /// row's keys checked).
+    /// Whether some event carries business key `name = value` (one index probe).
     pub async fn has_key(&self, name: &str, value: &str) -> Result<bool, StoreError> {
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "SELECT 1 FROM key_hashes k JOIN events e ON e.event_id = k.event_id WHERE k.k = ",
-        );
-        qb.push_bind(key_hash(name, value));
-        Self::push_key_on_row(&mut qb, &[name.to_owned()], value);
-        qb.push(" LIMIT 1");
-        let found: Option<(i32,)> = qb.build_query_as().fetch_optional(&self.pool).await?;
+        let found: Option<(i32,)> =
+            sqlx::query_as("SELECT 1 FROM event_keys WHERE name = ? AND value = ? LIMIT 1")
+                .bind(name)
+                .bind(value)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(found.is_some())
     }
 
-    /// For `search`: events carrying `value` under one of `names`.
+    /// For `search`: events carrying `value` under one of `names` (rows of `event_keys`).
     fn push_key_filter(qb: &mut QueryBuilder<'_, Sqlite>, names: &[String], value: &str) {
-        qb.push(" AND e.event_id IN (SELECT k.event_id FROM key_hashes k WHERE k.k IN (");
-        let mut list = qb.separated(", ");
-        for name in names {
-            list.push_bind(key_hash(name, value));
-        }
-        qb.push("))");
-        Self::push_key_on_row(qb, names, value);
-    }
-
-    /// `AND` the event row `e` carries `value` under one of `names`: what tells a key from
-    /// another of the same hash.
-    fn push_key_on_row(qb: &mut QueryBuilder<'_, Sqlite>, names: &[String], value: &str) {
-        qb.push(" AND EXISTS (SELECT 1 FROM json_each(e.keys) j WHERE j.value ->> 1 = ")
-            .push_bind(value.to_owned())
-            .push(" AND j.value ->> 0 IN (");
+        qb.push(" AND e.event_id IN (SELECT k.event_id FROM event_keys k WHERE k.name IN (");
         let mut list = qb.separated(", ");
         for name in names {
             list.push_bind(name.clone());
         }
-        qb.push("))");
+        qb.push(") AND k.value = ")
+            .push_bind(value.to_owned())
+            .push(")");
     }
 }
 

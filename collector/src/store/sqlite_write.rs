@@ -1,6 +1,6 @@
 //! The SQLite write path: one dedicated connection, prepared single-row statements, on a blocking
-//! thread. A new event is one `INSERT` (and one for its keys' hashes, [`super::key_hash`]); only a
-//! known id (a re-delivery or a duplicate publish) looks further.
+//! thread. A new event is one `INSERT` (and one for its keys); only a known id (a re-delivery or a
+//! duplicate publish) looks further.
 //!
 //! Through sqlx, a batch was a few multi-row `INSERT`s of up to 25 000 bound values, built and
 //! bound on the async side and sent to sqlx's worker thread: half the CPU went to building and
@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection};
 
-use super::key_hash::key_hash;
 use super::known_names::KnownNames;
 use super::sqlite_static::{Param, StaticStatement};
 use super::{TopicOutcome, WriteOutcome};
@@ -82,13 +81,13 @@ const SET_EVENT_KEYS: &str = "UPDATE events SET keys = ?2 WHERE event_id = ?1";
 const COUNT_DELIVERY: &str =
     "UPDATE events SET delivery_count = delivery_count + 1 WHERE event_id = ?1";
 
-/// Keys per `INSERT` into `key_hashes`: an event's keys (usually 2–4) go in one statement.
+/// Keys per `INSERT` into `event_keys`: an event's keys (usually 2–4) go in one statement.
 const KEYS_PER_INSERT: usize = 4;
 
 /// The key `INSERT` for `n` rows (1 ≤ n ≤ [`KEYS_PER_INSERT`]).
 fn insert_keys(n: usize) -> String {
-    let rows = vec!["(?, ?)"; n].join(", ");
-    format!("INSERT OR IGNORE INTO key_hashes (k, event_id) VALUES {rows}")
+    let rows = vec!["(?, ?, ?)"; n].join(", ");
+    format!("INSERT OR IGNORE INTO event_keys (name, value, event_id) VALUES {rows}")
 }
 
 const INSERT_KEY_NAME: &str = "INSERT OR IGNORE INTO key_names (name) VALUES (?1)";
@@ -174,7 +173,7 @@ fn write(
         let mut key_inserts = (1..=KEYS_PER_INSERT)
             .map(|n| StaticStatement::prepare(&tx, &insert_keys(n)))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut key_params: Vec<Param<'_>> = Vec::with_capacity(2 * KEYS_PER_INSERT);
+        let mut key_params: Vec<Param<'_>> = Vec::with_capacity(3 * KEYS_PER_INSERT);
         let mut problem = tx.prepare_cached(INSERT_PROBLEM)?;
         let mut topic_outcome: Option<(&str, TopicOutcome)> = None;
         for e in batch {
@@ -231,7 +230,11 @@ fn write(
             for keys in e.keys.chunks(KEYS_PER_INSERT) {
                 key_params.clear();
                 key_params.extend(keys.iter().flat_map(|(name, value)| {
-                    [Param::Int(key_hash(name, value)), Param::Text(&e.event_id)]
+                    [
+                        Param::Text(name),
+                        Param::Text(value),
+                        Param::Text(&e.event_id),
+                    ]
                 }));
                 key_inserts[keys.len() - 1].execute(&key_params)?;
             }
@@ -300,7 +303,7 @@ fn extra_delivery(
 }
 
 /// Adds the keys of `e`, a duplicate publish, to those on its event's row (the union of every
-/// publish's keys, as the `key_hashes` rows have).
+/// publish's keys, as the `event_keys` rows have).
 fn add_keys(tx: &rusqlite::Transaction<'_>, e: &EventRecord) -> Result<(), SqliteWriteError> {
     if e.keys.is_empty() {
         return Ok(());
