@@ -324,6 +324,38 @@ async fn flows_are_found_by_correlation_trace_and_key(f: Fixture) {
     assert_eq!(by_record_key.len(), 2, "limit applies");
 }
 
+async fn traces_sharing_a_prefix_are_told_apart(f: Fixture) {
+    // SQLite finds a trace by the first 8 characters of its id: the rest must still be compared.
+    let traces = [
+        "4bf92f3577b34da6a3ce929d0e0e4736",
+        "4bf92f35ffffffffffffffffffffffff",
+    ];
+    let mut records = Vec::new();
+    for (i, trace) in traces.iter().enumerate() {
+        for (j, span) in ["00f067aa0ba902b7", "b7ad6b7169203331"].iter().enumerate() {
+            let id = format!("t{i}s{j}");
+            let mut e = ev(&id, None, (2 * i + j) as i64);
+            e.extra = vec![("traceparent", format!("00-{trace}-{span}-01"))];
+            records.push(e.record());
+        }
+    }
+    f.store.write_batch(&records).await.unwrap();
+    let ids = |rows: Vec<choreoscope::store::SummaryRow>| -> Vec<String> {
+        rows.into_iter().map(|r| r.event_id).collect()
+    };
+    assert_eq!(ids(f.store.by_trace(traces[1], 10).await.unwrap()), vec!["t1s0", "t1s1"]);
+    assert_eq!(
+        ids(f.store.same_span(traces[0], "b7ad6b7169203331").await.unwrap()),
+        vec!["t0s1"]
+    );
+    let spans = vec![
+        (traces[0].to_owned(), "00f067aa0ba902b7".to_owned()),
+        (traces[1].to_owned(), "b7ad6b7169203331".to_owned()),
+    ];
+    assert_eq!(ids(f.store.same_spans(&spans).await.unwrap()), vec!["t0s0", "t1s1"]);
+    assert!(f.store.by_trace("4bf92f35", 10).await.unwrap().is_empty(), "a prefix is no id");
+}
+
 async fn copied_traceparent_yields_an_inferred_edge(f: Fixture) {
     let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let mut first = ev("first", None, 0);
@@ -554,6 +586,7 @@ on_both_stores!(
     lineage_terminates_on_a_cycle_and_marks_it,
     fan_out_depth_and_node_limits_are_respected,
     flows_are_found_by_correlation_trace_and_key,
+    traces_sharing_a_prefix_are_told_apart,
     copied_traceparent_yields_an_inferred_edge,
     event_keeps_headers_payload_keys_and_problems,
     a_store_of_the_first_schema_keeps_its_deliveries_after_migrating,

@@ -27,6 +27,15 @@ pub(super) const SUMMARY_COLUMNS: &str =
     e.kafka_offset, e.time_us, e.causation_id, e.correlation_id, e.trace_id, e.span_id, e.subject, \
     e.problem_count, e.delivery_count";
 
+/// What SQLite's trace index holds of a trace id (migration `0005`): its first 8 characters, as
+/// `substr(trace_id, 1, 8)` gives them.
+pub(super) fn trace_prefix(trace_id: &str) -> &str {
+    trace_id
+        .char_indices()
+        .nth(8)
+        .map_or(trace_id, |(end, _)| &trace_id[..end])
+}
+
 /// Spans per span lookup (two lists of at most this many values each).
 pub(super) const SPAN_CHUNK: usize = IN_CHUNK / 2;
 
@@ -299,6 +308,11 @@ struct AnalyzeSchedule {
 const ANALYZE_AT_LEAST: u64 = 50_000;
 
 impl PgStore {
+    /// `e.trace_id = trace_id` (its `(trace_id, span_id)` index).
+    fn push_trace_is<'a>(qb: &mut QueryBuilder<'a, Postgres>, trace_id: &'a str) {
+        qb.push("e.trace_id = ").push_bind(trace_id);
+    }
+
     /// Wraps a migrated pool.
     pub fn new(pool: PgPool) -> Self {
         Self {
@@ -679,6 +693,17 @@ impl SqliteStore {
         Ok(found.is_some())
     }
 
+    /// `e.trace_id = trace_id`, through the index of trace id prefixes (migration `0005`). The
+    /// `+` keeps an older SQLite (3.40 seen) from substituting the bound id into `substr(…)`
+    /// (constant propagation), which then no longer matches the indexed expression and scans the
+    /// whole index; the bundled one does not, and the plan is tested.
+    fn push_trace_is<'a>(qb: &mut QueryBuilder<'a, Sqlite>, trace_id: &'a str) {
+        qb.push("substr(e.trace_id, 1, 8) = ")
+            .push_bind(trace_prefix(trace_id))
+            .push(" AND +e.trace_id = ")
+            .push_bind(trace_id);
+    }
+
     /// For `search`: events carrying `value` under one of `names` (rows of `event_keys`).
     fn push_key_filter(qb: &mut QueryBuilder<'_, Sqlite>, names: &[String], value: &str) {
         qb.push(" AND e.event_id IN (SELECT k.event_id FROM event_keys k WHERE k.name IN (");
@@ -723,9 +748,9 @@ macro_rules! sql_store {
             /// Events without a causation id produced in span `(trace_id, span_id)`.
             pub async fn same_span(&self, trace_id: &str, span_id: &str) -> Result<Vec<SummaryRow>, StoreError> {
                 let mut qb = QueryBuilder::<$db>::new(format!(
-                    "SELECT {SUMMARY_COLUMNS} FROM events e WHERE e.trace_id = "
+                    "SELECT {SUMMARY_COLUMNS} FROM events e WHERE "
                 ));
-                qb.push_bind(trace_id);
+                Self::push_trace_is(&mut qb, trace_id);
                 qb.push(" AND e.span_id = ");
                 qb.push_bind(span_id);
                 qb.push(" ORDER BY e.time_us, e.event_id");
@@ -748,9 +773,9 @@ macro_rules! sql_store {
             /// Events of a trace, in time order.
             pub async fn by_trace(&self, trace_id: &str, limit: i64) -> Result<Vec<SummaryRow>, StoreError> {
                 let mut qb = QueryBuilder::<$db>::new(format!(
-                    "SELECT {SUMMARY_COLUMNS} FROM events e WHERE e.trace_id = "
+                    "SELECT {SUMMARY_COLUMNS} FROM events e WHERE "
                 ));
-                qb.push_bind(trace_id);
+                Self::push_trace_is(&mut qb, trace_id);
                 qb.push(" ORDER BY e.time_us, e.event_id LIMIT ");
                 qb.push_bind(limit);
                 Ok(qb.build_query_as().fetch_all(&self.pool).await?)
@@ -848,3 +873,40 @@ macro_rules! sql_store {
 
 sql_store!(SqliteStore, Sqlite, SqlitePool);
 sql_store!(PgStore, Postgres, PgPool);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trace_prefix_is_what_sqlite_substr_gives() {
+        assert_eq!(trace_prefix("4bf92f3577b34da6a3ce929d0e0e4736"), "4bf92f35");
+        assert_eq!(trace_prefix("short"), "short");
+        assert_eq!(
+            trace_prefix("äöüßäöüßä"),
+            "äöüßäöüß",
+            "characters, not bytes"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_trace_lookup_seeks_the_trace_prefix_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("plan.db").display());
+        let crate::store::Store::Sqlite(store) = crate::store::Store::connect(&url).await.unwrap()
+        else {
+            unreachable!("a sqlite url")
+        };
+        let mut qb =
+            QueryBuilder::<Sqlite>::new("EXPLAIN QUERY PLAN SELECT * FROM events e WHERE ");
+        SqliteStore::push_trace_is(&mut qb, "4bf92f3577b34da6a3ce929d0e0e4736");
+        let plan: Vec<(i64, i64, i64, String)> =
+            qb.build_query_as().fetch_all(store.pool()).await.unwrap();
+        let details: Vec<&str> = plan.iter().map(|(_, _, _, d)| d.as_str()).collect();
+        assert_eq!(
+            details,
+            vec!["SEARCH e USING INDEX events_by_trace_prefix (<expr>=?)"],
+            "a seek, not a scan"
+        );
+    }
+}

@@ -5,13 +5,16 @@
 //! thread to the async side on its own (a futex wake-up and a copy of every value per row): half
 //! of the walk's CPU, and 84–108 ms p50 over a million events (perf, `benches/query.rs`).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::sql::{in_time_order, SpanChunk, SummaryRow, IN_CHUNK, SPAN_CHUNK, SUMMARY_COLUMNS};
+use super::sql::{
+    in_time_order, trace_prefix, SpanChunk, SummaryRow, IN_CHUNK, SPAN_CHUNK, SUMMARY_COLUMNS,
+};
 use super::sqlite_write::SqliteWriteError;
 
 /// Idle connections kept for reuse.
@@ -45,6 +48,20 @@ fn summary(row: &rusqlite::Row<'_>) -> rusqlite::Result<SummaryRow> {
 
 fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
+}
+
+/// The span lookup for `prefixes`, `traces` and `spans` values: a seek by trace id prefix (the
+/// index of migration `0005`), then the full ids compared. The `+` keeps an older SQLite (3.40
+/// seen) from substituting the bound trace ids into `substr(…)` (constant propagation), which then
+/// no longer matches the indexed expression and scans the whole index.
+fn spans_sql(prefixes: usize, traces: usize, spans: usize) -> String {
+    format!(
+        "SELECT {SUMMARY_COLUMNS} FROM events e WHERE substr(e.trace_id, 1, 8) IN ({}) \
+         AND +e.trace_id IN ({}) AND e.span_id IN ({})",
+        placeholders(prefixes),
+        placeholders(traces),
+        placeholders(spans)
+    )
 }
 
 impl SqliteReader {
@@ -126,13 +143,17 @@ impl SqliteReader {
             let mut out = Vec::new();
             for chunk in spans.chunks(SPAN_CHUNK) {
                 let chunk = SpanChunk::new(chunk);
-                let sql = format!(
-                    "SELECT {SUMMARY_COLUMNS} FROM events e WHERE e.trace_id IN ({}) AND e.span_id IN ({})",
-                    placeholders(chunk.traces.len()),
-                    placeholders(chunk.spans.len())
-                );
+                let prefixes: BTreeSet<&str> =
+                    chunk.traces.iter().map(|t| trace_prefix(t)).collect();
+                let sql = spans_sql(prefixes.len(), chunk.traces.len(), chunk.spans.len());
                 let mut statement = c.prepare(&sql)?;
-                let params = rusqlite::params_from_iter(chunk.traces.iter().chain(chunk.spans.iter()));
+                let params = rusqlite::params_from_iter(
+                    prefixes
+                        .iter()
+                        .copied()
+                        .chain(chunk.traces.iter().map(|t| t.as_str()))
+                        .chain(chunk.spans.iter().map(|s| s.as_str())),
+                );
                 for row in statement.query_map(params, summary)? {
                     let e = row?;
                     if chunk.keeps(&e) {
@@ -144,5 +165,43 @@ impl SqliteReader {
             Ok(out)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn span_lookups_seek_the_trace_prefix_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.db");
+        crate::store::Store::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        let c = Connection::open(&path).unwrap();
+        let plan: Vec<String> = c
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", spans_sql(2, 2, 3)))
+            .unwrap()
+            .query_map(
+                rusqlite::params![
+                    "0af7651916cd43dd",
+                    "4bf92f35",
+                    "0af7651916cd43dd8448eb211c80319c",
+                    "4bf92f3577b34da6a3ce929d0e0e4736",
+                    "b7ad6b7169203331",
+                    "00f067aa0ba902b7",
+                    "53995c3f42cd8ad8"
+                ],
+                |row| row.get::<_, String>(3),
+            )
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            plan,
+            vec!["SEARCH e USING INDEX events_by_trace_prefix (<expr>=?)"],
+            "a seek, not a scan"
+        );
     }
 }
