@@ -27,13 +27,14 @@ pub(super) const SUMMARY_COLUMNS: &str =
     e.kafka_offset, e.time_us, e.causation_id, e.correlation_id, e.trace_id, e.span_id, e.subject, \
     e.problem_count, e.delivery_count";
 
-/// What SQLite's trace index holds of a trace id (migration `0005`): its first 8 characters, as
-/// `substr(trace_id, 1, 8)` gives them.
-pub(super) fn trace_prefix(trace_id: &str) -> &str {
+/// What SQLite's trace index holds of a trace id (migration `0005`): its last 8 characters, as
+/// `substr(trace_id, -8)` gives them.
+pub(super) fn trace_suffix(trace_id: &str) -> &str {
     trace_id
         .char_indices()
-        .nth(8)
-        .map_or(trace_id, |(end, _)| &trace_id[..end])
+        .rev()
+        .nth(7)
+        .map_or(trace_id, |(start, _)| &trace_id[start..])
 }
 
 /// Spans per span lookup (two lists of at most this many values each).
@@ -693,13 +694,13 @@ impl SqliteStore {
         Ok(found.is_some())
     }
 
-    /// `e.trace_id = trace_id`, through the index of trace id prefixes (migration `0005`). The
+    /// `e.trace_id = trace_id`, through the index of trace id suffixes (migration `0005`). The
     /// `+` keeps an older SQLite (3.40 seen) from substituting the bound id into `substr(…)`
     /// (constant propagation), which then no longer matches the indexed expression and scans the
     /// whole index; the bundled one does not, and the plan is tested.
     fn push_trace_is<'a>(qb: &mut QueryBuilder<'a, Sqlite>, trace_id: &'a str) {
-        qb.push("substr(e.trace_id, 1, 8) = ")
-            .push_bind(trace_prefix(trace_id))
+        qb.push("substr(e.trace_id, -8) = ")
+            .push_bind(trace_suffix(trace_id))
             .push(" AND +e.trace_id = ")
             .push_bind(trace_id);
     }
@@ -879,18 +880,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_trace_prefix_is_what_sqlite_substr_gives() {
-        assert_eq!(trace_prefix("4bf92f3577b34da6a3ce929d0e0e4736"), "4bf92f35");
-        assert_eq!(trace_prefix("short"), "short");
+    fn a_trace_suffix_is_what_sqlite_substr_gives() {
+        assert_eq!(trace_suffix("4bf92f3577b34da6a3ce929d0e0e4736"), "0e0e4736");
+        assert_eq!(trace_suffix("0e0e4736"), "0e0e4736");
+        assert_eq!(trace_suffix("short"), "short");
         assert_eq!(
-            trace_prefix("äöüßäöüßä"),
-            "äöüßäöüß",
+            trace_suffix("äöüßäöüßä"),
+            "öüßäöüßä",
             "characters, not bytes"
         );
     }
 
     #[tokio::test]
-    async fn a_trace_lookup_seeks_the_trace_prefix_index() {
+    async fn a_trace_lookup_seeks_the_trace_suffix_index() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("plan.db").display());
         let crate::store::Store::Sqlite(store) = crate::store::Store::connect(&url).await.unwrap()
@@ -905,7 +907,7 @@ mod tests {
         let details: Vec<&str> = plan.iter().map(|(_, _, _, d)| d.as_str()).collect();
         assert_eq!(
             details,
-            vec!["SEARCH e USING INDEX events_by_trace_prefix (<expr>=?)"],
+            vec!["SEARCH e USING INDEX events_by_trace_suffix (<expr>=?)"],
             "a seek, not a scan"
         );
     }

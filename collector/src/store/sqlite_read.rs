@@ -13,7 +13,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 use super::sql::{
-    in_time_order, trace_prefix, SpanChunk, SummaryRow, IN_CHUNK, SPAN_CHUNK, SUMMARY_COLUMNS,
+    in_time_order, trace_suffix, SpanChunk, SummaryRow, IN_CHUNK, SPAN_CHUNK, SUMMARY_COLUMNS,
 };
 use super::sqlite_write::SqliteWriteError;
 
@@ -50,15 +50,15 @@ fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
 
-/// The span lookup for `prefixes`, `traces` and `spans` values: a seek by trace id prefix (the
+/// The span lookup for `suffixes`, `traces` and `spans` values: a seek by trace id suffix (the
 /// index of migration `0005`), then the full ids compared. The `+` keeps an older SQLite (3.40
 /// seen) from substituting the bound trace ids into `substr(…)` (constant propagation), which then
 /// no longer matches the indexed expression and scans the whole index.
-fn spans_sql(prefixes: usize, traces: usize, spans: usize) -> String {
+fn spans_sql(suffixes: usize, traces: usize, spans: usize) -> String {
     format!(
-        "SELECT {SUMMARY_COLUMNS} FROM events e WHERE substr(e.trace_id, 1, 8) IN ({}) \
+        "SELECT {SUMMARY_COLUMNS} FROM events e WHERE substr(e.trace_id, -8) IN ({}) \
          AND +e.trace_id IN ({}) AND e.span_id IN ({})",
-        placeholders(prefixes),
+        placeholders(suffixes),
         placeholders(traces),
         placeholders(spans)
     )
@@ -143,12 +143,12 @@ impl SqliteReader {
             let mut out = Vec::new();
             for chunk in spans.chunks(SPAN_CHUNK) {
                 let chunk = SpanChunk::new(chunk);
-                let prefixes: BTreeSet<&str> =
-                    chunk.traces.iter().map(|t| trace_prefix(t)).collect();
-                let sql = spans_sql(prefixes.len(), chunk.traces.len(), chunk.spans.len());
+                let suffixes: BTreeSet<&str> =
+                    chunk.traces.iter().map(|t| trace_suffix(t)).collect();
+                let sql = spans_sql(suffixes.len(), chunk.traces.len(), chunk.spans.len());
                 let mut statement = c.prepare(&sql)?;
                 let params = rusqlite::params_from_iter(
-                    prefixes
+                    suffixes
                         .iter()
                         .copied()
                         .chain(chunk.traces.iter().map(|t| t.as_str()))
@@ -173,7 +173,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn span_lookups_seek_the_trace_prefix_index() {
+    async fn span_lookups_seek_the_trace_suffix_index() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("plan.db");
         crate::store::Store::connect(&format!("sqlite://{}", path.display()))
@@ -185,8 +185,8 @@ mod tests {
             .unwrap()
             .query_map(
                 rusqlite::params![
-                    "0af7651916cd43dd",
-                    "4bf92f35",
+                    "1c80319c",
+                    "0e0e4736",
                     "0af7651916cd43dd8448eb211c80319c",
                     "4bf92f3577b34da6a3ce929d0e0e4736",
                     "b7ad6b7169203331",
@@ -200,7 +200,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             plan,
-            vec!["SEARCH e USING INDEX events_by_trace_prefix (<expr>=?)"],
+            vec!["SEARCH e USING INDEX events_by_trace_suffix (<expr>=?)"],
             "a seek, not a scan"
         );
     }
