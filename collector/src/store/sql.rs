@@ -37,13 +37,15 @@ pub(super) fn trace_suffix(trace_id: &str) -> &str {
         .map_or(trace_id, |(start, _)| &trace_id[start..])
 }
 
-/// Spans per span lookup (two lists of at most this many values each).
+/// Spans per span lookup (lists of at most this many values each: trace ids and span ids, and on
+/// SQLite the trace ids' suffixes).
 pub(super) const SPAN_CHUNK: usize = IN_CHUNK / 2;
 
-/// One chunk of a lookup by `(trace_id, span_id)` pairs: both columns of the `(trace_id, span_id)`
-/// index are constrained by `IN` lists of *distinct* values (SQLite probes the index once per pair
-/// of list entries, so repeating the trace id per span cost 250 × 250 probes), and the rows of
-/// exactly the asked pairs are kept afterwards.
+/// One chunk of a lookup by `(trace_id, span_id)` pairs: the columns are constrained by `IN` lists
+/// of *distinct* values (a database probes an index once per combination of list entries, so
+/// repeating the trace id per span cost 250 × 250 probes; PostgreSQL seeks its
+/// `(trace_id, span_id)` index, SQLite its index of trace id suffixes, [`trace_suffix`]), and the
+/// rows of exactly the asked pairs are kept afterwards.
 pub(super) struct SpanChunk<'a> {
     /// Distinct trace ids to bind.
     pub traces: BTreeSet<&'a String>,
