@@ -766,6 +766,99 @@ async fn a_sqlite_store_of_the_third_schema_keeps_its_keys_and_lists_their_names
 }
 
 #[tokio::test]
+async fn a_sqlite_trace_is_found_whole_across_generations_and_migration() {
+    // SQLite's trace index is split into generations of 65 536 stored events (migration 6): a
+    // trace whose events were stored generations apart, some before the migration, is still one.
+    let f = sqlite().await;
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let traced = |id: &'static str, span: &str, offset: i64| {
+        let mut e = ev(id, None, offset);
+        e.extra = vec![("traceparent", format!("00-{trace}-{span}-01"))];
+        e.record()
+    };
+    f.store
+        .write_batch(&[traced("old", "00f067aa0ba902b7", 0)])
+        .await
+        .unwrap();
+    // Back to the fifth schema (no generations), then as if 200 000 events had been stored since.
+    execute(
+        &f.url,
+        "DROP INDEX events_by_generation_trace; ALTER TABLE events DROP COLUMN generation; \
+         CREATE INDEX events_by_trace_suffix ON events (substr(trace_id, -8)) \
+         WHERE trace_id IS NOT NULL; DELETE FROM _sqlx_migrations WHERE version = 6; \
+         UPDATE events SET rowid = 200000 WHERE event_id = 'old';",
+    )
+    .await;
+    drop(f.store);
+    let store = Store::connect(&f.url).await.unwrap();
+    store
+        .write_batch(&[
+            traced("new-a", "b7ad6b7169203331", 1),
+            traced("new-b", "00f067aa0ba902b7", 2),
+        ])
+        .await
+        .unwrap();
+    let mut generations: Vec<(String, i64)> =
+        sqlx::query_as("SELECT event_id, generation FROM events ORDER BY event_id")
+            .fetch_all(&sqlx::SqlitePool::connect(&f.url).await.unwrap())
+            .await
+            .unwrap();
+    generations.sort();
+    assert_eq!(
+        generations,
+        vec![
+            ("new-a".to_owned(), 3),
+            ("new-b".to_owned(), 3),
+            ("old".to_owned(), 0)
+        ],
+        "a batch's generation is the greatest row id before it / 65 536"
+    );
+    let ids = |rows: Vec<choreoscope::store::SummaryRow>| -> Vec<String> {
+        rows.into_iter().map(|r| r.event_id).collect()
+    };
+    assert_eq!(
+        ids(store.by_trace(trace, 10).await.unwrap()),
+        vec!["old", "new-a", "new-b"]
+    );
+    assert_eq!(
+        ids(store.same_span(trace, "00f067aa0ba902b7").await.unwrap()),
+        vec!["old", "new-b"]
+    );
+    let spans = vec![(trace.to_owned(), "00f067aa0ba902b7".to_owned())];
+    assert_eq!(
+        ids(store.same_spans(&spans).await.unwrap()),
+        vec!["old", "new-b"]
+    );
+}
+
+#[tokio::test]
+async fn a_sqlite_batch_waits_for_a_write_lock_held_elsewhere() {
+    // A `TRUNCATE` checkpoint holds SQLite's write lock for a moment: a batch written meanwhile
+    // waits for it (busy timeout) instead of failing. The writer reads before it inserts (the
+    // generation), and a transaction that has read fails at once when its first write finds the
+    // lock taken; it must take the lock first.
+    use sqlx::{Connection, Executor};
+    let f = sqlite().await;
+    f.store
+        .write_batch(&[ev("first", None, 0).record()])
+        .await
+        .unwrap();
+    let mut other = sqlx::SqliteConnection::connect(&f.url).await.unwrap();
+    other.execute("BEGIN IMMEDIATE").await.unwrap();
+    let release = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        other.execute("COMMIT").await.unwrap();
+    };
+    let second = [ev("second", Some("first"), 1).record()];
+    let (written, ()) = tokio::join!(f.store.write_batch(&second), release);
+    assert_eq!(
+        written.expect("the batch waited for the lock").new_events,
+        1
+    );
+    assert!(f.store.event("second").await.unwrap().is_some());
+}
+
+#[tokio::test]
 async fn two_processes_opening_a_new_sqlite_file_at_once_both_succeed() {
     // The collector and `serve` (or a test) may start together on one new file; SQLite's migrator
     // takes no lock, so the loser of the race must retry rather than fail on "table exists".

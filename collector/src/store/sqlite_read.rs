@@ -13,7 +13,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 use super::sql::{
-    in_time_order, trace_suffix, SpanChunk, SummaryRow, IN_CHUNK, SPAN_CHUNK, SUMMARY_COLUMNS,
+    every_generation, in_time_order, trace_suffix, SpanChunk, SummaryRow, IN_CHUNK, SPAN_CHUNK,
+    SUMMARY_COLUMNS,
 };
 use super::sqlite_write::SqliteWriteError;
 
@@ -50,14 +51,15 @@ fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
 
-/// The span lookup for `suffixes`, `traces` and `spans` values: a seek by trace id suffix (the
-/// index of migration `0005`), then the full ids compared. The `+` keeps an older SQLite (3.40
+/// The span lookup for `suffixes`, `traces` and `spans` values: a seek by generation and trace id
+/// suffix (the index of migrations `0005` and `0006`), then the full ids compared. The `+` keeps an older SQLite (3.40
 /// seen) from substituting the bound trace ids into `substr(…)` (constant propagation), which then
 /// no longer matches the indexed expression and scans the whole index.
 fn spans_sql(suffixes: usize, traces: usize, spans: usize) -> String {
     format!(
-        "SELECT {SUMMARY_COLUMNS} FROM events e WHERE substr(e.trace_id, -8) IN ({}) \
+        "SELECT {SUMMARY_COLUMNS} FROM events e WHERE {} AND substr(e.trace_id, -8) IN ({}) \
          AND +e.trace_id IN ({}) AND e.span_id IN ({})",
+        every_generation(),
         placeholders(suffixes),
         placeholders(traces),
         placeholders(spans)
@@ -173,7 +175,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn span_lookups_seek_the_trace_suffix_index() {
+    async fn span_lookups_seek_each_generation_of_the_trace_index() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("plan.db");
         crate::store::Store::connect(&format!("sqlite://{}", path.display()))
@@ -199,9 +201,13 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(
-            plan,
-            vec!["SEARCH e USING INDEX events_by_trace_suffix (<expr>=?)"],
-            "a seek, not a scan"
+            plan.first().map(|d| d.as_ref()),
+            Some("SEARCH e USING INDEX events_by_generation_trace (generation=? AND <expr>=?)"),
+            "a seek by generation and suffix, not a scan: {plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|d| d.starts_with("SCAN e")),
+            "no scan of the events: {plan:?}"
         );
     }
 }

@@ -63,9 +63,11 @@ pub struct SqliteWriter {
 const INSERT_EVENT: &str = "INSERT OR IGNORE INTO events (event_id, id_source, topic, kafka_partition, \
      kafka_offset, record_key, broker_time_us, event_time_us, time_us, event_type, source, subject, \
      content_type, trace_id, span_id, causation_id, correlation_id, headers, payload, payload_size, \
-     payload_truncated, problems, problem_count, delivery_count, ingested_at_us, keys) \
+     payload_truncated, problems, problem_count, delivery_count, ingested_at_us, keys, generation) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, \
-     ?23, 1, ?24, ?25)";
+     ?23, 1, ?24, ?25, ?26)";
+
+const MAX_ROWID: &str = "SELECT coalesce(max(rowid), 0) FROM events";
 
 const FIRST_POSITION: &str =
     "SELECT topic, kafka_partition, kafka_offset FROM events WHERE event_id = ?1";
@@ -164,7 +166,11 @@ fn write(
         records: batch.len(),
         ..WriteOutcome::default()
     };
-    let tx = connection.transaction()?;
+    // Immediate: the write lock first (waiting for it as the busy timeout allows). A deferred
+    // transaction would begin with the read below and then fail at once, without waiting, if a
+    // `TRUNCATE` checkpoint held the lock when it turned into a write.
+    let tx = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let generation = super::sql::generation(tx.query_row(MAX_ROWID, [], |row| row.get(0))?);
     {
         // The two statements of every event bind in place (`sqlite_static`); the rare ones below
         // go through rusqlite.
@@ -210,6 +216,7 @@ fn write(
                 Param::Int(e.problems.len() as i64),
                 Param::Int(e.ingested_at_us),
                 Param::Text(&keys),
+                Param::Int(generation),
             ])? == 1;
             // 2. A known id: this record is a delivery seen before (its first one, or an extra
             //    one), or a new extra delivery — a duplicate publish.
