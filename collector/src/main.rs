@@ -50,6 +50,31 @@ fn tune_allocator() -> Vec<(i32, i64, i64)> {
     untouched
 }
 
+/// glibc malloc arenas the process may have (see [`limit_malloc_arenas`]).
+const MALLOC_ARENAS: i32 = 2;
+
+/// Caps glibc's malloc arenas at [`MALLOC_ARENAS`], unless `MALLOC_ARENA_MAX` says otherwise.
+/// librdkafka and SQLite allocate through glibc, not mimalloc, and glibc gives each thread that
+/// allocates an arena of its own (up to 8 per core): SQLite's writes move between the runtime's
+/// worker threads, so its page cache and statements were spread over four to six arenas of ~18 MiB
+/// each. Ingesting 3 000 000 events into SQLite, peak RSS was 200–246 MiB with glibc's default and
+/// 193–202 with two arenas, at the same rate (docs/benchmarks.md, run 13). Called first thing in
+/// `main`; returns whether glibc took the setting (`true` where there is nothing to set).
+fn limit_malloc_arenas() -> bool {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return true;
+    }
+    #[cfg(target_env = "gnu")]
+    {
+        // SAFETY: `mallopt` only sets a malloc parameter; M_ARENA_MAX bounds arenas created later.
+        unsafe { libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS) == 1 }
+    }
+    #[cfg(not(target_env = "gnu"))]
+    {
+        true
+    }
+}
+
 /// Choreoscope: see what happened to a business entity across every service of a Kafka
 /// choreography.
 #[derive(Parser, Debug)]
@@ -397,16 +422,21 @@ fn spawn_shutdown(cancel: &CancellationToken) {
 }
 
 fn main() -> anyhow::Result<()> {
+    let arenas_limited = limit_malloc_arenas();
     let untuned = tune_allocator();
     let sqlite_tuned = choreoscope::store::disable_memory_statistics();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?
-        .block_on(run(untuned, sqlite_tuned))
+        .block_on(run(untuned, sqlite_tuned, arenas_limited))
 }
 
-async fn run(untuned: Vec<(i32, i64, i64)>, sqlite_tuned: bool) -> anyhow::Result<()> {
+async fn run(
+    untuned: Vec<(i32, i64, i64)>,
+    sqlite_tuned: bool,
+    arenas_limited: bool,
+) -> anyhow::Result<()> {
     let cli = Cli::parse();
     // The demo's legacy producer is malformed on purpose: its services need not say so each time.
     let default_filter = match cli.command {
@@ -427,6 +457,12 @@ async fn run(untuned: Vec<(i32, i64, i64)>, sqlite_tuned: bool) -> anyhow::Resul
             "mimalloc option not at the default this build expects; left alone"
         );
     }
+    if !arenas_limited {
+        tracing::warn!(
+            arenas = MALLOC_ARENAS,
+            "glibc refused to limit its malloc arenas"
+        );
+    }
     if !sqlite_tuned {
         tracing::warn!("SQLite was initialized before its memory statistics could be turned off");
     }
@@ -441,6 +477,53 @@ async fn run(untuned: Vec<(i32, i64, i64)>, sqlite_tuned: bool) -> anyhow::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// glibc's malloc arenas now, from `malloc_info`'s report.
+    #[cfg(target_env = "gnu")]
+    fn malloc_arenas() -> usize {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("malloc.xml");
+        let c_path = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        // SAFETY: a file opened, written by glibc and closed here.
+        unsafe {
+            let file = libc::fopen(c_path.as_ptr(), c"w".as_ptr());
+            assert!(!file.is_null());
+            assert_eq!(libc::malloc_info(0, file), 0);
+            libc::fclose(file);
+        }
+        std::fs::read_to_string(path)
+            .unwrap()
+            .matches("<heap nr=")
+            .count()
+    }
+
+    #[cfg(target_env = "gnu")]
+    #[test]
+    fn threads_allocating_through_glibc_share_at_most_two_arenas() {
+        // As librdkafka's and SQLite's threads do: eight threads hold glibc memory at once.
+        let before = malloc_arenas();
+        assert!(limit_malloc_arenas());
+        let all_holding = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let all_holding = all_holding.clone();
+                std::thread::spawn(move || {
+                    // SAFETY: a glibc allocation, freed once every thread holds one.
+                    let p = unsafe { libc::malloc(1 << 16) };
+                    all_holding.wait();
+                    unsafe { libc::free(p) };
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let after = malloc_arenas();
+        assert!(
+            after <= before.max(MALLOC_ARENAS as usize),
+            "{before} arenas before, {after} after eight threads allocated"
+        );
+    }
 
     #[test]
     fn the_allocator_options_tuned_are_the_ones_this_mimalloc_numbers_so() {
