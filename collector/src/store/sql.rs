@@ -929,14 +929,21 @@ mod tests {
         let plan: Vec<(i64, i64, i64, String)> =
             qb.build_query_as().fetch_all(store.pool()).await.unwrap();
         let details: Vec<&str> = plan.iter().map(|(_, _, _, d)| d.as_str()).collect();
-        assert_eq!(
-            details.first().map(|d| d.as_ref()),
-            Some("SEARCH e USING INDEX events_by_generation_trace (generation=? AND <expr>=?)"),
-            "a seek by generation and suffix, not a scan: {details:?}"
-        );
-        assert!(
-            !details.iter().any(|d| d.starts_with("SCAN e")),
-            "no scan of the events: {details:?}"
-        );
+        assert_seeks_each_generation(&details);
     }
+}
+
+/// Asserts a query plan's details (`EXPLAIN QUERY PLAN`) find events by seeking the trace index
+/// by generation and suffix, and never scan them.
+#[cfg(test)]
+pub(super) fn assert_seeks_each_generation(details: &[impl AsRef<str> + std::fmt::Debug]) {
+    assert_eq!(
+        details.first().map(|d| d.as_ref()),
+        Some("SEARCH e USING INDEX events_by_generation_trace (generation=? AND <expr>=?)"),
+        "a seek by generation and suffix, not a scan: {details:?}"
+    );
+    assert!(
+        !details.iter().any(|d| d.as_ref().starts_with("SCAN e")),
+        "no scan of the events: {details:?}"
+    );
 }
