@@ -899,6 +899,21 @@ macro_rules! sql_store {
 sql_store!(SqliteStore, Sqlite, SqlitePool);
 sql_store!(PgStore, Postgres, PgPool);
 
+/// Asserts a query plan's details (`EXPLAIN QUERY PLAN`) find events by seeking the trace index
+/// by generation and suffix, and never scan them.
+#[cfg(test)]
+pub(super) fn assert_seeks_each_generation(details: &[impl AsRef<str> + std::fmt::Debug]) {
+    assert_eq!(
+        details.first().map(|d| d.as_ref()),
+        Some("SEARCH e USING INDEX events_by_generation_trace (generation=? AND <expr>=?)"),
+        "a seek by generation and suffix, not a scan: {details:?}"
+    );
+    assert!(
+        !details.iter().any(|d| d.as_ref().starts_with("SCAN e")),
+        "no scan of the events: {details:?}"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -931,19 +946,4 @@ mod tests {
         let details: Vec<&str> = plan.iter().map(|(_, _, _, d)| d.as_str()).collect();
         assert_seeks_each_generation(&details);
     }
-}
-
-/// Asserts a query plan's details (`EXPLAIN QUERY PLAN`) find events by seeking the trace index
-/// by generation and suffix, and never scan them.
-#[cfg(test)]
-pub(super) fn assert_seeks_each_generation(details: &[impl AsRef<str> + std::fmt::Debug]) {
-    assert_eq!(
-        details.first().map(|d| d.as_ref()),
-        Some("SEARCH e USING INDEX events_by_generation_trace (generation=? AND <expr>=?)"),
-        "a seek by generation and suffix, not a scan: {details:?}"
-    );
-    assert!(
-        !details.iter().any(|d| d.as_ref().starts_with("SCAN e")),
-        "no scan of the events: {details:?}"
-    );
 }
