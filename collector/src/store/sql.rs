@@ -718,9 +718,10 @@ impl SqliteStore {
     }
 
     /// `e.trace_id = trace_id`, through the index of trace id suffixes by generation (migrations
-    /// `0005` and `0006`: one seek per generation, [`every_generation`]). The `+` keeps an older SQLite (3.40 seen) from substituting the bound id into `substr(…)`
-    /// (constant propagation), which then no longer matches the indexed expression and scans the
-    /// whole index; the bundled one does not, and the plan is tested.
+    /// `0005` and `0006`: one seek per generation, [`every_generation`]). The `+` keeps an older
+    /// SQLite (3.40 seen) from substituting the bound id into `substr(…)` (constant propagation),
+    /// which then no longer matches the indexed expression and scans the whole index; the bundled
+    /// one does not, and the plan is tested.
     fn push_trace_is<'a>(qb: &mut QueryBuilder<'a, Sqlite>, trace_id: &'a str) {
         qb.push(every_generation())
             .push(" AND substr(e.trace_id, -8) = ")

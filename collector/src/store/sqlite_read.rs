@@ -52,9 +52,9 @@ fn placeholders(n: usize) -> String {
 }
 
 /// The span lookup for `suffixes`, `traces` and `spans` values: a seek by generation and trace id
-/// suffix (the index of migrations `0005` and `0006`), then the full ids compared. The `+` keeps an older SQLite (3.40
-/// seen) from substituting the bound trace ids into `substr(…)` (constant propagation), which then
-/// no longer matches the indexed expression and scans the whole index.
+/// suffix (the index of migrations `0005` and `0006`), then the full ids compared. The `+` keeps
+/// an older SQLite (3.40 seen) from substituting the bound trace ids into `substr(…)` (constant
+/// propagation), which then no longer matches the indexed expression and scans the whole index.
 fn spans_sql(suffixes: usize, traces: usize, spans: usize) -> String {
     format!(
         "SELECT {SUMMARY_COLUMNS} FROM events e WHERE {} AND substr(e.trace_id, -8) IN ({}) \
