@@ -6,6 +6,9 @@
 //! watcher states what it follows ([`LiveFilter`]) and is told the ids of matching events as they
 //! become durable; it then asks the query API for the new state. A watcher that falls behind the
 //! channel is told so (`lagged`) and should reload rather than trust its view.
+//!
+//! A server without an ingest loop (`choreoscope serve`) feeds the channel from the store instead
+//! ([`follow_store`]): what a collector in another process has stored, in storage order.
 
 use std::sync::Arc;
 
@@ -89,6 +92,14 @@ impl LiveFeed {
         let batch: StoredBatch = records.iter().map(StoredEvent::from).collect();
         // An error only means every watcher left meanwhile.
         let _ = self.tx.send(batch);
+    }
+
+    /// Announces `events`, already stored (by another process: see [`follow_store`]).
+    pub fn publish_stored(&self, events: Vec<StoredEvent>) {
+        if self.tx.receiver_count() == 0 || events.is_empty() {
+            return;
+        }
+        let _ = self.tx.send(events.into());
     }
 
     /// A new watcher, told of batches published from now on.
@@ -181,6 +192,57 @@ impl LiveFilter {
             .filter(|e| self.matches(e))
             .map(|e| e.id.clone())
             .collect()
+    }
+}
+
+/// Events read from the store per call while following it (SQLite; PostgreSQL reads whole
+/// transactions).
+const FOLLOW_CHUNK: i64 = 10_000;
+
+/// Feeds `feed` from what `store` takes in, for a server without an ingest loop of its own
+/// (`choreoscope serve` beside a collector in another process): every `every`, the events stored
+/// since the last look are published, in the order they were stored ([`Store::stored_after`]).
+/// While nobody watches, it only moves its position to the end. Store errors are logged and tried
+/// again at the next tick. Ends when `cancel` fires.
+pub async fn follow_store(
+    store: crate::store::Store,
+    feed: LiveFeed,
+    every: std::time::Duration,
+    cancel: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut position = None;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let result = match position {
+            Some(from) if feed.watchers() > 0 => follow_once(&store, &feed, from).await,
+            _ => store.feed_position().await,
+        };
+        match result {
+            Ok(next) => position = Some(next),
+            Err(e) => tracing::warn!(error = %e, "following the store for the live feed failed"),
+        }
+    }
+}
+
+/// Publishes everything stored after `from`; returns the position after it.
+async fn follow_once(
+    store: &crate::store::Store,
+    feed: &LiveFeed,
+    mut from: crate::store::FeedPosition,
+) -> Result<crate::store::FeedPosition, crate::store::StoreError> {
+    loop {
+        let (events, next) = store.stored_after(from, FOLLOW_CHUNK).await?;
+        let full = events.len() as i64 >= FOLLOW_CHUNK;
+        feed.publish_stored(events);
+        if !full || next == from {
+            return Ok(next);
+        }
+        from = next;
     }
 }
 

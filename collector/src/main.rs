@@ -110,6 +110,9 @@ struct ServeArgs {
     /// Address of the HTTP server.
     #[arg(long, env = "CHOREOSCOPE_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// How often the live feed looks for events a collector has stored meanwhile (ms).
+    #[arg(long, env = "CHOREOSCOPE_FOLLOW_MS", default_value_t = 500)]
+    follow_ms: u64,
 }
 
 /// `choreoscope query`.
@@ -339,12 +342,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(listen = %args.listen, db = %args.db, "serving the query API");
+    let live = LiveFeed::new();
+    // No ingest loop here: the live feed follows what a collector elsewhere stores.
+    let follower = tokio::spawn(choreoscope::live::follow_store(
+        store.clone(),
+        live.clone(),
+        Duration::from_millis(args.follow_ms.max(10)),
+        cancel.clone(),
+    ));
     let state = AppState {
         store: store.clone(),
         metrics: Arc::new(Metrics::new()),
-        live: LiveFeed::new(),
+        live,
     };
-    serve_http(listener, state, cancel).await?;
+    let served = serve_http(listener, state, cancel.clone()).await;
+    cancel.cancel();
+    follower.await.context("live feed follower task")?;
+    served?;
     store.close().await;
     Ok(())
 }

@@ -369,6 +369,62 @@ async fn traces_sharing_a_suffix_are_told_apart(f: Fixture) {
     );
 }
 
+/// Follows `store` from `from` until `n` events came (or 20 s passed): PostgreSQL's horizon waits
+/// for every transaction of the cluster, other tests' included.
+async fn stored_until(
+    store: &Store,
+    mut from: choreoscope::store::FeedPosition,
+    n: usize,
+) -> (
+    Vec<String>,
+    choreoscope::live::StoredEvent,
+    choreoscope::store::FeedPosition,
+) {
+    let mut ids = Vec::new();
+    let mut first = None;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while ids.len() < n && std::time::Instant::now() < deadline {
+        let (events, next) = store.stored_after(from, 100).await.unwrap();
+        for e in events {
+            ids.push(e.id.clone());
+            first.get_or_insert(e);
+        }
+        from = next;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    (ids, first.expect("an event came"), from)
+}
+
+async fn the_feed_tells_each_stored_event_once_in_order(f: Fixture) {
+    // What `serve`'s live feed follows: events stored since a position, each once.
+    let start = f.store.feed_position().await.unwrap();
+    let mut a = ev("a", None, 0);
+    a.extra = vec![("baggage", "order.id=o-1".into())];
+    let batch = [a.record(), ev("b", Some("a"), 1).record()];
+    f.store.write_batch(&batch).await.unwrap();
+    let (ids, first, after) = stored_until(&f.store, start, 2).await;
+    assert_eq!(ids, ["a", "b"]);
+    assert!(
+        first
+            .keys
+            .contains(&("order.id".to_owned(), "o-1".to_owned())),
+        "{:?}",
+        first.keys
+    );
+    assert_eq!(first.correlation_id.as_deref(), Some("flow-1"));
+    // Delivered again, then one new event: only the new one is told.
+    f.store.write_batch(&batch).await.unwrap();
+    f.store
+        .write_batch(&[ev("c", Some("b"), 2).record()])
+        .await
+        .unwrap();
+    let (ids, _, end) = stored_until(&f.store, after, 1).await;
+    assert_eq!(ids, ["c"]);
+    let (nothing, same) = f.store.stored_after(end, 100).await.unwrap();
+    assert!(nothing.is_empty(), "told twice: {nothing:?}");
+    assert_eq!(same, end);
+}
+
 async fn copied_traceparent_yields_an_inferred_edge(f: Fixture) {
     let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let mut first = ev("first", None, 0);
@@ -600,6 +656,7 @@ on_both_stores!(
     fan_out_depth_and_node_limits_are_respected,
     flows_are_found_by_correlation_trace_and_key,
     traces_sharing_a_suffix_are_told_apart,
+    the_feed_tells_each_stored_event_once_in_order,
     copied_traceparent_yields_an_inferred_edge,
     event_keeps_headers_payload_keys_and_problems,
     a_store_of_the_first_schema_keeps_its_deliveries_after_migrating,
@@ -856,6 +913,69 @@ async fn a_sqlite_batch_waits_for_a_write_lock_held_elsewhere() {
         1
     );
     assert!(f.store.event("second").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn the_postgres_feed_waits_for_a_transaction_that_commits_late() {
+    // The collector writes PostgreSQL with several connections: a batch may commit after a later
+    // one. The feed must not pass over the earlier one meanwhile.
+    use sqlx::{Connection, Executor};
+    let f = postgres().await;
+    let start = f.store.feed_position().await.unwrap();
+    let mut slow = sqlx::PgConnection::connect(&f.url).await.unwrap();
+    slow.execute(
+        "BEGIN; INSERT INTO events (event_id, id_source, topic, kafka_partition, kafka_offset, \
+         time_us, headers, payload_size, payload_truncated, problems, problem_count, \
+         delivery_count, ingested_at_us) \
+         VALUES ('late', 'ce_id', 'orders', 0, 99, 0, '[]', 0, false, '[]', 0, 1, 0)",
+    )
+    .await
+    .unwrap();
+    f.store
+        .write_batch(&[ev("quick", None, 1).record()])
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (held, position) = f.store.stored_after(start, 100).await.unwrap();
+    assert!(
+        held.is_empty(),
+        "told of events while an earlier transaction is open: {held:?}"
+    );
+    slow.execute("COMMIT").await.unwrap();
+    let (ids, _, _) = stored_until(&f.store, position, 2).await;
+    assert_eq!(
+        ids,
+        ["late", "quick"],
+        "both, in the order they were stored"
+    );
+}
+
+#[tokio::test]
+async fn the_live_feed_follows_what_another_writer_stores() {
+    // `serve` has no ingest loop: its feed follows the store, here written through another handle.
+    let f = sqlite().await;
+    let feed = choreoscope::live::LiveFeed::new();
+    let mut watcher = feed.subscribe();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let follower = tokio::spawn(choreoscope::live::follow_store(
+        Store::connect(&f.url).await.unwrap(),
+        feed.clone(),
+        std::time::Duration::from_millis(20),
+        cancel.clone(),
+    ));
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    f.store
+        .write_batch(&[ev("x", None, 0).record(), ev("y", Some("x"), 1).record()])
+        .await
+        .unwrap();
+    let batch = tokio::time::timeout(std::time::Duration::from_secs(10), watcher.recv())
+        .await
+        .expect("told within 10 s")
+        .unwrap();
+    let ids: Vec<&str> = batch.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["x", "y"]);
+    cancel.cancel();
+    follower.await.unwrap();
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@
 //! `sqlite_read`, with the same statements); each has its own migrations
 //! under `migrations/sqlite` and `migrations/postgres`.
 
+mod feed;
 mod known_names;
 mod pg_keys;
 mod sql;
@@ -27,6 +28,7 @@ use sqlx::ConnectOptions;
 
 use crate::record::EventRecord;
 
+pub use feed::FeedPosition;
 pub use sql::{
     DeliveryRow, EventRow, HopRow, KeyRow, PgStore, ProduceRow, SearchFilter, SqliteStore,
     SummaryRow,

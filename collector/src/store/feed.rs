@@ -1,0 +1,130 @@
+//! What the store has taken in since a position, for a live feed that follows the store instead
+//! of an ingest loop (`choreoscope serve`, see [`crate::live::follow_store`]).
+//!
+//! SQLite has one writer, so row ids grow in commit order: the position is the greatest row id
+//! seen. PostgreSQL is written by several connections at once, so a row inserted earlier may
+//! commit later; each event carries the id of the transaction that stored it (migration `0004`),
+//! and the position is a horizon below which every transaction has finished: the xmin of the
+//! reader's snapshot. Events of transactions between the last horizon and the new one are new; a
+//! transaction still running holds the horizon back until it ends, so none is passed over.
+
+use super::sql::{PgStore, SqliteStore};
+use super::{Store, StoreError};
+use crate::live::StoredEvent;
+
+/// Where a follower of the store stands (opaque: a row id on SQLite, a transaction id horizon on
+/// PostgreSQL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedPosition(i64);
+
+/// `rowid, event_id, correlation_id, trace_id, keys` (JSON) of a SQLite event.
+type SqliteFeedRow = (i64, String, Option<String>, Option<String>, String);
+
+/// `event_id, correlation_id, trace_id, keys` (encoded array) of a PostgreSQL event.
+type PgFeedRow = (String, Option<String>, Option<String>, Vec<String>);
+
+impl SqliteStore {
+    async fn feed_position(&self) -> Result<FeedPosition, StoreError> {
+        let (max,): (i64,) = sqlx::query_as("SELECT coalesce(max(rowid), 0) FROM events")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(FeedPosition(max))
+    }
+
+    async fn stored_after(
+        &self,
+        from: FeedPosition,
+        limit: i64,
+    ) -> Result<(Vec<StoredEvent>, FeedPosition), StoreError> {
+        let rows: Vec<SqliteFeedRow> = sqlx::query_as(
+            "SELECT rowid, event_id, correlation_id, trace_id, keys FROM events \
+             WHERE rowid > ? ORDER BY rowid LIMIT ?",
+        )
+        .bind(from.0)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        let next = rows.last().map_or(from, |r| FeedPosition(r.0));
+        let events = rows
+            .into_iter()
+            .map(|(_, id, correlation_id, trace_id, keys)| StoredEvent {
+                id,
+                correlation_id,
+                trace_id,
+                // The writer's own JSON (`record::keys_to_json`); unreadable keys match no filter.
+                keys: serde_json::from_str(&keys).unwrap_or_default(),
+            })
+            .collect();
+        Ok((events, next))
+    }
+}
+
+impl PgStore {
+    async fn feed_position(&self) -> Result<FeedPosition, StoreError> {
+        let (horizon,): (i64,) =
+            sqlx::query_as("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+                .fetch_one(self.pool())
+                .await?;
+        Ok(FeedPosition(horizon))
+    }
+
+    async fn stored_after(
+        &self,
+        from: FeedPosition,
+        _limit: i64,
+    ) -> Result<(Vec<StoredEvent>, FeedPosition), StoreError> {
+        // Every transaction below the new horizon has ended; all of one is taken or none, so no
+        // limit applies here (a window holds what was stored since the last call).
+        let to = self.feed_position().await?;
+        if to.0 <= from.0 {
+            return Ok((Vec::new(), from));
+        }
+        let rows: Vec<PgFeedRow> = sqlx::query_as(
+            "SELECT event_id, correlation_id, trace_id, keys FROM events \
+             WHERE ingest_xid >= $1::text::xid8 AND ingest_xid < $2::text::xid8 \
+             ORDER BY ingest_xid, time_us, event_id",
+        )
+        .bind(from.0.to_string())
+        .bind(to.0.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        let events = rows
+            .into_iter()
+            .map(|(id, correlation_id, trace_id, keys)| StoredEvent {
+                id,
+                correlation_id,
+                trace_id,
+                keys: keys
+                    .iter()
+                    .filter_map(|k| super::pg_keys::decode(k))
+                    .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                    .collect(),
+            })
+            .collect();
+        Ok((events, to))
+    }
+}
+
+impl Store {
+    /// The position after everything stored so far (a follower starting now begins here).
+    pub async fn feed_position(&self) -> Result<FeedPosition, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.feed_position().await,
+            Store::Postgres(s) => s.feed_position().await,
+        }
+    }
+
+    /// Events stored after `from`, in the order they were stored, and the position after them:
+    /// each event once however often this is called. SQLite returns at most `limit` at a time
+    /// (call again for the rest); PostgreSQL every event of the transactions that ended since.
+    pub async fn stored_after(
+        &self,
+        from: FeedPosition,
+        limit: i64,
+    ) -> Result<(Vec<StoredEvent>, FeedPosition), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.stored_after(from, limit).await,
+            Store::Postgres(s) => s.stored_after(from, limit).await,
+        }
+    }
+}
