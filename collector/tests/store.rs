@@ -420,9 +420,9 @@ async fn the_feed_tells_each_stored_event_once_in_order(f: Fixture) {
         .unwrap();
     let (ids, _, end) = stored_until(&f.store, after, 1).await;
     assert_eq!(ids, ["c"]);
-    let (nothing, same) = f.store.stored_after(end, 100).await.unwrap();
+    // (PostgreSQL's position may still move: other transactions of the server end meanwhile.)
+    let (nothing, _) = f.store.stored_after(end, 100).await.unwrap();
     assert!(nothing.is_empty(), "told twice: {nothing:?}");
-    assert_eq!(same, end);
 }
 
 async fn copied_traceparent_yields_an_inferred_edge(f: Fixture) {
