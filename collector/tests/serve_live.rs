@@ -8,48 +8,15 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use choreoscope::record::{EventRecord, Interpreter, RawRecord};
-use choreoscope::rules::Rules;
 use choreoscope::store::Store;
-use choreoscope_sdk::RecordHeaders;
-
-/// An event of order `order` (its business key, from baggage).
-fn order_event(id: &str, order: &str, offset: i64) -> EventRecord {
-    let mut h = RecordHeaders::new();
-    h.set("ce_id", id);
-    h.set("ce_type", "OrderCreated");
-    h.set("ce_source", "shop");
-    h.set("baggage", format!("order.id={order}"));
-    Interpreter::new(Rules::default(), 1024).interpret(
-        RawRecord {
-            topic: "orders",
-            partition: 0,
-            offset,
-            key: None,
-            payload: Some(br#"{}"#),
-            headers: &h,
-            timestamp_ms: Some(1_000 + offset),
-        },
-        0,
-    )
-}
-
-/// The served binary, killed if the test fails before stopping it.
-struct Served(std::process::Child);
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::baggage_record;
 
 /// Serves `db` with the binary, watches order o-7 on its live feed, stores events of o-7 and o-8
 /// through another handle, and expects exactly o-7's to be announced.
 async fn serve_announces_what_another_process_stores(db: &str) {
     let store = Store::connect(db).await.unwrap();
     let addr = common::free_addr().to_string();
-    let mut serve = Served(
+    let mut serve = common::KilledOnDrop(
         Command::new(env!("CARGO_BIN_EXE_choreoscope"))
             .args(["serve", "--listen", &addr, "--follow-ms", "50", "--db", db])
             .env("RUST_LOG", "warn")
@@ -97,9 +64,9 @@ async fn serve_announces_what_another_process_stores(db: &str) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     store
         .write_batch(&[
-            order_event("o7-created", "o-7", 0),
-            order_event("o8-created", "o-8", 1),
-            order_event("o7-paid", "o-7", 2),
+            baggage_record("o7-created", "order.id=o-7", 0),
+            baggage_record("o8-created", "order.id=o-8", 1),
+            baggage_record("o7-paid", "order.id=o-7", 2),
         ])
         .await
         .unwrap();

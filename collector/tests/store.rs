@@ -855,12 +855,11 @@ async fn a_sqlite_trace_is_found_whole_across_generations_and_migration() {
         ])
         .await
         .unwrap();
-    let mut generations: Vec<(String, i64)> =
+    let generations: Vec<(String, i64)> =
         sqlx::query_as("SELECT event_id, generation FROM events ORDER BY event_id")
             .fetch_all(&sqlx::SqlitePool::connect(&f.url).await.unwrap())
             .await
             .unwrap();
-    generations.sort();
     assert_eq!(
         generations,
         vec![

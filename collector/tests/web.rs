@@ -2,6 +2,8 @@
 //! JSON errors beside it, and the live feed (`/api/v1/live`) that flow views follow. Runs on a
 //! real SQLite store; needs no broker.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,10 +12,8 @@ use axum::http::{header, Request, StatusCode};
 use choreoscope::http::{app, AppState};
 use choreoscope::live::LiveFeed;
 use choreoscope::metrics::Metrics;
-use choreoscope::record::{Interpreter, RawRecord};
-use choreoscope::rules::Rules;
 use choreoscope::store::Store;
-use choreoscope_sdk::RecordHeaders;
+use common::baggage_record;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
@@ -95,24 +95,6 @@ async fn the_live_feed_refuses_unusable_filters() {
     }
 }
 
-fn record(id: &str, baggage: &str, offset: i64) -> choreoscope::record::EventRecord {
-    let mut headers = RecordHeaders::new();
-    headers.set("ce_id", id);
-    headers.set("baggage", baggage);
-    Interpreter::new(Rules::default(), 1024).interpret(
-        RawRecord {
-            topic: "orders",
-            partition: 0,
-            offset,
-            key: None,
-            payload: Some(b"{}"),
-            headers: &headers,
-            timestamp_ms: None,
-        },
-        1,
-    )
-}
-
 /// Reads server-sent events from `body` until `want` of them arrived (or 5 s passed).
 async fn read_events(body: &mut Body, want: usize) -> Vec<(String, String)> {
     let mut text = String::new();
@@ -168,12 +150,16 @@ async fn a_watcher_is_told_of_its_flows_durable_events_only_and_the_feed_ends_on
 
     // A batch with an event of the flow and one of another order: only the first is announced.
     state.live.publish(&[
-        record("e-1", "order.id=o-1", 1),
-        record("e-2", "order.id=o-2", 2),
+        baggage_record("e-1", "order.id=o-1", 1),
+        baggage_record("e-2", "order.id=o-2", 2),
     ]);
     // A batch with nothing of the flow: nothing is sent for it.
-    state.live.publish(&[record("e-3", "order.id=o-3", 3)]);
-    state.live.publish(&[record("e-4", "order.id=o-1", 4)]);
+    state
+        .live
+        .publish(&[baggage_record("e-3", "order.id=o-3", 3)]);
+    state
+        .live
+        .publish(&[baggage_record("e-4", "order.id=o-1", 4)]);
     assert_eq!(
         read_events(&mut body, 2).await,
         [

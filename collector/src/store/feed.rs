@@ -9,7 +9,7 @@
 //! transaction still running holds the horizon back until it ends, so none is passed over.
 
 use super::sql::{PgStore, SqliteStore};
-use super::{Store, StoreError};
+use super::StoreError;
 use crate::live::StoredEvent;
 
 /// Where a follower of the store stands (opaque: a row id on SQLite, a transaction id horizon on
@@ -24,14 +24,14 @@ type SqliteFeedRow = (i64, String, Option<String>, Option<String>, String);
 type PgFeedRow = (String, Option<String>, Option<String>, Vec<String>);
 
 impl SqliteStore {
-    async fn feed_position(&self) -> Result<FeedPosition, StoreError> {
+    pub(super) async fn feed_position(&self) -> Result<FeedPosition, StoreError> {
         let (max,): (i64,) = sqlx::query_as("SELECT coalesce(max(rowid), 0) FROM events")
             .fetch_one(self.pool())
             .await?;
         Ok(FeedPosition(max))
     }
 
-    async fn stored_after(
+    pub(super) async fn stored_after(
         &self,
         from: FeedPosition,
         limit: i64,
@@ -60,7 +60,7 @@ impl SqliteStore {
 }
 
 impl PgStore {
-    async fn feed_position(&self) -> Result<FeedPosition, StoreError> {
+    pub(super) async fn feed_position(&self) -> Result<FeedPosition, StoreError> {
         let (horizon,): (i64,) =
             sqlx::query_as("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
                 .fetch_one(self.pool())
@@ -68,7 +68,7 @@ impl PgStore {
         Ok(FeedPosition(horizon))
     }
 
-    async fn stored_after(
+    pub(super) async fn stored_after(
         &self,
         from: FeedPosition,
         _limit: i64,
@@ -102,29 +102,5 @@ impl PgStore {
             })
             .collect();
         Ok((events, to))
-    }
-}
-
-impl Store {
-    /// The position after everything stored so far (a follower starting now begins here).
-    pub async fn feed_position(&self) -> Result<FeedPosition, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.feed_position().await,
-            Store::Postgres(s) => s.feed_position().await,
-        }
-    }
-
-    /// Events stored after `from`, in the order they were stored, and the position after them:
-    /// each event once however often this is called. SQLite returns at most `limit` at a time
-    /// (call again for the rest); PostgreSQL every event of the transactions that ended since.
-    pub async fn stored_after(
-        &self,
-        from: FeedPosition,
-        limit: i64,
-    ) -> Result<(Vec<StoredEvent>, FeedPosition), StoreError> {
-        match self {
-            Store::Sqlite(s) => s.stored_after(from, limit).await,
-            Store::Postgres(s) => s.stored_after(from, limit).await,
-        }
     }
 }

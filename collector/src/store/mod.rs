@@ -408,4 +408,21 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         dispatch!(self.ping())
     }
+
+    /// The position after everything stored so far (a follower starting now begins here; see
+    /// [`FeedPosition`]).
+    pub async fn feed_position(&self) -> Result<FeedPosition, StoreError> {
+        dispatch!(self.feed_position())
+    }
+
+    /// Events stored after `from`, in the order they were stored, and the position after them:
+    /// each event once however often this is called. SQLite returns at most `limit` at a time
+    /// (call again for the rest); PostgreSQL every event of the transactions that ended since.
+    pub async fn stored_after(
+        &self,
+        from: FeedPosition,
+        limit: i64,
+    ) -> Result<(Vec<crate::live::StoredEvent>, FeedPosition), StoreError> {
+        dispatch!(self.stored_after(from, limit))
+    }
 }

@@ -131,9 +131,40 @@ fn opentelemetry_context() -> opentelemetry::Context {
     opentelemetry::Context::new()
 }
 
+/// A child process of a test, killed (and reaped) when dropped, so a failing test leaves none
+/// running.
+pub struct KilledOnDrop(pub std::process::Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An event record `id` of topic `orders` at `offset`, with a `baggage` header (its business
+/// keys), interpreted as the collector would.
+pub fn baggage_record(id: &str, baggage: &str, offset: i64) -> choreoscope::record::EventRecord {
+    let mut headers = RecordHeaders::new();
+    headers.set("ce_id", id);
+    headers.set("baggage", baggage);
+    Interpreter::new(Rules::default(), 1024).interpret(
+        choreoscope::record::RawRecord {
+            topic: "orders",
+            partition: 0,
+            offset,
+            key: None,
+            payload: Some(b"{}"),
+            headers: &headers,
+            timestamp_ms: None,
+        },
+        1,
+    )
+}
+
 /// The `choreoscope collect` binary running as a child process.
 pub struct CollectorProcess {
-    child: std::process::Child,
+    child: KilledOnDrop,
     /// Its HTTP address.
     pub listen: std::net::SocketAddr,
 }
@@ -182,24 +213,27 @@ impl CollectorProcess {
             )
             .spawn()
             .expect("start the collector binary");
-        Self { child, listen }
+        Self {
+            child: KilledOnDrop(child),
+            listen,
+        }
     }
 
     /// Kills it with SIGKILL, as a crash would.
     pub fn kill_hard(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
+        self.child.0.kill().unwrap();
+        self.child.0.wait().unwrap();
     }
 
     /// Sends SIGTERM and waits for a clean exit.
     pub fn stop(mut self) -> std::process::ExitStatus {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        self.child.wait().unwrap()
+        unsafe { libc::kill(self.child.0.id() as i32, libc::SIGTERM) };
+        self.child.0.wait().unwrap()
     }
 
     /// Whether it is still running.
     pub fn running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
+        self.child.0.try_wait().unwrap().is_none()
     }
 
     /// GETs `path` from its HTTP server and returns the body.
@@ -212,13 +246,6 @@ impl CollectorProcess {
         body.split_once("\r\n\r\n")
             .map(|(_, b)| b.to_owned())
             .unwrap_or(body)
-    }
-}
-
-impl Drop for CollectorProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
