@@ -28,7 +28,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const MI_OPTION_ARENA_EAGER_COMMIT: (i32, i64) = (4, 2);
 const MI_OPTION_PURGE_DELAY: (i32, i64) = (15, 1000);
 
-/// Returns freed memory to the OS at once and commits arena memory on demand. With mimalloc's
+/// How long mimalloc keeps freed memory before returning it to the OS: a tenth of its default.
+/// At once (0, until run 14) cost the ingest loop 0.8 µs of kernel time per event in `madvise`
+/// (every spent batch's records returned, then faulted in again for the next).
+const PURGE_DELAY_MS: i64 = 100;
+
+/// Returns freed memory to the OS soon and commits arena memory on demand. With mimalloc's
 /// defaults (freed memory purged after 1 s, arenas committed eagerly) the collector's peak RSS
 /// writing 600 000 events into PostgreSQL was 244–258 MiB (glibc: 212 MiB); with these, 220–223.
 /// Called first thing in `main`, before the runtime's threads exist. Returns the options found
@@ -37,7 +42,7 @@ fn tune_allocator() -> Vec<(i32, i64, i64)> {
     let mut untouched = Vec::new();
     for ((option, default), value) in [
         (MI_OPTION_ARENA_EAGER_COMMIT, 0),
-        (MI_OPTION_PURGE_DELAY, 0),
+        (MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS),
     ] {
         // SAFETY: plain getter and setter of mimalloc's global options, valid at any time.
         let current: i64 = unsafe { libmimalloc_sys::mi_option_get(option) };
@@ -54,10 +59,11 @@ fn tune_allocator() -> Vec<(i32, i64, i64)> {
 const MALLOC_ARENAS: i32 = 2;
 
 /// Caps glibc's malloc arenas at [`MALLOC_ARENAS`], unless `MALLOC_ARENA_MAX` says otherwise.
-/// librdkafka and SQLite allocate through glibc, not mimalloc, and glibc gives each thread that
-/// allocates an arena of its own (up to 8 per core): SQLite's writes move between the runtime's
-/// worker threads, so its page cache and statements were spread over four to six arenas of ~18 MiB
-/// each. Ingesting 3 000 000 events into SQLite, peak RSS was 200–246 MiB with glibc's default and
+/// librdkafka allocates through glibc, not mimalloc (and so did SQLite until run 14, see
+/// [`choreoscope::store::allocate_with_mimalloc`]), and glibc gives each thread that allocates an
+/// arena of its own (up to 8 per core): SQLite's writes moved between the runtime's worker
+/// threads, so its page cache and statements were spread over four to six arenas of ~18 MiB each.
+/// Ingesting 3 000 000 events into SQLite, peak RSS was 200–246 MiB with glibc's default and
 /// 193–202 with two arenas, at the same rate (docs/benchmarks.md, run 13). Called first thing in
 /// `main`; returns whether glibc took the setting (`true` where there is nothing to set).
 fn limit_malloc_arenas() -> bool {
@@ -438,7 +444,11 @@ fn spawn_shutdown(cancel: &CancellationToken) {
 fn main() -> anyhow::Result<()> {
     let arenas_limited = limit_malloc_arenas();
     let untuned = tune_allocator();
-    let sqlite_tuned = choreoscope::store::disable_memory_statistics();
+    // Both, whatever the first returns: each only takes effect before SQLite's first use.
+    let sqlite_tuned = [
+        choreoscope::store::disable_memory_statistics(),
+        choreoscope::store::allocate_with_mimalloc(),
+    ] == [true, true];
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -478,7 +488,9 @@ async fn run(
         );
     }
     if !sqlite_tuned {
-        tracing::warn!("SQLite was initialized before its memory statistics could be turned off");
+        tracing::warn!(
+            "SQLite was initialized before its memory statistics could be turned off and its allocator set"
+        );
     }
     match cli.command {
         Command::Collect(args) => collect(args).await,
@@ -548,8 +560,11 @@ mod tests {
             Vec::new(),
             "options found at other defaults"
         );
-        for (option, _) in [MI_OPTION_ARENA_EAGER_COMMIT, MI_OPTION_PURGE_DELAY] {
-            assert_eq!(unsafe { libmimalloc_sys::mi_option_get(option) }, 0);
+        for ((option, _), value) in [
+            (MI_OPTION_ARENA_EAGER_COMMIT, 0),
+            (MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS),
+        ] {
+            assert_eq!(unsafe { libmimalloc_sys::mi_option_get(option) }, value);
         }
         assert!(
             !tune_allocator().is_empty(),

@@ -15,6 +15,7 @@ mod feed;
 mod known_names;
 mod pg_keys;
 mod sql;
+mod sqlite_memory;
 mod sqlite_read;
 mod sqlite_static;
 mod sqlite_write;
@@ -33,8 +34,9 @@ pub use sql::{
     DeliveryRow, EventRow, HopRow, KeyRow, PgStore, ProduceRow, SearchFilter, SqliteStore,
     SummaryRow,
 };
+pub use sqlite_memory::{allocate_with_mimalloc, disable_memory_statistics};
 pub use sqlite_read::SqliteReader;
-pub use sqlite_write::{disable_memory_statistics, SqliteWriteError, SqliteWriter};
+pub use sqlite_write::{SqliteWriteError, SqliteWriter};
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]

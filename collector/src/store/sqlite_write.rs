@@ -37,19 +37,6 @@ pub enum SqliteWriteError {
     Thread(String),
 }
 
-/// Turns off SQLite's memory statistics for this process: with them on (the default), every
-/// allocation SQLite makes takes a global mutex, 3–4 % of the writer's time in a profile of the
-/// collector. Only takes effect before SQLite's first use (`main` calls it first thing); returns
-/// whether it did.
-pub fn disable_memory_statistics() -> bool {
-    // SAFETY: `sqlite3_config` is only allowed before SQLite initializes, which it checks itself
-    // (returning SQLITE_MISUSE after); MEMSTATUS takes one int.
-    let rc = unsafe {
-        rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS, 0 as std::ffi::c_int)
-    };
-    rc == rusqlite::ffi::SQLITE_OK
-}
-
 /// The store's single writing connection.
 #[derive(Debug, Clone)]
 pub struct SqliteWriter {
