@@ -30,8 +30,28 @@ const MI_OPTION_PURGE_DELAY: (i32, i64) = (15, 1000);
 
 /// How long mimalloc keeps freed memory before returning it to the OS: a tenth of its default.
 /// At once (0, until run 14) cost the ingest loop 0.8 µs of kernel time per event in `madvise`
-/// (every spent batch's records returned, then faulted in again for the next).
+/// (every spent batch's records returned, then faulted in again for the next), and SQLite
+/// ingest is bound by CPU.
 const PURGE_DELAY_MS: i64 = 100;
+
+/// The purge delay while collecting into PostgreSQL: at once. That path is bound by the server,
+/// not the collector's CPU, and holds the most in flight (two batches being written): with
+/// [`PURGE_DELAY_MS`] its peak RSS over a million events was 235–240 MiB against 211–226, at the
+/// same rate, and 255 MiB over three million (docs/benchmarks.md, run 14).
+const PURGE_DELAY_POSTGRES_MS: i64 = 0;
+
+/// Sets mimalloc's purge delay to `ms` if it is still the one [`tune_allocator`] chose (an
+/// explicit `MIMALLOC_PURGE_DELAY` wins); returns whether it did. mimalloc reads the option each
+/// time it purges, so it may change while running.
+fn set_purge_delay(ms: i64) -> bool {
+    let (option, _) = MI_OPTION_PURGE_DELAY;
+    // SAFETY: plain getter and setter of mimalloc's global options, valid at any time.
+    if unsafe { libmimalloc_sys::mi_option_get(option) } != PURGE_DELAY_MS {
+        return false;
+    }
+    unsafe { libmimalloc_sys::mi_option_set(option, ms) };
+    true
+}
 
 /// Returns freed memory to the OS soon and commits arena memory on demand. With mimalloc's
 /// defaults (freed memory purged after 1 s, arenas committed eagerly) the collector's peak RSS
@@ -299,6 +319,9 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         None => Rules::default(),
     };
     let store = connect_store(&args.db, &cancel).await?;
+    if matches!(store, Store::Postgres(_)) {
+        set_purge_delay(PURGE_DELAY_POSTGRES_MS);
+    }
     let metrics = Arc::new(Metrics::new());
     let live = LiveFeed::new();
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -570,5 +593,15 @@ mod tests {
             !tune_allocator().is_empty(),
             "a second call finds the options already changed and leaves them"
         );
+        // Collecting into PostgreSQL purges at once; a delay set by someone else stays.
+        let (purge_delay, _) = MI_OPTION_PURGE_DELAY;
+        assert!(set_purge_delay(PURGE_DELAY_POSTGRES_MS));
+        assert_eq!(
+            unsafe { libmimalloc_sys::mi_option_get(purge_delay) },
+            PURGE_DELAY_POSTGRES_MS
+        );
+        unsafe { libmimalloc_sys::mi_option_set(purge_delay, 7) };
+        assert!(!set_purge_delay(PURGE_DELAY_POSTGRES_MS));
+        assert_eq!(unsafe { libmimalloc_sys::mi_option_get(purge_delay) }, 7);
     }
 }
