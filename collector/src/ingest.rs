@@ -16,7 +16,7 @@
 //! fails, the writer retries it with exponential backoff and the loop stops reading once the next
 //! batch is full (at most twice `batch_size`): consumption is held back, and memory is bounded by
 //! the batches in flight, one queued, the one being filled, and the client's fetch queue
-//! (`queued.max.messages.kbytes`).
+//! (`queued.max.messages.kbytes`, sized by store: [`prefetch_kbytes`]).
 //!
 //! Partitions are deliberately *not* paused: librdkafka drops records fetched around a pause and
 //! may resume past them (the store-outage test caught a gap that way). Not polling is safe
@@ -121,6 +121,18 @@ fn now_us() -> i64 {
 /// fetch requests per second per broker instead of 2.
 pub const FETCH_WAIT_MAX_MS: &str = "20";
 
+/// How much librdkafka may fetch ahead of the loop (`queued.max.messages.kbytes`), by store: what
+/// keeps the loop fed at the store's pace and no more. SQLite takes 100 000+ records/s here, and a
+/// 4 MiB queue held it to 76 000 (8 and 16 MiB: 109 000–110 000). PostgreSQL takes ~40 000/s,
+/// which 4 MiB feeds as well as 16 (34 500–39 000 records/s either way), and its peak RSS over a
+/// million events fell from 212–228 MiB to 183–191 (docs/benchmarks.md, run 14).
+fn prefetch_kbytes(store: &Store) -> &'static str {
+    match store {
+        Store::Sqlite(_) => "16384",
+        Store::Postgres(_) => "4096",
+    }
+}
+
 /// Records taken from the client per turn of the loop's `select!`, at most.
 const DRAIN_AT_ONCE: usize = 256;
 
@@ -195,7 +207,7 @@ impl Ingestor {
             )
             .set("statistics.interval.ms", "5000")
             // Bound the client's prefetch: memory stays small whatever the backlog.
-            .set("queued.max.messages.kbytes", "16384")
+            .set("queued.max.messages.kbytes", prefetch_kbytes(&store))
             .set("fetch.max.bytes", "16777216")
             .set("fetch.wait.max.ms", FETCH_WAIT_MAX_MS);
         for (k, v) in &config.kafka_properties {
