@@ -549,7 +549,7 @@ mod tests {
     #[cfg(target_env = "gnu")]
     #[test]
     fn threads_allocating_through_glibc_share_at_most_two_arenas() {
-        // As librdkafka's and SQLite's threads do: eight threads hold glibc memory at once.
+        // As librdkafka's threads do: eight threads hold glibc memory at once.
         let before = malloc_arenas();
         assert!(limit_malloc_arenas());
         let all_holding = std::sync::Arc::new(std::sync::Barrier::new(8));

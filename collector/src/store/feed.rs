@@ -8,7 +8,7 @@
 //! reader's snapshot. Events of transactions between the last horizon and the new one are new; a
 //! transaction still running holds the horizon back until it ends, so none is passed over.
 
-use super::sql::{PgStore, SqliteStore};
+use super::sql::{PgStore, SqliteStore, MAX_ROWID};
 use super::StoreError;
 use crate::live::StoredEvent;
 
@@ -25,9 +25,7 @@ type PgFeedRow = (String, Option<String>, Option<String>, Vec<String>);
 
 impl SqliteStore {
     pub(super) async fn feed_position(&self) -> Result<FeedPosition, StoreError> {
-        let (max,): (i64,) = sqlx::query_as("SELECT coalesce(max(rowid), 0) FROM events")
-            .fetch_one(self.pool())
-            .await?;
+        let (max,): (i64,) = sqlx::query_as(MAX_ROWID).fetch_one(self.pool()).await?;
         Ok(FeedPosition(max))
     }
 

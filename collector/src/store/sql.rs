@@ -42,6 +42,10 @@ pub(super) fn trace_suffix(trace_id: &str) -> &str {
 /// inserts land in the newest generation's part of the index whatever the store's size.
 pub(super) const GENERATION_BITS: u32 = 16;
 
+/// The greatest row id of the SQLite events (0 when empty): what the writer's batch takes its
+/// [`generation`] from, lookups their newest generation, and the store's live feed its position.
+pub(super) const MAX_ROWID: &str = "SELECT coalesce(max(rowid), 0) FROM events";
+
 /// The generation of the rows of a batch written into a table whose greatest row id is
 /// `max_rowid` (0 when empty).
 pub(super) fn generation(max_rowid: i64) -> i64 {
@@ -49,12 +53,12 @@ pub(super) fn generation(max_rowid: i64) -> i64 {
 }
 
 /// `e.generation IN (0 … the newest)`, for a seek of each generation's part of the trace index.
-/// The newest is computed as the writer computes it ([`generation`] of the greatest row id), so a
+/// The newest is computed as the writer computes it ([`generation`] of [`MAX_ROWID`]), so a
 /// row's generation is never above it.
 pub(super) fn every_generation() -> String {
     format!(
         "e.generation IN (WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g \
-         WHERE n < (SELECT coalesce(max(rowid), 0) FROM events) >> {GENERATION_BITS}) SELECT n FROM g)"
+         WHERE n < ({MAX_ROWID}) >> {GENERATION_BITS}) SELECT n FROM g)"
     )
 }
 

@@ -54,8 +54,6 @@ const INSERT_EVENT: &str = "INSERT OR IGNORE INTO events (event_id, id_source, t
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, \
      ?23, 1, ?24, ?25, ?26)";
 
-const MAX_ROWID: &str = "SELECT coalesce(max(rowid), 0) FROM events";
-
 const FIRST_POSITION: &str =
     "SELECT topic, kafka_partition, kafka_offset FROM events WHERE event_id = ?1";
 
@@ -157,7 +155,8 @@ fn write(
     // transaction would begin with the read below and then fail at once, without waiting, if a
     // `TRUNCATE` checkpoint held the lock when it turned into a write.
     let tx = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let generation = super::sql::generation(tx.query_row(MAX_ROWID, [], |row| row.get(0))?);
+    let generation =
+        super::sql::generation(tx.query_row(super::sql::MAX_ROWID, [], |row| row.get(0))?);
     {
         // The two statements of every event bind in place (`sqlite_static`); the rare ones below
         // go through rusqlite.
