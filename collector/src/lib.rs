@@ -10,9 +10,8 @@
 //! - [`store`]: the lineage store (SQLite, PostgreSQL), idempotent batch writes and lookups.
 //! - [`lineage`]: causal graph walks over the store (ancestors, descendants, cycles, missing causes).
 //! - [`flow`]: the causal graph of a set of events (a key, a trace, a correlation) and its ends.
-//! - [`ingest`]: the consumer loop — batches, back-pressure, offsets after durability.
-//! - [`subscription`]: what the consumer subscribes to — every topic, or the list a filter lets
-//!   through, followed as topics come and go.
+//! - [`ingest`]: the consumer loop — batches, back-pressure, offsets after durability — its
+//!   client settings, and what it subscribes to.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`api`]: the query API under `/api/v1` and the answers it shares with `choreoscope query`.
 //! - [`demo`]: `choreoscope demo` — mock broker, sample services with trouble, collector, API.
@@ -22,16 +21,18 @@
 //! - [`http`]: the HTTP server: the viewer, the API, `/metrics`, `/healthz`.
 
 pub mod api;
+pub mod cli;
+pub mod collector;
 pub mod demo;
 pub mod flow;
 pub mod http;
 pub mod ingest;
 pub mod lineage;
 pub mod live;
+pub mod memory;
 pub mod metrics;
 pub mod record;
 pub mod render;
 pub mod rules;
 pub mod store;
-pub mod subscription;
 pub mod web;

@@ -6,8 +6,8 @@ mod common;
 
 use std::time::Duration;
 
+use choreoscope::ingest::TopicFilter;
 use choreoscope::rules::TopicPattern;
-use choreoscope::subscription::TopicFilter;
 use choreoscope_e2e::TestBroker;
 use common::{produce_many, InProcessCollector};
 

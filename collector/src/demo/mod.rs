@@ -6,16 +6,13 @@ pub mod services;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::mocking::MockCluster;
 use tokio_util::sync::CancellationToken;
 
-use crate::http::{serve, AppState};
-use crate::ingest::{IngestConfig, Ingestor};
-use crate::live::LiveFeed;
-use crate::metrics::Metrics;
+use crate::collector::{Collector, CollectorError, Source};
+use crate::ingest::{IngestConfig, TopicFilter};
 use crate::record::Interpreter;
 use crate::rules::Rules;
 use crate::store::Store;
@@ -44,9 +41,9 @@ pub enum DemoError {
     /// The listen address is taken or not ours.
     #[error("cannot listen on {0}: {1}")]
     Listen(SocketAddr, std::io::Error),
-    /// The collector stopped with an error.
+    /// The collector could not start or stopped with an error.
     #[error("collector: {0}")]
-    Ingest(#[from] crate::ingest::IngestError),
+    Collector(#[from] CollectorError),
     /// Removing the previous demo store failed.
     #[error("cannot remove the previous demo store {0}: {1}")]
     Reset(PathBuf, std::io::Error),
@@ -77,34 +74,22 @@ pub async fn run(config: DemoConfig, cancel: CancellationToken) -> Result<(), De
     remove_store(&config.db)?;
     let db_url = format!("sqlite://{}", config.db.display());
     let store = Store::connect(&db_url).await?;
-    let metrics = Arc::new(Metrics::new());
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| DemoError::Listen(config.listen, e))?;
-    let state = AppState {
-        store: store.clone(),
-        metrics: metrics.clone(),
-        live: LiveFeed::new(),
-    };
-    let live = state.live.clone();
-    let server = tokio::spawn(serve(listener, state, cancel.clone()));
-    let ingestor = Ingestor::new(
-        IngestConfig {
+    let source = Source::Kafka {
+        config: IngestConfig {
             brokers: brokers.clone(),
             group: "choreoscope-demo".into(),
-            topics: crate::subscription::TopicFilter::default(),
+            topics: TopicFilter::default(),
             batch_size: 1000,
             batch_timeout: Duration::from_millis(100),
             metadata_refresh: Duration::from_secs(1),
             kafka_properties: vec![],
         },
-        Interpreter::new(Rules::default(), 64 * 1024),
-        store.clone(),
-        metrics,
-    )?
-    .with_live_feed(live);
-    let collector_cancel = CancellationToken::new();
-    let collector = tokio::spawn(ingestor.run(collector_cancel.clone()));
+        interpreter: Interpreter::new(Rules::default(), 64 * 1024),
+    };
+    let collector = Collector::start(store.clone(), source, Some(listener))?;
     let services_cancel = CancellationToken::new();
     let mut running = services::spawn_all(&brokers, config.orders_per_second, &services_cancel);
 
@@ -150,13 +135,9 @@ pub async fn run(config: DemoConfig, cancel: CancellationToken) -> Result<(), De
     }
     // Let the collector take in what the services last produced.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    collector_cancel.cancel();
-    let ingest = collector.await.unwrap_or(Ok(()));
-    if let Ok(Err(e)) = server.await {
-        tracing::warn!(error = %e, "http server stopped with an error");
-    }
+    let stopped = collector.stop().await;
     store.close().await;
     drop(cluster);
-    ingest?;
+    stopped?;
     Ok(())
 }

@@ -128,6 +128,46 @@ async fn checkpoint_wal(pool: sqlx::SqlitePool) {
     }
 }
 
+/// What the collector outside the store tunes by database, so that nothing there matches on
+/// the backend. The figures behind each value are in docs/benchmarks.md (runs 11–14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreProfile {
+    /// Which database: `sqlite` or `postgres`.
+    pub kind: &'static str,
+    /// How much librdkafka may fetch ahead of the ingest loop (`queued.max.messages.kbytes`):
+    /// enough to keep the loop fed at the store's pace, and no more. SQLite takes 100 000+
+    /// records/s here and a 4 MiB queue starved it; PostgreSQL takes ~40 000/s, which 4 MiB feeds
+    /// as well as 16, with 30–40 MiB less peak RSS.
+    pub fetch_queue_kbytes: u32,
+    /// mimalloc's purge delay while collecting into this store (ms), when it differs from the
+    /// collector's default ([`crate::memory::PURGE_DELAY_MS`]): PostgreSQL ingest is bound by the
+    /// server, not the collector's CPU, and holds two batches in flight, so freed memory is
+    /// returned at once there (14–24 MiB less peak RSS at the same rate).
+    pub purge_delay_ms: Option<i64>,
+    /// How many batch writes are worth running at once: one for SQLite (a single writing
+    /// connection), two for PostgreSQL, whose server works on one batch while the other is on
+    /// the wire or waiting for its commit. Concurrent writes of one id are safe: the store's rules
+    /// are per statement.
+    pub write_concurrency: usize,
+}
+
+impl StoreProfile {
+    /// The SQLite store's profile.
+    pub const SQLITE: Self = Self {
+        kind: "sqlite",
+        fetch_queue_kbytes: 16 * 1024,
+        purge_delay_ms: None,
+        write_concurrency: 1,
+    };
+    /// The PostgreSQL store's profile.
+    pub const POSTGRES: Self = Self {
+        kind: "postgres",
+        fetch_queue_kbytes: 4 * 1024,
+        purge_delay_ms: Some(0),
+        write_concurrency: 2,
+    };
+}
+
 /// A lineage store.
 #[derive(Debug, Clone)]
 pub enum Store {
@@ -231,20 +271,14 @@ impl Store {
 
     /// Which database backs the store: `sqlite` or `postgres`.
     pub fn kind(&self) -> &'static str {
-        match self {
-            Store::Sqlite(_) => "sqlite",
-            Store::Postgres(_) => "postgres",
-        }
+        self.profile().kind
     }
 
-    /// How many batch writes are worth running at once: one for SQLite (a single writing
-    /// connection), two for PostgreSQL, whose server works on one batch while the other is on
-    /// the wire or waiting for its commit (store-only, one at a time, left 28 % of a server
-    /// process idle). Concurrent writes of one id are safe: the store's rules are per statement.
-    pub fn write_concurrency(&self) -> usize {
+    /// How the rest of the collector runs against this store (see [`StoreProfile`]).
+    pub fn profile(&self) -> StoreProfile {
         match self {
-            Store::Sqlite(_) => 1,
-            Store::Postgres(_) => 2,
+            Store::Sqlite(_) => StoreProfile::SQLITE,
+            Store::Postgres(_) => StoreProfile::POSTGRES,
         }
     }
 

@@ -4,24 +4,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use choreoscope::ingest::{IngestConfig, Ingestor};
+use choreoscope::collector::{Collector, Source};
+use choreoscope::ingest::{IngestConfig, TopicFilter};
 use choreoscope::metrics::Metrics;
 use choreoscope::record::Interpreter;
 use choreoscope::rules::{Rules, TopicPattern};
 use choreoscope::store::Store;
-use choreoscope::subscription::TopicFilter;
 use choreoscope_e2e::TestBroker;
 use choreoscope_sdk::{stamp, EventContext, OutgoingEvent, RecordHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
-use tokio_util::sync::CancellationToken;
 
 /// A collector running in this process against the test broker.
 pub struct InProcessCollector {
     pub store: Store,
     pub metrics: Arc<Metrics>,
-    cancel: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+    collector: Collector,
     _dir: tempfile::TempDir,
 }
 
@@ -42,9 +40,8 @@ impl InProcessCollector {
         let store = Store::connect(&format!("sqlite://{}", dir.path().join("c.db").display()))
             .await
             .unwrap();
-        let metrics = Arc::new(Metrics::new());
-        let ingestor = Ingestor::new(
-            IngestConfig {
+        let source = Source::Kafka {
+            config: IngestConfig {
                 brokers: broker.bootstrap().to_owned(),
                 group: group.to_owned(),
                 topics: filter,
@@ -53,21 +50,13 @@ impl InProcessCollector {
                 metadata_refresh: Duration::from_millis(500),
                 kafka_properties: vec![],
             },
-            Interpreter::new(Rules::default(), 64 * 1024),
-            store.clone(),
-            metrics.clone(),
-        )
-        .unwrap();
-        let cancel = CancellationToken::new();
-        let task = tokio::spawn({
-            let cancel = cancel.clone();
-            async move { ingestor.run(cancel).await.unwrap() }
-        });
+            interpreter: Interpreter::new(Rules::default(), 64 * 1024),
+        };
+        let collector = Collector::start(store.clone(), source, None).unwrap();
         Self {
             store,
-            metrics,
-            cancel,
-            task,
+            metrics: collector.metrics().clone(),
+            collector,
             _dir: dir,
         }
     }
@@ -90,8 +79,7 @@ impl InProcessCollector {
 
     /// Stops it gracefully.
     pub async fn stop(self) {
-        self.cancel.cancel();
-        self.task.await.unwrap();
+        self.collector.stop().await.unwrap();
     }
 }
 

@@ -20,7 +20,7 @@ use std::time::Duration;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use tokio_util::sync::CancellationToken;
 
-use crate::ingest::LagContext;
+use super::consumer::LagContext;
 use crate::metrics::Metrics;
 use crate::rules::TopicPattern;
 

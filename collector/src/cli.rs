@@ -1,0 +1,283 @@
+//! The command line: `choreoscope collect | serve | query | demo`, its flags with their
+//! environment fallbacks (`--help` shows both), and what they turn into.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::ingest::{IngestConfig, TopicFilter};
+use crate::rules::TopicPattern;
+
+/// Where the lineage store is; one flag for every command that opens it.
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct StoreArgs {
+    /// Lineage store: sqlite://PATH (created if missing) or postgres://USER@HOST/DB.
+    #[arg(
+        long,
+        env = "CHOREOSCOPE_DB",
+        default_value = "sqlite://choreoscope.db",
+        global = true
+    )]
+    pub db: String,
+}
+
+/// Choreoscope: see what happened to a business entity across every service of a Kafka
+/// choreography.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Consume every topic of a cluster into the lineage store, and serve the API and /metrics.
+    Collect(CollectArgs),
+    /// Serve the query API (and the UI) over an existing store, without consuming.
+    Serve(ServeArgs),
+    /// Ask the store a question and print the answer as a causal tree (or the API's JSON).
+    Query(QueryArgs),
+    /// Run a whole choreography in one process: embedded broker, sample services with trouble
+    /// mixed in, the collector, the API and the UI.
+    Demo(DemoArgs),
+}
+
+/// `choreoscope serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Address of the HTTP server.
+    #[arg(long, env = "CHOREOSCOPE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// How often the live feed looks for events a collector has stored meanwhile (ms).
+    #[arg(long, env = "CHOREOSCOPE_FOLLOW_MS", default_value_t = 500)]
+    pub follow_ms: u64,
+}
+
+/// `choreoscope query`.
+#[derive(Args, Debug)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Print the API's JSON instead of the tree.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub what: QueryWhat,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum QueryWhat {
+    /// Everything that happened to a business entity, e.g. `key order.id o-1001`.
+    Key {
+        /// Key name.
+        name: String,
+        /// Key value.
+        value: String,
+    },
+    /// One event's causes and reactions.
+    Event {
+        /// Event id.
+        id: String,
+        /// up, down or both.
+        #[arg(long, default_value = "both")]
+        direction: String,
+        /// Hops each way.
+        #[arg(long, default_value_t = 10)]
+        depth: u32,
+    },
+    /// Every event of a W3C trace.
+    Trace {
+        /// Trace id (32 hex digits).
+        id: String,
+    },
+    /// Every event of a correlation (conversation).
+    Correlation {
+        /// Correlation id.
+        id: String,
+    },
+}
+
+/// `choreoscope demo`.
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Address of the API and UI.
+    #[arg(long, env = "CHOREOSCOPE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// SQLite store of the demo (recreated at each start).
+    #[arg(
+        long,
+        env = "CHOREOSCOPE_DEMO_DB",
+        default_value = "choreoscope-demo.db"
+    )]
+    pub db: PathBuf,
+    /// New orders per second.
+    #[arg(long, default_value_t = 2.0)]
+    pub rate: f64,
+    /// Stop after this many seconds (0: run until Ctrl-C).
+    #[arg(long, default_value_t = 0)]
+    pub seconds: u64,
+}
+
+/// `choreoscope collect`.
+#[derive(Args, Debug)]
+pub struct CollectArgs {
+    /// Kafka bootstrap servers, HOST:PORT[,HOST:PORT…].
+    #[arg(long, env = "CHOREOSCOPE_BROKERS")]
+    pub brokers: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Consumer group of the collector.
+    #[arg(long, env = "CHOREOSCOPE_GROUP", default_value = "choreoscope")]
+    pub group: String,
+    /// Store only topics whose whole name matches this regular expression.
+    #[arg(long, env = "CHOREOSCOPE_INCLUDE", value_parser = topic_pattern)]
+    pub include: Option<TopicPattern>,
+    /// Do not store topics whose whole name matches this regular expression.
+    #[arg(long, env = "CHOREOSCOPE_EXCLUDE", value_parser = topic_pattern)]
+    pub exclude: Option<TopicPattern>,
+    /// TOML config file: alias profiles per topic, business-key rules.
+    #[arg(long, env = "CHOREOSCOPE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address of the HTTP server (/api/v1, /metrics, /healthz).
+    #[arg(long, env = "CHOREOSCOPE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Records per store transaction, at most.
+    #[arg(long, env = "CHOREOSCOPE_BATCH_SIZE", default_value_t = 5000)]
+    pub batch_size: usize,
+    /// Milliseconds a batch may stay open after its first record.
+    #[arg(long, env = "CHOREOSCOPE_BATCH_MS", default_value_t = 200)]
+    pub batch_ms: u64,
+    /// Bytes of each payload kept; the rest is cut and marked.
+    #[arg(long, env = "CHOREOSCOPE_MAX_PAYLOAD", default_value_t = 64 * 1024)]
+    pub max_payload: usize,
+    /// Milliseconds between looks for new topics.
+    #[arg(
+        long,
+        env = "CHOREOSCOPE_METADATA_REFRESH_MS",
+        default_value_t = 10_000
+    )]
+    pub metadata_refresh_ms: u64,
+    /// Extra librdkafka property, KEY=VALUE (repeatable), e.g. security.protocol=SSL.
+    #[arg(long = "kafka", value_parser = parse_property)]
+    pub kafka_properties: Vec<(String, String)>,
+}
+
+/// Parses `--include`/`--exclude`.
+fn topic_pattern(s: &str) -> Result<TopicPattern, String> {
+    TopicPattern::new(s).map_err(|e| e.to_string())
+}
+
+/// Parses `--kafka KEY=VALUE`.
+fn parse_property(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))
+}
+
+impl CollectArgs {
+    /// How the ingest loop consumes, from these flags.
+    pub fn ingest_config(&self) -> IngestConfig {
+        IngestConfig {
+            brokers: self.brokers.clone(),
+            group: self.group.clone(),
+            topics: TopicFilter {
+                include: self.include.clone(),
+                exclude: self.exclude.clone(),
+            },
+            batch_size: self.batch_size.max(1),
+            batch_timeout: Duration::from_millis(self.batch_ms),
+            metadata_refresh: Duration::from_millis(self.metadata_refresh_ms.max(100)),
+            kafka_properties: self.kafka_properties.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("choreoscope").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn every_command_takes_the_store_from_one_db_flag() {
+        let db = "sqlite:///tmp/x.db";
+        let stores = [
+            parse(&["collect", "--brokers", "b:9092", "--db", db]),
+            parse(&["serve", "--db", db]),
+            parse(&["query", "key", "order.id", "o-1", "--db", db]),
+            parse(&[
+                "query",
+                "--db",
+                db,
+                "trace",
+                "0af7651916cd43dd8448eb211c80319c",
+            ]),
+        ]
+        .map(|cli| match cli.command {
+            Command::Collect(a) => a.store.db,
+            Command::Serve(a) => a.store.db,
+            Command::Query(a) => a.store.db,
+            Command::Demo(_) => unreachable!(),
+        });
+        assert_eq!(stores, [db; 4].map(str::to_owned));
+    }
+
+    #[test]
+    fn collect_flags_become_the_ingest_config() {
+        let cli = parse(&[
+            "collect",
+            "--brokers",
+            "k1:9092,k2:9092",
+            "--group",
+            "g",
+            "--include",
+            "orders.*",
+            "--batch-size",
+            "0",
+            "--metadata-refresh-ms",
+            "5",
+            "--kafka",
+            "security.protocol = ssl",
+        ]);
+        let Command::Collect(args) = cli.command else {
+            panic!("collect parsed as {:?}", cli.command)
+        };
+        let config = args.ingest_config();
+        assert_eq!(config.brokers, "k1:9092,k2:9092");
+        assert_eq!(config.group, "g");
+        assert!(config.topics.wants("orders.v1") && !config.topics.wants("payments"));
+        assert_eq!(config.batch_size, 1, "at least one record per batch");
+        assert_eq!(
+            config.metadata_refresh,
+            Duration::from_millis(100),
+            "at least 100 ms"
+        );
+        assert_eq!(
+            config.kafka_properties,
+            [("security.protocol".to_owned(), "ssl".to_owned())]
+        );
+    }
+
+    #[test]
+    fn a_kafka_property_without_equals_sign_is_refused_in_one_line() {
+        let error = Cli::try_parse_from([
+            "choreoscope",
+            "collect",
+            "--brokers",
+            "b",
+            "--kafka",
+            "oops",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("`oops` is not KEY=VALUE"), "{error}");
+    }
+}

@@ -1,0 +1,156 @@
+//! The one place the collector's parts are wired together: a store, where its events come from
+//! (the ingest loop, or another process's collector followed through the store), the live feed
+//! and the HTTP server. `choreoscope collect`, `serve` and `demo` and the tests' in-process
+//! collector all start through [`Collector::start`].
+//!
+//! # Shutdown
+//! [`Collector::stop`] cancels the collector's own token: the ingest loop writes its last batch
+//! and commits exactly the offsets of durable records, the HTTP server closes the live feed's
+//! streams and finishes the requests in flight, and the store follower ends. The store stays
+//! open for the caller, who closes it last ([`Store::close`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::http::{serve, AppState};
+use crate::ingest::{IngestConfig, IngestError, Ingestor};
+use crate::live::{follow_store, LiveFeed};
+use crate::metrics::Metrics;
+use crate::record::Interpreter;
+use crate::store::Store;
+
+/// Where a collector's events come from.
+#[derive(Debug)]
+pub enum Source {
+    /// Consume the cluster into the store (`collect`, `demo`).
+    Kafka {
+        /// How to consume.
+        config: IngestConfig,
+        /// How records become events.
+        interpreter: Interpreter,
+    },
+    /// Store nothing: announce on the live feed what a collector in another process stores,
+    /// looking every `every` (`serve`).
+    FollowStore {
+        /// How often the store is asked for what is new.
+        every: Duration,
+    },
+}
+
+/// Why a collector could not start or did not stop cleanly.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CollectorError {
+    /// The consumer could not be created or subscribed.
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    /// The HTTP server failed.
+    #[error("http server: {0}")]
+    Http(#[from] std::io::Error),
+    /// A task of the collector panicked.
+    #[error("the {0} task panicked")]
+    Panicked(&'static str),
+}
+
+/// A running collector (see the module docs).
+#[derive(Debug)]
+pub struct Collector {
+    store: Store,
+    metrics: Arc<Metrics>,
+    live: LiveFeed,
+    stop: CancellationToken,
+    source: JoinHandle<Result<(), IngestError>>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Collector {
+    /// Starts `source` into `store`, with the HTTP server on `listener` when one is given (the
+    /// viewer, the API, `/metrics`, `/healthz`). Applies the store's memory profile
+    /// ([`crate::memory::apply_store_profile`]).
+    pub fn start(
+        store: Store,
+        source: Source,
+        listener: Option<TcpListener>,
+    ) -> Result<Self, CollectorError> {
+        crate::memory::apply_store_profile(&store.profile());
+        let metrics = Arc::new(Metrics::new());
+        let live = LiveFeed::new();
+        let stop = CancellationToken::new();
+        let source = match source {
+            Source::Kafka {
+                config,
+                interpreter,
+            } => {
+                let ingestor = Ingestor::new(config, interpreter, store.clone(), metrics.clone())?
+                    .with_live_feed(live.clone());
+                tokio::spawn(ingestor.run(stop.clone()))
+            }
+            Source::FollowStore { every } => {
+                let follower = follow_store(store.clone(), live.clone(), every, stop.clone());
+                tokio::spawn(async move {
+                    follower.await;
+                    Ok(())
+                })
+            }
+        };
+        let server = listener.map(|listener| {
+            let state = AppState {
+                store: store.clone(),
+                metrics: metrics.clone(),
+                live: live.clone(),
+            };
+            tokio::spawn(serve(listener, state, stop.clone()))
+        });
+        Ok(Self {
+            store,
+            metrics,
+            live,
+            stop,
+            source,
+            server,
+        })
+    }
+
+    /// The store it writes into (or follows).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Its metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Its live feed.
+    pub fn live(&self) -> &LiveFeed {
+        &self.live
+    }
+
+    /// What its HTTP handlers share (for a router built without a socket).
+    pub fn state(&self) -> AppState {
+        AppState {
+            store: self.store.clone(),
+            metrics: self.metrics.clone(),
+            live: self.live.clone(),
+        }
+    }
+
+    /// Stops it in order (see the module docs) and waits until every part has.
+    pub async fn stop(self) -> Result<(), CollectorError> {
+        self.stop.cancel();
+        let source = self.source.await;
+        let server = match self.server {
+            Some(server) => Some(server.await),
+            None => None,
+        };
+        source.map_err(|_| CollectorError::Panicked("ingest"))??;
+        if let Some(server) = server {
+            server.map_err(|_| CollectorError::Panicked("http server"))??;
+        }
+        Ok(())
+    }
+}

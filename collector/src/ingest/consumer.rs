@@ -1,0 +1,89 @@
+//! The collector's Kafka consumer: every client setting it runs with, and the context that
+//! forwards the client's statistics into the lag gauges.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::ConsumerContext;
+use rdkafka::statistics::Statistics;
+use rdkafka::ClientContext;
+
+use super::IngestConfig;
+use crate::metrics::{Metrics, PartitionLabel};
+use crate::store::StoreProfile;
+
+/// Forwards the client's statistics into the lag gauges.
+pub struct LagContext {
+    pub(super) metrics: Arc<Metrics>,
+}
+
+impl ClientContext for LagContext {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, t) in statistics.topics {
+            for (partition, p) in t.partitions {
+                if partition >= 0 && p.consumer_lag >= 0 {
+                    self.metrics
+                        .consumer_lag
+                        .get_or_create(&PartitionLabel {
+                            topic: topic.clone(),
+                            partition: partition.to_string(),
+                        })
+                        .set(p.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for LagContext {}
+
+/// A topic-partition list committing `next` offsets.
+pub(super) fn offset_list(next: &HashMap<(String, i32), i64>) -> rdkafka::TopicPartitionList {
+    let mut list = rdkafka::TopicPartitionList::new();
+    for ((topic, partition), offset) in next {
+        // Only fails for an invalid offset, which `offset + 1` of a consumed record is not.
+        let _ = list.add_partition_offset(topic, *partition, rdkafka::Offset::Offset(*offset));
+    }
+    list
+}
+
+/// The collector's `fetch.wait.max.ms` (librdkafka's default is 500; `--kafka` overrides it).
+///
+/// A Kafka broker answers a fetch as soon as `fetch.min.bytes` (1) is there, whatever the wait;
+/// not every Kafka-protocol broker does. tansu, the test broker, holds every fetch for the whole
+/// wait and answers ~5 MB: 500 ms held the collector at 40 000 records/s, 100 ms near 80 000,
+/// 20 ms lets it reach 90 000–100 000 (docs/benchmarks.md, runs 11–12). Idle, it costs 50 small
+/// fetch requests per second per broker instead of 2.
+pub const FETCH_WAIT_MAX_MS: &str = "20";
+
+/// Every client setting of the collector's consumer for a store of `profile`, `--kafka`
+/// overrides last: what the ingest loop runs with, and what a like-for-like baseline (the ingest
+/// benchmark's bare consumer) must run with.
+pub fn consumer_config(config: &IngestConfig, profile: &StoreProfile) -> ClientConfig {
+    let mut client = ClientConfig::new();
+    client
+        .set("bootstrap.servers", &config.brokers)
+        .set("group.id", &config.group)
+        // librdkafka never commits on its own (not on a timer, not on a rebalance): the writer
+        // commits explicit offsets once their records are durable.
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set(
+            "topic.metadata.refresh.interval.ms",
+            config.metadata_refresh.as_millis().to_string(),
+        )
+        .set("statistics.interval.ms", "5000")
+        // Bound the client's prefetch: memory stays small whatever the backlog.
+        .set(
+            "queued.max.messages.kbytes",
+            profile.fetch_queue_kbytes.to_string(),
+        )
+        .set("fetch.max.bytes", "16777216")
+        .set("fetch.wait.max.ms", FETCH_WAIT_MAX_MS);
+    for (k, v) in &config.kafka_properties {
+        client.set(k, v);
+    }
+    client
+}
