@@ -1,4 +1,4 @@
-//! Builds the web viewer (`ui/` → `ui/dist`, embedded by `src/web.rs`) when it is missing or
+//! Builds the web viewer (`ui/` → `ui/dist`, embedded by `src/http/web.rs`) when it is missing or
 //! older than its sources, so `cargo run -p choreoscope -- demo` serves it from a fresh checkout.
 //!
 //! Needs Node.js and npm. Without them, or with `CHOREOSCOPE_SKIP_UI_BUILD=1`, the binary is built

@@ -47,7 +47,7 @@ fn main() {
     let events = env_usize("BENCH_UI_EVENTS", 2000);
     let runs = env_usize("BENCH_UI_RUNS", 5);
     assert!(
-        choreoscope::web::is_embedded(),
+        choreoscope::http::web::is_embedded(),
         "the viewer is not built: npm --prefix ui install && npm --prefix ui run build, then run this again"
     );
     let rt = tokio::runtime::Builder::new_multi_thread()

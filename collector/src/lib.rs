@@ -20,7 +20,6 @@
 //! - [`web`]: the web viewer (`ui/`), embedded in the binary and served at `/`.
 //! - [`http`]: the HTTP server: the viewer, the API, `/metrics`, `/healthz`.
 
-pub mod api;
 pub mod cli;
 pub mod collector;
 pub mod demo;
@@ -31,8 +30,8 @@ pub mod lineage;
 pub mod live;
 pub mod memory;
 pub mod metrics;
+pub mod query;
 pub mod record;
 pub mod render;
 pub mod rules;
 pub mod store;
-pub mod web;

@@ -63,7 +63,7 @@ async fn listen(addr: std::net::SocketAddr) -> anyhow::Result<tokio::net::TcpLis
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
-    tracing::info!(listen = %addr, viewer = choreoscope::web::is_embedded(),
+    tracing::info!(listen = %addr, viewer = choreoscope::http::web::is_embedded(),
         "serving the web viewer, the query API, /metrics and /healthz");
     Ok(listener)
 }
@@ -114,7 +114,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 /// `choreoscope query`: the answer as a causal tree, or the API's JSON.
 async fn query(args: QueryArgs) -> anyhow::Result<()> {
-    use choreoscope::api::{parse_direction, queries, queries::Limits};
+    use choreoscope::query::{self, parse_direction, Limits};
     use choreoscope::render;
     let store = Store::connect(&args.store.db)
         .await
@@ -122,7 +122,7 @@ async fn query(args: QueryArgs) -> anyhow::Result<()> {
     let limits = Limits::default();
     let (json, text) = match &args.what {
         QueryWhat::Key { name, value } => {
-            let a = queries::key_answer(&store, name, value, &limits).await?;
+            let a = query::key_answer(&store, name, value, &limits).await?;
             (serde_json::to_string_pretty(&a)?, render::key_answer(&a))
         }
         QueryWhat::Event {
@@ -130,7 +130,7 @@ async fn query(args: QueryArgs) -> anyhow::Result<()> {
             direction,
             depth,
         } => {
-            let g = queries::lineage_graph(
+            let g = query::lineage_graph(
                 &store,
                 id,
                 parse_direction(Some(direction))?,
@@ -141,11 +141,11 @@ async fn query(args: QueryArgs) -> anyhow::Result<()> {
             (serde_json::to_string_pretty(&g)?, render::lineage(id, &g))
         }
         QueryWhat::Trace { id } => {
-            let a = queries::trace_answer(&store, id, &limits).await?;
+            let a = query::trace_answer(&store, id, &limits).await?;
             (serde_json::to_string_pretty(&a)?, render::flow_answer(&a))
         }
         QueryWhat::Correlation { id } => {
-            let a = queries::correlation_answer(&store, id, &limits).await?;
+            let a = query::correlation_answer(&store, id, &limits).await?;
             (serde_json::to_string_pretty(&a)?, render::flow_answer(&a))
         }
     };

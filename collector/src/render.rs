@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
-use crate::api::model::{EventSummary, FlowAnswer, Graph, KeyAnswer};
+use crate::query::model::{EventSummary, FlowAnswer, Graph, KeyAnswer};
 
 /// A duration in ms, the way a person reads it.
 pub fn human_ms(ms: f64) -> String {
@@ -170,7 +170,7 @@ pub fn key_answer(a: &KeyAnswer) -> String {
     out
 }
 
-fn flow_section(id: Option<&str>, flow: &crate::api::model::Flow, graph: &Graph) -> String {
+fn flow_section(id: Option<&str>, flow: &crate::query::model::Flow, graph: &Graph) -> String {
     let mut out = format!(
         "flow {}: {} events, {} → {} ({})\n",
         id.unwrap_or("(uncorrelated)"),
@@ -219,7 +219,7 @@ pub fn lineage(start: &str, g: &Graph) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::model::GraphEdge;
+    use crate::query::model::GraphEdge;
 
     fn node(id: &str, t: &str, flags: &[&str]) -> EventSummary {
         EventSummary {

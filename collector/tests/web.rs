@@ -57,7 +57,7 @@ async fn every_viewer_address_gets_the_viewer_or_says_how_to_build_it() {
         );
         let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
         assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
-        if choreoscope::web::is_embedded() {
+        if choreoscope::http::web::is_embedded() {
             assert_eq!(status, StatusCode::OK, "{path}");
             assert!(body.contains(r#"<div id="root">"#), "{path}: {body}");
         } else {

@@ -117,7 +117,7 @@ pub async fn run(config: DemoConfig, cancel: CancellationToken) -> Result<(), De
          \nCtrl-C stops it.\n",
         config.orders_per_second,
         listen = config.listen,
-        viewer = if crate::web::is_embedded() {
+        viewer = if crate::http::web::is_embedded() {
             format!("(type {} in the search box)", services::order_id(stalled))
         } else {
             "(built without the viewer: npm --prefix ui install && npm --prefix ui run build, then rebuild)".into()

@@ -1,5 +1,21 @@
-//! The collector's HTTP server: the web viewer at `/` (see [`crate::web`]), the query API under
-//! `/api/v1` (see [`crate::api`]), `/metrics` (Prometheus text) and `/healthz`.
+//! The collector's HTTP server: the web viewer at `/` ([`web`]), the query API under `/api/v1`
+//! ([`api`], answering through [`crate::query`]), the live feed's event streams ([`live`]),
+//! `/metrics` (Prometheus text) and `/healthz`.
+//!
+//! # Layout
+//! - [`api`]: the routes of `/api/v1`, their handlers and the OpenAPI document.
+//! - [`params`]: the operations' query parameters.
+//! - [`extract`]: extractors that answer a malformed request with an [`error::ApiError`].
+//! - [`error`]: the JSON error body and the status of each error.
+//! - [`live`]: `GET /api/v1/live`, server-sent events.
+//! - [`web`]: the embedded viewer.
+
+pub mod api;
+pub mod error;
+pub mod extract;
+pub mod live;
+pub mod params;
+pub mod web;
 
 use std::sync::Arc;
 
@@ -45,8 +61,8 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
-        .merge(crate::api::routes())
-        .fallback(get(crate::web::serve))
+        .merge(api::routes())
+        .fallback(get(web::serve))
         .with_state(state)
 }
 

@@ -1,53 +1,28 @@
-//! The answers behind the API, shared by the HTTP handlers and `choreoscope query`.
+//! The answers: events, lineage graphs, key, trace and correlation flows, search pages and the
+//! choreography map, each computed from the store within [`Limits`].
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
 use base64::Engine as _;
 
-use super::error::ApiError;
 use super::model::{
     ms, rfc3339, EventDetail, EventSummary, Flow, FlowAnswer, FlowEnd, Graph, Hop, KeyAnswer,
     KeyValue, MapEdge, MapNode, SearchPage, Topology,
 };
+use super::Limits;
+use super::QueryError;
 use crate::flow::graph_of;
 use crate::lineage::{lineage, Direction, Flag, Lineage};
 use crate::store::{SearchFilter, Store, SummaryRow};
-
-/// Bounds on what one answer may cost; stated in the answer when they cut it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Deepest lineage walk.
-    pub max_depth: u32,
-    /// Most nodes in one graph.
-    pub max_nodes: usize,
-    /// Most flows (correlations) in one key answer.
-    pub max_flows: usize,
-    /// Largest search page.
-    pub max_page: i64,
-    /// Most reactions sampled for topology latencies.
-    pub max_hops: i64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_depth: 100,
-            max_nodes: 5000,
-            max_flows: 100,
-            max_page: 500,
-            max_hops: 200_000,
-        }
-    }
-}
 
 fn now_us() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
 /// Everything about event `id`.
-pub async fn event_detail(store: &Store, id: &str) -> Result<EventDetail, ApiError> {
+pub async fn event_detail(store: &Store, id: &str) -> Result<EventDetail, QueryError> {
     let Some(event) = store.event(id).await? else {
-        return Err(ApiError::NotFound(format!("no event with id `{id}`")));
+        return Err(QueryError::NotFound(format!("no event with id `{id}`")));
     };
     let ids = [id.to_owned()];
     let keys = store.keys_of(&ids).await?;
@@ -77,7 +52,7 @@ pub async fn lineage_graph(
     direction: Direction,
     depth: u32,
     limits: &Limits,
-) -> Result<Graph, ApiError> {
+) -> Result<Graph, QueryError> {
     let mut cut = None;
     let depth = if depth > limits.max_depth {
         cut = Some(format!("depth limited to {}", limits.max_depth));
@@ -86,7 +61,7 @@ pub async fn lineage_graph(
         depth
     };
     let Some(mut graph) = lineage(store, id, direction, depth, limits.max_nodes).await? else {
-        return Err(ApiError::NotFound(format!("no event with id `{id}`")));
+        return Err(QueryError::NotFound(format!("no event with id `{id}`")));
     };
     if graph.truncated.is_none() {
         graph.truncated = cut;
@@ -100,7 +75,7 @@ fn flow_key(e: &SummaryRow) -> &str {
 }
 
 /// The graph of `events` with causes outside the set looked up in the store.
-async fn graph_with_causes(store: &Store, events: Vec<SummaryRow>) -> Result<Lineage, ApiError> {
+async fn graph_with_causes(store: &Store, events: Vec<SummaryRow>) -> Result<Lineage, QueryError> {
     let inside: HashSet<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
     let outside: Vec<String> = events
         .iter()
@@ -248,12 +223,12 @@ pub async fn key_answer(
     name: &str,
     value: &str,
     limits: &Limits,
-) -> Result<KeyAnswer, ApiError> {
+) -> Result<KeyAnswer, QueryError> {
     let matched = store
         .by_key(name, value, limits.max_nodes as i64 + 1)
         .await?;
     if matched.is_empty() {
-        return Err(ApiError::NotFound(format!(
+        return Err(QueryError::NotFound(format!(
             "no event carries the key {name} = {value}"
         )));
     }
@@ -317,13 +292,13 @@ pub async fn key_answer(
 }
 
 /// Checks a W3C trace id: 32 lower-case hex digits, not all zero.
-pub fn check_trace_id(id: &str) -> Result<(), ApiError> {
+pub fn check_trace_id(id: &str) -> Result<(), QueryError> {
     let ok = id.len() == 32
         && id
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     if !ok || id.bytes().all(|b| b == b'0') {
-        return Err(ApiError::Unusable(format!(
+        return Err(QueryError::Unusable(format!(
             "`{id}` is not a W3C trace id (32 lower-case hex digits, not all zero)"
         )));
     }
@@ -336,9 +311,9 @@ async fn flow_answer(
     events: Vec<SummaryRow>,
     limits: &Limits,
     what: &str,
-) -> Result<FlowAnswer, ApiError> {
+) -> Result<FlowAnswer, QueryError> {
     if events.is_empty() {
-        return Err(ApiError::NotFound(format!("no event of {what} `{id}`")));
+        return Err(QueryError::NotFound(format!("no event of {what} `{id}`")));
     }
     let truncated = (events.len() > limits.max_nodes)
         .then(|| format!("node limit of {} reached", limits.max_nodes));
@@ -364,7 +339,7 @@ pub async fn trace_answer(
     store: &Store,
     trace_id: &str,
     limits: &Limits,
-) -> Result<FlowAnswer, ApiError> {
+) -> Result<FlowAnswer, QueryError> {
     check_trace_id(trace_id)?;
     let events = store
         .by_trace(trace_id, limits.max_nodes as i64 + 1)
@@ -377,7 +352,7 @@ pub async fn correlation_answer(
     store: &Store,
     id: &str,
     limits: &Limits,
-) -> Result<FlowAnswer, ApiError> {
+) -> Result<FlowAnswer, QueryError> {
     let events = store
         .by_correlation(id, limits.max_nodes as i64 + 1)
         .await?;
@@ -390,8 +365,9 @@ pub fn encode_cursor(time_us: i64, id: &str) -> String {
 }
 
 /// Decodes a cursor made by [`encode_cursor`].
-pub fn decode_cursor(cursor: &str) -> Result<(i64, String), ApiError> {
-    let bad = || ApiError::BadParameter(format!("`{cursor}` is not a cursor returned by this API"));
+pub fn decode_cursor(cursor: &str) -> Result<(i64, String), QueryError> {
+    let bad =
+        || QueryError::BadParameter(format!("`{cursor}` is not a cursor returned by this API"));
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor)
         .map_err(|_| bad())?;
@@ -405,16 +381,16 @@ pub async fn search(
     store: &Store,
     mut filter: SearchFilter,
     limits: &Limits,
-) -> Result<SearchPage, ApiError> {
+) -> Result<SearchPage, QueryError> {
     if filter.limit < 1 {
-        return Err(ApiError::Unusable(format!(
+        return Err(QueryError::Unusable(format!(
             "limit must be at least 1, not {}",
             filter.limit
         )));
     }
     if let (Some(from), Some(to)) = (filter.from_us, filter.to_us) {
         if from > to {
-            return Err(ApiError::Unusable("`from` is after `to`".into()));
+            return Err(QueryError::Unusable("`from` is after `to`".into()));
         }
     }
     filter.limit = filter.limit.min(limits.max_page);
@@ -452,9 +428,9 @@ pub async fn topology(
     from_us: i64,
     to_us: i64,
     limits: &Limits,
-) -> Result<Topology, ApiError> {
+) -> Result<Topology, QueryError> {
     if from_us > to_us {
-        return Err(ApiError::Unusable("`from` is after `to`".into()));
+        return Err(QueryError::Unusable("`from` is after `to`".into()));
     }
     let produced = store.produce_counts(from_us, to_us).await?;
     let hops = store.hops(from_us, to_us, limits.max_hops + 1).await?;
@@ -532,12 +508,12 @@ mod tests {
         );
         assert!(matches!(
             decode_cursor("%%%"),
-            Err(ApiError::BadParameter(_))
+            Err(QueryError::BadParameter(_))
         ));
         let no_separator = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("12345");
         assert!(matches!(
             decode_cursor(&no_separator),
-            Err(ApiError::BadParameter(_))
+            Err(QueryError::BadParameter(_))
         ));
     }
 
@@ -559,7 +535,7 @@ mod tests {
             "00000000000000000000000000000000",
         ] {
             assert!(
-                matches!(check_trace_id(bad), Err(ApiError::Unusable(_))),
+                matches!(check_trace_id(bad), Err(QueryError::Unusable(_))),
                 "{bad}"
             );
         }

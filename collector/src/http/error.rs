@@ -6,6 +6,7 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::query::QueryError;
 use crate::store::StoreError;
 
 /// The body of every error response.
@@ -61,6 +62,17 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response()
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(error: QueryError) -> Self {
+        match error {
+            QueryError::BadParameter(detail) => ApiError::BadParameter(detail),
+            QueryError::NotFound(detail) => ApiError::NotFound(detail),
+            QueryError::Unusable(detail) => ApiError::Unusable(detail),
+            QueryError::Store(e) => ApiError::Store(e),
+        }
     }
 }
 
