@@ -16,36 +16,13 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::record::EventRecord;
+pub use crate::store::StoredEvent;
 
 /// Batches a slow watcher may fall behind by before it is told it lagged.
 const CAPACITY: usize = 256;
 
 /// At most this many things followed by one watcher.
 pub const MAX_FILTERS: usize = 200;
-
-/// What a watcher needs of a stored event to decide whether it belongs to its flow.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredEvent {
-    /// Event id.
-    pub id: String,
-    /// Correlation id, if any.
-    pub correlation_id: Option<String>,
-    /// Trace id, if any.
-    pub trace_id: Option<String>,
-    /// Business keys `(name, value)`.
-    pub keys: Vec<(String, String)>,
-}
-
-impl From<&EventRecord> for StoredEvent {
-    fn from(r: &EventRecord) -> Self {
-        Self {
-            id: r.event_id.clone(),
-            correlation_id: r.correlation_id.clone(),
-            trace_id: r.trace_id.clone(),
-            keys: r.keys.clone(),
-        }
-    }
-}
 
 /// The events of one durable batch.
 pub type StoredBatch = Arc<[StoredEvent]>;

@@ -6,37 +6,29 @@
 //! flagged `duplicate_publish`. Causation edges are never materialised: they are resolved when
 //! queried, so the order in which causes and reactions arrive does not matter.
 //!
-//! Both databases run the same SQL (generated once by `sql_store!`; SQLite's batch writes and the
-//! lookups of lineage walks go through rusqlite connections of their own, `sqlite_write` and
-//! `sqlite_read`, with the same statements); each has its own migrations
-//! under `migrations/sqlite` and `migrations/postgres`.
+//! # Layout
+//! - [`LineageStore`]: what every backend answers; the compiler keeps their signatures equal.
+//! - [`Store`]: the backend chosen by URL, and what the rest of the collector calls.
+//! - [`rows`]: the rows answered and the search filter.
+//! - `shared_sql`: the SQL both databases run, written once.
+//! - [`sqlite`], [`postgres`]: one folder per database, with its own migrations under
+//!   `migrations/sqlite` and `migrations/postgres`. Only each store's type is public.
 
-mod feed;
 mod known_names;
-mod pg_keys;
-mod sql;
-mod sqlite_memory;
-mod sqlite_read;
-mod sqlite_static;
-mod sqlite_write;
+pub mod postgres;
+pub mod rows;
+mod shared_sql;
+pub mod sqlite;
 
-use std::str::FromStr;
-use std::time::Duration;
-
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::ConnectOptions;
+use std::future::Future;
 
 use crate::record::EventRecord;
 
-pub use feed::FeedPosition;
-pub use sql::{
-    DeliveryRow, EventRow, HopRow, KeyRow, PgStore, ProduceRow, SearchFilter, SqliteStore,
-    SummaryRow,
+pub use rows::{
+    DeliveryRow, EventRow, HopRow, KeyRow, ProduceRow, SearchFilter, StoredEvent, SummaryRow,
+    ANY_PROBLEM,
 };
-pub use sqlite_memory::{allocate_with_mimalloc, disable_memory_statistics};
-pub use sqlite_read::SqliteReader;
-pub use sqlite_write::{SqliteWriteError, SqliteWriter};
+pub use sqlite::memory::{allocate_with_mimalloc, disable_memory_statistics};
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +45,7 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// The SQLite writing connection failed.
     #[error(transparent)]
-    SqliteWrite(#[from] SqliteWriteError),
+    SqliteWrite(#[from] sqlite::SqliteWriteError),
 }
 
 /// What a batch write changed on one topic.
@@ -91,41 +83,135 @@ pub struct StoreCounts {
     pub deliveries: i64,
 }
 
-/// WAL frames after which the checkpointer also resets the log: 256 MiB with the store's 16 KiB
-/// pages (the figure was chosen at 4 KiB pages, 64 MiB; kept when the pages grew, since a reset
-/// briefly waits for the writer).
-const WAL_RESET_FRAMES: i64 = 16_384;
+/// Where a follower of the store stands (opaque: a row id on SQLite, a transaction id horizon on
+/// PostgreSQL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedPosition(pub(crate) i64);
 
-/// Copies the SQLite write-ahead log into the database every second, off the writer's path.
-/// Passive checkpoints never catch up with a writer that never stops, so once the log passes
-/// [`WAL_RESET_FRAMES`] a `TRUNCATE` checkpoint (which briefly waits for the writer) resets it:
-/// the log stays bounded. Ends when the pool closes.
-async fn checkpoint_wal(pool: sqlx::SqlitePool) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tick.tick().await;
-        if pool.is_closed() {
-            return;
-        }
-        let passive: Result<(i64, i64, i64), _> = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
-            .fetch_one(&pool)
-            .await;
-        let result = match passive {
-            Ok((_, frames, _)) if frames > WAL_RESET_FRAMES => {
-                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                    .execute(&pool)
-                    .await
-                    .map(|_| ())
-            }
-            other => other.map(|_| ()),
-        };
-        if let Err(e) = result {
-            if pool.is_closed() {
-                return;
-            }
-            tracing::warn!(error = %e, "wal checkpoint failed");
-        }
-    }
+/// What every backend of the lineage store answers (see the module docs for the rules they share).
+/// [`Store`] dispatches each call to the backend it holds.
+pub trait LineageStore {
+    /// Writes a batch in one transaction, idempotently (see the module docs).
+    fn write_batch(
+        &self,
+        batch: &[EventRecord],
+    ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send;
+
+    /// The full event `id`.
+    fn event(&self, id: &str) -> impl Future<Output = Result<Option<EventRow>, StoreError>> + Send;
+
+    /// Every delivery of event `id`, in offset order.
+    fn deliveries(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Vec<DeliveryRow>, StoreError>> + Send;
+
+    /// The business keys of the given events.
+    fn keys_of(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<KeyRow>, StoreError>> + Send;
+
+    /// Summaries of the given events (those that exist).
+    fn summaries(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<SummaryRow>, StoreError>> + Send;
+
+    /// Events whose causation id is one of `ids`.
+    fn children(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<SummaryRow>, StoreError>> + Send;
+
+    /// Events without a causation id whose `traceparent` names the span `(trace, span)`: their
+    /// producer propagated the cause's context unchanged (see docs/lineage.md).
+    fn same_span(
+        &self,
+        trace_id: &str,
+        span_id: &str,
+    ) -> impl Future<Output = Result<Vec<SummaryRow>, StoreError>> + Send;
+
+    /// Events of any of the given `(trace, span)` pairs, in time order.
+    fn same_spans(
+        &self,
+        spans: &[(String, String)],
+    ) -> impl Future<Output = Result<Vec<SummaryRow>, StoreError>> + Send;
+
+    /// Events of a correlation (including its root, whose id it is), in time order.
+    fn by_correlation(
+        &self,
+        id: &str,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<SummaryRow>, StoreError>> + Send;
+
+    /// Events of a trace, in time order.
+    fn by_trace(
+        &self,
+        trace_id: &str,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<SummaryRow>, StoreError>> + Send;
+
+    /// Events carrying business key `name = value`, in time order.
+    fn by_key(
+        &self,
+        name: &str,
+        value: &str,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<SummaryRow>, StoreError>> + Send;
+
+    /// A page of events matching `filter`, newest first.
+    fn search(
+        &self,
+        filter: &SearchFilter,
+    ) -> impl Future<Output = Result<Vec<SummaryRow>, StoreError>> + Send;
+
+    /// Every business-key name seen, in order.
+    fn key_names(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Events per (service, topic) produced in `[from_us, to_us)`.
+    fn produce_counts(
+        &self,
+        from_us: i64,
+        to_us: i64,
+    ) -> impl Future<Output = Result<Vec<ProduceRow>, StoreError>> + Send;
+
+    /// Reactions in `[from_us, to_us)` with their cause's topic and hop time, at most `limit`.
+    fn hops(
+        &self,
+        from_us: i64,
+        to_us: i64,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<HopRow>, StoreError>> + Send;
+
+    /// How many events and deliveries the store holds.
+    fn counts(&self) -> impl Future<Output = Result<StoreCounts, StoreError>> + Send;
+
+    /// A cheap round trip, for readiness checks.
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The position after everything stored so far (a follower starting now begins here; see
+    /// [`FeedPosition`]).
+    fn feed_position(&self) -> impl Future<Output = Result<FeedPosition, StoreError>> + Send;
+
+    /// Events stored after `from`, in the order they were stored, and the position after them:
+    /// each event once however often this is called. SQLite returns at most `limit` at a time
+    /// (call again for the rest); PostgreSQL every event of the transactions that ended since.
+    fn stored_after(
+        &self,
+        from: FeedPosition,
+        limit: i64,
+    ) -> impl Future<Output = Result<(Vec<StoredEvent>, FeedPosition), StoreError>> + Send;
+
+    /// Whether some event carries business key `name = value` (one index probe).
+    fn has_key(
+        &self,
+        name: &str,
+        value: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Flushes and closes the store.
+    fn close(&self) -> impl Future<Output = ()> + Send;
 }
 
 /// What the collector outside the store tunes by database, so that nothing there matches on
@@ -172,9 +258,9 @@ impl StoreProfile {
 #[derive(Debug, Clone)]
 pub enum Store {
     /// SQLite (WAL), the default.
-    Sqlite(SqliteStore),
+    Sqlite(sqlite::SqliteStore),
     /// PostgreSQL.
-    Postgres(PgStore),
+    Postgres(postgres::PgStore),
 }
 
 /// Calls the same method on whichever database backs the store.
@@ -192,81 +278,12 @@ impl Store {
     /// `postgres://…`.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         if url.starts_with("sqlite:") {
-            // Several processes may open one new file at once (collector and `serve`): switching
-            // it to WAL can meet "database is locked" before the busy timeout applies, and
-            // SQLite's migrator takes no lock, so the loser of that race fails on an existing
-            // table. Opening again succeeds: the migration is then recorded and skipped.
-            let mut attempt = 0;
-            loop {
-                match Self::open_sqlite(url).await {
-                    Ok(store) => return Ok(store),
-                    Err(e) if attempt < 10 && !matches!(e, StoreError::UnsupportedUrl(_)) => {
-                        attempt += 1;
-                        tracing::debug!(error = %e, attempt, "opening sqlite store failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
+            Ok(Self::Sqlite(sqlite::SqliteStore::open(url).await?))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let options = PgConnectOptions::from_str(url)?
-                // Lookups bind hundreds of ids (`IN ($1, …)`): a generic plan, cached after five
-                // runs, estimates that many parameters as a large fraction of the table and scans
-                // it (a 1 000-node lineage took 1.8 s that way over a million events). Plans made
-                // for the actual values use the indexes.
-                .options([("plan_cache_mode", "force_custom_plan")])
-                .log_statements(log::LevelFilter::Off)
-                .log_slow_statements(log::LevelFilter::Off, Duration::from_secs(1));
-            let pool = PgPoolOptions::new()
-                .max_connections(8)
-                .acquire_timeout(Duration::from_secs(5))
-                .connect_with(options)
-                .await?;
-            sqlx::migrate!("migrations/postgres").run(&pool).await?;
-            Ok(Self::Postgres(PgStore::new(pool)))
+            Ok(Self::Postgres(postgres::PgStore::connect(url).await?))
         } else {
             Err(StoreError::UnsupportedUrl(url.to_owned()))
         }
-    }
-
-    async fn open_sqlite(url: &str) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)?;
-        if options.get_filename() == std::path::Path::new(":memory:") {
-            // The writer's own connection would open a second, empty database.
-            return Err(StoreError::UnsupportedUrl(url.to_owned()));
-        }
-        let options = options
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // NORMAL: in WAL mode a committed batch survives a crash of the process, and offsets
-            // are committed to Kafka only after it. (FULL would also survive power loss, at about
-            // 90 ms of fsync per batch on these machines.)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            // 8 MiB of page cache per connection (4 connections at most): a larger cache measured
-            // no faster, and the collector's whole budget is 256 MiB.
-            .pragma("cache_size", "-8192")
-            .pragma("temp_store", "memory")
-            // Checkpoints run in the background (below), not on the writer's commits.
-            .pragma("wal_autocheckpoint", "0")
-            // 16 KiB pages (for new files; a file keeps the size it was created with): 8 % fewer
-            // instructions per written event than 4 KiB (fewer page splits and WAL frames), and
-            // key and lineage lookups over a million events no slower (docs/benchmarks.md).
-            .page_size(16384)
-            .log_statements(log::LevelFilter::Off)
-            // sqlx would log each slow statement with its whole text (thousands of placeholders);
-            // batch latency is in `choreoscope_batch_write_seconds` instead.
-            .log_slow_statements(log::LevelFilter::Off, Duration::from_secs(1));
-        let path = options.get_filename().to_owned();
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        let writer = SqliteWriter::open(&path)?;
-        tokio::spawn(checkpoint_wal(pool.clone()));
-        let reader = SqliteReader::new(&path);
-        Ok(Self::Sqlite(SqliteStore::new(pool, writer, reader)))
     }
 
     /// Which database backs the store: `sqlite` or `postgres`.
@@ -410,34 +427,7 @@ impl Store {
     /// Flushes and closes the store: for SQLite, the write-ahead log is folded into the database
     /// and truncated, so a stopped collector leaves one self-contained file.
     pub async fn close(&self) {
-        match self {
-            Store::Sqlite(s) => {
-                // The background checkpointer may be running a checkpoint of its own: this one then
-                // fails with SQLITE_BUSY, or reports `busy` without truncating. Try again for a while
-                // (a stop right after a burst once left a 400 MB log behind).
-                let mut last = None;
-                for _ in 0..50 {
-                    let result: Result<(i64, i64, i64), _> =
-                        sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-                            .fetch_one(s.pool())
-                            .await;
-                    match result {
-                        Ok((0, _, _)) => {
-                            last = None;
-                            break;
-                        }
-                        Ok(_) => last = Some("the log is in use".to_owned()),
-                        Err(e) => last = Some(e.to_string()),
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                if let Some(error) = last {
-                    tracing::warn!(%error, "final wal checkpoint failed; the log stays beside the database");
-                }
-                s.pool().close().await;
-            }
-            Store::Postgres(s) => s.pool().close().await,
-        }
+        dispatch!(self.close())
     }
 
     /// A cheap round trip, for readiness checks.
@@ -458,7 +448,7 @@ impl Store {
         &self,
         from: FeedPosition,
         limit: i64,
-    ) -> Result<(Vec<crate::live::StoredEvent>, FeedPosition), StoreError> {
+    ) -> Result<(Vec<StoredEvent>, FeedPosition), StoreError> {
         dispatch!(self.stored_after(from, limit))
     }
 }

@@ -12,11 +12,10 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::sql::{
-    every_generation, in_time_order, trace_suffix, SpanChunk, SummaryRow, IN_CHUNK, SPAN_CHUNK,
-    SUMMARY_COLUMNS,
-};
-use super::sqlite_write::SqliteWriteError;
+use super::trace_index::{every_generation, trace_suffix};
+use super::write::SqliteWriteError;
+use crate::store::rows::{in_time_order, SummaryRow};
+use crate::store::shared_sql::{SpanChunk, IN_CHUNK, SPAN_CHUNK, SUMMARY_COLUMNS};
 
 /// Idle connections kept for reuse.
 const IDLE: usize = 4;
@@ -200,6 +199,6 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        crate::store::sql::assert_seeks_each_generation(&plan);
+        super::super::trace_index::assert_seeks_each_generation(&plan);
     }
 }

@@ -3,17 +3,19 @@
 //!
 //! A key in the array is `<bytes of the name>:<name><value>` (`8:order.ido-1`), which no name or
 //! value can make ambiguous. Looking a key up is `keys @> ARRAY[…]`; a value under any of several
-//! names is `keys && ARRAY[…]`. SQLite keeps its `event_keys` table (see `sqlite_write`): a GIN
+//! names is `keys && ARRAY[…]`. SQLite keeps its `event_keys` table (see `store::sqlite::write`): a GIN
 //! index has no SQLite counterpart, and there the table costs less than on PostgreSQL. Both
-//! stores list key names from a `key_names` table ([`super::known_names`]).
+//! stores list key names from a `key_names` table (`store::known_names`).
 
 use std::collections::BTreeSet;
 
 use sqlx::{Postgres, QueryBuilder};
 
-use super::sql::{KeyRow, PgStore, SummaryRow, IN_CHUNK, SUMMARY_COLUMNS};
-use super::StoreError;
+use super::PgStore;
 use crate::record::EventRecord;
+use crate::store::rows::{KeyRow, SummaryRow};
+use crate::store::shared_sql::{IN_CHUNK, SUMMARY_COLUMNS};
+use crate::store::StoreError;
 
 /// Key `name = value` as an element of `events.keys`.
 pub(crate) fn encode(name: &str, value: &str) -> String {
@@ -89,7 +91,7 @@ impl PgStore {
     }
 
     /// Business keys of the given events.
-    pub async fn keys_of(&self, ids: &[String]) -> Result<Vec<KeyRow>, StoreError> {
+    pub(super) async fn keys_of(&self, ids: &[String]) -> Result<Vec<KeyRow>, StoreError> {
         let mut out = Vec::new();
         for chunk in ids.chunks(IN_CHUNK) {
             let rows: Vec<(String, Vec<String>)> =
@@ -114,7 +116,7 @@ impl PgStore {
     }
 
     /// Events carrying business key `name = value`, in time order.
-    pub async fn by_key(
+    pub(super) async fn by_key(
         &self,
         name: &str,
         value: &str,
@@ -131,7 +133,7 @@ impl PgStore {
     }
 
     /// Distinct business-key names, in order.
-    pub async fn key_names(&self) -> Result<Vec<String>, StoreError> {
+    pub(super) async fn key_names(&self) -> Result<Vec<String>, StoreError> {
         let rows: Vec<(String,)> = sqlx::query_as("SELECT name FROM key_names ORDER BY name")
             .fetch_all(self.pool())
             .await?;
@@ -139,7 +141,7 @@ impl PgStore {
     }
 
     /// Whether some event carries business key `name = value` (one GIN probe).
-    pub async fn has_key(&self, name: &str, value: &str) -> Result<bool, StoreError> {
+    pub(super) async fn has_key(&self, name: &str, value: &str) -> Result<bool, StoreError> {
         let found: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM events WHERE keys @> $1 LIMIT 1")
             .bind(vec![encode(name, value)])
             .fetch_optional(self.pool())

@@ -17,10 +17,10 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection};
 
-use super::known_names::KnownNames;
-use super::sqlite_static::{Param, StaticStatement};
-use super::{TopicOutcome, WriteOutcome};
+use super::statement::{Param, StaticStatement};
 use crate::record::EventRecord;
+use crate::store::known_names::KnownNames;
+use crate::store::{TopicOutcome, WriteOutcome};
 
 /// A failure of the SQLite write path.
 #[derive(Debug, thiserror::Error)]
@@ -156,7 +156,9 @@ fn write(
     // `TRUNCATE` checkpoint held the lock when it turned into a write.
     let tx = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let generation =
-        super::sql::generation(tx.query_row(super::sql::MAX_ROWID, [], |row| row.get(0))?);
+        super::trace_index::generation(
+            tx.query_row(super::trace_index::MAX_ROWID, [], |row| row.get(0))?,
+        );
     {
         // The two statements of every event bind in place (`sqlite_static`); the rare ones below
         // go through rusqlite.

@@ -1,0 +1,192 @@
+//! The rows the store answers with, and the filter of a search: what every backend returns, so
+//! the layers above never see a database type.
+
+/// Sorts events by (time, id), the order of every list the store returns.
+pub(crate) fn in_time_order(events: &mut [SummaryRow]) {
+    events.sort_by(|a, b| (a.time_us, &a.event_id).cmp(&(b.time_us, &b.event_id)));
+}
+
+/// What lineage and list queries need of an event.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SummaryRow {
+    /// Event id.
+    pub event_id: String,
+    /// `ce_type`.
+    pub event_type: Option<String>,
+    /// `ce_source`.
+    pub source: Option<String>,
+    /// Topic of first delivery.
+    pub topic: String,
+    /// Partition of first delivery.
+    pub kafka_partition: i32,
+    /// Offset of first delivery.
+    pub kafka_offset: i64,
+    /// Best-known time, µs since the epoch.
+    pub time_us: i64,
+    /// Cause's id.
+    pub causation_id: Option<String>,
+    /// Conversation id.
+    pub correlation_id: Option<String>,
+    /// Trace id.
+    pub trace_id: Option<String>,
+    /// Producing span id.
+    pub span_id: Option<String>,
+    /// `ce_subject`.
+    pub subject: Option<String>,
+    /// Number of problems found when reading it.
+    pub problem_count: i64,
+    /// Number of distinct deliveries (more than one: duplicate publish).
+    pub delivery_count: i64,
+}
+
+/// Everything stored about an event.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct EventRow {
+    /// Event id.
+    pub event_id: String,
+    /// Header that supplied the id, or `derived`.
+    pub id_source: String,
+    /// Topic of first delivery.
+    pub topic: String,
+    /// Partition of first delivery.
+    pub kafka_partition: i32,
+    /// Offset of first delivery.
+    pub kafka_offset: i64,
+    /// Record key.
+    pub record_key: Option<Vec<u8>>,
+    /// Broker time, µs.
+    pub broker_time_us: Option<i64>,
+    /// `ce_time`, µs.
+    pub event_time_us: Option<i64>,
+    /// Best-known time, µs.
+    pub time_us: i64,
+    /// `ce_type`.
+    pub event_type: Option<String>,
+    /// `ce_source`.
+    pub source: Option<String>,
+    /// `ce_subject`.
+    pub subject: Option<String>,
+    /// `content-type`.
+    pub content_type: Option<String>,
+    /// Trace id.
+    pub trace_id: Option<String>,
+    /// Producing span id.
+    pub span_id: Option<String>,
+    /// Cause's id.
+    pub causation_id: Option<String>,
+    /// Conversation id.
+    pub correlation_id: Option<String>,
+    /// Headers as binary-safe JSON.
+    pub headers: String,
+    /// Payload (possibly cut).
+    pub payload: Option<Vec<u8>>,
+    /// Payload size before cutting.
+    pub payload_size: i64,
+    /// Whether the payload was cut.
+    pub payload_truncated: bool,
+    /// Problems as JSON.
+    pub problems: String,
+    /// Number of problems.
+    pub problem_count: i64,
+    /// Number of distinct deliveries.
+    pub delivery_count: i64,
+    /// When it was first ingested, µs.
+    pub ingested_at_us: i64,
+}
+
+/// One delivery of an event.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DeliveryRow {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub kafka_partition: i32,
+    /// Offset.
+    pub kafka_offset: i64,
+    /// Broker time, µs.
+    pub broker_time_us: Option<i64>,
+}
+
+/// A business key of an event.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct KeyRow {
+    /// Event id.
+    pub event_id: String,
+    /// Key name.
+    pub name: String,
+    /// Key value.
+    pub value: String,
+}
+
+/// `SearchFilter::problem` value that matches events with any problem.
+pub const ANY_PROBLEM: &str = "any";
+
+/// What [`super::Store::search`] filters on; `None` matches everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchFilter {
+    /// Events at or after this time, µs.
+    pub from_us: Option<i64>,
+    /// Events before this time, µs.
+    pub to_us: Option<i64>,
+    /// `ce_type`.
+    pub event_type: Option<String>,
+    /// `ce_source` (the producing service).
+    pub source: Option<String>,
+    /// Topic of first delivery.
+    pub topic: Option<String>,
+    /// A business key: (name, value), or any name when `None`.
+    pub key: Option<(Option<String>, String)>,
+    /// Events with a problem of this kind ([`ANY_PROBLEM`]: of any kind).
+    pub problem: Option<String>,
+    /// Keyset cursor: only events strictly before this (time µs, id) in (time, id) order.
+    pub before: Option<(i64, String)>,
+    /// Page size.
+    pub limit: i64,
+}
+
+/// Events a service produced to a topic.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ProduceRow {
+    /// Producing service (`ce_source`), if known.
+    pub source: Option<String>,
+    /// Topic.
+    pub topic: String,
+    /// Number of events.
+    pub events: i64,
+}
+
+/// One reaction: a service produced an event caused by an event of `cause_topic`.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct HopRow {
+    /// Topic of the cause.
+    pub cause_topic: String,
+    /// Reacting service (`ce_source`), if known.
+    pub source: Option<String>,
+    /// Reaction time minus cause time, µs.
+    pub latency_us: i64,
+}
+
+/// What a watcher of the live feed needs of a stored event to decide whether it belongs to its
+/// flow (see [`crate::live`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Event id.
+    pub id: String,
+    /// Correlation id, if any.
+    pub correlation_id: Option<String>,
+    /// Trace id, if any.
+    pub trace_id: Option<String>,
+    /// Business keys `(name, value)`.
+    pub keys: Vec<(String, String)>,
+}
+
+impl From<&crate::record::EventRecord> for StoredEvent {
+    fn from(r: &crate::record::EventRecord) -> Self {
+        Self {
+            id: r.event_id.clone(),
+            correlation_id: r.correlation_id.clone(),
+            trace_id: r.trace_id.clone(),
+            keys: r.keys.clone(),
+        }
+    }
+}
