@@ -106,17 +106,12 @@ ensure_postgres() {
     done
 }
 
-# The web viewer's tools: Node.js with npm (the machine's, else Debian's), the viewer's npm
-# packages (from its package-lock.json), and Debian's Chromium for the browser tests (a test
-# tool's own browser download does not work here).
-ensure_ui_tools() {
+# Node.js with npm (the machine's, else Debian's) and the viewer's npm packages (from its
+# package-lock.json): what building and type-checking the viewer needs.
+ensure_ui_packages() {
   if ! command -v npm >/dev/null 2>&1; then
     log "installing Node.js and npm from Debian's packages"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
-  fi
-  if [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
-    log "installing Chromium from Debian's packages"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   fi
   if [ ! -d "$ROOT/ui/node_modules" ] || [ "$ROOT/ui/package-lock.json" -nt "$ROOT/ui/node_modules/.package-lock.json" ]; then
     log "installing the viewer's npm packages"
@@ -124,6 +119,16 @@ ensure_ui_tools() {
     # not have, so the lock file cannot hold it and `npm ci` refuses the lock; `npm install` still
     # installs exactly the locked versions.
     (cd "$ROOT/ui" && npm install --no-audit --no-fund)
+  fi
+}
+
+# The web viewer's tools: its npm packages, and Debian's Chromium for the browser tests (a test
+# tool's own browser download does not work here).
+ensure_ui_tools() {
+  ensure_ui_packages
+  if [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
+    log "installing Chromium from Debian's packages"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   fi
 }
 

@@ -28,10 +28,12 @@ pub struct StoreArgs {
 #[derive(Parser, Debug)]
 #[command(version, about)]
 pub struct Cli {
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The commands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Consume every topic of a cluster into the lineage store, and serve the API and /metrics.
@@ -48,6 +50,7 @@ pub enum Command {
 /// `choreoscope serve`.
 #[derive(Args, Debug)]
 pub struct ServeArgs {
+    /// The lineage store.
     #[command(flatten)]
     pub store: StoreArgs,
     /// Address of the HTTP server.
@@ -61,15 +64,18 @@ pub struct ServeArgs {
 /// `choreoscope query`.
 #[derive(Args, Debug)]
 pub struct QueryArgs {
+    /// The lineage store.
     #[command(flatten)]
     pub store: StoreArgs,
     /// Print the API's JSON instead of the tree.
     #[arg(long, global = true)]
     pub json: bool,
+    /// The question.
     #[command(subcommand)]
     pub what: QueryWhat,
 }
 
+/// What `choreoscope query` can be asked.
 #[derive(Subcommand, Debug)]
 pub enum QueryWhat {
     /// Everything that happened to a business entity, e.g. `key order.id o-1001`.
@@ -129,6 +135,7 @@ pub struct CollectArgs {
     /// Kafka bootstrap servers, HOST:PORT[,HOST:PORT…].
     #[arg(long, env = "CHOREOSCOPE_BROKERS")]
     pub brokers: String,
+    /// The lineage store.
     #[command(flatten)]
     pub store: StoreArgs,
     /// Consumer group of the collector.

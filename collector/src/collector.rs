@@ -23,8 +23,10 @@ use crate::metrics::Metrics;
 use crate::record::Interpreter;
 use crate::store::Store;
 
-/// Where a collector's events come from.
+/// Where a collector's events come from. Made once per process, so the size of its Kafka variant
+/// does not matter.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Source {
     /// Consume the cluster into the store (`collect`, `demo`).
     Kafka {

@@ -5,20 +5,23 @@
 //! chains across services, topics and partitions when asked.
 //!
 //! # Layout
-//! - [`rules`]: config file — per-topic alias profiles and JSON-pointer key rules.
-//! - [`record`]: raw record → [`record::EventRecord`]; never fails, records its problems.
-//! - [`store`]: the lineage store (SQLite, PostgreSQL), idempotent batch writes and lookups.
-//! - [`lineage`]: causal graph walks over the store (ancestors, descendants, cycles, missing causes).
-//! - [`flow`]: the causal graph of a set of events (a key, a trace, a correlation) and its ends.
-//! - [`ingest`]: the consumer loop — batches, back-pressure, offsets after durability — its
-//!   client settings, and what it subscribes to.
-//! - [`metrics`]: Prometheus metrics.
-//! - [`api`]: the query API under `/api/v1` and the answers it shares with `choreoscope query`.
-//! - [`demo`]: `choreoscope demo` — mock broker, sample services with trouble, collector, API.
-//! - [`render`]: terminal rendering of answers (causal trees) for `choreoscope query`.
-//! - [`live`]: the live feed of durable events, for watchers of a flow (server-sent events).
-//! - [`web`]: the web viewer (`ui/`), embedded in the binary and served at `/`.
-//! - [`http`]: the HTTP server: the viewer, the API, `/metrics`, `/healthz`.
+//! Layers point one way, each using only those above it:
+//!
+//! 1. [`rules`] (the config file: alias profiles and key rules) → [`record`] (raw record →
+//!    [`record::EventRecord`]; never fails, records its problems); [`metrics`] (Prometheus).
+//! 2. [`store`]: the lineage store, one folder per database behind [`store::LineageStore`];
+//!    idempotent batch writes and lookups.
+//! 3. [`lineage`] (causal walks from one event: ancestors, descendants, cycles, missing causes)
+//!    and [`flow`] (the causal graph of a set of events and its ends).
+//! 4. [`query`]: the answers, shared by the API and `choreoscope query`, with [`query::QueryError`].
+//! 5. Interfaces: [`http`] (the viewer, `/api/v1`, the live feed's streams, `/metrics`,
+//!    `/healthz`), [`render`] (terminal trees for `choreoscope query`) and [`cli`] (flags).
+//!
+//! Beside them: [`ingest`] (the consumer loop — batches, back-pressure, offsets after
+//! durability — its client settings and its subscription) and [`live`] (the feed of durable
+//! events) feed the store and the watchers; [`memory`] holds the process-wide allocator settings;
+//! [`collector`] wires store, ingest, HTTP and live feed once, for `collect`, `serve`, `demo`
+//! ([`demo`]: mock broker and sample services with trouble) and the tests.
 
 pub mod cli;
 pub mod collector;

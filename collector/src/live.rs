@@ -178,7 +178,7 @@ const FOLLOW_CHUNK: i64 = 10_000;
 
 /// Feeds `feed` from what `store` takes in, for a server without an ingest loop of its own
 /// (`choreoscope serve` beside a collector in another process): every `every`, the events stored
-/// since the last look are published, in the order they were stored ([`Store::stored_after`]).
+/// since the last look are published, in the order they were stored ([`crate::store::Store::stored_after`]).
 /// While nobody watches, it only moves its position to the end. Store errors are logged and tried
 /// again at the next tick. Ends when `cancel` fires.
 pub async fn follow_store(

@@ -214,7 +214,7 @@ fn outgoing_span(current: &Context, cause: Option<&EventContext>) -> SpanContext
 /// - `ce_causationid`: the cause's id (absent when there is no cause or it has no id);
 /// - `ce_correlationid`: inherited from the cause; a cause without one started its own
 ///   conversation, so its id is used; with no cause, the new event's own id;
-/// - `traceparent`/`tracestate`: from `current`'s span (see [`outgoing_span`] for the fallback);
+/// - `traceparent`/`tracestate`: from `current`'s span (see `outgoing_span` for the fallback);
 /// - `baggage`: the cause's keys, then `current`'s baggage, then the event's own keys (later wins);
 /// - CloudEvents `specversion`, `source`, `type`, `time`, `subject`, `content-type`.
 pub fn stamp(

@@ -1,5 +1,5 @@
 //! The PostgreSQL store: a pool of connections, batch writes of a few multi-row statements
-//! ([`write`]), business keys as an array on the event row ([`keys`]), and its own planner
+//! (`write`), business keys as an array on the event row (`keys`), and its own planner
 //! statistics refreshed as it grows.
 //!
 //! # Layout
@@ -149,7 +149,7 @@ impl LineageStore for PgStore {
         self.summaries_where_in("causation_id", ids).await
     }
 
-    /// Events of any of the spans `(trace_id, span_id)`, in time order (see [`SpanChunk`]).
+    /// Events of any of the spans `(trace_id, span_id)`, in time order (see `shared_sql::SpanChunk`).
     async fn same_spans(&self, spans: &[(String, String)]) -> Result<Vec<SummaryRow>, StoreError> {
         let mut out = Vec::new();
         for chunk in spans.chunks(SPAN_CHUNK) {

@@ -1,6 +1,6 @@
 //! The SQLite store (WAL), the default: reads through a sqlx pool and, for lineage walks, a few
-//! read-only rusqlite connections ([`read`]); writes through one dedicated rusqlite connection
-//! ([`write`]); the write-ahead log checkpointed in the background.
+//! read-only rusqlite connections (`read`); writes through one dedicated rusqlite connection
+//! (`write`); the write-ahead log checkpointed in the background.
 //!
 //! # Layout
 //! - `keys`: business keys (JSON on the event row, rows of `event_keys`).
