@@ -17,7 +17,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiPath, ApiQuery};
 use super::live;
 use super::params::{KeyNamesParams, LineageParams, SearchParams, TopologyParams};
-use super::AppState;
+use super::state::AppState;
 use crate::query::model::*;
 use crate::query::{self, parse_direction, parse_time, Limits};
 

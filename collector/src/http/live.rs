@@ -9,7 +9,7 @@ use futures::{Stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::error::ApiError;
-use super::AppState;
+use super::state::AppState;
 use crate::live::{FilterError, LiveFilter};
 
 /// Reads the filter from the raw query string (parameters repeat, so no struct fits).

@@ -9,36 +9,23 @@
 //! - [`error`]: the JSON error body and the status of each error.
 //! - [`live`]: `GET /api/v1/live`, server-sent events.
 //! - [`web`]: the embedded viewer.
+//! - `state`: [`AppState`], what every handler shares.
 
 pub mod api;
 pub mod error;
 pub mod extract;
 pub mod live;
 pub mod params;
+mod state;
 pub mod web;
 
-use std::sync::Arc;
+pub use state::AppState;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-
-use crate::live::LiveFeed;
-use crate::metrics::Metrics;
-use crate::store::Store;
-
-/// What handlers share.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    /// The lineage store.
-    pub store: Store,
-    /// The collector's metrics.
-    pub metrics: Arc<Metrics>,
-    /// Durable events as they come, for watchers of a flow (nobody publishes in `serve`).
-    pub live: LiveFeed,
-}
 
 /// Serves [`app`] on `listener` until `cancel` fires, then finishes the requests in flight.
 pub async fn serve(

@@ -9,7 +9,7 @@ use rdkafka::consumer::ConsumerContext;
 use rdkafka::statistics::Statistics;
 use rdkafka::ClientContext;
 
-use super::IngestConfig;
+use super::config::IngestConfig;
 use crate::metrics::{Metrics, PartitionLabel};
 use crate::store::StoreProfile;
 

@@ -28,10 +28,12 @@
 //! - [`consumer`]: the consumer's client settings ([`consumer_config`]) and the context that
 //!   forwards its statistics into the lag gauges.
 //! - [`subscription`]: what the consumer subscribes to, followed as topics come and go.
+//! - `config`: what the loop is told ([`IngestConfig`]) and why it stops ([`IngestError`]).
 //! - `batch`: a closed batch and the offsets it covers.
 //! - `writer`: the task that makes batches durable, in order, and commits their offsets.
 
 mod batch;
+mod config;
 pub mod consumer;
 pub mod subscription;
 mod writer;
@@ -43,7 +45,6 @@ use std::time::Duration;
 use choreoscope_sdk::RecordHeaders;
 use futures::{FutureExt, StreamExt};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use tokio_util::sync::CancellationToken;
 
@@ -55,36 +56,9 @@ use batch::Batch;
 use consumer::{offset_list, LagContext};
 use writer::Writer;
 
+pub use config::{IngestConfig, IngestError, TopicFilter};
 pub use consumer::{consumer_config, FETCH_WAIT_MAX_MS};
-pub use subscription::{TopicFilter, ALL_TOPICS};
-
-/// How the collector consumes.
-#[derive(Debug, Clone)]
-pub struct IngestConfig {
-    /// Bootstrap servers.
-    pub brokers: String,
-    /// Consumer group.
-    pub group: String,
-    /// Which topics are stored (`--include`/`--exclude`); a filter narrows the subscription.
-    pub topics: TopicFilter,
-    /// Records per transaction, at most.
-    pub batch_size: usize,
-    /// Time a batch may stay open after its first record.
-    pub batch_timeout: Duration,
-    /// How often new topics are looked for.
-    pub metadata_refresh: Duration,
-    /// Extra librdkafka properties (`key=value`).
-    pub kafka_properties: Vec<(String, String)>,
-}
-
-/// Why ingestion stopped.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum IngestError {
-    /// The consumer could not be created or subscribed.
-    #[error("kafka consumer: {0}")]
-    Kafka(#[from] KafkaError),
-}
+pub use subscription::ALL_TOPICS;
 
 fn now_us() -> i64 {
     chrono::Utc::now().timestamp_micros()

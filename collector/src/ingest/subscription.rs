@@ -20,56 +20,15 @@ use std::time::Duration;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use tokio_util::sync::CancellationToken;
 
+use super::config::TopicFilter;
 use super::consumer::LagContext;
 use crate::metrics::Metrics;
-use crate::rules::TopicPattern;
 
 /// The regex subscription used without filters: every topic whose name does not start with `__`.
 pub const ALL_TOPICS: &str = "^([^_]|_[^_]).*";
 
 /// How long one metadata request may take before the refresh gives up until the next interval.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Which topics the collector stores: `--include` and `--exclude` over every non-internal topic.
-#[derive(Debug, Clone, Default)]
-pub struct TopicFilter {
-    /// Only topics whose whole name matches are stored (all when `None`).
-    pub include: Option<TopicPattern>,
-    /// Topics whose whole name matches are not stored.
-    pub exclude: Option<TopicPattern>,
-}
-
-impl TopicFilter {
-    /// Whether neither `--include` nor `--exclude` was given.
-    pub fn is_everything(&self) -> bool {
-        self.include.is_none() && self.exclude.is_none()
-    }
-
-    /// Whether records of `topic` are stored: not internal, included, not excluded.
-    pub fn wants(&self, topic: &str) -> bool {
-        !topic.starts_with("__")
-            && self.include.as_ref().is_none_or(|p| p.matches(topic))
-            && !self.exclude.as_ref().is_some_and(|p| p.matches(topic))
-    }
-
-    /// Splits the cluster's topic names into those to subscribe to and those left out (Kafka's
-    /// internal topics are neither: they are never collected and not worth reporting).
-    pub fn split<'a>(
-        &self,
-        topics: impl IntoIterator<Item = &'a str>,
-    ) -> (BTreeSet<String>, BTreeSet<String>) {
-        let mut wanted = BTreeSet::new();
-        let mut left_out = BTreeSet::new();
-        for topic in topics.into_iter().filter(|t| !t.starts_with("__")) {
-            if self.wants(topic) {
-                wanted.insert(topic.to_owned());
-            } else {
-                left_out.insert(topic.to_owned());
-            }
-        }
-        (wanted, left_out)
-    }
-}
 
 /// Keeps a consumer subscribed to exactly the topics `filter` wants, re-reading the cluster's
 /// metadata every `every` until `cancel` fires. Only for a filter that is not
@@ -140,82 +99,5 @@ pub async fn follow(
                 tracing::warn!(error = %e, "cannot subscribe; trying again at the next refresh");
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn filter(include: Option<&str>, exclude: Option<&str>) -> TopicFilter {
-        TopicFilter {
-            include: include.map(|p| TopicPattern::new(p).unwrap()),
-            exclude: exclude.map(|p| TopicPattern::new(p).unwrap()),
-        }
-    }
-
-    const CLUSTER: [&str; 6] = [
-        "__consumer_offsets",
-        "orders",
-        "orders-dlq",
-        "payments",
-        "audit.orders",
-        "_private",
-    ];
-
-    fn names(set: &BTreeSet<String>) -> Vec<&str> {
-        set.iter().map(String::as_str).collect()
-    }
-
-    #[test]
-    fn without_filters_everything_but_internal_topics_is_wanted() {
-        let f = filter(None, None);
-        assert!(f.is_everything());
-        let (wanted, left_out) = f.split(CLUSTER);
-        assert_eq!(
-            names(&wanted),
-            [
-                "_private",
-                "audit.orders",
-                "orders",
-                "orders-dlq",
-                "payments"
-            ]
-        );
-        assert!(left_out.is_empty(), "internal topics are not reported");
-        assert!(!f.wants("__consumer_offsets"));
-    }
-
-    #[test]
-    fn include_matches_whole_names_and_exclude_wins_over_it() {
-        let f = filter(Some("orders.*|payments"), Some(".*-dlq"));
-        assert!(!f.is_everything());
-        let (wanted, left_out) = f.split(CLUSTER);
-        assert_eq!(names(&wanted), ["orders", "payments"]);
-        assert_eq!(
-            names(&left_out),
-            ["_private", "audit.orders", "orders-dlq"],
-            "`orders.*` does not match inside `audit.orders`: patterns are anchored"
-        );
-    }
-
-    #[test]
-    fn an_include_never_brings_in_internal_topics() {
-        let f = filter(Some(".*"), None);
-        assert!(!f.wants("__consumer_offsets"));
-        let (wanted, _) = f.split(CLUSTER);
-        assert!(!wanted.contains("__consumer_offsets"));
-        assert_eq!(wanted.len(), 5);
-    }
-
-    #[test]
-    fn exclude_alone_keeps_the_rest() {
-        let f = filter(None, Some("audit\\..*"));
-        let (wanted, left_out) = f.split(CLUSTER);
-        assert_eq!(
-            names(&wanted),
-            ["_private", "orders", "orders-dlq", "payments"]
-        );
-        assert_eq!(names(&left_out), ["audit.orders"]);
     }
 }

@@ -7,252 +7,31 @@
 //! queried, so the order in which causes and reactions arrive does not matter.
 //!
 //! # Layout
-//! - [`LineageStore`]: what every backend answers; the compiler keeps their signatures equal.
+//! - `contract`: [`LineageStore`], what every backend answers (the compiler keeps their
+//!   signatures equal), with [`StoreError`], [`WriteOutcome`] and [`StoreProfile`].
 //! - [`Store`]: the backend chosen by URL, and what the rest of the collector calls.
 //! - [`rows`]: the rows answered and the search filter.
 //! - `shared_sql`: the SQL both databases run, written once.
 //! - [`sqlite`], [`postgres`]: one folder per database, with its own migrations under
 //!   `migrations/sqlite` and `migrations/postgres`. Only each store's type is public.
 
+mod contract;
 mod known_names;
 pub mod postgres;
 pub mod rows;
 mod shared_sql;
 pub mod sqlite;
 
-use std::future::Future;
-
 use crate::record::EventRecord;
 
+pub use contract::{
+    FeedPosition, LineageStore, StoreCounts, StoreError, StoreProfile, TopicOutcome, WriteOutcome,
+};
 pub use rows::{
     DeliveryRow, EventRow, HopRow, KeyRow, ProduceRow, SearchFilter, StoredEvent, SummaryRow,
     ANY_PROBLEM,
 };
 pub use sqlite::memory::{allocate_with_mimalloc, disable_memory_statistics};
-
-/// A store failure.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// The URL names no supported database.
-    #[error("unsupported database URL `{0}`: use sqlite://PATH or postgres://…")]
-    UnsupportedUrl(String),
-    /// The database refused or failed a call.
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    /// Migrations failed.
-    #[error("migrations: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    /// The SQLite writing connection failed.
-    #[error(transparent)]
-    SqliteWrite(#[from] sqlite::SqliteWriteError),
-}
-
-/// What a batch write changed on one topic.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TopicOutcome {
-    /// Deliveries seen for the first time.
-    pub new_deliveries: usize,
-    /// Of those, deliveries of an event id stored before (duplicate publishes).
-    pub duplicate_publishes: usize,
-}
-
-/// What a batch write changed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WriteOutcome {
-    /// Records in the batch.
-    pub records: usize,
-    /// Deliveries seen for the first time.
-    pub new_deliveries: usize,
-    /// Deliveries already stored (re-delivered records): nothing written for them.
-    pub redelivered: usize,
-    /// Events seen for the first time.
-    pub new_events: usize,
-    /// Deliveries of an event id already stored at another offset (duplicate publishes).
-    pub duplicate_publishes: usize,
-    /// The same, per topic.
-    pub per_topic: std::collections::BTreeMap<String, TopicOutcome>,
-}
-
-/// Counts of what the store holds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StoreCounts {
-    /// Distinct events.
-    pub events: i64,
-    /// Distinct deliveries.
-    pub deliveries: i64,
-}
-
-/// Where a follower of the store stands (opaque: a row id on SQLite, a transaction id horizon on
-/// PostgreSQL).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FeedPosition(pub(crate) i64);
-
-/// What every backend of the lineage store answers (see the module docs for the rules they share).
-/// [`Store`] dispatches each call to the backend it holds.
-pub trait LineageStore {
-    /// Writes a batch in one transaction, idempotently (see the module docs).
-    fn write_batch(
-        &self,
-        batch: &[EventRecord],
-    ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send;
-
-    /// The full event `id`.
-    fn event(&self, id: &str) -> impl Future<Output = Result<Option<EventRow>, StoreError>> + Send;
-
-    /// Every delivery of event `id`, in offset order.
-    fn deliveries(
-        &self,
-        id: &str,
-    ) -> impl Future<Output = Result<Vec<DeliveryRow>, StoreError>> + Send;
-
-    /// The business keys of the given events.
-    fn keys_of(
-        &self,
-        ids: &[String],
-    ) -> impl Future<Output = Result<Vec<KeyRow>, StoreError>> + Send;
-
-    /// Summaries of the given events (those that exist).
-    fn summaries(
-        &self,
-        ids: &[String],
-    ) -> impl Future<Output = Result<Vec<SummaryRow>, StoreError>> + Send;
-
-    /// Events whose causation id is one of `ids`.
-    fn children(
-        &self,
-        ids: &[String],
-    ) -> impl Future<Output = Result<Vec<SummaryRow>, StoreError>> + Send;
-
-    /// Events without a causation id whose `traceparent` names the span `(trace, span)`: their
-    /// producer propagated the cause's context unchanged (see docs/lineage.md).
-    fn same_span(
-        &self,
-        trace_id: &str,
-        span_id: &str,
-    ) -> impl Future<Output = Result<Vec<SummaryRow>, StoreError>> + Send;
-
-    /// Events of any of the given `(trace, span)` pairs, in time order.
-    fn same_spans(
-        &self,
-        spans: &[(String, String)],
-    ) -> impl Future<Output = Result<Vec<SummaryRow>, StoreError>> + Send;
-
-    /// Events of a correlation (including its root, whose id it is), in time order.
-    fn by_correlation(
-        &self,
-        id: &str,
-        limit: i64,
-    ) -> impl Future<Output = Result<Vec<SummaryRow>, StoreError>> + Send;
-
-    /// Events of a trace, in time order.
-    fn by_trace(
-        &self,
-        trace_id: &str,
-        limit: i64,
-    ) -> impl Future<Output = Result<Vec<SummaryRow>, StoreError>> + Send;
-
-    /// Events carrying business key `name = value`, in time order.
-    fn by_key(
-        &self,
-        name: &str,
-        value: &str,
-        limit: i64,
-    ) -> impl Future<Output = Result<Vec<SummaryRow>, StoreError>> + Send;
-
-    /// A page of events matching `filter`, newest first.
-    fn search(
-        &self,
-        filter: &SearchFilter,
-    ) -> impl Future<Output = Result<Vec<SummaryRow>, StoreError>> + Send;
-
-    /// Every business-key name seen, in order.
-    fn key_names(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
-
-    /// Events per (service, topic) produced in `[from_us, to_us)`.
-    fn produce_counts(
-        &self,
-        from_us: i64,
-        to_us: i64,
-    ) -> impl Future<Output = Result<Vec<ProduceRow>, StoreError>> + Send;
-
-    /// Reactions in `[from_us, to_us)` with their cause's topic and hop time, at most `limit`.
-    fn hops(
-        &self,
-        from_us: i64,
-        to_us: i64,
-        limit: i64,
-    ) -> impl Future<Output = Result<Vec<HopRow>, StoreError>> + Send;
-
-    /// How many events and deliveries the store holds.
-    fn counts(&self) -> impl Future<Output = Result<StoreCounts, StoreError>> + Send;
-
-    /// A cheap round trip, for readiness checks.
-    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// The position after everything stored so far (a follower starting now begins here; see
-    /// [`FeedPosition`]).
-    fn feed_position(&self) -> impl Future<Output = Result<FeedPosition, StoreError>> + Send;
-
-    /// Events stored after `from`, in the order they were stored, and the position after them:
-    /// each event once however often this is called. SQLite returns at most `limit` at a time
-    /// (call again for the rest); PostgreSQL every event of the transactions that ended since.
-    fn stored_after(
-        &self,
-        from: FeedPosition,
-        limit: i64,
-    ) -> impl Future<Output = Result<(Vec<StoredEvent>, FeedPosition), StoreError>> + Send;
-
-    /// Whether some event carries business key `name = value` (one index probe).
-    fn has_key(
-        &self,
-        name: &str,
-        value: &str,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-
-    /// Flushes and closes the store.
-    fn close(&self) -> impl Future<Output = ()> + Send;
-}
-
-/// What the collector outside the store tunes by database, so that nothing there matches on
-/// the backend. The figures behind each value are in docs/benchmarks.md (runs 11–14).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StoreProfile {
-    /// Which database: `sqlite` or `postgres`.
-    pub kind: &'static str,
-    /// How much librdkafka may fetch ahead of the ingest loop (`queued.max.messages.kbytes`):
-    /// enough to keep the loop fed at the store's pace, and no more. SQLite takes 100 000+
-    /// records/s here and a 4 MiB queue starved it; PostgreSQL takes ~40 000/s, which 4 MiB feeds
-    /// as well as 16, with 30–40 MiB less peak RSS.
-    pub fetch_queue_kbytes: u32,
-    /// mimalloc's purge delay while collecting into this store (ms), when it differs from the
-    /// collector's default ([`crate::memory::PURGE_DELAY_MS`]): PostgreSQL ingest is bound by the
-    /// server, not the collector's CPU, and holds two batches in flight, so freed memory is
-    /// returned at once there (14–24 MiB less peak RSS at the same rate).
-    pub purge_delay_ms: Option<i64>,
-    /// How many batch writes are worth running at once: one for SQLite (a single writing
-    /// connection), two for PostgreSQL, whose server works on one batch while the other is on
-    /// the wire or waiting for its commit. Concurrent writes of one id are safe: the store's rules
-    /// are per statement.
-    pub write_concurrency: usize,
-}
-
-impl StoreProfile {
-    /// The SQLite store's profile.
-    pub const SQLITE: Self = Self {
-        kind: "sqlite",
-        fetch_queue_kbytes: 16 * 1024,
-        purge_delay_ms: None,
-        write_concurrency: 1,
-    };
-    /// The PostgreSQL store's profile.
-    pub const POSTGRES: Self = Self {
-        kind: "postgres",
-        fetch_queue_kbytes: 4 * 1024,
-        purge_delay_ms: Some(0),
-        write_concurrency: 2,
-    };
-}
 
 /// A lineage store.
 #[derive(Debug, Clone)]

@@ -7,7 +7,8 @@
 //! transaction still running holds the horizon back until it ends, so none is passed over.
 
 use super::{keys, PgStore};
-use crate::store::{FeedPosition, StoreError, StoredEvent};
+use crate::store::contract::{FeedPosition, StoreError};
+use crate::store::rows::StoredEvent;
 
 /// `event_id, correlation_id, trace_id, keys` (encoded array) of a PostgreSQL event.
 type PgFeedRow = (String, Option<String>, Option<String>, Vec<String>);

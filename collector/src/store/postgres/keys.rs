@@ -13,9 +13,9 @@ use sqlx::{Postgres, QueryBuilder};
 
 use super::PgStore;
 use crate::record::EventRecord;
+use crate::store::contract::StoreError;
 use crate::store::rows::{KeyRow, SummaryRow};
 use crate::store::shared_sql::{IN_CHUNK, SUMMARY_COLUMNS};
-use crate::store::StoreError;
 
 /// Key `name = value` as an element of `events.keys`.
 pub(crate) fn encode(name: &str, value: &str) -> String {

@@ -17,13 +17,14 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool, Postgres, QueryBuilder};
 
+use super::contract::{FeedPosition, LineageStore, StoreCounts, StoreError, WriteOutcome};
 use super::known_names::KnownNames;
+use super::rows::StoredEvent;
 use super::rows::{
     in_time_order, DeliveryRow, EventRow, HopRow, KeyRow, ProduceRow, SearchFilter, SummaryRow,
     ANY_PROBLEM,
 };
 use super::shared_sql::{shared_lookups, SpanChunk, IN_CHUNK, SPAN_CHUNK, SUMMARY_COLUMNS};
-use super::{FeedPosition, LineageStore, StoreCounts, StoreError, StoredEvent, WriteOutcome};
 use crate::record::EventRecord;
 
 /// `e.trace_id = trace_id` (its `(trace_id, span_id)` index).

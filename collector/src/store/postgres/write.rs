@@ -7,7 +7,7 @@ use sqlx::{Postgres, QueryBuilder};
 
 use super::{keys, PgStore};
 use crate::record::EventRecord;
-use crate::store::{StoreError, WriteOutcome};
+use crate::store::contract::{StoreError, WriteOutcome};
 
 /// Rows per multi-row INSERT: under SQLite's 32 766 and PostgreSQL's 65 535 bind limits.
 const EVENT_CHUNK: usize = 1000;

@@ -4,7 +4,8 @@
 
 use super::trace_index::MAX_ROWID;
 use super::SqliteStore;
-use crate::store::{FeedPosition, StoreError, StoredEvent};
+use crate::store::contract::{FeedPosition, StoreError};
+use crate::store::rows::StoredEvent;
 
 /// `rowid, event_id, correlation_id, trace_id, keys` (JSON) of a SQLite event.
 type SqliteFeedRow = (i64, String, Option<String>, Option<String>, String);

@@ -4,9 +4,9 @@
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::SqliteStore;
+use crate::store::contract::StoreError;
 use crate::store::rows::{KeyRow, SummaryRow};
 use crate::store::shared_sql::{IN_CHUNK, SUMMARY_COLUMNS};
-use crate::store::StoreError;
 
 impl SqliteStore {
     /// Business keys of the given events.

@@ -23,13 +23,12 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, QueryBuilder, Sqlite, SqlitePool};
 
-pub use write::SqliteWriteError;
-
+use super::contract::{FeedPosition, LineageStore, StoreCounts, StoreError, WriteOutcome};
+use super::rows::StoredEvent;
 use super::rows::{
     DeliveryRow, EventRow, HopRow, KeyRow, ProduceRow, SearchFilter, SummaryRow, ANY_PROBLEM,
 };
 use super::shared_sql::{shared_lookups, SUMMARY_COLUMNS};
-use super::{FeedPosition, LineageStore, StoreCounts, StoreError, StoredEvent, WriteOutcome};
 use crate::record::EventRecord;
 use read::SqliteReader;
 use trace_index::push_trace_is;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 use super::trace_index::{every_generation, trace_suffix};
-use super::write::SqliteWriteError;
+use crate::store::contract::StoreError;
 use crate::store::rows::{in_time_order, SummaryRow};
 use crate::store::shared_sql::{SpanChunk, IN_CHUNK, SPAN_CHUNK, SUMMARY_COLUMNS};
 
@@ -88,7 +88,7 @@ impl SqliteReader {
     async fn with<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
-    ) -> Result<T, SqliteWriteError> {
+    ) -> Result<T, StoreError> {
         let reader = self.clone();
         tokio::task::spawn_blocking(move || {
             let taken = reader.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
@@ -104,7 +104,7 @@ impl SqliteReader {
             Ok(result?)
         })
         .await
-        .map_err(|e| SqliteWriteError::Thread(e.to_string()))?
+        .map_err(|e| StoreError::Thread(e.to_string()))?
     }
 
     /// Summaries of the events whose `column` (`event_id` or `causation_id`) is one of `ids`.
@@ -112,7 +112,7 @@ impl SqliteReader {
         &self,
         column: &'static str,
         ids: &[String],
-    ) -> Result<Vec<SummaryRow>, SqliteWriteError> {
+    ) -> Result<Vec<SummaryRow>, StoreError> {
         let ids = ids.to_vec();
         self.with(move |c| {
             let mut out = Vec::new();
@@ -138,7 +138,7 @@ impl SqliteReader {
     pub async fn same_spans(
         &self,
         spans: &[(String, String)],
-    ) -> Result<Vec<SummaryRow>, SqliteWriteError> {
+    ) -> Result<Vec<SummaryRow>, StoreError> {
         let spans = spans.to_vec();
         self.with(move |c| {
             let mut out = Vec::new();

@@ -19,23 +19,8 @@ use rusqlite::{params, Connection};
 
 use super::statement::{Param, StaticStatement};
 use crate::record::EventRecord;
+use crate::store::contract::{StoreError, TopicOutcome, WriteOutcome};
 use crate::store::known_names::KnownNames;
-use crate::store::{TopicOutcome, WriteOutcome};
-
-/// A failure of the SQLite write path.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum SqliteWriteError {
-    /// SQLite refused or failed a call.
-    #[error("sqlite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    /// A value the store wrote earlier could not be read back.
-    #[error("stored value unreadable: {0}")]
-    Corrupt(String),
-    /// The writer thread panicked or was cancelled.
-    #[error("sqlite writer thread: {0}")]
-    Thread(String),
-}
 
 /// The store's single writing connection.
 #[derive(Debug, Clone)]
@@ -84,7 +69,7 @@ const INSERT_PROBLEM: &str =
 
 impl SqliteWriter {
     /// Opens the writing connection on an existing, migrated database file.
-    pub fn open(path: &Path) -> Result<Self, SqliteWriteError> {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
         let connection = Connection::open(path)?;
         connection.busy_timeout(Duration::from_secs(10))?;
         // The same durability as the pool's connections (see `Store::connect`); checkpoints are
@@ -109,10 +94,7 @@ impl SqliteWriter {
     /// this worker becomes the blocking thread and hands its other tasks on), so the records are
     /// neither copied nor freed on another thread — both showed in the writer's profile. A
     /// current-thread runtime (tests) cannot do that, and writes a copy on a blocking thread.
-    pub async fn write_batch(
-        &self,
-        batch: &[EventRecord],
-    ) -> Result<WriteOutcome, SqliteWriteError> {
+    pub async fn write_batch(&self, batch: &[EventRecord]) -> Result<WriteOutcome, StoreError> {
         match tokio::runtime::Handle::current().runtime_flavor() {
             tokio::runtime::RuntimeFlavor::MultiThread => {
                 tokio::task::block_in_place(|| write_locked(&self.connection, &self.names, batch))
@@ -122,7 +104,7 @@ impl SqliteWriter {
                 let batch = batch.to_vec();
                 tokio::task::spawn_blocking(move || write_locked(&connection, &names, &batch))
                     .await
-                    .map_err(|e| SqliteWriteError::Thread(e.to_string()))?
+                    .map_err(|e| StoreError::Thread(e.to_string()))?
             }
         }
     }
@@ -134,7 +116,7 @@ fn write_locked(
     connection: &Mutex<Connection>,
     names: &KnownNames,
     batch: &[EventRecord],
-) -> Result<WriteOutcome, SqliteWriteError> {
+) -> Result<WriteOutcome, StoreError> {
     let mut connection = connection
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -146,7 +128,7 @@ fn write(
     connection: &mut Connection,
     names: &KnownNames,
     batch: &[EventRecord],
-) -> Result<WriteOutcome, SqliteWriteError> {
+) -> Result<WriteOutcome, StoreError> {
     let mut outcome = WriteOutcome {
         records: batch.len(),
         ..WriteOutcome::default()
@@ -272,10 +254,7 @@ fn write(
 
 /// Records `e`, whose id is already stored, as an extra delivery of that event; `false` when its
 /// position is already known (the event's first position or an extra one: a re-delivery).
-fn extra_delivery(
-    tx: &rusqlite::Transaction<'_>,
-    e: &EventRecord,
-) -> Result<bool, SqliteWriteError> {
+fn extra_delivery(tx: &rusqlite::Transaction<'_>, e: &EventRecord) -> Result<bool, StoreError> {
     let first: (String, i32, i64) = tx
         .prepare_cached(FIRST_POSITION)?
         .query_row([&e.event_id], |row| {
@@ -299,7 +278,7 @@ fn extra_delivery(
 
 /// Adds the keys of `e`, a duplicate publish, to those on its event's row (the union of every
 /// publish's keys, as the `event_keys` rows have).
-fn add_keys(tx: &rusqlite::Transaction<'_>, e: &EventRecord) -> Result<(), SqliteWriteError> {
+fn add_keys(tx: &rusqlite::Transaction<'_>, e: &EventRecord) -> Result<(), StoreError> {
     if e.keys.is_empty() {
         return Ok(());
     }
@@ -307,7 +286,7 @@ fn add_keys(tx: &rusqlite::Transaction<'_>, e: &EventRecord) -> Result<(), Sqlit
         .prepare_cached(EVENT_KEYS)?
         .query_row([&e.event_id], |row| row.get(0))?;
     let mut keys: BTreeSet<(String, String)> = serde_json::from_str(&stored)
-        .map_err(|err| SqliteWriteError::Corrupt(format!("keys of event {}: {err}", e.event_id)))?;
+        .map_err(|err| StoreError::Corrupt(format!("keys of event {}: {err}", e.event_id)))?;
     let before = keys.len();
     keys.extend(e.keys.iter().cloned());
     if keys.len() > before {

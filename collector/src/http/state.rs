@@ -1,0 +1,18 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use crate::live::LiveFeed;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// What handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The lineage store.
+    pub store: Store,
+    /// The collector's metrics.
+    pub metrics: Arc<Metrics>,
+    /// Durable events as they come, for watchers of a flow (nobody publishes in `serve`).
+    pub live: LiveFeed,
+}
