@@ -76,7 +76,7 @@ pub struct StoreCounts {
 pub struct FeedPosition(pub(crate) i64);
 
 /// What every backend of the lineage store answers (see the module docs for the rules they share).
-/// [`Store`] dispatches each call to the backend it holds.
+/// [`super::Store`] dispatches each call to the backend it holds.
 pub trait LineageStore {
     /// Writes a batch in one transaction, idempotently (see the module docs).
     fn write_batch(

@@ -165,17 +165,17 @@ impl LineageStore for SqliteStore {
 
     /// Summaries of the given events (through the read-only connections).
     async fn summaries(&self, ids: &[String]) -> Result<Vec<SummaryRow>, StoreError> {
-        Ok(self.reader.summaries_where_in("event_id", ids).await?)
+        self.reader.summaries_where_in("event_id", ids).await
     }
 
     /// Events caused by one of `ids`.
     async fn children(&self, ids: &[String]) -> Result<Vec<SummaryRow>, StoreError> {
-        Ok(self.reader.summaries_where_in("causation_id", ids).await?)
+        self.reader.summaries_where_in("causation_id", ids).await
     }
 
     /// Events of any of the spans `(trace_id, span_id)`, in time order.
     async fn same_spans(&self, spans: &[(String, String)]) -> Result<Vec<SummaryRow>, StoreError> {
-        Ok(self.reader.same_spans(spans).await?)
+        self.reader.same_spans(spans).await
     }
 
     /// Writes a batch in one transaction, idempotently (on the writer's blocking thread).
@@ -183,7 +183,7 @@ impl LineageStore for SqliteStore {
         if batch.is_empty() {
             return Ok(WriteOutcome::default());
         }
-        Ok(self.writer.write_batch(batch).await?)
+        self.writer.write_batch(batch).await
     }
 
     async fn keys_of(&self, ids: &[String]) -> Result<Vec<KeyRow>, StoreError> {
