@@ -76,8 +76,9 @@ pub struct StoreCounts {
 pub struct FeedPosition(pub(crate) i64);
 
 /// What every backend of the lineage store answers (see the module docs for the rules they share).
-/// [`super::Store`] dispatches each call to the backend it holds.
-pub trait LineageStore {
+/// [`super::Store`] dispatches each call to the backend it holds. Its business keys and its feed
+/// are traits of their own, each implemented in the backend's `keys` and `feed` modules.
+pub trait LineageStore: BusinessKeys + StoreFeed {
     /// Writes a batch in one transaction, idempotently (see the module docs).
     fn write_batch(
         &self,
@@ -92,12 +93,6 @@ pub trait LineageStore {
         &self,
         id: &str,
     ) -> impl Future<Output = Result<Vec<DeliveryRow>, StoreError>> + Send;
-
-    /// The business keys of the given events.
-    fn keys_of(
-        &self,
-        ids: &[String],
-    ) -> impl Future<Output = Result<Vec<KeyRow>, StoreError>> + Send;
 
     /// Summaries of the given events (those that exist).
     fn summaries(
@@ -139,14 +134,6 @@ pub trait LineageStore {
         limit: i64,
     ) -> impl Future<Output = Result<Vec<SummaryRow>, StoreError>> + Send;
 
-    /// Events carrying business key `name = value`, in time order.
-    fn by_key(
-        &self,
-        name: &str,
-        value: &str,
-        limit: i64,
-    ) -> impl Future<Output = Result<Vec<SummaryRow>, StoreError>> + Send;
-
     /// A page of events matching `filter`, newest first.
     fn search(
         &self,
@@ -177,6 +164,36 @@ pub trait LineageStore {
     /// A cheap round trip, for readiness checks.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Flushes and closes the store.
+    fn close(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// How a backend keeps business keys (each its own way: SQLite a table, PostgreSQL an array).
+pub trait BusinessKeys {
+    /// The business keys of the given events.
+    fn keys_of(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<KeyRow>, StoreError>> + Send;
+
+    /// Events carrying business key `name = value`, in time order.
+    fn by_key(
+        &self,
+        name: &str,
+        value: &str,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<SummaryRow>, StoreError>> + Send;
+
+    /// Whether some event carries business key `name = value` (one index probe).
+    fn has_key(
+        &self,
+        name: &str,
+        value: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// What a backend has stored since a position, for a live feed that follows the store.
+pub trait StoreFeed {
     /// The position after everything stored so far (a follower starting now begins here; see
     /// [`FeedPosition`]).
     fn feed_position(&self) -> impl Future<Output = Result<FeedPosition, StoreError>> + Send;
@@ -189,16 +206,6 @@ pub trait LineageStore {
         from: FeedPosition,
         limit: i64,
     ) -> impl Future<Output = Result<(Vec<StoredEvent>, FeedPosition), StoreError>> + Send;
-
-    /// Whether some event carries business key `name = value` (one index probe).
-    fn has_key(
-        &self,
-        name: &str,
-        value: &str,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-
-    /// Flushes and closes the store.
-    fn close(&self) -> impl Future<Output = ()> + Send;
 }
 
 /// What the collector outside the store tunes by database, so that nothing there matches on

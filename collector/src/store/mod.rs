@@ -25,7 +25,8 @@ pub mod sqlite;
 use crate::record::EventRecord;
 
 pub use contract::{
-    FeedPosition, LineageStore, StoreCounts, StoreError, StoreProfile, TopicOutcome, WriteOutcome,
+    BusinessKeys, FeedPosition, LineageStore, StoreCounts, StoreError, StoreFeed, StoreProfile,
+    TopicOutcome, WriteOutcome,
 };
 pub use rows::{
     DeliveryRow, EventRow, HopRow, KeyRow, ProduceRow, SearchFilter, StoredEvent, SummaryRow,

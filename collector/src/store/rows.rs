@@ -6,6 +6,11 @@ pub(crate) fn in_time_order(events: &mut [SummaryRow]) {
     events.sort_by(|a, b| (a.time_us, &a.event_id).cmp(&(b.time_us, &b.event_id)));
 }
 
+/// Sorts business keys by (event, name, value), the order of every key list the store returns.
+pub(crate) fn in_key_order(keys: &mut [KeyRow]) {
+    keys.sort_by(|a, b| (&a.event_id, &a.name, &a.value).cmp(&(&b.event_id, &b.name, &b.value)));
+}
+
 /// What lineage and list queries need of an event.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SummaryRow {

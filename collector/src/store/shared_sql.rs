@@ -158,6 +158,14 @@ macro_rules! shared_lookups {
                 Ok(qb.build_query_as().fetch_all(&self.pool).await?)
             }
 
+            /// Distinct business-key names, in order (the `key_names` table the writers fill).
+            async fn key_names(&self) -> Result<Vec<String>, StoreError> {
+                let rows: Vec<(String,)> = sqlx::query_as("SELECT name FROM key_names ORDER BY name")
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(rows.into_iter().map(|(n,)| n).collect())
+            }
+
             /// Events per (source, topic) in the time range: the produce edges of the topology.
             async fn produce_counts(&self, from_us: i64, to_us: i64) -> Result<Vec<ProduceRow>, StoreError> {
                 let mut qb = QueryBuilder::<$db>::new(

@@ -7,14 +7,14 @@
 //! transaction still running holds the horizon back until it ends, so none is passed over.
 
 use super::{keys, PgStore};
-use crate::store::contract::{FeedPosition, StoreError};
+use crate::store::contract::{FeedPosition, StoreError, StoreFeed};
 use crate::store::rows::StoredEvent;
 
 /// `event_id, correlation_id, trace_id, keys` (encoded array) of a PostgreSQL event.
 type PgFeedRow = (String, Option<String>, Option<String>, Vec<String>);
 
-impl PgStore {
-    pub(super) async fn feed_position(&self) -> Result<FeedPosition, StoreError> {
+impl StoreFeed for PgStore {
+    async fn feed_position(&self) -> Result<FeedPosition, StoreError> {
         let (horizon,): (i64,) =
             sqlx::query_as("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
                 .fetch_one(self.pool())
@@ -22,7 +22,7 @@ impl PgStore {
         Ok(FeedPosition(horizon))
     }
 
-    pub(super) async fn stored_after(
+    async fn stored_after(
         &self,
         from: FeedPosition,
         _limit: i64,

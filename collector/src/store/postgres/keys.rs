@@ -13,8 +13,8 @@ use sqlx::{Postgres, QueryBuilder};
 
 use super::PgStore;
 use crate::record::EventRecord;
-use crate::store::contract::StoreError;
-use crate::store::rows::{KeyRow, SummaryRow};
+use crate::store::contract::{BusinessKeys, StoreError};
+use crate::store::rows::{in_key_order, KeyRow, SummaryRow};
 use crate::store::shared_sql::{IN_CHUNK, SUMMARY_COLUMNS};
 
 /// Key `name = value` as an element of `events.keys`.
@@ -89,9 +89,11 @@ impl PgStore {
         let wanted: Vec<String> = names.iter().map(|n| encode(n, value)).collect();
         qb.push(" AND e.keys && ").push_bind(wanted);
     }
+}
 
+impl BusinessKeys for PgStore {
     /// Business keys of the given events.
-    pub(super) async fn keys_of(&self, ids: &[String]) -> Result<Vec<KeyRow>, StoreError> {
+    async fn keys_of(&self, ids: &[String]) -> Result<Vec<KeyRow>, StoreError> {
         let mut out = Vec::new();
         for chunk in ids.chunks(IN_CHUNK) {
             let rows: Vec<(String, Vec<String>)> =
@@ -111,12 +113,12 @@ impl PgStore {
                 }
             }
         }
-        out.sort_by(|a, b| (&a.event_id, &a.name, &a.value).cmp(&(&b.event_id, &b.name, &b.value)));
+        in_key_order(&mut out);
         Ok(out)
     }
 
     /// Events carrying business key `name = value`, in time order.
-    pub(super) async fn by_key(
+    async fn by_key(
         &self,
         name: &str,
         value: &str,
@@ -132,16 +134,8 @@ impl PgStore {
         .await?)
     }
 
-    /// Distinct business-key names, in order.
-    pub(super) async fn key_names(&self) -> Result<Vec<String>, StoreError> {
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT name FROM key_names ORDER BY name")
-            .fetch_all(self.pool())
-            .await?;
-        Ok(rows.into_iter().map(|(n,)| n).collect())
-    }
-
     /// Whether some event carries business key `name = value` (one GIN probe).
-    pub(super) async fn has_key(&self, name: &str, value: &str) -> Result<bool, StoreError> {
+    async fn has_key(&self, name: &str, value: &str) -> Result<bool, StoreError> {
         let found: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM events WHERE keys @> $1 LIMIT 1")
             .bind(vec![encode(name, value)])
             .fetch_optional(self.pool())

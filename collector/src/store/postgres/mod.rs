@@ -17,12 +17,10 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool, Postgres, QueryBuilder};
 
-use super::contract::{FeedPosition, LineageStore, StoreCounts, StoreError, WriteOutcome};
+use super::contract::{LineageStore, StoreCounts, StoreError, WriteOutcome};
 use super::known_names::KnownNames;
-use super::rows::StoredEvent;
 use super::rows::{
-    in_time_order, DeliveryRow, EventRow, HopRow, KeyRow, ProduceRow, SearchFilter, SummaryRow,
-    ANY_PROBLEM,
+    in_time_order, DeliveryRow, EventRow, HopRow, ProduceRow, SearchFilter, SummaryRow, ANY_PROBLEM,
 };
 use super::shared_sql::{shared_lookups, SpanChunk, IN_CHUNK, SPAN_CHUNK, SUMMARY_COLUMNS};
 use crate::record::EventRecord;
@@ -180,39 +178,6 @@ impl LineageStore for PgStore {
 
     async fn write_batch(&self, batch: &[EventRecord]) -> Result<WriteOutcome, StoreError> {
         PgStore::write_batch(self, batch).await
-    }
-
-    async fn keys_of(&self, ids: &[String]) -> Result<Vec<KeyRow>, StoreError> {
-        PgStore::keys_of(self, ids).await
-    }
-
-    async fn by_key(
-        &self,
-        name: &str,
-        value: &str,
-        limit: i64,
-    ) -> Result<Vec<SummaryRow>, StoreError> {
-        PgStore::by_key(self, name, value, limit).await
-    }
-
-    async fn key_names(&self) -> Result<Vec<String>, StoreError> {
-        PgStore::key_names(self).await
-    }
-
-    async fn has_key(&self, name: &str, value: &str) -> Result<bool, StoreError> {
-        PgStore::has_key(self, name, value).await
-    }
-
-    async fn feed_position(&self) -> Result<FeedPosition, StoreError> {
-        PgStore::feed_position(self).await
-    }
-
-    async fn stored_after(
-        &self,
-        from: FeedPosition,
-        limit: i64,
-    ) -> Result<(Vec<StoredEvent>, FeedPosition), StoreError> {
-        PgStore::stored_after(self, from, limit).await
     }
 
     async fn close(&self) {

@@ -4,19 +4,19 @@
 
 use super::trace_index::MAX_ROWID;
 use super::SqliteStore;
-use crate::store::contract::{FeedPosition, StoreError};
+use crate::store::contract::{FeedPosition, StoreError, StoreFeed};
 use crate::store::rows::StoredEvent;
 
 /// `rowid, event_id, correlation_id, trace_id, keys` (JSON) of a SQLite event.
 type SqliteFeedRow = (i64, String, Option<String>, Option<String>, String);
 
-impl SqliteStore {
-    pub(super) async fn feed_position(&self) -> Result<FeedPosition, StoreError> {
+impl StoreFeed for SqliteStore {
+    async fn feed_position(&self) -> Result<FeedPosition, StoreError> {
         let (max,): (i64,) = sqlx::query_as(MAX_ROWID).fetch_one(self.pool()).await?;
         Ok(FeedPosition(max))
     }
 
-    pub(super) async fn stored_after(
+    async fn stored_after(
         &self,
         from: FeedPosition,
         limit: i64,

@@ -4,13 +4,31 @@
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::SqliteStore;
-use crate::store::contract::StoreError;
-use crate::store::rows::{KeyRow, SummaryRow};
+use crate::store::contract::{BusinessKeys, StoreError};
+use crate::store::rows::{in_key_order, KeyRow, SummaryRow};
 use crate::store::shared_sql::{IN_CHUNK, SUMMARY_COLUMNS};
 
 impl SqliteStore {
+    /// For `search`: events carrying `value` under one of `names` (rows of `event_keys`).
+    pub(super) fn push_key_filter(
+        qb: &mut QueryBuilder<'_, Sqlite>,
+        names: &[String],
+        value: &str,
+    ) {
+        qb.push(" AND e.event_id IN (SELECT k.event_id FROM event_keys k WHERE k.name IN (");
+        let mut list = qb.separated(", ");
+        for name in names {
+            list.push_bind(name.clone());
+        }
+        qb.push(") AND k.value = ")
+            .push_bind(value.to_owned())
+            .push(")");
+    }
+}
+
+impl BusinessKeys for SqliteStore {
     /// Business keys of the given events.
-    pub(super) async fn keys_of(&self, ids: &[String]) -> Result<Vec<KeyRow>, StoreError> {
+    async fn keys_of(&self, ids: &[String]) -> Result<Vec<KeyRow>, StoreError> {
         let mut out = Vec::new();
         for chunk in ids.chunks(IN_CHUNK) {
             let mut qb = QueryBuilder::<Sqlite>::new(
@@ -33,12 +51,12 @@ impl SqliteStore {
                 }));
             }
         }
-        out.sort_by(|a, b| (&a.event_id, &a.name, &a.value).cmp(&(&b.event_id, &b.name, &b.value)));
+        in_key_order(&mut out);
         Ok(out)
     }
 
     /// Events carrying business key `name = value`, in time order.
-    pub(super) async fn by_key(
+    async fn by_key(
         &self,
         name: &str,
         value: &str,
@@ -56,16 +74,8 @@ impl SqliteStore {
         Ok(qb.build_query_as().fetch_all(&self.pool).await?)
     }
 
-    /// Distinct business-key names, in order (the `key_names` table the writer fills).
-    pub(super) async fn key_names(&self) -> Result<Vec<String>, StoreError> {
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT name FROM key_names ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().map(|(n,)| n).collect())
-    }
-
     /// Whether some event carries business key `name = value` (one index probe).
-    pub(super) async fn has_key(&self, name: &str, value: &str) -> Result<bool, StoreError> {
+    async fn has_key(&self, name: &str, value: &str) -> Result<bool, StoreError> {
         let found: Option<(i32,)> =
             sqlx::query_as("SELECT 1 FROM event_keys WHERE name = ? AND value = ? LIMIT 1")
                 .bind(name)
@@ -73,21 +83,5 @@ impl SqliteStore {
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(found.is_some())
-    }
-
-    /// For `search`: events carrying `value` under one of `names` (rows of `event_keys`).
-    pub(super) fn push_key_filter(
-        qb: &mut QueryBuilder<'_, Sqlite>,
-        names: &[String],
-        value: &str,
-    ) {
-        qb.push(" AND e.event_id IN (SELECT k.event_id FROM event_keys k WHERE k.name IN (");
-        let mut list = qb.separated(", ");
-        for name in names {
-            list.push_bind(name.clone());
-        }
-        qb.push(") AND k.value = ")
-            .push_bind(value.to_owned())
-            .push(")");
     }
 }

@@ -23,10 +23,9 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, QueryBuilder, Sqlite, SqlitePool};
 
-use super::contract::{FeedPosition, LineageStore, StoreCounts, StoreError, WriteOutcome};
-use super::rows::StoredEvent;
+use super::contract::{LineageStore, StoreCounts, StoreError, WriteOutcome};
 use super::rows::{
-    DeliveryRow, EventRow, HopRow, KeyRow, ProduceRow, SearchFilter, SummaryRow, ANY_PROBLEM,
+    DeliveryRow, EventRow, HopRow, ProduceRow, SearchFilter, SummaryRow, ANY_PROBLEM,
 };
 use super::shared_sql::{shared_lookups, SUMMARY_COLUMNS};
 use crate::record::EventRecord;
@@ -184,39 +183,6 @@ impl LineageStore for SqliteStore {
             return Ok(WriteOutcome::default());
         }
         self.writer.write_batch(batch).await
-    }
-
-    async fn keys_of(&self, ids: &[String]) -> Result<Vec<KeyRow>, StoreError> {
-        SqliteStore::keys_of(self, ids).await
-    }
-
-    async fn by_key(
-        &self,
-        name: &str,
-        value: &str,
-        limit: i64,
-    ) -> Result<Vec<SummaryRow>, StoreError> {
-        SqliteStore::by_key(self, name, value, limit).await
-    }
-
-    async fn key_names(&self) -> Result<Vec<String>, StoreError> {
-        SqliteStore::key_names(self).await
-    }
-
-    async fn has_key(&self, name: &str, value: &str) -> Result<bool, StoreError> {
-        SqliteStore::has_key(self, name, value).await
-    }
-
-    async fn feed_position(&self) -> Result<FeedPosition, StoreError> {
-        SqliteStore::feed_position(self).await
-    }
-
-    async fn stored_after(
-        &self,
-        from: FeedPosition,
-        limit: i64,
-    ) -> Result<(Vec<StoredEvent>, FeedPosition), StoreError> {
-        SqliteStore::stored_after(self, from, limit).await
     }
 
     /// Folds the write-ahead log into the database and truncates it, so a stopped collector
