@@ -114,3 +114,16 @@ fn remove_at_exit(dir: PathBuf) {
     });
     AT_EXIT.lock().unwrap().push(dir);
 }
+
+/// Copies the SQLite store `store` (a consistent snapshot, write-ahead log included) into a new
+/// file at `to`.
+pub async fn copy_sqlite_store(store: &Store, to: &Path) {
+    let Store::Sqlite(sqlite) = store else {
+        panic!("only a SQLite store can be copied to a file")
+    };
+    sqlx::query("VACUUM INTO ?")
+        .bind(to.to_str().expect("a UTF-8 path"))
+        .execute(sqlite.pool())
+        .await
+        .unwrap_or_else(|e| panic!("copying the store to {}: {e}", to.display()));
+}
