@@ -293,7 +293,7 @@ async fn the_flow_is_rebuilt_edge_for_edge_whatever_the_topic_partition_and_arri
 }
 
 #[tokio::test]
-async fn a_fan_out_links_every_reaction_to_their_one_cause() {
+async fn a_fan_out_links_every_reaction_to_the_one_cause() {
     let (store, c) = store().await;
     let fan_out = lineage_of(&store, &c.payment, Direction::Down, 1).await;
     assert_eq!(
