@@ -1,6 +1,8 @@
 //! Helpers shared by the collector's end-to-end tests.
 #![allow(dead_code)]
 
+pub mod fixture;
+
 use std::sync::Arc;
 use std::time::Duration;
 
