@@ -12,12 +12,14 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::store::{Store, StoreError, SummaryRow};
 
-/// Which way to walk from the start event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which way to walk from the start event (`up`, `down` or `both` in the API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum Direction {
     /// Causes, their causes, …
     Up,
@@ -27,8 +29,11 @@ pub enum Direction {
     Both,
 }
 
-/// A mark on a node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+/// A mark on a node: `cause_missing`, `duplicate_publish`, `problems`, `cycle`, `root`,
+/// `duplicate_reaction` or `end` in the API (docs/api.md, "Graph shape").
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Flag {
     /// The event names a cause that is not in the store (not seen, or not yet).
@@ -48,6 +53,21 @@ pub enum Flag {
     /// Nothing has reacted to the event (yet): where its flow currently ends. Set on flow graphs
     /// (key, trace, correlation), not on depth-limited lineage walks.
     End,
+}
+
+impl Flag {
+    /// The flag's name in the API (its serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flag::CauseMissing => "cause_missing",
+            Flag::DuplicatePublish => "duplicate_publish",
+            Flag::Problems => "problems",
+            Flag::Cycle => "cycle",
+            Flag::Root => "root",
+            Flag::DuplicateReaction => "duplicate_reaction",
+            Flag::End => "end",
+        }
+    }
 }
 
 /// An event in a lineage graph.
@@ -325,4 +345,37 @@ pub async fn lineage(
         walk.down(depth).await?;
     }
     Ok(Some(walk.graph))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flag_is_named_as_serde_writes_it() {
+        for flag in [
+            Flag::CauseMissing,
+            Flag::DuplicatePublish,
+            Flag::Problems,
+            Flag::Cycle,
+            Flag::Root,
+            Flag::DuplicateReaction,
+            Flag::End,
+        ] {
+            assert_eq!(
+                serde_json::to_value(flag).unwrap(),
+                serde_json::Value::from(flag.as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn directions_are_read_in_lower_case_only() {
+        let read = |s: &str| serde_json::from_value::<Direction>(serde_json::Value::from(s)).ok();
+        assert_eq!(read("up"), Some(Direction::Up));
+        assert_eq!(read("down"), Some(Direction::Down));
+        assert_eq!(read("both"), Some(Direction::Both));
+        assert_eq!(read("Up"), None);
+        assert_eq!(read(""), None);
+    }
 }

@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
+use crate::lineage::Flag;
 use crate::query::model::{EventSummary, FlowAnswer, Graph, KeyAnswer};
 
 /// A duration in ms, the way a person reads it.
@@ -39,8 +40,8 @@ fn line(e: &EventSummary) -> String {
     let marks: Vec<&str> = e
         .flags
         .iter()
-        .map(String::as_str)
-        .filter(|f| *f != "root")
+        .filter(|f| **f != Flag::Root)
+        .map(|f| f.as_str())
         .collect();
     if !marks.is_empty() {
         let _ = write!(s, "  ‹{}›", marks.join(", "));
@@ -221,7 +222,7 @@ mod tests {
     use super::*;
     use crate::query::model::GraphEdge;
 
-    fn node(id: &str, t: &str, flags: &[&str]) -> EventSummary {
+    fn node(id: &str, t: &str, flags: &[Flag]) -> EventSummary {
         EventSummary {
             id: id.into(),
             event_type: Some(t.into()),
@@ -237,7 +238,7 @@ mod tests {
             trace_id: None,
             span_id: None,
             depth: None,
-            flags: flags.iter().map(|f| f.to_string()).collect(),
+            flags: flags.to_vec(),
             problem_count: 0,
             delivery_count: 1,
         }
@@ -257,10 +258,10 @@ mod tests {
     fn a_fan_out_then_fan_in_prints_as_a_tree_with_latencies_and_one_back_reference() {
         let g = Graph {
             nodes: vec![
-                node("a", "OrderCreated", &["root"]),
+                node("a", "OrderCreated", &[Flag::Root]),
                 node("b", "PaymentCaptured", &[]),
                 node("c", "StockReserved", &[]),
-                node("d", "OrderShipped", &["end"]),
+                node("d", "OrderShipped", &[Flag::End]),
             ],
             edges: vec![
                 edge("a", "b", 12.0),

@@ -7,6 +7,11 @@
 //! an unknown id, 422 for a value that parses but cannot be used, 503 when the store fails. No
 //! input produces a 500. Limits (depth, page size, graph size) are stated in the answer when
 //! they cut it.
+//!
+//! The document is the contract (docs/api.md): every parameter's schema is what the handler
+//! accepts, every status a handler can answer is listed with its body, and `scripts/contract`
+//! holds the running server to it with schemathesis. The viewer's types are generated from the
+//! committed copy, `ui/src/lib/openapi.json`, which a test keeps equal to [`ApiDoc`].
 
 use axum::extract::State;
 use axum::routing::{any, get};
@@ -16,10 +21,14 @@ use utoipa::OpenApi;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiPath, ApiQuery};
 use super::live;
-use super::params::{KeyNamesParams, LineageParams, SearchParams, TopologyParams};
+use super::params::{
+    CorrelationPath, Cursor, EventPath, KeyNamesParams, KeyPath, LineageParams, LiveKey,
+    SearchParams, Time, TopologyParams, TraceId, TracePath,
+};
 use super::state::AppState;
+use crate::lineage::{Direction, Flag};
 use crate::query::model::*;
-use crate::query::{self, parse_direction, parse_time, Limits};
+use crate::query::{self, parse_time, Limits};
 
 /// The API's routes, to merge into the collector's router.
 pub fn routes() -> Router<AppState> {
@@ -43,7 +52,8 @@ pub fn routes() -> Router<AppState> {
 #[openapi(
     info(
         title = "Choreoscope query API",
-        description = "What happened to a business entity across the services of a Kafka choreography."
+        description = "What happened to a business entity across the services of a Kafka choreography. \
+Every error answer is an `ErrorBody`; no input is answered with a 5xx other than 503 (the store failed)."
     ),
     paths(
         event,
@@ -58,6 +68,11 @@ pub fn routes() -> Router<AppState> {
     ),
     components(schemas(
         ErrorBody,
+        Flag,
+        Direction,
+        Encoding,
+        MapNodeKind,
+        MapEdgeKind,
         EventSummary,
         GraphEdge,
         Graph,
@@ -77,7 +92,13 @@ pub fn routes() -> Router<AppState> {
         MapNode,
         MapEdge,
         Topology,
-        KeyNames
+        KeyNames,
+        live::LiveEvent,
+        live::LiveEventKind,
+        Time,
+        Cursor,
+        TraceId,
+        LiveKey
     ))
 )]
 pub struct ApiDoc;
@@ -94,34 +115,48 @@ fn limits() -> Limits {
     Limits::default()
 }
 
-/// The event with this id.
-#[utoipa::path(get, path = "/api/v1/events/{id}", params(("id" = String, Path, description = "Event id")),
-    responses((status = 200, body = EventDetail), (status = 404, body = ErrorBody)))]
+/// The event with this id, with the flags of its node in the graph of its flow.
+#[utoipa::path(get, path = "/api/v1/events/{id}", params(EventPath),
+    responses(
+        (status = 200, body = EventDetail),
+        (status = 400, description = "A path segment that is not UTF-8", body = ErrorBody),
+        (status = 404, description = "No event with this id", body = ErrorBody),
+        (status = 503, description = "The store failed", body = ErrorBody)))]
 async fn event(
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(path): ApiPath<EventPath>,
 ) -> Result<Json<EventDetail>, ApiError> {
-    Ok(Json(query::event_detail(&state.store, &id).await?))
+    Ok(Json(
+        query::event_detail(&state.store, &path.id, &limits()).await?,
+    ))
 }
 
 /// The causes and reactions of an event.
-#[utoipa::path(get, path = "/api/v1/events/{id}/lineage", params(("id" = String, Path, description = "Event id"), LineageParams),
-    responses((status = 200, body = Graph), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/events/{id}/lineage", params(EventPath, LineageParams),
+    responses(
+        (status = 200, body = Graph),
+        (status = 400, description = "A parameter that does not parse", body = ErrorBody),
+        (status = 404, description = "No event with this id", body = ErrorBody),
+        (status = 503, description = "The store failed", body = ErrorBody)))]
 async fn event_lineage(
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(path): ApiPath<EventPath>,
     ApiQuery(params): ApiQuery<LineageParams>,
 ) -> Result<Json<Graph>, ApiError> {
-    let direction = parse_direction(params.direction.as_deref())?;
+    let direction = params.direction.unwrap_or(Direction::Both);
     let depth = params.depth.unwrap_or(10);
     Ok(Json(
-        query::lineage_graph(&state.store, &id, direction, depth, &limits()).await?,
+        query::lineage_graph(&state.store, &path.id, direction, depth, &limits()).await?,
     ))
 }
 
 /// Business-key names seen (search suggestions); with `value`, the names holding that value (what
 /// a search for a bare value like `o-1001` means). One index probe per name seen.
-#[utoipa::path(get, path = "/api/v1/keys", params(KeyNamesParams), responses((status = 200, body = KeyNames)))]
+#[utoipa::path(get, path = "/api/v1/keys", params(KeyNamesParams),
+    responses(
+        (status = 200, body = KeyNames),
+        (status = 400, description = "A query string that does not parse (a parameter twice)", body = ErrorBody),
+        (status = 503, description = "The store failed", body = ErrorBody)))]
 async fn key_names(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<KeyNamesParams>,
@@ -134,45 +169,61 @@ async fn key_names(
 }
 
 /// What happened to a business entity: every flow that carried the key.
-#[utoipa::path(get, path = "/api/v1/keys/{name}/{value}",
-    params(("name" = String, Path, description = "Key name, e.g. order.id"), ("value" = String, Path, description = "Key value")),
-    responses((status = 200, body = KeyAnswer), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/keys/{name}/{value}", params(KeyPath),
+    responses(
+        (status = 200, body = KeyAnswer),
+        (status = 400, description = "A path segment that is not UTF-8", body = ErrorBody),
+        (status = 404, description = "No event carries the key", body = ErrorBody),
+        (status = 503, description = "The store failed", body = ErrorBody)))]
 async fn key(
     State(state): State<AppState>,
-    ApiPath((name, value)): ApiPath<(String, String)>,
+    ApiPath(path): ApiPath<KeyPath>,
 ) -> Result<Json<KeyAnswer>, ApiError> {
     Ok(Json(
-        query::key_answer(&state.store, &name, &value, &limits()).await?,
+        query::key_answer(&state.store, &path.name, &path.value, &limits()).await?,
     ))
 }
 
 /// Every event of a trace.
-#[utoipa::path(get, path = "/api/v1/traces/{trace_id}", params(("trace_id" = String, Path, description = "W3C trace id")),
-    responses((status = 200, body = FlowAnswer), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/traces/{trace_id}", params(TracePath),
+    responses(
+        (status = 200, body = FlowAnswer),
+        (status = 400, description = "A path segment that is not UTF-8", body = ErrorBody),
+        (status = 404, description = "No event of this trace (never any for the all-zero id, invalid under W3C)", body = ErrorBody),
+        (status = 422, description = "Not 32 lower-case hex digits", body = ErrorBody),
+        (status = 503, description = "The store failed", body = ErrorBody)))]
 async fn trace(
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(path): ApiPath<TracePath>,
 ) -> Result<Json<FlowAnswer>, ApiError> {
     Ok(Json(
-        query::trace_answer(&state.store, &id, &limits()).await?,
+        query::trace_answer(&state.store, &path.trace_id, &limits()).await?,
     ))
 }
 
 /// Every event of a correlation (conversation).
-#[utoipa::path(get, path = "/api/v1/correlations/{id}", params(("id" = String, Path, description = "Correlation id")),
-    responses((status = 200, body = FlowAnswer), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/correlations/{id}", params(CorrelationPath),
+    responses(
+        (status = 200, body = FlowAnswer),
+        (status = 400, description = "A path segment that is not UTF-8", body = ErrorBody),
+        (status = 404, description = "No event of this correlation", body = ErrorBody),
+        (status = 503, description = "The store failed", body = ErrorBody)))]
 async fn correlation(
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(path): ApiPath<CorrelationPath>,
 ) -> Result<Json<FlowAnswer>, ApiError> {
     Ok(Json(
-        query::correlation_answer(&state.store, &id, &limits()).await?,
+        query::correlation_answer(&state.store, &path.id, &limits()).await?,
     ))
 }
 
 /// Events by time, type, service, topic, key or problem; newest first, a page at a time.
 #[utoipa::path(get, path = "/api/v1/search", params(SearchParams),
-    responses((status = 200, body = SearchPage), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses(
+        (status = 200, body = SearchPage),
+        (status = 400, description = "A parameter that does not parse", body = ErrorBody),
+        (status = 422, description = "`from` after `to`, or `limit` below 1", body = ErrorBody),
+        (status = 503, description = "The store failed", body = ErrorBody)))]
 async fn search(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<SearchParams>,
@@ -184,7 +235,11 @@ async fn search(
 
 /// The choreography as it really runs: services, topics, produce and consume edges.
 #[utoipa::path(get, path = "/api/v1/topology", params(TopologyParams),
-    responses((status = 200, body = Topology), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses(
+        (status = 200, body = Topology),
+        (status = 400, description = "A parameter that does not parse", body = ErrorBody),
+        (status = 422, description = "`from` after `to` (or after now, without `to`)", body = ErrorBody),
+        (status = 503, description = "The store failed", body = ErrorBody)))]
 async fn topology(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<TopologyParams>,
@@ -195,7 +250,7 @@ async fn topology(
     };
     let from = match &params.from {
         Some(v) => parse_time("from", v)?,
-        None => to - 24 * 3600 * 1_000_000,
+        None => to.saturating_sub(24 * 3600 * 1_000_000),
     };
     Ok(Json(
         query::topology(&state.store, from, to, &limits()).await?,

@@ -9,10 +9,27 @@ use utoipa::ToSchema;
 use crate::query::QueryError;
 use crate::store::StoreError;
 
+/// The stable codes of [`ErrorBody::error`], one per status (see [`ApiError::status`]).
+pub const ERROR_CODES: [&str; 4] = [
+    "bad_parameter",
+    "not_found",
+    "unusable_value",
+    "store_unavailable",
+];
+
+fn error_code_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(ERROR_CODES))
+        .build()
+}
+
 /// The body of every error response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ErrorBody {
-    /// Stable code: `bad_parameter`, `not_found`, `unusable_value`, `store_unavailable`.
+    /// Stable code: `bad_parameter` (400), `not_found` (404), `unusable_value` (422),
+    /// `store_unavailable` (503).
+    #[schema(schema_with = error_code_schema)]
     pub error: String,
     /// What was wrong, for a human.
     pub detail: String,
@@ -85,5 +102,22 @@ impl From<axum::extract::rejection::QueryRejection> for ApiError {
 impl From<axum::extract::rejection::PathRejection> for ApiError {
     fn from(rejection: axum::extract::rejection::PathRejection) -> Self {
         ApiError::BadParameter(rejection.body_text())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_code_is_declared_in_the_schema() {
+        let errors = [
+            ApiError::BadParameter(String::new()),
+            ApiError::NotFound(String::new()),
+            ApiError::Unusable(String::new()),
+            ApiError::Store(StoreError::UnsupportedUrl(String::new())),
+        ];
+        let codes: Vec<&str> = errors.iter().map(|e| e.status().1).collect();
+        assert_eq!(codes, ERROR_CODES);
     }
 }

@@ -8,7 +8,8 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::params::LiveParams;
 use super::state::AppState;
 use crate::live::{FilterError, LiveFilter};
 
@@ -22,16 +23,38 @@ pub fn parse_filter(query: Option<&str>) -> Result<LiveFilter, ApiError> {
     })
 }
 
+/// The kind of a server-sent event of the live feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LiveEventKind {
+    /// Subscribed: `data` is `{}`.
+    Ready,
+    /// A durable batch held events of what is followed: `data` is `{"ids": [...]}`.
+    Stored,
+    /// The watcher fell behind: `data` is the number of batches missed (reload the flow).
+    Lagged,
+}
+
+/// One server-sent event of the live feed (the document describes each event of the stream).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct LiveEvent {
+    /// What happened.
+    pub event: LiveEventKind,
+    /// Its data, JSON text.
+    pub data: String,
+}
+
 /// Follow a flow as it happens: `event: ready` once subscribed, then `event: stored` with
 /// `{"ids": [...]}` for each durable batch holding events of the flow, and `event: lagged` with
-/// the number of batches missed when the watcher fell behind (reload the flow).
+/// the number of batches missed when the watcher fell behind (reload the flow). At least one
+/// `key`, `correlation` or `trace` is required (none: 422), at most 200 in all (more: 422).
 #[utoipa::path(get, path = "/api/v1/live",
-    params(
-        ("key" = Option<String>, Query, description = "NAME=VALUE of a business key (repeatable)"),
-        ("correlation" = Option<String>, Query, description = "Correlation id (repeatable)"),
-        ("trace" = Option<String>, Query, description = "Trace id (repeatable)")),
-    responses((status = 200, description = "text/event-stream"), (status = 400, body = super::error::ErrorBody),
-        (status = 422, body = super::error::ErrorBody)))]
+    params(LiveParams),
+    responses(
+        (status = 200, description = "A never-ending event stream; each event as described",
+            content_type = "text/event-stream", body = LiveEvent),
+        (status = 400, description = "An unknown parameter, or a `key` without `=`", body = ErrorBody),
+        (status = 422, description = "Nothing to follow (none of `key`, `correlation`, `trace`), or more than 200 things", body = ErrorBody)))]
 pub async fn live(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,

@@ -3,11 +3,9 @@
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
-use base64::Engine as _;
-
 use super::model::{
     ms, rfc3339, EventDetail, EventSummary, Flow, FlowAnswer, FlowEnd, Graph, Hop, KeyAnswer,
-    KeyValue, MapEdge, MapNode, SearchPage, Topology,
+    KeyValue, MapEdge, MapEdgeKind, MapNode, MapNodeKind, SearchPage, Topology,
 };
 use super::Limits;
 use super::QueryError;
@@ -19,10 +17,20 @@ fn now_us() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
-/// Everything about event `id`.
-pub async fn event_detail(store: &Store, id: &str) -> Result<EventDetail, QueryError> {
+/// Everything about event `id`, with the flags of its node in the graph of its flow
+/// ([`flags_in_flow`]).
+pub async fn event_detail(
+    store: &Store,
+    id: &str,
+    limits: &Limits,
+) -> Result<EventDetail, QueryError> {
     let Some(event) = store.event(id).await? else {
         return Err(QueryError::NotFound(format!("no event with id `{id}`")));
+    };
+    let flags = match store.summaries(&[id.to_owned()]).await?.into_iter().next() {
+        Some(summary) => flags_in_flow(store, summary, limits).await?,
+        // Gone between the two reads: nothing to mark.
+        None => Vec::new(),
     };
     let ids = [id.to_owned()];
     let keys = store.keys_of(&ids).await?;
@@ -42,7 +50,32 @@ pub async fn event_detail(store: &Store, id: &str) -> Result<EventDetail, QueryE
         deliveries,
         reactions.into_iter().map(|r| r.event_id).collect(),
         cause_stored,
+        flags,
     ))
+}
+
+/// The flags of `event`'s node in the graph of its flow — the events of its correlation (or of
+/// the flow it starts), built by the same [`graph_with_causes`] as the trace, correlation and key
+/// answers. A flow beyond the node limit is cut as those answers cut it, `event` kept in.
+pub async fn flags_in_flow(
+    store: &Store,
+    event: SummaryRow,
+    limits: &Limits,
+) -> Result<Vec<Flag>, QueryError> {
+    let id = event.event_id.clone();
+    let mut events = store
+        .by_correlation(flow_key(&event), limits.max_nodes as i64)
+        .await?;
+    if !events.iter().any(|e| e.event_id == id) {
+        events.push(event);
+    }
+    let graph = graph_with_causes(store, events).await?;
+    Ok(graph
+        .nodes
+        .into_iter()
+        .find(|n| n.event.event_id == id)
+        .map(|n| n.flags.into_iter().collect())
+        .unwrap_or_default())
 }
 
 /// The lineage graph around event `id`.
@@ -291,18 +324,28 @@ pub async fn key_answer(
     })
 }
 
-/// Checks a W3C trace id: 32 lower-case hex digits, not all zero.
+/// The pattern of a trace id in the API: 32 lower-case hex digits.
+pub const TRACE_ID_PATTERN: &str = "^[0-9a-f]{32}$";
+
+/// Checks the shape of a W3C trace id: 32 lower-case hex digits ([`TRACE_ID_PATTERN`]). The
+/// all-zero id has that shape; W3C makes it invalid, so no stored event carries it and
+/// [`trace_answer`] finds nothing for it (not found, like any other trace not seen).
 pub fn check_trace_id(id: &str) -> Result<(), QueryError> {
     let ok = id.len() == 32
         && id
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if !ok || id.bytes().all(|b| b == b'0') {
+    if !ok {
         return Err(QueryError::Unusable(format!(
-            "`{id}` is not a W3C trace id (32 lower-case hex digits, not all zero)"
+            "`{id}` is not a W3C trace id (32 lower-case hex digits)"
         )));
     }
     Ok(())
+}
+
+/// Whether `id` is the all-zero trace id, which W3C reserves as invalid.
+fn is_invalid_trace_id(id: &str) -> bool {
+    id.bytes().all(|b| b == b'0')
 }
 
 async fn flow_answer(
@@ -341,6 +384,11 @@ pub async fn trace_answer(
     limits: &Limits,
 ) -> Result<FlowAnswer, QueryError> {
     check_trace_id(trace_id)?;
+    if is_invalid_trace_id(trace_id) {
+        return Err(QueryError::NotFound(format!(
+            "no event of trace `{trace_id}`: the all-zero trace id is invalid (W3C), none is stored"
+        )));
+    }
     let events = store
         .by_trace(trace_id, limits.max_nodes as i64 + 1)
         .await?;
@@ -359,21 +407,31 @@ pub async fn correlation_answer(
     flow_answer(store, id, events, limits, "correlation").await
 }
 
-/// Encodes a keyset cursor.
+/// The pattern of a search cursor in the API: `TIME_US:ID`, the time and id of the last event of
+/// the page before.
+pub const CURSOR_PATTERN: &str = "^-?[0-9]{1,19}:";
+
+/// Encodes a keyset cursor: `TIME_US:ID` ([`CURSOR_PATTERN`]).
 pub fn encode_cursor(time_us: i64, id: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{time_us}:{id}"))
+    format!("{time_us}:{id}")
 }
 
-/// Decodes a cursor made by [`encode_cursor`].
+/// Decodes a cursor made by [`encode_cursor`]: every string of [`CURSOR_PATTERN`] is one (a time
+/// beyond the range of µs since the epoch is taken as the end of that range).
 pub fn decode_cursor(cursor: &str) -> Result<(i64, String), QueryError> {
     let bad =
         || QueryError::BadParameter(format!("`{cursor}` is not a cursor returned by this API"));
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cursor)
-        .map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    let (time, id) = text.split_once(':').ok_or_else(bad)?;
-    Ok((time.parse().map_err(|_| bad())?, id.to_owned()))
+    let (time, id) = cursor.split_once(':').ok_or_else(bad)?;
+    let digits = time.strip_prefix('-').unwrap_or(time);
+    if digits.is_empty() || digits.len() > 19 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let time = time.parse::<i64>().unwrap_or(if time.starts_with('-') {
+        i64::MIN
+    } else {
+        i64::MAX
+    });
+    Ok((time, id.to_owned()))
 }
 
 /// One page of events matching `filter` (whose `limit` is bounded here).
@@ -441,23 +499,26 @@ pub async fn topology(
         )
     });
     let mut nodes: BTreeMap<String, MapNode> = BTreeMap::new();
-    let mut node = |kind: &str, name: &str| {
-        let id = format!("{kind}:{name}");
+    let mut node = |kind: MapNodeKind, name: &str| {
+        let id = format!("{}:{name}", kind.as_str());
         nodes.entry(id.clone()).or_insert_with(|| MapNode {
             id: id.clone(),
-            kind: kind.into(),
+            kind,
             name: name.into(),
         });
         id
     };
     let mut edges = Vec::new();
     for p in &produced {
-        let service = node("service", p.source.as_deref().unwrap_or(UNKNOWN_SERVICE));
-        let topic = node("topic", &p.topic);
+        let service = node(
+            MapNodeKind::Service,
+            p.source.as_deref().unwrap_or(UNKNOWN_SERVICE),
+        );
+        let topic = node(MapNodeKind::Topic, &p.topic);
         edges.push(MapEdge {
             from: service,
             to: topic,
-            kind: "produce".into(),
+            kind: MapEdgeKind::Produce,
             count: p.events,
             latency_p50_ms: None,
             latency_p95_ms: None,
@@ -475,12 +536,12 @@ pub async fn topology(
     }
     for ((topic, service), mut latencies) in consumed {
         latencies.sort_unstable();
-        let from = node("topic", &topic);
-        let to = node("service", &service);
+        let from = node(MapNodeKind::Topic, &topic);
+        let to = node(MapNodeKind::Service, &service);
         edges.push(MapEdge {
             from,
             to,
-            kind: "consume".into(),
+            kind: MapEdgeKind::Consume,
             count: latencies.len() as i64,
             latency_p50_ms: percentile(&latencies, 0.50),
             latency_p95_ms: percentile(&latencies, 0.95),
@@ -500,21 +561,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_cursor_round_trips_and_garbage_is_a_bad_parameter() {
+    fn a_cursor_round_trips() {
         let c = encode_cursor(1_700_000_000_000_123, "0190-abc:def");
         assert_eq!(
             decode_cursor(&c).unwrap(),
             (1_700_000_000_000_123, "0190-abc:def".to_owned())
         );
-        assert!(matches!(
-            decode_cursor("%%%"),
-            Err(QueryError::BadParameter(_))
-        ));
-        let no_separator = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("12345");
-        assert!(matches!(
-            decode_cursor(&no_separator),
-            Err(QueryError::BadParameter(_))
-        ));
+    }
+
+    #[test]
+    fn a_cursor_outside_its_pattern_is_a_bad_parameter() {
+        for bad in [
+            "garbage!",
+            "12345",
+            ":id",
+            "-:id",
+            "+5:id",
+            "1a:id",
+            "12345678901234567890:id",
+        ] {
+            assert!(
+                matches!(decode_cursor(bad), Err(QueryError::BadParameter(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_cursor_of_the_pattern_is_read_and_huge_times_saturate() {
+        let pattern = regex::Regex::new(CURSOR_PATTERN).unwrap();
+        for (cursor, time) in [
+            ("9999999999999999999:x", i64::MAX),
+            ("-9999999999999999999:", i64::MIN),
+            ("0:", 0),
+        ] {
+            assert!(pattern.is_match(cursor), "{cursor}");
+            assert_eq!(decode_cursor(cursor).unwrap().0, time, "{cursor}");
+        }
     }
 
     #[test]
@@ -527,17 +610,132 @@ mod tests {
     }
 
     #[test]
-    fn trace_ids_must_be_w3c() {
-        assert!(check_trace_id("4bf92f3577b34da6a3ce929d0e0e4736").is_ok());
+    fn trace_ids_must_have_the_w3c_shape() {
+        let pattern = regex::Regex::new(TRACE_ID_PATTERN).unwrap();
+        for good in [
+            "4bf92f3577b34da6a3ce929d0e0e4736",
+            "00000000000000000000000000000000",
+        ] {
+            assert!(check_trace_id(good).is_ok(), "{good}");
+            assert!(pattern.is_match(good), "{good}");
+        }
         for bad in [
             "4BF92F3577B34DA6A3CE929D0E0E4736",
             "abc",
-            "00000000000000000000000000000000",
+            "4bf92f3577b34da6a3ce929d0e0e47360",
         ] {
             assert!(
                 matches!(check_trace_id(bad), Err(QueryError::Unusable(_))),
                 "{bad}"
             );
+            assert!(!pattern.is_match(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_the_all_zero_trace_id_is_invalid() {
+        assert!(is_invalid_trace_id("00000000000000000000000000000000"));
+        assert!(!is_invalid_trace_id("00000000000000000000000000000001"));
+    }
+
+    mod event_flags {
+        use super::*;
+        use crate::record::{EventRecord, Interpreter, RawRecord};
+        use crate::rules::Rules;
+        use choreoscope_sdk::RecordHeaders;
+
+        /// An event of flow `f` from `source`, at `offset` of topic `t` (and that many ms).
+        fn record(id: &str, cause: Option<&str>, source: &str, offset: i64) -> EventRecord {
+            let mut h = RecordHeaders::new();
+            h.set("ce_id", id);
+            h.set("ce_type", "Happened");
+            h.set("ce_source", source);
+            h.set("ce_correlationid", "f");
+            if let Some(c) = cause {
+                h.set("ce_causationid", c);
+            }
+            Interpreter::new(Rules::default(), 1024).interpret(
+                RawRecord {
+                    topic: "t",
+                    partition: 0,
+                    offset,
+                    key: None,
+                    payload: Some(b"{}"),
+                    headers: &h,
+                    timestamp_ms: Some(1_000 + offset),
+                },
+                0,
+            )
+        }
+
+        async fn store_of(records: &[EventRecord]) -> (Store, tempfile::TempDir) {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("flags.db").display());
+            let store = Store::connect(&url).await.unwrap();
+            store.write_batch(records).await.unwrap();
+            (store, dir)
+        }
+
+        async fn flags(store: &Store, id: &str) -> Vec<Flag> {
+            event_detail(store, id, &Limits::default())
+                .await
+                .unwrap()
+                .flags
+        }
+
+        #[tokio::test]
+        async fn a_republished_event_is_flagged_duplicate_publish() {
+            let (store, _dir) = store_of(&[
+                record("f", None, "shop", 0),
+                record("b", Some("f"), "order", 1),
+                record("b", Some("f"), "order", 2),
+            ])
+            .await;
+            let detail = event_detail(&store, "b", &Limits::default()).await.unwrap();
+            assert_eq!(detail.deliveries.len(), 2);
+            assert_eq!(detail.flags, [Flag::DuplicatePublish, Flag::End]);
+        }
+
+        #[tokio::test]
+        async fn an_event_naming_no_cause_is_flagged_root() {
+            let (store, _dir) = store_of(&[
+                record("f", None, "shop", 0),
+                record("b", Some("f"), "order", 1),
+            ])
+            .await;
+            assert_eq!(flags(&store, "f").await, [Flag::Root]);
+        }
+
+        #[tokio::test]
+        async fn an_event_whose_cause_is_not_stored_is_flagged_cause_missing() {
+            let (store, _dir) = store_of(&[
+                record("f", None, "shop", 0),
+                record("c", Some("ghost"), "order", 1),
+            ])
+            .await;
+            assert_eq!(flags(&store, "c").await, [Flag::CauseMissing, Flag::End]);
+        }
+
+        #[tokio::test]
+        async fn each_event_carries_the_flags_of_its_node_in_its_flow_graph() {
+            let (store, _dir) = store_of(&[
+                record("f", None, "shop", 0),
+                record("p", Some("f"), "payment", 1),
+                record("i1", Some("p"), "inventory", 2),
+                record("i2", Some("p"), "inventory", 3),
+                record("e", Some("p"), "mail", 4),
+                record("e", Some("p"), "mail", 5),
+            ])
+            .await;
+            let flow = correlation_answer(&store, "f", &Limits::default())
+                .await
+                .unwrap();
+            assert_eq!(flow.graph.nodes.len(), 5);
+            for node in &flow.graph.nodes {
+                assert_eq!(flags(&store, &node.id).await, node.flags, "{}", node.id);
+            }
+            let i2 = flow.graph.nodes.iter().find(|n| n.id == "i2").unwrap();
+            assert!(i2.flags.contains(&Flag::DuplicateReaction));
         }
     }
 }

@@ -5,7 +5,7 @@ use base64::Engine as _;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::lineage::{Edge, Lineage, Node};
+use crate::lineage::{Edge, Flag, Lineage, Node};
 use crate::store::{DeliveryRow, EventRow, KeyRow, SummaryRow};
 
 /// RFC 3339 text of a time in µs since the epoch.
@@ -53,8 +53,8 @@ pub struct EventSummary {
     /// Hops from the start event in a lineage walk (negative: ancestors); absent elsewhere.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub depth: Option<i32>,
-    /// Marks: `root`, `end`, `cause_missing`, `duplicate_publish`, `problems`, `cycle`.
-    pub flags: Vec<String>,
+    /// Marks of the node in its graph (none in a search page).
+    pub flags: Vec<Flag>,
     /// Problems found when reading it.
     pub problem_count: i64,
     /// Deliveries (more than one: published twice).
@@ -88,16 +88,7 @@ impl EventSummary {
     fn from_node(node: Node, with_depth: bool) -> Self {
         let mut s = Self::from_row(node.event);
         s.depth = with_depth.then_some(node.depth);
-        s.flags = node
-            .flags
-            .iter()
-            .map(|f| {
-                serde_json::to_value(f)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default()
-            })
-            .collect();
+        s.flags = node.flags.into_iter().collect();
         s
     }
 }
@@ -164,11 +155,21 @@ pub struct KeyValue {
     pub value: String,
 }
 
+/// How [`Bytes`] are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    /// UTF-8 text, as is.
+    Utf8,
+    /// Standard base64 (with padding).
+    Base64,
+}
+
 /// Bytes as text when they are UTF-8, else base64.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Bytes {
     /// `utf8` or `base64`.
-    pub encoding: String,
+    pub encoding: Encoding,
     /// The bytes in that encoding.
     pub data: String,
 }
@@ -178,11 +179,11 @@ impl Bytes {
     pub fn new(bytes: &[u8]) -> Self {
         match std::str::from_utf8(bytes) {
             Ok(text) => Self {
-                encoding: "utf8".into(),
+                encoding: Encoding::Utf8,
                 data: text.to_owned(),
             },
             Err(_) => Self {
-                encoding: "base64".into(),
+                encoding: Encoding::Base64,
                 data: base64::engine::general_purpose::STANDARD.encode(bytes),
             },
         }
@@ -292,6 +293,9 @@ pub struct EventDetail {
     pub problems: Vec<ProblemView>,
     /// Every delivery (more than one: a duplicate publish).
     pub deliveries: Vec<Delivery>,
+    /// Marks of the event's node in the graph of its flow (`/correlations/{correlation_id}`, or
+    /// its own tree when it has no correlation): the same flags a graph shows for it.
+    pub flags: Vec<Flag>,
     /// Ids of the events caused by this one.
     pub reactions: Vec<String>,
     /// Whether the cause named by `causation_id` is stored.
@@ -311,12 +315,12 @@ pub fn headers_from_json(json: &str) -> Vec<Header> {
             let name = pair.first()?.as_str()?.to_owned();
             let value = match pair.get(1) {
                 Some(serde_json::Value::String(text)) => Some(Bytes {
-                    encoding: "utf8".into(),
+                    encoding: Encoding::Utf8,
                     data: text.clone(),
                 }),
                 Some(serde_json::Value::Object(o)) => {
                     o.get("base64").and_then(|b| b.as_str()).map(|b| Bytes {
-                        encoding: "base64".into(),
+                        encoding: Encoding::Base64,
                         data: b.to_owned(),
                     })
                 }
@@ -335,6 +339,7 @@ impl EventDetail {
         deliveries: Vec<DeliveryRow>,
         reactions: Vec<String>,
         cause_stored: bool,
+        flags: Vec<Flag>,
     ) -> Self {
         let problems: Vec<ProblemView> = serde_json::from_str(&e.problems).unwrap_or_default();
         Self {
@@ -361,6 +366,7 @@ impl EventDetail {
             problems,
             reactions,
             cause_stored,
+            flags,
             id: e.event_id,
             id_source: e.id_source,
             trace_id: e.trace_id,
@@ -474,13 +480,43 @@ pub struct SearchPage {
     pub limit: i64,
 }
 
+/// What a node of the choreography map is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MapNodeKind {
+    /// A producing or reacting service.
+    Service,
+    /// A topic.
+    Topic,
+}
+
+impl MapNodeKind {
+    /// The kind's name in the API, also the prefix of the node's id.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MapNodeKind::Service => "service",
+            MapNodeKind::Topic => "topic",
+        }
+    }
+}
+
+/// What an edge of the choreography map is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MapEdgeKind {
+    /// Service → topic: the service produced events to the topic.
+    Produce,
+    /// Topic → service: the service reacted to events of the topic.
+    Consume,
+}
+
 /// A node of the choreography map.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct MapNode {
     /// `service:NAME` or `topic:NAME`.
     pub id: String,
     /// `service` or `topic`.
-    pub kind: String,
+    pub kind: MapNodeKind,
     /// The name.
     pub name: String,
 }
@@ -493,7 +529,7 @@ pub struct MapEdge {
     /// Target node id.
     pub to: String,
     /// `produce` (service → topic) or `consume` (topic → service, known from reactions).
-    pub kind: String,
+    pub kind: MapEdgeKind,
     /// Events produced, or reactions to events of the topic.
     pub count: i64,
     /// Median hop time (cause → reaction), ms; consume edges only.
