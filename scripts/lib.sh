@@ -138,3 +138,17 @@ build_ui() {
   log "building the web viewer (ui/dist)"
   (cd "$ROOT/ui" && npm run build)
 }
+
+# schemathesis (PyPI), pinned, in the project's own virtual environment (.venv-tools): the API
+# contract tests (scripts/contract) run it against a live collector. Installed once, then reused.
+SCHEMATHESIS_VERSION=4.32.5
+ensure_schemathesis() {
+  local venv="$ROOT/.venv-tools"
+  if [ -x "$venv/bin/schemathesis" ] &&
+    [ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null)" = "$SCHEMATHESIS_VERSION" ]; then
+    return 0
+  fi
+  log "installing schemathesis $SCHEMATHESIS_VERSION from PyPI into $venv"
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+}
