@@ -27,8 +27,10 @@ pub struct EventSummary {
     pub id: String,
     /// `ce_type`.
     #[serde(rename = "type")]
+    #[schema(required)]
     pub event_type: Option<String>,
     /// The producing service (`ce_source`).
+    #[schema(required)]
     pub source: Option<String>,
     /// Topic of first delivery.
     pub topic: String,
@@ -41,14 +43,19 @@ pub struct EventSummary {
     /// The same, µs since the epoch.
     pub time_us: i64,
     /// `ce_subject`.
+    #[schema(required)]
     pub subject: Option<String>,
     /// The cause's id.
+    #[schema(required)]
     pub causation_id: Option<String>,
     /// The conversation's id.
+    #[schema(required)]
     pub correlation_id: Option<String>,
     /// W3C trace id.
+    #[schema(required)]
     pub trace_id: Option<String>,
     /// Producing span id.
+    #[schema(required)]
     pub span_id: Option<String>,
     /// Hops from the start event in a lineage walk (negative: ancestors); absent elsewhere.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -128,6 +135,7 @@ pub struct Graph {
     /// Edges between them.
     pub edges: Vec<GraphEdge>,
     /// Why the graph is incomplete, when a limit cut it.
+    #[schema(required)]
     pub truncated: Option<String>,
 }
 
@@ -196,6 +204,7 @@ pub struct Header {
     /// Header name.
     pub name: String,
     /// Value; `null` for a null header.
+    #[schema(required)]
     pub value: Option<Bytes>,
 }
 
@@ -209,6 +218,7 @@ pub struct Payload {
     /// Whether it was cut at the collector's `--max-payload`.
     pub truncated: bool,
     /// Declared content type.
+    #[schema(required)]
     pub content_type: Option<String>,
 }
 
@@ -231,6 +241,7 @@ pub struct Delivery {
     /// Offset.
     pub offset: i64,
     /// Broker time (RFC 3339), if the record had one.
+    #[schema(required)]
     pub broker_time: Option<String>,
 }
 
@@ -253,12 +264,16 @@ pub struct EventDetail {
     /// Where the id came from: a header name, or `derived` (topic/partition/offset).
     pub id_source: String,
     /// W3C trace id.
+    #[schema(required)]
     pub trace_id: Option<String>,
     /// Producing span id.
+    #[schema(required)]
     pub span_id: Option<String>,
     /// The cause's id.
+    #[schema(required)]
     pub causation_id: Option<String>,
     /// The conversation's id.
+    #[schema(required)]
     pub correlation_id: Option<String>,
     /// Topic of first delivery.
     pub topic: String,
@@ -267,27 +282,34 @@ pub struct EventDetail {
     /// Offset of first delivery.
     pub offset: i64,
     /// Record key.
+    #[schema(required)]
     pub key: Option<Bytes>,
     /// Best-known time (RFC 3339): `ce_time`, else the broker's.
     pub time: String,
     /// `ce_time`, if given.
+    #[schema(required)]
     pub event_time: Option<String>,
     /// Broker timestamp of the first delivery.
+    #[schema(required)]
     pub broker_time: Option<String>,
     /// When the collector stored it.
     pub ingested_at: String,
     /// `ce_type`.
     #[serde(rename = "type")]
+    #[schema(required)]
     pub event_type: Option<String>,
     /// The producing service.
+    #[schema(required)]
     pub source: Option<String>,
     /// `ce_subject`.
+    #[schema(required)]
     pub subject: Option<String>,
     /// Business keys.
     pub keys: Vec<KeyValue>,
     /// Every header, in order.
     pub headers: Vec<Header>,
     /// The payload.
+    #[schema(required)]
     pub payload: Option<Payload>,
     /// Problems found while reading it.
     pub problems: Vec<ProblemView>,
@@ -391,12 +413,16 @@ pub struct Hop {
     /// The reaction's id.
     pub to: String,
     /// The cause's service.
+    #[schema(required)]
     pub from_service: Option<String>,
     /// The reacting service.
+    #[schema(required)]
     pub to_service: Option<String>,
     /// The cause's type.
+    #[schema(required)]
     pub from_type: Option<String>,
     /// The reaction's type.
+    #[schema(required)]
     pub to_type: Option<String>,
     /// How long the hop took, ms.
     pub latency_ms: f64,
@@ -409,8 +435,10 @@ pub struct FlowEnd {
     pub id: String,
     /// Its type.
     #[serde(rename = "type")]
+    #[schema(required)]
     pub event_type: Option<String>,
     /// Its service.
+    #[schema(required)]
     pub source: Option<String>,
     /// Its topic.
     pub topic: String,
@@ -424,6 +452,7 @@ pub struct FlowEnd {
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Flow {
     /// The correlation id, when the events carry one.
+    #[schema(required)]
     pub correlation_id: Option<String>,
     /// The event(s) that start it.
     pub roots: Vec<String>,
@@ -475,6 +504,7 @@ pub struct SearchPage {
     /// Matching events, newest first.
     pub events: Vec<EventSummary>,
     /// Pass as `cursor` for the next page; absent on the last one.
+    #[schema(required)]
     pub next_cursor: Option<String>,
     /// The page size used (after the bound).
     pub limit: i64,
@@ -533,8 +563,10 @@ pub struct MapEdge {
     /// Events produced, or reactions to events of the topic.
     pub count: i64,
     /// Median hop time (cause → reaction), ms; consume edges only.
+    #[schema(required)]
     pub latency_p50_ms: Option<f64>,
     /// 95th percentile hop time, ms; consume edges only.
+    #[schema(required)]
     pub latency_p95_ms: Option<f64>,
 }
 
@@ -550,6 +582,7 @@ pub struct Topology {
     /// Produce and consume edges.
     pub edges: Vec<MapEdge>,
     /// Set when the hop sample was cut at its limit (latencies then come from the most recent hops).
+    #[schema(required)]
     pub truncated: Option<String>,
 }
 
