@@ -1,147 +1,37 @@
 // The collector's query API (/api/v1, see docs/api.md): its answers' types and a small client.
 
-/** A node flag, as the API names it. */
-export type Flag =
-  | "root"
-  | "end"
-  | "cause_missing"
-  | "duplicate_publish"
-  | "duplicate_reaction"
-  | "problems"
-  | "cycle";
+// The answers' types are generated from the API's OpenAPI document (api-types.ts, `npm run
+// api-types`), so they cannot drift from what the collector serves.
+import type {
+  EventDetail,
+  FlowAnswer,
+  Graph,
+  KeyAnswer,
+  KeyNames,
+  SearchPage,
+  Topology,
+} from "./api-types";
 
-/** One event of a graph or a search page. */
-export interface EventSummary {
-  id: string;
-  type: string | null;
-  source: string | null;
-  topic: string;
-  partition: number;
-  offset: number;
-  time: string;
-  time_us: number;
-  subject: string | null;
-  causation_id: string | null;
-  correlation_id: string | null;
-  trace_id: string | null;
-  span_id: string | null;
-  depth?: number | null;
-  flags: Flag[] | string[];
-  problem_count: number;
-  delivery_count: number;
-}
-
-/** A causal edge: `from` caused `to`. */
-export interface GraphEdge {
-  from: string;
-  to: string;
-  latency_ms: number;
-  inferred: boolean;
-  cycle: boolean;
-}
-
-/** A causal graph. */
-export interface Graph {
-  nodes: EventSummary[];
-  edges: GraphEdge[];
-  truncated: string | null;
-}
-
-/** Bytes as UTF-8 text or base64. */
-export interface Bytes {
-  encoding: "utf8" | "base64";
-  data: string;
-}
-
-/** One event in full. */
-export interface EventDetail {
-  id: string;
-  id_source: string;
-  trace_id: string | null;
-  span_id: string | null;
-  causation_id: string | null;
-  correlation_id: string | null;
-  topic: string;
-  partition: number;
-  offset: number;
-  key: Bytes | null;
-  time: string;
-  event_time: string | null;
-  broker_time: string | null;
-  ingested_at: string;
-  type: string | null;
-  source: string | null;
-  subject: string | null;
-  keys: { name: string; value: string }[];
-  headers: { name: string; value: Bytes | null }[];
-  payload: { body: Bytes; size: number; truncated: boolean; content_type: string | null } | null;
-  problems: { kind: string; detail: string }[];
-  deliveries: { topic: string; partition: number; offset: number; broker_time: string | null }[];
-  reactions: string[];
-  cause_stored: boolean;
-}
-
-/** Where a flow currently ends. */
-export interface FlowEnd {
-  id: string;
-  type: string | null;
-  source: string | null;
-  topic: string;
-  time: string;
-  idle_ms: number;
-}
-
-/** One conversation of a key, trace or correlation. */
-export interface Flow {
-  correlation_id: string | null;
-  roots: string[];
-  events: string[];
-  services: string[];
-  started: string;
-  last_activity: string;
-  duration_ms: number;
-  ends: FlowEnd[];
-  hops: unknown[];
-}
-
-/** `GET /keys/{name}/{value}`. */
-export interface KeyAnswer {
-  key: { name: string; value: string };
-  matched_events: number;
-  flows: Flow[];
-  services: string[];
-  graph: Graph;
-}
-
-/** `GET /traces/{id}` and `/correlations/{id}`. */
-export interface FlowAnswer {
-  id: string;
-  flow: Flow;
-  graph: Graph;
-}
-
-/** `GET /search`. */
-export interface SearchPage {
-  events: EventSummary[];
-  next_cursor: string | null;
-  limit: number;
-}
-
-/** `GET /topology`. */
-export interface Topology {
-  from: string;
-  to: string;
-  nodes: { id: string; kind: "service" | "topic" | string; name: string }[];
-  edges: {
-    from: string;
-    to: string;
-    kind: "produce" | "consume" | string;
-    count: number;
-    latency_p50_ms: number | null;
-    latency_p95_ms: number | null;
-  }[];
-  truncated: string | null;
-}
+export type {
+  Bytes,
+  Delivery,
+  ErrorBody,
+  EventDetail,
+  EventSummary,
+  Flag,
+  Flow,
+  FlowAnswer,
+  FlowEnd,
+  Graph,
+  GraphEdge,
+  Hop,
+  KeyAnswer,
+  KeyNames,
+  MapEdge,
+  MapNode,
+  SearchPage,
+  Topology,
+} from "./api-types";
 
 /** An error answer of the API, or a failure to reach it. */
 export class ApiError extends Error {
@@ -200,7 +90,7 @@ export class Api {
   }
   /** Key names seen; with `value`, the names under which that value is a key. */
   keyNames(signal?: AbortSignal, value?: string) {
-    return this.get<{ names: string[] }>(value === undefined ? `/keys` : `/keys?value=${enc(value)}`, signal);
+    return this.get<KeyNames>(value === undefined ? `/keys` : `/keys?value=${enc(value)}`, signal);
   }
   trace(id: string, signal?: AbortSignal) {
     return this.get<FlowAnswer>(`/traces/${enc(id)}`, signal);

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import type { EventSummary, Graph } from "./api";
+import type { EventSummary, Flag, Graph } from "./api";
 import { contains, layoutGraph, moveOf, neighbour, regionOf, serviceColor, windowOf } from "./layout";
 
-function ev(id: string, t: number, flags: string[] = [], source = "svc"): EventSummary {
+function ev(id: string, t: number, flags: Flag[] = [], source = "svc"): EventSummary {
   return {
     id, type: id.toUpperCase(), source, topic: "t", partition: 0, offset: t, time: "", time_us: t,
     subject: null, causation_id: null, correlation_id: null, trace_id: null, span_id: null,

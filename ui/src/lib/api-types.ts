@@ -1,0 +1,361 @@
+// Generated from src/lib/openapi.json by `npm run api-types` (scripts/api-types.mjs): do not edit.
+// Choreoscope query API 0.1.0
+
+/** Bytes as text when they are UTF-8, else base64. */
+export interface Bytes {
+  /** The bytes in that encoding. */
+  data: string;
+  /** `utf8` or `base64`. */
+  encoding: Encoding;
+}
+
+/** `TIME_US:ID` of the last event of the page before, as `next_cursor` gives it. */
+export type Cursor = string;
+
+/** Where the event was delivered. */
+export interface Delivery {
+  /** Broker time (RFC 3339), if the record had one. */
+  broker_time: string | null;
+  /** Offset. */
+  offset: number;
+  /** Partition. */
+  partition: number;
+  /** Topic. */
+  topic: string;
+}
+
+/** Which way to walk from the start event (`up`, `down` or `both` in the API). */
+export type Direction = "up" | "down" | "both";
+
+/** How [`Bytes`] are written. */
+export type Encoding = "utf8" | "base64";
+
+/** The body of every error response. */
+export interface ErrorBody {
+  /** What was wrong, for a human. */
+  detail: string;
+  error: "bad_parameter" | "not_found" | "unusable_value" | "store_unavailable";
+}
+
+/** Everything known about one event. */
+export interface EventDetail {
+  /** Broker timestamp of the first delivery. */
+  broker_time: string | null;
+  /** The cause's id. */
+  causation_id: string | null;
+  /** Whether the cause named by `causation_id` is stored. */
+  cause_stored: boolean;
+  /** The conversation's id. */
+  correlation_id: string | null;
+  /** Every delivery (more than one: a duplicate publish). */
+  deliveries: Delivery[];
+  /** `ce_time`, if given. */
+  event_time: string | null;
+  /**
+   * Marks of the event's node in the graph of its flow (`/correlations/{correlation_id}`, or
+   * its own tree when it has no correlation): the same flags a graph shows for it.
+   */
+  flags: Flag[];
+  /** Every header, in order. */
+  headers: Header[];
+  /** Event id. */
+  id: string;
+  /** Where the id came from: a header name, or `derived` (topic/partition/offset). */
+  id_source: string;
+  /** When the collector stored it. */
+  ingested_at: string;
+  /** Record key. */
+  key: null | Bytes;
+  /** Business keys. */
+  keys: KeyValue[];
+  /** Offset of first delivery. */
+  offset: number;
+  /** Partition of first delivery. */
+  partition: number;
+  /** The payload. */
+  payload: null | Payload;
+  /** Problems found while reading it. */
+  problems: ProblemView[];
+  /** Ids of the events caused by this one. */
+  reactions: string[];
+  /** The producing service. */
+  source: string | null;
+  /** Producing span id. */
+  span_id: string | null;
+  /** `ce_subject`. */
+  subject: string | null;
+  /** Best-known time (RFC 3339): `ce_time`, else the broker's. */
+  time: string;
+  /** Topic of first delivery. */
+  topic: string;
+  /** W3C trace id. */
+  trace_id: string | null;
+  /** `ce_type`. */
+  type: string | null;
+}
+
+/** An event as a node of a graph or a line of a list. */
+export interface EventSummary {
+  /** The cause's id. */
+  causation_id: string | null;
+  /** The conversation's id. */
+  correlation_id: string | null;
+  /** Deliveries (more than one: published twice). */
+  delivery_count: number;
+  /** Hops from the start event in a lineage walk (negative: ancestors); absent elsewhere. */
+  depth?: number | null;
+  /** Marks of the node in its graph (none in a search page). */
+  flags: Flag[];
+  /** Event id. */
+  id: string;
+  /** Offset of first delivery. */
+  offset: number;
+  /** Partition of first delivery. */
+  partition: number;
+  /** Problems found when reading it. */
+  problem_count: number;
+  /** The producing service (`ce_source`). */
+  source: string | null;
+  /** Producing span id. */
+  span_id: string | null;
+  /** `ce_subject`. */
+  subject: string | null;
+  /** Best-known time of the event (RFC 3339). */
+  time: string;
+  /** The same, µs since the epoch. */
+  time_us: number;
+  /** Topic of first delivery. */
+  topic: string;
+  /** W3C trace id. */
+  trace_id: string | null;
+  /** `ce_type`. */
+  type: string | null;
+}
+
+/**
+ * A mark on a node: `cause_missing`, `duplicate_publish`, `problems`, `cycle`, `root`,
+ * `duplicate_reaction` or `end` in the API (docs/api.md, "Graph shape").
+ */
+export type Flag = "cause_missing" | "duplicate_publish" | "problems" | "cycle" | "root" | "duplicate_reaction" | "end";
+
+/** One flow (a correlation, or one event's own tree when it has none). */
+export interface Flow {
+  /** The correlation id, when the events carry one. */
+  correlation_id: string | null;
+  /** From first to last event, ms. */
+  duration_ms: number;
+  /** Where it currently ends. */
+  ends: FlowEnd[];
+  /** Its events in causal order (causes before reactions, then time). */
+  events: string[];
+  /** Every hop with its duration. */
+  hops: Hop[];
+  /** Last event's time. */
+  last_activity: string;
+  /** The event(s) that start it. */
+  roots: string[];
+  /** Services involved, in order of first appearance. */
+  services: string[];
+  /** First event's time. */
+  started: string;
+}
+
+/** A trace or a correlation: one flow and its graph. */
+export interface FlowAnswer {
+  /** The flow. */
+  flow: Flow;
+  /** Its causal graph. */
+  graph: Graph;
+  /** The trace or correlation id. */
+  id: string;
+}
+
+/** Where a flow currently ends: an event nothing has reacted to. */
+export interface FlowEnd {
+  /** The event. */
+  id: string;
+  /** How long ago, ms, as of the answer (how long the flow has been waiting there). */
+  idle_ms: number;
+  /** Its service. */
+  source: string | null;
+  /** Its time. */
+  time: string;
+  /** Its topic. */
+  topic: string;
+  /** Its type. */
+  type: string | null;
+}
+
+/** A causal graph. */
+export interface Graph {
+  /** Edges between them. */
+  edges: GraphEdge[];
+  /** Events (the start event first in a lineage walk; time order in a flow). */
+  nodes: EventSummary[];
+  /** Why the graph is incomplete, when a limit cut it. */
+  truncated: string | null;
+}
+
+/** A cause → reaction edge. */
+export interface GraphEdge {
+  /** This edge closes a causation cycle. */
+  cycle: boolean;
+  /** The cause's id. */
+  from: string;
+  /** Found by the span rule, not declared (docs/lineage.md). */
+  inferred: boolean;
+  /** Reaction time minus cause time, ms (negative under clock skew). */
+  latency_ms: number;
+  /** The reaction's id. */
+  to: string;
+}
+
+/** One record header, exactly as it arrived. */
+export interface Header {
+  /** Header name. */
+  name: string;
+  /** Value; `null` for a null header. */
+  value: null | Bytes;
+}
+
+/** One cause → reaction hop of a flow, with who and what on each side. */
+export interface Hop {
+  /** The cause's id. */
+  from: string;
+  /** The cause's service. */
+  from_service: string | null;
+  /** The cause's type. */
+  from_type: string | null;
+  /** How long the hop took, ms. */
+  latency_ms: number;
+  /** The reaction's id. */
+  to: string;
+  /** The reacting service. */
+  to_service: string | null;
+  /** The reaction's type. */
+  to_type: string | null;
+}
+
+/** "What happened to this business entity?" */
+export interface KeyAnswer {
+  /** The flows those events belong to, oldest first. */
+  flows: Flow[];
+  /** The causal graph of all those flows. */
+  graph: Graph;
+  /** The key asked about. */
+  key: KeyValue;
+  /** Events carrying the key. */
+  matched_events: number;
+  /** Every service involved. */
+  services: string[];
+}
+
+/** Business-key names seen, for search suggestions. */
+export interface KeyNames {
+  /** Names, in order. */
+  names: string[];
+}
+
+/** A business key. */
+export interface KeyValue {
+  /** Key name, e.g. `order.id`. */
+  name: string;
+  /** Key value, e.g. `o-1001`. */
+  value: string;
+}
+
+/** One server-sent event of the live feed (the document describes each event of the stream). */
+export interface LiveEvent {
+  /** Its data, JSON text. */
+  data: string;
+  /** What happened. */
+  event: LiveEventKind;
+}
+
+/** The kind of a server-sent event of the live feed. */
+export type LiveEventKind = "ready" | "stored" | "lagged";
+
+/** `NAME=VALUE` of a business key; the name is not empty. */
+export type LiveKey = string;
+
+/** An edge of the choreography map. */
+export interface MapEdge {
+  /** Events produced, or reactions to events of the topic. */
+  count: number;
+  /** Source node id. */
+  from: string;
+  /** `produce` (service → topic) or `consume` (topic → service, known from reactions). */
+  kind: MapEdgeKind;
+  /** Median hop time (cause → reaction), ms; consume edges only. */
+  latency_p50_ms: number | null;
+  /** 95th percentile hop time, ms; consume edges only. */
+  latency_p95_ms: number | null;
+  /** Target node id. */
+  to: string;
+}
+
+/** What an edge of the choreography map is. */
+export type MapEdgeKind = "produce" | "consume";
+
+/** A node of the choreography map. */
+export interface MapNode {
+  /** `service:NAME` or `topic:NAME`. */
+  id: string;
+  /** `service` or `topic`. */
+  kind: MapNodeKind;
+  /** The name. */
+  name: string;
+}
+
+/** What a node of the choreography map is. */
+export type MapNodeKind = "service" | "topic";
+
+/** The payload as stored. */
+export interface Payload {
+  /** The kept bytes. */
+  body: Bytes;
+  /** Declared content type. */
+  content_type: string | null;
+  /** Size before cutting, bytes. */
+  size: number;
+  /** Whether it was cut at the collector's `--max-payload`. */
+  truncated: boolean;
+}
+
+/** A problem found while reading the record. */
+export interface ProblemView {
+  /** Explanation. */
+  detail: string;
+  /** Stable kind, e.g. `invalid_traceparent`. */
+  kind: string;
+}
+
+/** A page of search results. */
+export interface SearchPage {
+  /** Matching events, newest first. */
+  events: EventSummary[];
+  /** The page size used (after the bound). */
+  limit: number;
+  /** Pass as `cursor` for the next page; absent on the last one. */
+  next_cursor: string | null;
+}
+
+/** Epoch milliseconds (at most 15 digits), or an RFC 3339 date-time (a real calendar date, no leap second, at most 9 fractional digits, an offset within ±23:59). */
+export type Time = string;
+
+/** The choreography as it really runs in a time range. */
+export interface Topology {
+  /** Produce and consume edges. */
+  edges: MapEdge[];
+  /** Start of the range (RFC 3339). */
+  from: string;
+  /** Services and topics. */
+  nodes: MapNode[];
+  /** End of the range (RFC 3339). */
+  to: string;
+  /** Set when the hop sample was cut at its limit (latencies then come from the most recent hops). */
+  truncated: string | null;
+}
+
+/** W3C trace id: 32 lower-case hex digits. The all-zero id has this shape but is invalid under W3C; no event carries it, so it is never found (404). */
+export type TraceId = string;
