@@ -4,11 +4,23 @@
 //! viewer's own test fails until its types are generated again: `npm --prefix ui run api-types`).
 //!
 //! `UPDATE_OPENAPI=1 cargo test -p choreoscope --test openapi` writes the copy anew.
+//!
+//! The other tests check what the document says against the server's own rules, where the two
+//! are written apart; schemathesis (`scripts/contract`) checks the running server against it.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
 use choreoscope::http::api::ApiDoc;
+use choreoscope::http::{app, AppState};
+use choreoscope::live::{LiveFeed, LiveFilter, MAX_FILTERS};
+use choreoscope::metrics::Metrics;
+use choreoscope::store::Store;
+use http_body_util::BodyExt;
 use serde_json::Value;
+use tower::ServiceExt;
 use utoipa::OpenApi;
 
 fn committed_path() -> PathBuf {
@@ -106,4 +118,84 @@ fn node_flags_are_an_enum_of_the_names_the_viewer_knows() {
             "{schema}"
         );
     }
+}
+
+/// The schema of query parameter `name` of `GET path`.
+fn parameter(doc: &Value, path: &str, name: &str) -> Value {
+    doc["paths"][path]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("{path} has no parameter {name}"))["schema"]
+        .clone()
+}
+
+#[test]
+fn the_live_feed_declares_as_many_things_to_follow_as_it_takes() {
+    let doc = document();
+    for name in ["key", "correlation", "trace"] {
+        assert_eq!(
+            parameter(&doc, "/api/v1/live", name)["maxItems"],
+            MAX_FILTERS,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn the_live_key_pattern_is_what_the_feed_accepts() {
+    let doc = document();
+    let pattern = doc["components"]["schemas"]["LiveKey"]["pattern"]
+        .as_str()
+        .unwrap();
+    let pattern = regex::Regex::new(pattern).unwrap();
+    for key in ["order.id=o-1", "a=", "a=b=c", "=x", "x", ""] {
+        assert_eq!(
+            pattern.is_match(key),
+            LiveFilter::from_pairs([("key", key)]).is_ok(),
+            "{key}"
+        );
+    }
+}
+
+async fn get(path: &str) -> (StatusCode, String, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("contract.db").display());
+    let state = AppState {
+        store: Store::connect(&url).await.unwrap(),
+        metrics: Arc::new(Metrics::new()),
+        live: LiveFeed::new(),
+    };
+    let response = app(state)
+        .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        content_type,
+        serde_json::from_slice(&body).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn the_all_zero_trace_id_is_not_found() {
+    let (status, _, body) = get("/api/v1/traces/00000000000000000000000000000000").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"], "not_found");
+}
+
+#[tokio::test]
+async fn the_api_root_with_a_slash_is_a_json_404_not_the_viewer() {
+    let (status, content_type, body) = get("/api/").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(content_type, "application/json");
+    assert_eq!(body["error"], "not_found");
 }

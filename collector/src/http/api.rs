@@ -44,6 +44,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/live", get(live::live))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api", any(not_found))
+        .route("/api/", any(not_found))
         .route("/api/{*rest}", any(not_found))
 }
 
