@@ -55,8 +55,8 @@ pub async fn event_detail(
 }
 
 /// The flags of `event`'s node in the graph of its flow — the events of its correlation (or of
-/// the flow it starts), built by the same [`graph_with_causes`] as the trace, correlation and key
-/// answers. A flow beyond the node limit is cut as those answers cut it, `event` kept in.
+/// the flow it starts), built by the same code (`graph_with_causes`) as the trace, correlation
+/// and key answers. A flow beyond the node limit is cut as those answers cut it, `event` kept in.
 pub async fn flags_in_flow(
     store: &Store,
     event: SummaryRow,
