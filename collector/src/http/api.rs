@@ -28,7 +28,7 @@ use super::params::{
 use super::state::AppState;
 use crate::lineage::{Direction, Flag};
 use crate::query::model::*;
-use crate::query::{self, parse_time, Limits};
+use crate::query::{self, parse_time, Limits, QueryError};
 
 /// The API's routes, to merge into the collector's router.
 pub fn routes() -> Router<AppState> {
@@ -109,7 +109,10 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError::NotFound(format!("no such resource: {}", uri.path()))
+    ApiError(QueryError::NotFound(format!(
+        "no such resource: {}",
+        uri.path()
+    )))
 }
 
 fn limits() -> Limits {

@@ -35,40 +35,41 @@ pub struct ErrorBody {
     pub detail: String,
 }
 
-/// A failed request.
+/// A failed request: the [`QueryError`] that stopped it, answered with the status that says
+/// whose fault it is ([`ApiError::status`]).
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ApiError {
-    /// A parameter could not be parsed (400).
-    #[error("{0}")]
-    BadParameter(String),
-    /// No such event, trace, correlation or key (404).
-    #[error("{0}")]
-    NotFound(String),
-    /// A parameter parsed but cannot be used (422), e.g. `from` after `to`.
-    #[error("{0}")]
-    Unusable(String),
-    /// The store failed (503): the request may succeed later.
-    #[error("store unavailable: {0}")]
-    Store(#[from] StoreError),
-}
+#[error(transparent)]
+pub struct ApiError(#[from] pub QueryError);
 
 impl ApiError {
-    /// The HTTP status and stable code of this error.
+    /// A parameter that could not be parsed (400).
+    pub fn bad_parameter(detail: impl Into<String>) -> Self {
+        Self(QueryError::BadParameter(detail.into()))
+    }
+
+    /// The HTTP status and stable code of this error: 400 for a parameter that does not parse,
+    /// 404 for an unknown id, 422 for a value that parses but cannot be used, 503 when the store
+    /// fails.
     pub fn status(&self) -> (StatusCode, &'static str) {
-        match self {
-            ApiError::BadParameter(_) => (StatusCode::BAD_REQUEST, "bad_parameter"),
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::Unusable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unusable_value"),
-            ApiError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+        match &self.0 {
+            QueryError::BadParameter(_) => (StatusCode::BAD_REQUEST, "bad_parameter"),
+            QueryError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            QueryError::Unusable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unusable_value"),
+            QueryError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
         }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        Self(QueryError::Store(error))
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status();
-        if let ApiError::Store(e) = &self {
+        if let QueryError::Store(e) = &self.0 {
             tracing::warn!(error = %e, "query failed in the store");
         }
         (
@@ -82,26 +83,15 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<QueryError> for ApiError {
-    fn from(error: QueryError) -> Self {
-        match error {
-            QueryError::BadParameter(detail) => ApiError::BadParameter(detail),
-            QueryError::NotFound(detail) => ApiError::NotFound(detail),
-            QueryError::Unusable(detail) => ApiError::Unusable(detail),
-            QueryError::Store(e) => ApiError::Store(e),
-        }
-    }
-}
-
 impl From<axum::extract::rejection::QueryRejection> for ApiError {
     fn from(rejection: axum::extract::rejection::QueryRejection) -> Self {
-        ApiError::BadParameter(rejection.body_text())
+        ApiError::bad_parameter(rejection.body_text())
     }
 }
 
 impl From<axum::extract::rejection::PathRejection> for ApiError {
     fn from(rejection: axum::extract::rejection::PathRejection) -> Self {
-        ApiError::BadParameter(rejection.body_text())
+        ApiError::bad_parameter(rejection.body_text())
     }
 }
 
@@ -112,12 +102,12 @@ mod tests {
     #[test]
     fn every_error_code_is_declared_in_the_schema() {
         let errors = [
-            ApiError::BadParameter(String::new()),
-            ApiError::NotFound(String::new()),
-            ApiError::Unusable(String::new()),
-            ApiError::Store(StoreError::UnsupportedUrl(String::new())),
+            QueryError::BadParameter(String::new()),
+            QueryError::NotFound(String::new()),
+            QueryError::Unusable(String::new()),
+            QueryError::Store(StoreError::UnsupportedUrl(String::new())),
         ];
-        let codes: Vec<&str> = errors.iter().map(|e| e.status().1).collect();
+        let codes: Vec<&str> = errors.map(|e| ApiError(e).status().1).to_vec();
         assert_eq!(codes, ERROR_CODES);
     }
 }

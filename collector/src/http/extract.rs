@@ -6,12 +6,12 @@ use axum::extract::{FromRequestParts, Path, Query};
 
 use super::error::ApiError;
 
-/// Path parameters; a segment that does not parse is a [`ApiError::BadParameter`].
+/// Path parameters; a segment that does not parse is a bad parameter (400, [`ApiError::bad_parameter`]).
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(Path), rejection(ApiError))]
 pub struct ApiPath<T>(pub T);
 
-/// Query parameters; a query string that does not parse is a [`ApiError::BadParameter`].
+/// Query parameters; a query string that does not parse is a bad parameter (400, [`ApiError::bad_parameter`]).
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(Query), rejection(ApiError))]
 pub struct ApiQuery<T>(pub T);

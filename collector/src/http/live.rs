@@ -12,14 +12,15 @@ use super::error::{ApiError, ErrorBody};
 use super::params::LiveParams;
 use super::state::AppState;
 use crate::live::{FilterError, LiveFilter};
+use crate::query::QueryError;
 
 /// Reads the filter from the raw query string (parameters repeat, so no struct fits).
 pub fn parse_filter(query: Option<&str>) -> Result<LiveFilter, ApiError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))
-        .map_err(|e| ApiError::BadParameter(format!("query string: {e}")))?;
+        .map_err(|e| ApiError::bad_parameter(format!("query string: {e}")))?;
     LiveFilter::from_pairs(pairs).map_err(|e| match e {
-        FilterError::Empty | FilterError::TooMany(_) => ApiError::Unusable(e.to_string()),
-        _ => ApiError::BadParameter(e.to_string()),
+        FilterError::Empty | FilterError::TooMany(_) => QueryError::Unusable(e.to_string()).into(),
+        _ => ApiError::bad_parameter(e.to_string()),
     })
 }
 
