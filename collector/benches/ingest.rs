@@ -4,7 +4,8 @@
 //!    the collector's consumer configuration for that store (`ingest::consumer_config`: the fetch
 //!    wait, the fetch queue sized by store, everything the collector sets), then the
 //!    `choreoscope collect` binary ingesting the same topic into that store — events/s, ratio to
-//!    that like-for-like consumer, bytes stored per event, and the collector's peak RSS. A bare
+//!    that like-for-like consumer, CPU time per event of the consuming process (every thread; not
+//!    the broker's nor PostgreSQL's), bytes stored per event, and the collector's peak RSS. A bare
 //!    consumer with librdkafka's defaults is measured too, for information (tansu holds each fetch
 //!    for the whole `fetch.wait.max.ms`, so it is bound by fetch round trips: not a baseline).
 //!
@@ -145,21 +146,57 @@ async fn produce(brokers: &str, topic: &str, n: usize) {
 struct Rates {
     whole: f64,
     steady: f64,
+    /// CPU time (user + system, every thread) per record of the consuming process, µs.
+    cpu_us: f64,
 }
 
 impl Rates {
-    /// `n` records counted from `start`; the tenth of them was reached at `tenth`.
-    fn of(n: usize, start: Instant, tenth: Instant) -> Self {
+    /// `n` records counted from `start`; the tenth of them was reached at `tenth`; `cpu` the
+    /// consumer's CPU time meanwhile.
+    fn of(n: usize, start: Instant, tenth: Instant, cpu: Duration) -> Self {
         let end = Instant::now();
         Self {
             whole: n as f64 / (end - start).as_secs_f64(),
             steady: (n - n / 10) as f64 / (end - tenth).as_secs_f64(),
+            cpu_us: cpu.as_secs_f64() * 1e6 / n as f64,
         }
     }
 }
 
+/// CPU time (user + system) of this process so far, every thread included (librdkafka's).
+fn own_cpu() -> Duration {
+    // SAFETY: getrusage only writes the struct it is given.
+    let usage = unsafe {
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// CPU time (user + system) of process `pid` so far, from `/proc/PID/stat`.
+fn cpu_of(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command name (in parentheses, maybe with spaces) come fields 3…: utime is the
+    // 14th field, stime the 15th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Duration::from_secs_f64(ticks as f64 / hz)
+}
+
 /// Reads the whole topic with a bare consumer of configuration `config`.
 async fn raw_consume(config: ClientConfig, topic: &str, n: usize) -> Rates {
+    let cpu = own_cpu();
     let consumer: StreamConsumer = config.create().unwrap();
     // Subscribe, as the collector does, so both pay the same group protocol.
     consumer.subscribe(&[topic]).unwrap();
@@ -175,7 +212,7 @@ async fn raw_consume(config: ClientConfig, topic: &str, n: usize) -> Rates {
             tenth = Instant::now();
         }
     }
-    Rates::of(n, start, tenth)
+    Rates::of(n, start, tenth, own_cpu() - cpu)
 }
 
 /// A consumer group of its own: every consumer of the run reads the topic from its start.
@@ -293,7 +330,7 @@ fn collector(brokers: &str, topic: &str, db: &str, n: usize) -> (Rates, u64) {
         std::thread::sleep(Duration::from_millis(10));
     }
     // Polled every 10 ms: the tenth is seen at most that late (the steady rate errs low).
-    let rate = Rates::of(n, start, tenth.unwrap_or(start));
+    let rate = Rates::of(n, start, tenth.unwrap_or(start), cpu_of(child.id()));
     peak = peak.max(vm_hwm_kib(child.id()));
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     child.wait().unwrap();
@@ -327,11 +364,12 @@ const LABEL: usize = 50;
 /// RSS (KiB).
 fn report(label: &str, rate: Rates, raw: Rates, bytes_per_event: u64, rss_kib: u64) {
     println!(
-        "{label:<LABEL$} {:>12.0} {:>8.2} {:>12.0} {:>8.2} {bytes_per_event:>11} {:>6} MiB",
+        "{label:<LABEL$} {:>12.0} {:>8.2} {:>12.0} {:>8.2} {:>10.1} {bytes_per_event:>11} {:>6} MiB",
         rate.whole,
         rate.whole / raw.whole,
         rate.steady,
         rate.steady / raw.steady,
+        rate.cpu_us,
         rss_kib / 1024
     );
 }
@@ -340,8 +378,8 @@ fn report(label: &str, rate: Rates, raw: Rates, bytes_per_event: u64, rss_kib: u
 fn report_raw(label: &str, rate: Rates, baseline: bool) {
     let ratio = if baseline { "1.00" } else { "-" };
     println!(
-        "{label:<LABEL$} {:>12.0} {ratio:>8} {:>12.0} {ratio:>8}",
-        rate.whole, rate.steady
+        "{label:<LABEL$} {:>12.0} {ratio:>8} {:>12.0} {ratio:>8} {:>10.1}",
+        rate.whole, rate.steady, rate.cpu_us
     );
 }
 
@@ -356,8 +394,15 @@ fn main() {
 
     println!("collector ingest benchmark: {n} events, {PARTITIONS} partitions");
     println!(
-        "{:<LABEL$} {:>12} {:>8} {:>12} {:>8} {:>11} {:>10}",
-        "measure", "events/s", "ratio", "steady ev/s", "ratio", "bytes/event", "peak RSS"
+        "{:<LABEL$} {:>12} {:>8} {:>12} {:>8} {:>10} {:>11} {:>10}",
+        "measure",
+        "events/s",
+        "ratio",
+        "steady ev/s",
+        "ratio",
+        "CPU µs/ev",
+        "bytes/event",
+        "peak RSS"
     );
     let recs = records(n.min(100_000));
     rt.block_on(store_only(
