@@ -156,7 +156,7 @@ impl Walk<'_> {
             .map_or(0, |&i| self.graph.nodes[i].event.time_us)
     }
 
-    /// Adds `from → to`; both must be nodes. Returns whether it closed a cycle.
+    /// Adds `from → to`, both already nodes; `closes_cycle` marks the edge that closes a cycle.
     fn add_edge(&mut self, from: &str, to: &str, inferred: bool, closes_cycle: bool) {
         if !self.edges.insert((from.to_owned(), to.to_owned())) {
             return;

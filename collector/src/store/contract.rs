@@ -106,8 +106,9 @@ pub trait LineageStore: BusinessKeys + StoreFeed {
         ids: &[String],
     ) -> impl Future<Output = Result<Vec<SummaryRow>, StoreError>> + Send;
 
-    /// Events without a causation id whose `traceparent` names the span `(trace, span)`: their
-    /// producer propagated the cause's context unchanged (see docs/lineage.md).
+    /// Every event produced in span `(trace, span)`, in time order, the span's first event
+    /// included: the span rule takes that first event as the cause of the others that name none
+    /// (their producer propagated the cause's context unchanged; see docs/lineage.md).
     fn same_span(
         &self,
         trace_id: &str,

@@ -109,8 +109,9 @@ impl Store {
         dispatch!(self.children(ids))
     }
 
-    /// Events without a causation id whose `traceparent` names the span `(trace, span)`: their
-    /// producer propagated the cause's context unchanged (see docs/lineage.md).
+    /// Every event produced in span `(trace, span)`, in time order, the span's first event
+    /// included: the span rule takes that first event as the cause of the others that name none
+    /// (their producer propagated the cause's context unchanged; see docs/lineage.md).
     pub async fn same_span(
         &self,
         trace_id: &str,

@@ -75,7 +75,7 @@ macro_rules! shared_lookups {
                 Ok(qb.build_query_as().fetch_all(&self.pool).await?)
             }
 
-            /// Events without a causation id produced in span `(trace_id, span_id)`.
+            /// Every event produced in span `(trace_id, span_id)`, in time order.
             async fn same_span(&self, trace_id: &str, span_id: &str) -> Result<Vec<SummaryRow>, StoreError> {
                 let mut qb = QueryBuilder::<$db>::new(format!(
                     "SELECT {SUMMARY_COLUMNS} FROM events e WHERE "
