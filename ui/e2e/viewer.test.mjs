@@ -125,6 +125,8 @@ test("opening an event shows its details, and its cause link leads to the cause"
   await page.getByTestId("cause-link").click();
   await page.waitForURL(`**/events/${answer.graph.nodes.find((n) => n.type === "CartCheckedOut").id}`);
   await page.waitForFunction(() => document.querySelector('[data-testid="details-type"]')?.textContent === "CartCheckedOut");
+  // The cause's own page draws its lineage too: the same three events, seen from the root.
+  assert.equal((await canvasCounts()).nodes, 3);
   await shot(page, "05-event-page");
 });
 
