@@ -11,8 +11,9 @@
 //!    [`record::EventRecord`]; never fails, records its problems); [`metrics`] (Prometheus).
 //! 2. [`store`]: the lineage store, one folder per database behind [`store::LineageStore`];
 //!    idempotent batch writes and lookups.
-//! 3. [`lineage`] (causal walks from one event: ancestors, descendants, cycles, missing causes)
-//!    and [`flow`] (the causal graph of a set of events and its ends).
+//! 3. [`lineage`] (causal walks from one event: ancestors, descendants, cycles, missing causes),
+//!    [`flow`] (the causal graph of a set of events and its ends) and [`health`] (the learned
+//!    choreography and a flow's status: complete, in progress, stalled or failed).
 //! 4. [`query`]: the answers, shared by the API and `choreoscope query`, with [`query::QueryError`].
 //! 5. Interfaces: [`http`] (the viewer, `/api/v1`, the live feed's streams, `/metrics`,
 //!    `/healthz`), [`render`] (terminal trees for `choreoscope query`) and [`cli`] (flags).
@@ -27,6 +28,7 @@ pub mod cli;
 pub mod collector;
 pub mod demo;
 pub mod flow;
+pub mod health;
 pub mod http;
 pub mod ingest;
 pub mod lineage;

@@ -1,0 +1,597 @@
+//! The learned choreography: for every **step** (a producing service and an event type), which
+//! reactions follow it, how often, and how fast.
+//!
+//! A reaction is counted three ways at once: the exact reaction (`bank/PaymentConfirmed`), *some*
+//! reaction by a service (`bank`), and *some* reaction at all. So mutually exclusive outcomes —
+//! `PaymentConfirmed` 80 %, `PaymentDeclined` 20 % — still make "the bank reacts" expected.
+//!
+//! The model follows change by decaying per occurrence: each settled occurrence of a step
+//! multiplies that step's weights by `1 - 1/horizon` before adding its own, so a support is the
+//! share of (roughly) the last `horizon` occurrences that saw the reaction. A reaction that stops
+//! happening falls below `min_support` after a few dozen occurrences of its step (with the
+//! defaults, 0.9 support is lost after ~21 occurrences without it) and is no longer expected.
+//! Latencies are the last [`LATENCY_WINDOW`] of each reaction.
+//!
+//! An expectation counts once its step has `min_samples` settled occurrences and its support is
+//! at least `min_support`; a step without one is terminal. Declared expectations
+//! ([`super::config::Declared`]) replace whatever was learned for their step.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::config::{Declared, HealthConfig};
+
+/// Latencies kept per reaction for its distribution.
+pub const LATENCY_WINDOW: usize = 512;
+
+/// A step of the choreography: a service producing an event type.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Step {
+    /// The producing service (`ce_source`).
+    pub service: String,
+    /// The event type (`ce_type`).
+    pub event_type: String,
+}
+
+impl Step {
+    /// The step of `service` producing `event_type`.
+    pub fn new(service: impl Into<String>, event_type: impl Into<String>) -> Self {
+        Self {
+            service: service.into(),
+            event_type: event_type.into(),
+        }
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.service, self.event_type)
+    }
+}
+
+/// What may follow a step.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reaction {
+    /// This service reacts with this event type.
+    Specific {
+        /// The reacting service.
+        service: String,
+        /// The reaction's event type.
+        event_type: String,
+    },
+    /// This service reacts, with any event type.
+    ByService {
+        /// The reacting service.
+        service: String,
+    },
+    /// Some service reacts.
+    Any,
+}
+
+impl Reaction {
+    /// Whether one of `reactions` (service, event type) is this reaction.
+    pub fn is_met_by<'a>(&self, mut reactions: impl Iterator<Item = (&'a str, &'a str)>) -> bool {
+        match self {
+            Reaction::Specific {
+                service,
+                event_type,
+            } => reactions.any(|(s, t)| s == service && t == event_type),
+            Reaction::ByService { service } => reactions.any(|(s, _)| s == service),
+            Reaction::Any => reactions.next().is_some(),
+        }
+    }
+
+    /// Whether meeting this reaction means `other` is met too: a specific reaction is a
+    /// reaction by its service, and any reaction is some reaction.
+    pub fn implies(&self, other: &Reaction) -> bool {
+        match (self, other) {
+            (a, b) if a == b => true,
+            (_, Reaction::Any) => true,
+            (Reaction::Specific { service, .. }, Reaction::ByService { service: other }) => {
+                service == other
+            }
+            _ => false,
+        }
+    }
+
+    /// The service this reaction names, if any.
+    pub fn service(&self) -> Option<&str> {
+        match self {
+            Reaction::Specific { service, .. } | Reaction::ByService { service } => Some(service),
+            Reaction::Any => None,
+        }
+    }
+}
+
+impl fmt::Display for Reaction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reaction::Specific {
+                service,
+                event_type,
+            } => write!(f, "{service}/{event_type}"),
+            Reaction::ByService { service } => write!(f, "{service}"),
+            Reaction::Any => write!(f, "any reaction"),
+        }
+    }
+}
+
+/// One reaction seen after one occurrence of a step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedReaction {
+    /// The reacting service.
+    pub service: String,
+    /// The reaction's event type.
+    pub event_type: String,
+    /// Its time minus the cause's.
+    pub latency: Duration,
+}
+
+/// A latency distribution, over the last [`LATENCY_WINDOW`] samples.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LatencySummary {
+    /// Median, ms.
+    pub p50_ms: f64,
+    /// 95th percentile, ms.
+    pub p95_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Largest, ms.
+    pub max_ms: f64,
+}
+
+/// Whether an expectation was learned or declared in the config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// Learned from the stored causation edges.
+    Learned,
+    /// Declared in the config file (`[[health.expect]]`).
+    Declared,
+}
+
+/// A reaction a step is expected to get, and within how long.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Expectation {
+    /// The step it follows.
+    pub after: Step,
+    /// The expected reaction.
+    pub reaction: Reaction,
+    /// Share of the step's recent occurrences followed by it (1 when declared).
+    pub support: f64,
+    /// Settled occurrences of the step seen.
+    pub samples: u64,
+    /// Its latency distribution (none when declared and never seen).
+    pub latency: Option<LatencySummary>,
+    /// How long after the step's event the reaction is due.
+    #[serde(serialize_with = "as_ms")]
+    pub within: Duration,
+    /// Learned or declared.
+    pub origin: Origin,
+}
+
+fn as_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1000.0)
+}
+
+/// What is known of one reaction to one step.
+#[derive(Debug, Clone, Default)]
+struct ReactionStats {
+    /// Decayed count of the step's occurrences it followed.
+    weight: f64,
+    /// The last latencies, µs.
+    latencies: VecDeque<u64>,
+}
+
+impl ReactionStats {
+    fn record(&mut self, latency: Duration) {
+        self.weight += 1.0;
+        if self.latencies.len() == LATENCY_WINDOW {
+            self.latencies.pop_front();
+        }
+        self.latencies
+            .push_back(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
+    }
+
+    fn summary(&self) -> Option<LatencySummary> {
+        let mut sorted: Vec<u64> = self.latencies.iter().copied().collect();
+        if sorted.is_empty() {
+            return None;
+        }
+        sorted.sort_unstable();
+        // Nearest rank: the smallest value with at least p of the samples at or below it.
+        let at = |p: f64| {
+            let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+            sorted[rank - 1] as f64 / 1000.0
+        };
+        Some(LatencySummary {
+            p50_ms: at(0.50),
+            p95_ms: at(0.95),
+            p99_ms: at(0.99),
+            max_ms: at(1.0),
+        })
+    }
+}
+
+/// What is known of one step.
+#[derive(Debug, Clone, Default)]
+struct StepStats {
+    /// Decayed count of its settled occurrences.
+    weight: f64,
+    /// Settled occurrences seen.
+    samples: u64,
+    reactions: BTreeMap<Reaction, ReactionStats>,
+}
+
+/// Everything the model knows of one step, expected or not (what `GET /api/v1/model` shows).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepView {
+    /// The step.
+    pub step: Step,
+    /// Settled occurrences seen.
+    pub samples: u64,
+    /// Whether nothing is expected after it.
+    pub terminal: bool,
+    /// What it is expected to get (declared ones replace the learned).
+    pub expectations: Vec<Expectation>,
+    /// Every reaction seen after it, expected or not, with its support.
+    pub seen: Vec<Expectation>,
+}
+
+/// The learned choreography (see the module docs).
+#[derive(Debug, Clone)]
+pub struct ChoreographyModel {
+    config: HealthConfig,
+    steps: BTreeMap<Step, StepStats>,
+}
+
+impl ChoreographyModel {
+    /// An empty model with these thresholds and declarations.
+    pub fn new(config: HealthConfig) -> Self {
+        Self {
+            config,
+            steps: BTreeMap::new(),
+        }
+    }
+
+    /// Its thresholds and declarations.
+    pub fn config(&self) -> &HealthConfig {
+        &self.config
+    }
+
+    /// Learns from one settled occurrence of `step`: every reaction it got (none, if it got
+    /// none). Each distinct reaction counts once per occurrence, with its earliest latency.
+    pub fn observe(&mut self, step: &Step, reactions: &[ObservedReaction]) {
+        let decay = 1.0 - 1.0 / self.config.horizon.max(1) as f64;
+        let stats = self.steps.entry(step.clone()).or_default();
+        stats.weight = stats.weight * decay + 1.0;
+        stats.samples += 1;
+        for r in stats.reactions.values_mut() {
+            r.weight *= decay;
+        }
+        let mut earliest: BTreeMap<Reaction, Duration> = BTreeMap::new();
+        for r in reactions {
+            for key in [
+                Reaction::Specific {
+                    service: r.service.clone(),
+                    event_type: r.event_type.clone(),
+                },
+                Reaction::ByService {
+                    service: r.service.clone(),
+                },
+                Reaction::Any,
+            ] {
+                let latency = earliest.entry(key).or_insert(r.latency);
+                *latency = (*latency).min(r.latency);
+            }
+        }
+        for (key, latency) in earliest {
+            stats.reactions.entry(key).or_default().record(latency);
+        }
+    }
+
+    /// What `step` is expected to get: its declared expectations when the config declares any
+    /// for it (none when declared terminal), else the learned ones that pass the thresholds.
+    pub fn expectations(&self, step: &Step) -> Vec<Expectation> {
+        let stats = self.steps.get(step);
+        if let Some(declared) = self.config.declared_for(step) {
+            return declared
+                .iter()
+                .filter_map(|d| self.declared_expectation(step, d, stats))
+                .collect();
+        }
+        let Some(stats) = stats else {
+            return Vec::new();
+        };
+        if stats.samples < self.config.min_samples {
+            return Vec::new();
+        }
+        self.seen(step, stats)
+            .into_iter()
+            .filter(|e| e.support >= self.config.min_support)
+            .collect()
+    }
+
+    /// Every step seen or declared, with what it is expected to get and every reaction seen.
+    pub fn steps(&self) -> Vec<StepView> {
+        let mut steps: Vec<&Step> = self.steps.keys().collect();
+        for d in &self.config.declared {
+            if !steps.contains(&&d.after) {
+                steps.push(&d.after);
+            }
+        }
+        steps.sort();
+        steps
+            .into_iter()
+            .map(|step| {
+                let expectations = self.expectations(step);
+                let stats = self.steps.get(step);
+                StepView {
+                    step: step.clone(),
+                    samples: stats.map_or(0, |s| s.samples),
+                    terminal: expectations.is_empty(),
+                    seen: stats.map(|s| self.seen(step, s)).unwrap_or_default(),
+                    expectations,
+                }
+            })
+            .collect()
+    }
+
+    /// Every reaction seen after `step`, as an expectation with its support and deadline.
+    fn seen(&self, step: &Step, stats: &StepStats) -> Vec<Expectation> {
+        stats
+            .reactions
+            .iter()
+            .map(|(reaction, r)| {
+                let latency = r.summary();
+                Expectation {
+                    after: step.clone(),
+                    reaction: reaction.clone(),
+                    support: if stats.weight > 0.0 {
+                        (r.weight / stats.weight).min(1.0)
+                    } else {
+                        0.0
+                    },
+                    samples: stats.samples,
+                    within: self.config.deadline(latency.as_ref()),
+                    latency,
+                    origin: Origin::Learned,
+                }
+            })
+            .collect()
+    }
+
+    fn declared_expectation(
+        &self,
+        step: &Step,
+        declared: &Declared,
+        stats: Option<&StepStats>,
+    ) -> Option<Expectation> {
+        let reaction = declared.expect.clone()?;
+        let within = declared.within?;
+        let seen = stats.and_then(|s| s.reactions.get(&reaction));
+        Some(Expectation {
+            after: step.clone(),
+            support: 1.0,
+            samples: stats.map_or(0, |s| s.samples),
+            latency: seen.and_then(ReactionStats::summary),
+            reaction,
+            within,
+            origin: Origin::Declared,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(s: &str) -> Step {
+        let (service, event_type) = s.split_once('/').unwrap();
+        Step::new(service, event_type)
+    }
+
+    fn reaction(s: &str, ms: u64) -> ObservedReaction {
+        let (service, event_type) = s.split_once('/').unwrap();
+        ObservedReaction {
+            service: service.into(),
+            event_type: event_type.into(),
+            latency: Duration::from_millis(ms),
+        }
+    }
+
+    fn by_service(service: &str) -> Reaction {
+        Reaction::ByService {
+            service: service.into(),
+        }
+    }
+
+    fn specific(s: &str) -> Reaction {
+        let (service, event_type) = s.split_once('/').unwrap();
+        Reaction::Specific {
+            service: service.into(),
+            event_type: event_type.into(),
+        }
+    }
+
+    fn model() -> ChoreographyModel {
+        ChoreographyModel::new(HealthConfig::default())
+    }
+
+    fn expected(model: &ChoreographyModel, s: &str) -> Vec<Reaction> {
+        model
+            .expectations(&step(s))
+            .into_iter()
+            .map(|e| e.reaction)
+            .collect()
+    }
+
+    #[test]
+    fn a_reaction_that_always_follows_is_expected_once_there_are_enough_samples() {
+        let mut m = model();
+        let payment = step("payment/PaymentCreated");
+        for _ in 0..m.config().min_samples - 1 {
+            m.observe(&payment, &[reaction("bank/PaymentConfirmed", 40)]);
+        }
+        assert!(
+            expected(&m, "payment/PaymentCreated").is_empty(),
+            "too few samples yet"
+        );
+        m.observe(&payment, &[reaction("bank/PaymentConfirmed", 40)]);
+        assert_eq!(
+            expected(&m, "payment/PaymentCreated"),
+            [
+                specific("bank/PaymentConfirmed"),
+                by_service("bank"),
+                Reaction::Any
+            ]
+        );
+    }
+
+    #[test]
+    fn mutually_exclusive_outcomes_still_expect_the_service_to_react() {
+        let mut m = model();
+        let payment = step("payment/PaymentCreated");
+        for i in 0..100 {
+            let outcome = if i % 5 == 0 {
+                "bank/PaymentDeclined"
+            } else {
+                "bank/PaymentConfirmed"
+            };
+            m.observe(&payment, &[reaction(outcome, 40)]);
+        }
+        assert_eq!(
+            expected(&m, "payment/PaymentCreated"),
+            [by_service("bank"), Reaction::Any],
+            "neither outcome alone reaches 0.9"
+        );
+    }
+
+    #[test]
+    fn a_step_nothing_reacts_to_is_terminal() {
+        let mut m = model();
+        let email = step("notification/EmailSent");
+        for _ in 0..50 {
+            m.observe(&email, &[]);
+        }
+        assert!(expected(&m, "notification/EmailSent").is_empty());
+        let view = m.steps();
+        assert!(view
+            .iter()
+            .any(|v| v.step == email && v.terminal && v.samples == 50));
+    }
+
+    #[test]
+    fn a_reaction_below_the_support_threshold_is_seen_but_not_expected() {
+        let mut m = model();
+        let order = step("order/OrderCreated");
+        for i in 0..100 {
+            let reactions = if i % 2 == 0 {
+                vec![reaction("fraud/Checked", 10)]
+            } else {
+                vec![]
+            };
+            m.observe(&order, &reactions);
+        }
+        assert!(expected(&m, "order/OrderCreated").is_empty());
+        let view = m.steps().into_iter().find(|v| v.step == order).unwrap();
+        let fraud = view
+            .seen
+            .iter()
+            .find(|e| e.reaction == by_service("fraud"))
+            .unwrap();
+        assert!(
+            (fraud.support - 0.5).abs() < 0.05,
+            "support {}",
+            fraud.support
+        );
+    }
+
+    #[test]
+    fn the_model_forgets_a_reaction_that_stopped_happening() {
+        let mut m = model();
+        let order = step("order/OrderCreated");
+        // A long history: without decay, 2 000 occurrences would take 200 more to forget.
+        for _ in 0..2000 {
+            m.observe(&order, &[reaction("loyalty/PointsAdded", 20)]);
+        }
+        assert!(expected(&m, "order/OrderCreated").contains(&by_service("loyalty")));
+        // A new version of the service stops reacting.
+        let mut forgotten_after = None;
+        for n in 1..=200 {
+            m.observe(&order, &[]);
+            if !expected(&m, "order/OrderCreated").contains(&by_service("loyalty")) {
+                forgotten_after = Some(n);
+                break;
+            }
+        }
+        let n = forgotten_after.expect("still expected after 200 occurrences without it");
+        assert!(n <= 30, "forgotten only after {n} occurrences");
+    }
+
+    #[test]
+    fn latencies_are_summarised_by_percentiles_of_the_earliest_reaction() {
+        let mut m = model();
+        let payment = step("payment/PaymentCreated");
+        for ms in 1..=100 {
+            // A second, later reaction by the same service does not count for `bank`.
+            m.observe(
+                &payment,
+                &[
+                    reaction("bank/PaymentConfirmed", ms),
+                    reaction("bank/Audited", ms + 1000),
+                ],
+            );
+        }
+        let bank = m
+            .expectations(&payment)
+            .into_iter()
+            .find(|e| e.reaction == by_service("bank"))
+            .unwrap();
+        let latency = bank.latency.unwrap();
+        assert_eq!(
+            (
+                latency.p50_ms,
+                latency.p95_ms,
+                latency.p99_ms,
+                latency.max_ms
+            ),
+            (50.0, 95.0, 99.0, 100.0)
+        );
+    }
+
+    #[test]
+    fn the_deadline_is_the_p99_times_the_factor_with_a_floor() {
+        let config = HealthConfig::default();
+        let mut fast = model();
+        let mut slow = model();
+        let (payment, email) = (step("payment/PaymentCreated"), step("order/OrderPaid"));
+        for _ in 0..100 {
+            fast.observe(&payment, &[reaction("bank/PaymentConfirmed", 200)]);
+            slow.observe(&email, &[reaction("notification/EmailSent", 8_000)]);
+        }
+        let within = |m: &ChoreographyModel, s: &Step| m.expectations(s)[0].within;
+        assert_eq!(
+            within(&fast, &payment),
+            config.stall_floor,
+            "200 ms × factor is under the floor"
+        );
+        assert_eq!(
+            within(&slow, &email),
+            Duration::from_secs_f64(8.0 * config.stall_factor)
+        );
+    }
+
+    #[test]
+    fn implied_reactions() {
+        let (confirmed, bank) = (specific("bank/PaymentConfirmed"), by_service("bank"));
+        assert!(confirmed.implies(&bank) && confirmed.implies(&Reaction::Any));
+        assert!(bank.implies(&Reaction::Any));
+        assert!(!bank.implies(&confirmed) && !Reaction::Any.implies(&bank));
+        assert!(!confirmed.implies(&by_service("shop")));
+    }
+}
