@@ -7,14 +7,18 @@
 //! - [`status`]: a flow's status (`complete`, `in_progress`, `stalled`, `failed`) and what it
 //!   is missing, from its events, their edges and the model.
 //! - [`config`]: the thresholds, deadlines and declared expectations (`[health]` in TOML).
+//! - [`tracker`]: all of it kept incrementally as events become durable — open flows, their
+//!   deadlines, the model learning from settled events, counts and groups of stopped flows.
 //!
-//! Both are pure: they take facts and time and touch no store, so the same code serves an
+//! All of it is pure: it takes facts and time and touches no store, so the same code serves the
 //! incremental tracker at ingest and an answer computed at query time.
 
 pub mod config;
 pub mod model;
 pub mod status;
+pub mod tracker;
 
 pub use config::{Declared, HealthConfig, HealthConfigError};
 pub use model::{ChoreographyModel, Expectation, ObservedReaction, Origin, Reaction, Step};
 pub use status::{FlowEvent, FlowFacts, FlowHealth, FlowStatus, MissingReaction};
+pub use tracker::{FlowSummary, StoppedGroup, TrackedEvent, Tracker, TrackerConfig};

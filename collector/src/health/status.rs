@@ -194,30 +194,33 @@ impl FlowFacts {
     }
 
     /// What the model learns from this flow: for every event produced before `settled_before_us`
-    /// with a known step, the reactions it got in the flow with their latencies (a reaction
-    /// earlier than its cause, under clock skew, counts as immediate).
+    /// with a known step, [`FlowFacts::observation`].
     pub fn observations(&self, settled_before_us: i64) -> Vec<(Step, Vec<ObservedReaction>)> {
-        self.events
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.time_us < settled_before_us)
-            .filter_map(|(i, e)| {
-                let step = e.step()?;
-                let reactions = self
-                    .reactions_of(i)
-                    .filter_map(|r| {
-                        Some(ObservedReaction {
-                            service: r.service.clone()?,
-                            event_type: r.event_type.clone()?,
-                            latency: Duration::from_micros(
-                                u64::try_from(r.time_us - e.time_us).unwrap_or(0),
-                            ),
-                        })
-                    })
-                    .collect();
-                Some((step, reactions))
-            })
+        (0..self.events.len())
+            .filter(|&i| self.events[i].time_us < settled_before_us)
+            .filter_map(|i| self.observation(i))
             .collect()
+    }
+
+    /// What the model learns from event `i`: its step and the reactions it got in the flow, with
+    /// their latencies (a reaction earlier than its cause, under clock skew, counts as
+    /// immediate); `None` when its step is not known.
+    pub fn observation(&self, i: usize) -> Option<(Step, Vec<ObservedReaction>)> {
+        let e = self.events.get(i)?;
+        let step = e.step()?;
+        let reactions = self
+            .reactions_of(i)
+            .filter_map(|r| {
+                Some(ObservedReaction {
+                    service: r.service.clone()?,
+                    event_type: r.event_type.clone()?,
+                    latency: Duration::from_micros(
+                        u64::try_from(r.time_us - e.time_us).unwrap_or(0),
+                    ),
+                })
+            })
+            .collect();
+        Some((step, reactions))
     }
 }
 
