@@ -128,6 +128,7 @@ async fn run(url: &str, label: &str, flows: usize) {
         store: store.clone(),
         metrics: Arc::new(Metrics::new()),
         live: choreoscope::live::LiveFeed::new(),
+        health: Default::default(),
     });
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
 

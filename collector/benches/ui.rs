@@ -76,6 +76,7 @@ fn main() {
             store: store.clone(),
             metrics: Arc::new(Metrics::new()),
             live: LiveFeed::new(),
+        health: Default::default(),
         };
         let server = tokio::spawn(serve(listener, state, cancel.clone()));
         let ui = concat!(env!("CARGO_MANIFEST_DIR"), "/../ui");

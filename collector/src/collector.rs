@@ -1,6 +1,6 @@
 //! The one place the collector's parts are wired together: a store, where its events come from
-//! (the ingest loop, or another process's collector followed through the store), the live feed
-//! and the HTTP server. `choreoscope collect`, `serve` and `demo` and the tests' in-process
+//! (the ingest loop, or another process's collector followed through the store), the live feed,
+//! flow health (which follows the live feed) and the HTTP server. `choreoscope collect`, `serve` and `demo` and the tests' in-process
 //! collector all start through [`Collector::start`].
 //!
 //! # Shutdown
@@ -16,12 +16,16 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::health::{self, HealthHandle};
 use crate::http::{serve, AppState};
 use crate::ingest::{IngestConfig, IngestError, Ingestor};
 use crate::live::{follow_store, LiveFeed};
 use crate::metrics::Metrics;
 use crate::record::Interpreter;
 use crate::store::Store;
+
+/// How often flow health moves time on: deadlines passed, events settled.
+const HEALTH_TICK: Duration = Duration::from_secs(1);
 
 /// Where a collector's events come from. Made once per process, so the size of its Kafka variant
 /// does not matter.
@@ -64,8 +68,10 @@ pub struct Collector {
     store: Store,
     metrics: Arc<Metrics>,
     live: LiveFeed,
+    health: HealthHandle,
     stop: CancellationToken,
     source: JoinHandle<Result<(), IngestError>>,
+    health_task: JoinHandle<()>,
     server: Option<JoinHandle<std::io::Result<()>>>,
 }
 
@@ -81,7 +87,16 @@ impl Collector {
         crate::memory::apply_store_profile(&store.profile());
         let metrics = Arc::new(Metrics::new());
         let live = LiveFeed::new();
+        let health = HealthHandle::default();
         let stop = CancellationToken::new();
+        // Subscribed before the source starts, so it sees every durable batch.
+        let health_task = tokio::spawn(health::service::follow(
+            health.clone(),
+            store.clone(),
+            live.clone(),
+            HEALTH_TICK,
+            stop.clone(),
+        ));
         let source = match source {
             Source::Kafka {
                 config,
@@ -104,6 +119,7 @@ impl Collector {
                 store: store.clone(),
                 metrics: metrics.clone(),
                 live: live.clone(),
+                health: health.clone(),
             };
             tokio::spawn(serve(listener, state, stop.clone()))
         });
@@ -111,8 +127,10 @@ impl Collector {
             store,
             metrics,
             live,
+            health,
             stop,
             source,
+            health_task,
             server,
         })
     }
@@ -138,18 +156,26 @@ impl Collector {
             store: self.store.clone(),
             metrics: self.metrics.clone(),
             live: self.live.clone(),
+            health: self.health.clone(),
         }
+    }
+
+    /// Its flow health.
+    pub fn health(&self) -> &HealthHandle {
+        &self.health
     }
 
     /// Stops it in order (see the module docs) and waits until every part has.
     pub async fn stop(self) -> Result<(), CollectorError> {
         self.stop.cancel();
         let source = self.source.await;
+        let health = self.health_task.await;
         let server = match self.server {
             Some(server) => Some(server.await),
             None => None,
         };
         source.map_err(|_| CollectorError::Panicked("ingest"))??;
+        health.map_err(|_| CollectorError::Panicked("flow health"))?;
         if let Some(server) = server {
             server.map_err(|_| CollectorError::Panicked("http server"))??;
         }

@@ -243,6 +243,10 @@ mod tests {
                 .iter()
                 .map(|(k, v)| ((*k).into(), (*v).into()))
                 .collect(),
+            source: None,
+            event_type: None,
+            causation_id: None,
+            time_us: 0,
         }
     }
 
@@ -325,7 +329,10 @@ mod tests {
         assert_eq!(batch.len(), 1);
         assert_eq!(
             batch[0],
-            event("e-1", Some("c-1"), None, &[("order.id", "o-1")])
+            StoredEvent {
+                time_us: record.time_us,
+                ..event("e-1", Some("c-1"), None, &[("order.id", "o-1")])
+            }
         );
     }
 }

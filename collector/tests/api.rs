@@ -274,6 +274,7 @@ impl Api {
                 store,
                 metrics: Arc::new(Metrics::new()),
                 live: LiveFeed::new(),
+                health: Default::default(),
             }),
         }
     }

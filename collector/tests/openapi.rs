@@ -166,6 +166,7 @@ async fn get(path: &str) -> (StatusCode, String, Value) {
         store: Store::connect(&url).await.unwrap(),
         metrics: Arc::new(Metrics::new()),
         live: LiveFeed::new(),
+        health: Default::default(),
     };
     let response = app(state)
         .oneshot(Request::get(path).body(Body::empty()).unwrap())

@@ -24,6 +24,7 @@ async fn state() -> (AppState, tempfile::TempDir) {
         store: Store::connect(&url).await.unwrap(),
         metrics: Arc::new(Metrics::new()),
         live: LiveFeed::new(),
+        health: Default::default(),
     };
     (state, dir)
 }

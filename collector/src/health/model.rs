@@ -16,8 +16,9 @@
 //! at least `min_support`; a step without one is terminal. Declared expectations
 //! ([`super::config::Declared`]) replace whatever was learned for their step.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -26,6 +27,12 @@ use super::config::{Declared, HealthConfig};
 
 /// Latencies kept per reaction for its distribution.
 pub const LATENCY_WINDOW: usize = 512;
+
+/// A reaction's latency summary is recomputed at each sample while it has fewer than this many,
+/// then every [`SUMMARY_EVERY`] samples (a summary sorts its window).
+const SUMMARY_EXACT_BELOW: usize = 128;
+/// See [`SUMMARY_EXACT_BELOW`].
+const SUMMARY_EVERY: u32 = 16;
 
 /// A step of the choreography: a service producing an event type.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -185,6 +192,9 @@ struct ReactionStats {
     weight: f64,
     /// The last latencies, µs.
     latencies: VecDeque<u64>,
+    /// Their summary, as of `since_summary` samples ago.
+    summary: Option<LatencySummary>,
+    since_summary: u32,
 }
 
 impl ReactionStats {
@@ -195,9 +205,18 @@ impl ReactionStats {
         }
         self.latencies
             .push_back(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
+        self.since_summary += 1;
+        if self.latencies.len() < SUMMARY_EXACT_BELOW || self.since_summary >= SUMMARY_EVERY {
+            self.summary = self.compute_summary();
+            self.since_summary = 0;
+        }
     }
 
     fn summary(&self) -> Option<LatencySummary> {
+        self.summary
+    }
+
+    fn compute_summary(&self) -> Option<LatencySummary> {
         let mut sorted: Vec<u64> = self.latencies.iter().copied().collect();
         if sorted.is_empty() {
             return None;
@@ -247,15 +266,36 @@ pub struct StepView {
 pub struct ChoreographyModel {
     config: HealthConfig,
     steps: BTreeMap<Step, StepStats>,
+    /// Each step's expectations, recomputed when the step is observed: a flow's assessment
+    /// asks for them once per event.
+    expected: HashMap<Step, Arc<[Expectation]>>,
+    none: Arc<[Expectation]>,
 }
 
 impl ChoreographyModel {
     /// An empty model with these thresholds and declarations.
     pub fn new(config: HealthConfig) -> Self {
-        Self {
+        let mut model = Self {
             config,
             steps: BTreeMap::new(),
+            expected: HashMap::new(),
+            none: Arc::from(Vec::new()),
+        };
+        let declared: Vec<Step> = model
+            .config
+            .declared
+            .iter()
+            .map(|d| d.after.clone())
+            .collect();
+        for step in declared {
+            model.refresh(&step);
         }
+        model
+    }
+
+    fn refresh(&mut self, step: &Step) {
+        let expected = self.compute_expectations(step);
+        self.expected.insert(step.clone(), Arc::from(expected));
     }
 
     /// Its thresholds and declarations.
@@ -292,11 +332,16 @@ impl ChoreographyModel {
         for (key, latency) in earliest {
             stats.reactions.entry(key).or_default().record(latency);
         }
+        self.refresh(step);
     }
 
     /// What `step` is expected to get: its declared expectations when the config declares any
     /// for it (none when declared terminal), else the learned ones that pass the thresholds.
-    pub fn expectations(&self, step: &Step) -> Vec<Expectation> {
+    pub fn expectations(&self, step: &Step) -> Arc<[Expectation]> {
+        self.expected.get(step).unwrap_or(&self.none).clone()
+    }
+
+    fn compute_expectations(&self, step: &Step) -> Vec<Expectation> {
         let stats = self.steps.get(step);
         if let Some(declared) = self.config.declared_for(step) {
             return declared
@@ -328,7 +373,7 @@ impl ChoreographyModel {
         steps
             .into_iter()
             .map(|step| {
-                let expectations = self.expectations(step);
+                let expectations = self.expectations(step).to_vec();
                 let stats = self.steps.get(step);
                 StepView {
                     step: step.clone(),
@@ -425,8 +470,8 @@ mod tests {
     fn expected(model: &ChoreographyModel, s: &str) -> Vec<Reaction> {
         model
             .expectations(&step(s))
-            .into_iter()
-            .map(|e| e.reaction)
+            .iter()
+            .map(|e| e.reaction.clone())
             .collect()
     }
 
@@ -547,9 +592,9 @@ mod tests {
                 ],
             );
         }
-        let bank = m
-            .expectations(&payment)
-            .into_iter()
+        let expected = m.expectations(&payment);
+        let bank = expected
+            .iter()
             .find(|e| e.reaction == by_service("bank"))
             .unwrap();
         let latency = bank.latency.unwrap();

@@ -126,9 +126,9 @@ impl FlowFacts {
                     )
                 })
                 .collect();
-            let unmet: Vec<_> = model
-                .expectations(&step)
-                .into_iter()
+            let expected = model.expectations(&step);
+            let unmet: Vec<_> = expected
+                .iter()
                 .filter(|e| !e.reaction.is_met_by(reactions.iter().copied()))
                 .collect();
             for e in &unmet {

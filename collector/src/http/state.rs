@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::health::HealthHandle;
 use crate::live::LiveFeed;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -15,4 +16,6 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Durable events as they come, for watchers of a flow (nobody publishes in `serve`).
     pub live: LiveFeed,
+    /// Flow health: the learned model and the tracked flows (empty when nothing feeds it).
+    pub health: HealthHandle,
 }

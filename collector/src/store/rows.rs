@@ -171,8 +171,9 @@ pub struct HopRow {
     pub latency_us: i64,
 }
 
-/// What a watcher of the live feed needs of a stored event to decide whether it belongs to its
-/// flow (see [`crate::live`]).
+/// What the followers of durable events need of one: a watcher of the live feed, to decide
+/// whether it belongs to its flow (see [`crate::live`]), and flow health, to place it in its
+/// flow (see [`crate::health`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEvent {
     /// Event id.
@@ -183,6 +184,14 @@ pub struct StoredEvent {
     pub trace_id: Option<String>,
     /// Business keys `(name, value)`.
     pub keys: Vec<(String, String)>,
+    /// Producing service (`ce_source`), if known.
+    pub source: Option<String>,
+    /// Event type (`ce_type`), if known.
+    pub event_type: Option<String>,
+    /// Its cause's id, if it names one.
+    pub causation_id: Option<String>,
+    /// Best-known time, µs since the epoch.
+    pub time_us: i64,
 }
 
 impl From<&crate::record::EventRecord> for StoredEvent {
@@ -192,6 +201,10 @@ impl From<&crate::record::EventRecord> for StoredEvent {
             correlation_id: r.correlation_id.clone(),
             trace_id: r.trace_id.clone(),
             keys: r.keys.clone(),
+            source: r.source.clone(),
+            event_type: r.event_type.clone(),
+            causation_id: r.causation_id.clone(),
+            time_us: r.time_us,
         }
     }
 }

@@ -10,8 +10,18 @@ use super::{keys, PgStore};
 use crate::store::contract::{FeedPosition, StoreError, StoreFeed};
 use crate::store::rows::StoredEvent;
 
-/// `event_id, correlation_id, trace_id, keys` (encoded array) of a PostgreSQL event.
-type PgFeedRow = (String, Option<String>, Option<String>, Vec<String>);
+/// `event_id, correlation_id, trace_id, keys` (encoded array), `source, event_type,
+/// causation_id, time_us` of a PostgreSQL event.
+type PgFeedRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    Vec<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+);
 
 impl StoreFeed for PgStore {
     async fn feed_position(&self) -> Result<FeedPosition, StoreError> {
@@ -34,8 +44,8 @@ impl StoreFeed for PgStore {
             return Ok((Vec::new(), from));
         }
         let rows: Vec<PgFeedRow> = sqlx::query_as(
-            "SELECT event_id, correlation_id, trace_id, keys FROM events \
-             WHERE ingest_xid >= $1::text::xid8 AND ingest_xid < $2::text::xid8 \
+            "SELECT event_id, correlation_id, trace_id, keys, source, event_type, causation_id, \
+             time_us FROM events WHERE ingest_xid >= $1::text::xid8 AND ingest_xid < $2::text::xid8 \
              ORDER BY ingest_xid, time_us, event_id",
         )
         .bind(from.0.to_string())
@@ -44,16 +54,33 @@ impl StoreFeed for PgStore {
         .await?;
         let events = rows
             .into_iter()
-            .map(|(id, correlation_id, trace_id, keys)| StoredEvent {
-                id,
-                correlation_id,
-                trace_id,
-                keys: keys
-                    .iter()
-                    .filter_map(|k| keys::decode(k))
-                    .map(|(n, v)| (n.to_owned(), v.to_owned()))
-                    .collect(),
-            })
+            .map(
+                |(
+                    id,
+                    correlation_id,
+                    trace_id,
+                    keys,
+                    source,
+                    event_type,
+                    causation_id,
+                    time_us,
+                )| {
+                    StoredEvent {
+                        id,
+                        correlation_id,
+                        trace_id,
+                        keys: keys
+                            .iter()
+                            .filter_map(|k| keys::decode(k))
+                            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                            .collect(),
+                        source,
+                        event_type,
+                        causation_id,
+                        time_us,
+                    }
+                },
+            )
             .collect();
         Ok((events, to))
     }

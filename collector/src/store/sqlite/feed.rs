@@ -7,8 +7,19 @@ use super::SqliteStore;
 use crate::store::contract::{FeedPosition, StoreError, StoreFeed};
 use crate::store::rows::StoredEvent;
 
-/// `rowid, event_id, correlation_id, trace_id, keys` (JSON) of a SQLite event.
-type SqliteFeedRow = (i64, String, Option<String>, Option<String>, String);
+/// `rowid, event_id, correlation_id, trace_id, keys` (JSON), `source, event_type, causation_id,
+/// time_us` of a SQLite event.
+type SqliteFeedRow = (
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+);
 
 impl StoreFeed for SqliteStore {
     async fn feed_position(&self) -> Result<FeedPosition, StoreError> {
@@ -22,8 +33,8 @@ impl StoreFeed for SqliteStore {
         limit: i64,
     ) -> Result<(Vec<StoredEvent>, FeedPosition), StoreError> {
         let rows: Vec<SqliteFeedRow> = sqlx::query_as(
-            "SELECT rowid, event_id, correlation_id, trace_id, keys FROM events \
-             WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            "SELECT rowid, event_id, correlation_id, trace_id, keys, source, event_type, \
+             causation_id, time_us FROM events WHERE rowid > ? ORDER BY rowid LIMIT ?",
         )
         .bind(from.0)
         .bind(limit)
@@ -32,13 +43,32 @@ impl StoreFeed for SqliteStore {
         let next = rows.last().map_or(from, |r| FeedPosition(r.0));
         let events = rows
             .into_iter()
-            .map(|(_, id, correlation_id, trace_id, keys)| StoredEvent {
-                id,
-                correlation_id,
-                trace_id,
-                // The writer's own JSON (`record::keys_to_json`); unreadable keys match no filter.
-                keys: serde_json::from_str(&keys).unwrap_or_default(),
-            })
+            .map(
+                |(
+                    _,
+                    id,
+                    correlation_id,
+                    trace_id,
+                    keys,
+                    source,
+                    event_type,
+                    causation_id,
+                    time_us,
+                )| {
+                    StoredEvent {
+                        id,
+                        correlation_id,
+                        trace_id,
+                        // The writer's own JSON (`record::keys_to_json`); unreadable keys match no
+                        // filter.
+                        keys: serde_json::from_str(&keys).unwrap_or_default(),
+                        source,
+                        event_type,
+                        causation_id,
+                        time_us,
+                    }
+                },
+            )
             .collect();
         Ok((events, next))
     }

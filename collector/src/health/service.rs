@@ -1,0 +1,285 @@
+//! Flow health as a part of the running collector: a [`HealthHandle`] shared by the HTTP
+//! handlers, and [`follow`], the task that feeds it.
+//!
+//! The task subscribes to the live feed (every durable batch, from the ingest loop under
+//! `collect` and from the store under `serve`), then backfills the tracker from what the store
+//! holds of the last `keep_for` (at most [`BACKFILL_MAX`] events, newest first: a restart does not
+//! forget the flows in progress), then follows the feed and ticks every `every`. A batch the task
+//! fell behind on is counted ([`HealthHandle::lagged`]) and logged, never skipped silently: those
+//! events are in the store and the next restart's backfill sees them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+use super::config::HealthConfig;
+use super::model::ChoreographyModel;
+use super::status::FlowEvent;
+use super::tracker::{TrackedEvent, Tracker, TrackerConfig};
+use crate::live::LiveFeed;
+use crate::store::{SearchFilter, Store, StoreError, StoredEvent, SummaryRow};
+
+/// Most events the backfill reads from the store at start.
+pub const BACKFILL_MAX: usize = 200_000;
+
+/// Events per page of the backfill.
+const BACKFILL_PAGE: i64 = 5_000;
+
+/// The collector's flow health, shared by the task that feeds it and the handlers that read it.
+#[derive(Debug, Clone)]
+pub struct HealthHandle {
+    tracker: Arc<Mutex<Tracker>>,
+    lagged: Arc<AtomicU64>,
+    keep_for: Duration,
+}
+
+impl Default for HealthHandle {
+    fn default() -> Self {
+        Self::new(HealthConfig::default(), TrackerConfig::default())
+    }
+}
+
+impl From<&StoredEvent> for TrackedEvent {
+    fn from(e: &StoredEvent) -> Self {
+        Self {
+            event: FlowEvent {
+                id: e.id.clone(),
+                service: e.source.clone(),
+                event_type: e.event_type.clone(),
+                time_us: e.time_us,
+                failure: None,
+            },
+            causation_id: e.causation_id.clone(),
+            correlation_id: e.correlation_id.clone(),
+        }
+    }
+}
+
+impl From<&SummaryRow> for TrackedEvent {
+    fn from(e: &SummaryRow) -> Self {
+        Self {
+            event: FlowEvent {
+                id: e.event_id.clone(),
+                service: e.source.clone(),
+                event_type: e.event_type.clone(),
+                time_us: e.time_us,
+                failure: None,
+            },
+            causation_id: e.causation_id.clone(),
+            correlation_id: e.correlation_id.clone(),
+        }
+    }
+}
+
+fn now_us() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+impl HealthHandle {
+    /// An empty tracker with these settings.
+    pub fn new(config: HealthConfig, tracker: TrackerConfig) -> Self {
+        let keep_for = tracker.keep_for;
+        Self {
+            tracker: Arc::new(Mutex::new(Tracker::new(
+                ChoreographyModel::new(config),
+                tracker,
+            ))),
+            lagged: Arc::default(),
+            keep_for,
+        }
+    }
+
+    /// The tracker, for reading (held briefly: the feeding task waits meanwhile).
+    pub fn tracker(&self) -> MutexGuard<'_, Tracker> {
+        // A panic while holding the lock leaves a tracker that is still consistent enough to read.
+        self.tracker
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Batches of the live feed the task fell behind on.
+    pub fn lagged(&self) -> u64 {
+        self.lagged.load(Ordering::Relaxed)
+    }
+
+    /// Adds durable events.
+    pub fn observe(&self, events: impl IntoIterator<Item = TrackedEvent>, now_us: i64) {
+        let mut tracker = self.tracker();
+        for e in events {
+            tracker.observe(e, now_us);
+        }
+    }
+
+    /// Moves time on (see [`Tracker::tick`]).
+    pub fn tick(&self, now_us: i64) {
+        self.tracker().tick(now_us);
+    }
+
+    /// Reads what the store holds of the last `keep_for` into the tracker, newest first, at most
+    /// `max` events; returns how many.
+    pub async fn backfill(&self, store: &Store, max: usize) -> Result<usize, StoreError> {
+        let now = now_us();
+        let mut filter = SearchFilter {
+            from_us: Some(
+                now.saturating_sub(i64::try_from(self.keep_for.as_micros()).unwrap_or(i64::MAX)),
+            ),
+            limit: BACKFILL_PAGE,
+            ..SearchFilter::default()
+        };
+        let mut read = 0;
+        while read < max {
+            let page = store.search(&filter).await?;
+            let Some(last) = page.last() else { break };
+            filter.before = Some((last.time_us, last.event_id.clone()));
+            read += page.len();
+            let full = page.len() as i64 == BACKFILL_PAGE;
+            self.observe(page.iter().map(TrackedEvent::from), now);
+            if !full {
+                break;
+            }
+        }
+        self.tick(now);
+        Ok(read)
+    }
+}
+
+/// Feeds `health` until `cancel` fires (see the module docs).
+pub async fn follow(
+    health: HealthHandle,
+    store: Store,
+    live: LiveFeed,
+    every: Duration,
+    cancel: CancellationToken,
+) {
+    let mut batches = live.subscribe();
+    match health.backfill(&store, BACKFILL_MAX).await {
+        Ok(read) => tracing::info!(events = read, "flow health backfilled from the store"),
+        Err(e) => {
+            tracing::warn!(error = %e, "flow health could not read the store's recent events; starting empty")
+        }
+    }
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return,
+            batch = batches.recv() => match batch {
+                Ok(batch) => health.observe(batch.iter().map(TrackedEvent::from), now_us()),
+                Err(RecvError::Lagged(missed)) => {
+                    health.lagged.fetch_add(missed, Ordering::Relaxed);
+                    tracing::warn!(batches = missed, "flow health fell behind the live feed; those events count again after a restart");
+                }
+                Err(RecvError::Closed) => return,
+            },
+            _ = ticks.tick() => health.tick(now_us()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::FlowStatus;
+
+    fn stored(id: &str, step: &str, cause: Option<&str>, t_us: i64) -> StoredEvent {
+        let (source, event_type) = step.split_once('/').unwrap();
+        StoredEvent {
+            id: id.into(),
+            correlation_id: Some("flow".into()),
+            trace_id: None,
+            keys: vec![],
+            source: Some(source.into()),
+            event_type: Some(event_type.into()),
+            causation_id: cause.map(Into::into),
+            time_us: t_us,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_task_tracks_every_durable_batch_of_the_live_feed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!("sqlite://{}", dir.path().join("h.db").display()))
+            .await
+            .unwrap();
+        let live = LiveFeed::new();
+        let health = HealthHandle::default();
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(follow(
+            health.clone(),
+            store.clone(),
+            live.clone(),
+            Duration::from_millis(10),
+            cancel.clone(),
+        ));
+        // The task subscribes before it backfills: wait until it listens.
+        while live.watchers() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let t = now_us();
+        live.publish_stored(vec![
+            stored("o", "order/OrderCreated", None, t),
+            stored("p", "payment/PaymentCreated", Some("o"), t + 1),
+        ]);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while health.tracker().flows(None, 10).first().map(|f| f.events) != Some(2) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the batch never reached the tracker"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let flows = health.tracker().flows(None, 10);
+        assert_eq!(
+            (flows[0].flow.as_str(), flows[0].health.status),
+            ("flow", FlowStatus::Complete)
+        );
+        cancel.cancel();
+        task.await.unwrap();
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_restart_backfills_the_flows_of_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!("sqlite://{}", dir.path().join("h.db").display()))
+            .await
+            .unwrap();
+        let rules = crate::rules::Rules::default();
+        let interpreter = crate::record::Interpreter::new(rules, 1024);
+        let now = now_us();
+        let records: Vec<_> = (0..3)
+            .map(|i| {
+                let id = format!("e-{i}");
+                let mut headers = choreoscope_sdk::RecordHeaders::new();
+                headers.set("ce_id", id.as_bytes());
+                headers.set("ce_source", "order");
+                headers.set("ce_type", "OrderCreated");
+                interpreter.interpret(
+                    crate::record::RawRecord {
+                        topic: "orders",
+                        partition: 0,
+                        offset: i,
+                        key: None,
+                        payload: None,
+                        headers: &headers,
+                        timestamp_ms: Some(now / 1000),
+                    },
+                    now,
+                )
+            })
+            .collect();
+        store.write_batch(&records).await.unwrap();
+        let health = HealthHandle::default();
+        assert_eq!(health.backfill(&store, BACKFILL_MAX).await.unwrap(), 3);
+        assert_eq!(
+            health.tracker().tracked(),
+            3,
+            "three events, each its own flow"
+        );
+        store.close().await;
+    }
+}
