@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::config::{Declared, HealthConfig};
 
@@ -35,7 +36,7 @@ const SUMMARY_EXACT_BELOW: usize = 128;
 const SUMMARY_EVERY: u32 = 16;
 
 /// A step of the choreography: a service producing an event type.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, ToSchema)]
 pub struct Step {
     /// The producing service (`ce_source`).
     pub service: String,
@@ -60,7 +61,7 @@ impl fmt::Display for Step {
 }
 
 /// What may follow a step.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Reaction {
     /// This service reacts with this event type.
@@ -139,7 +140,7 @@ pub struct ObservedReaction {
 }
 
 /// A latency distribution, over the last [`LATENCY_WINDOW`] samples.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
 pub struct LatencySummary {
     /// Median, ms.
     pub p50_ms: f64,
@@ -152,7 +153,7 @@ pub struct LatencySummary {
 }
 
 /// Whether an expectation was learned or declared in the config file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
     /// Learned from the stored causation edges.
@@ -162,7 +163,7 @@ pub enum Origin {
 }
 
 /// A reaction a step is expected to get, and within how long.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Expectation {
     /// The step it follows.
     pub after: Step,
@@ -173,9 +174,11 @@ pub struct Expectation {
     /// Settled occurrences of the step seen.
     pub samples: u64,
     /// Its latency distribution (none when declared and never seen).
+    #[schema(required)]
     pub latency: Option<LatencySummary>,
-    /// How long after the step's event the reaction is due.
-    #[serde(serialize_with = "as_ms")]
+    /// How long after the step's event the reaction is due (`within_ms` in JSON, ms).
+    #[serde(rename = "within_ms", serialize_with = "as_ms")]
+    #[schema(value_type = f64)]
     pub within: Duration,
     /// Learned or declared.
     pub origin: Origin,
@@ -247,7 +250,7 @@ struct StepStats {
 }
 
 /// Everything the model knows of one step, expected or not (what `GET /api/v1/model` shows).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct StepView {
     /// The step.
     pub step: Step,

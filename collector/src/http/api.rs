@@ -22,11 +22,17 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiPath, ApiQuery};
 use super::live;
 use super::params::{
-    CorrelationPath, Cursor, EventPath, KeyNamesParams, KeyPath, LineageParams, LiveKey,
-    SearchParams, Time, TopologyParams, TraceId, TracePath,
+    CorrelationPath, Cursor, EventPath, FlowsParams, KeyNamesParams, KeyPath, LineageParams,
+    LiveKey, SearchParams, Time, TopologyParams, TraceId, TracePath,
 };
 use super::state::AppState;
+use crate::health::model::{Expectation, LatencySummary, StepView};
+use crate::health::{FlowStatus, Origin, Reaction, Step};
 use crate::lineage::{Direction, Flag};
+use crate::query::health::{
+    FailureView, FlowHealthView, FlowRoot, FlowsPage, FlowsSummary, MissingView, ModelAnswer,
+    StatusCounts, StoppedGroupView,
+};
 use crate::query::model::*;
 use crate::query::{self, parse_time, Limits, QueryError};
 
@@ -41,6 +47,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/correlations/{id}", get(correlation))
         .route("/api/v1/search", get(search))
         .route("/api/v1/topology", get(topology))
+        .route("/api/v1/flows", get(flows))
+        .route("/api/v1/flows/summary", get(flows_summary))
+        .route("/api/v1/model", get(model))
         .route("/api/v1/live", get(live::live))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api", any(not_found))
@@ -65,6 +74,9 @@ Every error answer is an `ErrorBody`; no input is answered with a 5xx other than
         correlation,
         search,
         topology,
+        flows,
+        flows_summary,
+        model,
         live::live
     ),
     components(schemas(
@@ -99,7 +111,23 @@ Every error answer is an `ErrorBody`; no input is answered with a 5xx other than
         Time,
         Cursor,
         TraceId,
-        LiveKey
+        LiveKey,
+        FlowStatus,
+        Step,
+        Reaction,
+        Origin,
+        LatencySummary,
+        Expectation,
+        StepView,
+        StatusCounts,
+        FlowRoot,
+        MissingView,
+        FailureView,
+        FlowHealthView,
+        FlowsPage,
+        StoppedGroupView,
+        FlowsSummary,
+        ModelAnswer
     ))
 )]
 pub struct ApiDoc;
@@ -259,4 +287,39 @@ async fn topology(
     Ok(Json(
         query::topology(&state.store, from, to, &limits()).await?,
     ))
+}
+
+/// Flows with an event in the last hour, oldest first, with their status (`complete`,
+/// `in_progress`, `stalled`, `failed`) and, for stuck ones, what is missing after which event and
+/// since when.
+#[utoipa::path(get, path = "/api/v1/flows", params(FlowsParams),
+    responses(
+        (status = 200, body = FlowsPage),
+        (status = 400, description = "A parameter that does not parse", body = ErrorBody),
+        (status = 422, description = "`limit` below 1", body = ErrorBody)))]
+async fn flows(
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<FlowsParams>,
+) -> Result<Json<FlowsPage>, ApiError> {
+    Ok(Json(query::health::flows(
+        &state.health,
+        params.status,
+        params.limit.unwrap_or(50),
+        &limits(),
+    )?))
+}
+
+/// How many flows are complete, in progress, stalled and failed, and the stalled and failed ones
+/// grouped by where they stopped ("37 flows stalled after payment/PaymentCreated, waiting for
+/// bank").
+#[utoipa::path(get, path = "/api/v1/flows/summary", responses((status = 200, body = FlowsSummary)))]
+async fn flows_summary(State(state): State<AppState>) -> Json<FlowsSummary> {
+    Json(query::health::summary(&state.health))
+}
+
+/// The learned choreography: per step, the reactions expected after it (support, samples,
+/// latency, deadline) and every reaction seen.
+#[utoipa::path(get, path = "/api/v1/model", responses((status = 200, body = ModelAnswer)))]
+async fn model(State(state): State<AppState>) -> Json<ModelAnswer> {
+    Json(query::health::model(&state.health))
 }

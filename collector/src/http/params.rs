@@ -11,6 +11,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 
+use crate::health::FlowStatus;
 use crate::lineage::Direction;
 use crate::query::{
     decode_cursor, parse_time, QueryError, CURSOR_PATTERN, TIME_PATTERN, TRACE_ID_PATTERN,
@@ -233,4 +234,17 @@ pub struct LiveParams {
     /// Trace ids to follow (repeatable).
     #[param(style = Form, explode, max_items = 200)]
     pub trace: Option<Vec<String>>,
+}
+
+/// `/flows` parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FlowsParams {
+    /// Only flows with this status (every status when absent).
+    #[param(inline)]
+    pub status: Option<FlowStatus>,
+    /// Page size, at least 1 (default 50). Pages hold at most 500 flows: a larger size is cut
+    /// to 500, and the answer's `limit` says so.
+    #[param(minimum = 1, default = 50)]
+    pub limit: Option<i64>,
 }

@@ -5,6 +5,7 @@
 //! every interface refuses the same values with the same [`QueryError`].
 
 pub mod answers;
+pub mod health;
 pub mod model;
 
 pub use answers::{

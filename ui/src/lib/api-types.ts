@@ -132,6 +132,32 @@ export interface EventSummary {
   type: string | null;
 }
 
+/** A reaction a step is expected to get, and within how long. */
+export interface Expectation {
+  /** The step it follows. */
+  after: Step;
+  /** Its latency distribution (none when declared and never seen). */
+  latency: null | LatencySummary;
+  /** Learned or declared. */
+  origin: Origin;
+  /** The expected reaction. */
+  reaction: Reaction;
+  /** Settled occurrences of the step seen. */
+  samples: number;
+  /** Share of the step's recent occurrences followed by it (1 when declared). */
+  support: number;
+  /** How long after the step's event the reaction is due (`within_ms` in JSON, ms). */
+  within_ms: number;
+}
+
+/** An event of a flow that failed. */
+export interface FailureView {
+  /** Event id. */
+  event: string;
+  /** Who failed it and why. */
+  reason: string;
+}
+
 /**
  * A mark on a node: `cause_missing`, `duplicate_publish`, `problems`, `cycle`, `root`,
  * `duplicate_reaction` or `end` in the API (docs/api.md, "Graph shape").
@@ -184,6 +210,64 @@ export interface FlowEnd {
   topic: string;
   /** Its type. */
   type: string | null;
+}
+
+/** One flow and its health. */
+export interface FlowHealthView {
+  /** How many events it has. */
+  events: number;
+  /** Its events that failed. */
+  failures: FailureView[];
+  /** The flow: its correlation id, or its only event's id. */
+  flow: string;
+  /** Its last event's time (RFC 3339). */
+  last_activity: string;
+  /** What it is missing, by deadline (only the most specific reaction of each). */
+  missing: MissingView[];
+  /** When it turns stalled if nothing arrives (RFC 3339; `null` when nothing is pending). */
+  next_deadline: string | null;
+  /** The event it started with. */
+  root: FlowRoot;
+  /** Its status. */
+  status: FlowStatus;
+}
+
+/** The event a flow started with. */
+export interface FlowRoot {
+  /** Its type. */
+  event_type: string | null;
+  /** Event id. */
+  id: string;
+  /** Its producing service. */
+  service: string | null;
+  /** When it happened (RFC 3339). */
+  time: string;
+}
+
+/** A flow's status (see the module docs), worst first. */
+export type FlowStatus = "failed" | "stalled" | "in_progress" | "complete";
+
+/** A page of tracked flows, oldest first. */
+export interface FlowsPage {
+  /** How many tracked flows have each status. */
+  counts: StatusCounts;
+  /** The flows. */
+  flows: FlowHealthView[];
+  /** The page size used (the request's, cut to the largest page). */
+  limit: number;
+}
+
+/** How many flows are in each state, and where the stuck ones stopped. */
+export interface FlowsSummary {
+  /** Tracked flows per status. */
+  counts: StatusCounts;
+  /**
+   * Batches of durable events flow health fell behind on since the collector started (its
+   * events count again after a restart).
+   */
+  lagged_batches: number;
+  /** Stalled and failed flows grouped by where they stopped, largest group first. */
+  stopped: StoppedGroupView[];
 }
 
 /** A causal graph. */
@@ -264,6 +348,18 @@ export interface KeyValue {
   value: string;
 }
 
+/** A latency distribution, over the last [`LATENCY_WINDOW`] samples. */
+export interface LatencySummary {
+  /** Largest, ms. */
+  max_ms: number;
+  /** Median, ms. */
+  p50_ms: number;
+  /** 95th percentile, ms. */
+  p95_ms: number;
+  /** 99th percentile, ms. */
+  p99_ms: number;
+}
+
 /** One server-sent event of the live feed (the document describes each event of the stream). */
 export interface LiveEvent {
   /** Its data, JSON text. */
@@ -310,6 +406,39 @@ export interface MapNode {
 /** What a node of the choreography map is. */
 export type MapNodeKind = "service" | "topic";
 
+/** An expected reaction a flow is missing, and since when. */
+export interface MissingView {
+  /** That event's step. */
+  after: Step;
+  /** The event after which it is missing. */
+  after_event: string;
+  /** When it was due (RFC 3339). */
+  deadline: string;
+  /** The reaction expected. */
+  expected: Reaction;
+  /** Learned, or declared in the config file. */
+  origin: Origin;
+  /** How long past due, ms (`null` while not yet due). */
+  overdue_ms: number | null;
+  /** Occurrences of the step the model has learned from. */
+  samples: number;
+  /** Share of the step's recent occurrences followed by it. */
+  support: number;
+}
+
+/** The learned choreography. */
+export interface ModelAnswer {
+  /** Settled occurrences of a step before anything is expected after it. */
+  min_samples: number;
+  /** Share of a step's occurrences a reaction must follow to be expected. */
+  min_support: number;
+  /** Every step seen or declared, with what it is expected to get and every reaction seen. */
+  steps: StepView[];
+}
+
+/** Whether an expectation was learned or declared in the config file. */
+export type Origin = "learned" | "declared";
+
 /** The payload as stored. */
 export interface Payload {
   /** The kept bytes. */
@@ -330,6 +459,21 @@ export interface ProblemView {
   kind: string;
 }
 
+/** What may follow a step. */
+export type Reaction = {
+  /** The reaction's event type. */
+  event_type: string;
+  kind: "specific";
+  /** The reacting service. */
+  service: string;
+} | {
+  kind: "by_service";
+  /** The reacting service. */
+  service: string;
+} | {
+  kind: "any";
+};
+
 /** A page of search results. */
 export interface SearchPage {
   /** Matching events, newest first. */
@@ -338,6 +482,54 @@ export interface SearchPage {
   limit: number;
   /** Pass as `cursor` for the next page; absent on the last one. */
   next_cursor: string | null;
+}
+
+/** How many flows have each status. */
+export interface StatusCounts {
+  /** Nothing expected is missing. */
+  complete: number;
+  /** An event of the flow failed. */
+  failed: number;
+  /** An expected reaction is missing, not yet due. */
+  in_progress: number;
+  /** An expected reaction is overdue. */
+  stalled: number;
+}
+
+/** A step of the choreography: a service producing an event type. */
+export interface Step {
+  /** The event type (`ce_type`). */
+  event_type: string;
+  /** The producing service (`ce_source`). */
+  service: string;
+}
+
+/** Everything the model knows of one step, expected or not (what `GET /api/v1/model` shows). */
+export interface StepView {
+  /** What it is expected to get (declared ones replace the learned). */
+  expectations: Expectation[];
+  /** Settled occurrences seen. */
+  samples: number;
+  /** Every reaction seen after it, expected or not, with its support. */
+  seen: Expectation[];
+  /** The step. */
+  step: Step;
+  /** Whether nothing is expected after it. */
+  terminal: boolean;
+}
+
+/** Stalled or failed flows that stopped at the same place. */
+export interface StoppedGroupView {
+  /** The step after which a reaction is missing (stalled), or that failed (failed). */
+  after: null | Step;
+  /** How many flows. */
+  flows: number;
+  /** The oldest of them, first (at most 10). */
+  oldest: string[];
+  /** `stalled` or `failed`. */
+  status: FlowStatus;
+  /** The reaction waited for (stalled). */
+  waiting_for: null | Reaction;
 }
 
 /** Epoch milliseconds (at most 15 digits), or an RFC 3339 date-time (a real calendar date, no leap second, at most 9 fractional digits, an offset within ±23:59). */

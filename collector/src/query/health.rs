@@ -1,0 +1,272 @@
+//! The flow health answers: which flows are stuck, where and since when (`/api/v1/flows`), how
+//! many per status and where they stopped (`/api/v1/flows/summary`), and the learned
+//! choreography (`/api/v1/model`). They read the collector's tracker ([`HealthHandle`]): flows
+//! with an event in the last hour (backfilled from the store at start), and the model learned
+//! from them.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::model::rfc3339;
+use super::{Limits, QueryError};
+use crate::health::model::StepView;
+use crate::health::status::Failure;
+use crate::health::tracker::{FlowSummary, StoppedGroup};
+use crate::health::{FlowStatus, HealthHandle, Origin, Reaction, Step};
+
+/// How many flows have each status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct StatusCounts {
+    /// Nothing expected is missing.
+    pub complete: usize,
+    /// An expected reaction is missing, not yet due.
+    pub in_progress: usize,
+    /// An expected reaction is overdue.
+    pub stalled: usize,
+    /// An event of the flow failed.
+    pub failed: usize,
+}
+
+/// The event a flow started with.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct FlowRoot {
+    /// Event id.
+    pub id: String,
+    /// Its type.
+    #[schema(required)]
+    pub event_type: Option<String>,
+    /// Its producing service.
+    #[schema(required)]
+    pub service: Option<String>,
+    /// When it happened (RFC 3339).
+    pub time: String,
+}
+
+/// An expected reaction a flow is missing, and since when.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct MissingView {
+    /// The event after which it is missing.
+    pub after_event: String,
+    /// That event's step.
+    pub after: Step,
+    /// The reaction expected.
+    pub expected: Reaction,
+    /// Share of the step's recent occurrences followed by it.
+    pub support: f64,
+    /// Occurrences of the step the model has learned from.
+    pub samples: u64,
+    /// Learned, or declared in the config file.
+    pub origin: Origin,
+    /// When it was due (RFC 3339).
+    pub deadline: String,
+    /// How long past due, ms (`null` while not yet due).
+    #[schema(required)]
+    pub overdue_ms: Option<f64>,
+}
+
+/// An event of a flow that failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FailureView {
+    /// Event id.
+    pub event: String,
+    /// Who failed it and why.
+    pub reason: String,
+}
+
+/// One flow and its health.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct FlowHealthView {
+    /// The flow: its correlation id, or its only event's id.
+    pub flow: String,
+    /// Its status.
+    pub status: FlowStatus,
+    /// The event it started with.
+    pub root: FlowRoot,
+    /// Its last event's time (RFC 3339).
+    pub last_activity: String,
+    /// How many events it has.
+    pub events: usize,
+    /// What it is missing, by deadline (only the most specific reaction of each).
+    pub missing: Vec<MissingView>,
+    /// Its events that failed.
+    pub failures: Vec<FailureView>,
+    /// When it turns stalled if nothing arrives (RFC 3339; `null` when nothing is pending).
+    #[schema(required)]
+    pub next_deadline: Option<String>,
+}
+
+/// A page of tracked flows, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct FlowsPage {
+    /// The flows.
+    pub flows: Vec<FlowHealthView>,
+    /// The page size used (the request's, cut to the largest page).
+    pub limit: usize,
+    /// How many tracked flows have each status.
+    pub counts: StatusCounts,
+}
+
+/// Stalled or failed flows that stopped at the same place.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct StoppedGroupView {
+    /// `stalled` or `failed`.
+    pub status: FlowStatus,
+    /// The step after which a reaction is missing (stalled), or that failed (failed).
+    #[schema(required)]
+    pub after: Option<Step>,
+    /// The reaction waited for (stalled).
+    #[schema(required)]
+    pub waiting_for: Option<Reaction>,
+    /// How many flows.
+    pub flows: usize,
+    /// The oldest of them, first (at most 10).
+    pub oldest: Vec<String>,
+}
+
+/// How many flows are in each state, and where the stuck ones stopped.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct FlowsSummary {
+    /// Tracked flows per status.
+    pub counts: StatusCounts,
+    /// Stalled and failed flows grouped by where they stopped, largest group first.
+    pub stopped: Vec<StoppedGroupView>,
+    /// Batches of durable events flow health fell behind on since the collector started (its
+    /// events count again after a restart).
+    pub lagged_batches: u64,
+}
+
+/// The learned choreography.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ModelAnswer {
+    /// Settled occurrences of a step before anything is expected after it.
+    pub min_samples: u64,
+    /// Share of a step's occurrences a reaction must follow to be expected.
+    pub min_support: f64,
+    /// Every step seen or declared, with what it is expected to get and every reaction seen.
+    pub steps: Vec<StepView>,
+}
+
+/// Flows oldest to shown, at most this many per group.
+const OLDEST_PER_GROUP: usize = 10;
+
+fn counts(handle: &HealthHandle) -> StatusCounts {
+    let mut out = StatusCounts::default();
+    for (status, n) in handle.tracker().counts() {
+        match status {
+            FlowStatus::Complete => out.complete = n,
+            FlowStatus::InProgress => out.in_progress = n,
+            FlowStatus::Stalled => out.stalled = n,
+            FlowStatus::Failed => out.failed = n,
+        }
+    }
+    out
+}
+
+fn view(
+    flow: FlowSummary,
+    root_type: Option<String>,
+    root_service: Option<String>,
+) -> FlowHealthView {
+    FlowHealthView {
+        root: FlowRoot {
+            id: flow.root,
+            event_type: root_type,
+            service: root_service,
+            time: rfc3339(flow.started_us),
+        },
+        flow: flow.flow,
+        status: flow.health.status,
+        last_activity: rfc3339(flow.last_event_us),
+        events: flow.events,
+        missing: flow
+            .health
+            .missing
+            .into_iter()
+            .map(|m| MissingView {
+                after_event: m.after_event,
+                after: m.after,
+                expected: m.expected,
+                support: m.support,
+                samples: m.samples,
+                origin: m.origin,
+                deadline: rfc3339(m.deadline_us),
+                overdue_ms: m.overdue_ms,
+            })
+            .collect(),
+        failures: flow
+            .health
+            .failures
+            .into_iter()
+            .map(|Failure { event, reason }| FailureView { event, reason })
+            .collect(),
+        next_deadline: flow.health.next_deadline_us.map(rfc3339),
+    }
+}
+
+/// Tracked flows with `status` (any, when `None`), oldest first, at most `limit` (cut to
+/// [`Limits::max_page`]).
+pub fn flows(
+    handle: &HealthHandle,
+    status: Option<FlowStatus>,
+    limit: i64,
+    limits: &Limits,
+) -> Result<FlowsPage, QueryError> {
+    if limit < 1 {
+        return Err(QueryError::Unusable(format!(
+            "`limit` = {limit}: at least 1"
+        )));
+    }
+    let limit = limit.min(limits.max_page) as usize;
+    let found = handle.tracker().flows(status, limit);
+    Ok(FlowsPage {
+        flows: found
+            .into_iter()
+            .map(|f| {
+                let (t, s) = f.root_step.as_ref().map_or((None, None), |s| {
+                    (Some(s.event_type.clone()), Some(s.service.clone()))
+                });
+                view(f, t, s)
+            })
+            .collect(),
+        limit,
+        counts: counts(handle),
+    })
+}
+
+/// Counts per status and the stalled and failed flows grouped by where they stopped.
+pub fn summary(handle: &HealthHandle) -> FlowsSummary {
+    let groups = handle.tracker().stopped_groups(OLDEST_PER_GROUP);
+    FlowsSummary {
+        counts: counts(handle),
+        stopped: groups
+            .into_iter()
+            .map(
+                |StoppedGroup {
+                     status,
+                     after,
+                     waiting_for,
+                     flows,
+                     oldest,
+                 }| StoppedGroupView {
+                    status,
+                    after,
+                    waiting_for,
+                    flows,
+                    oldest,
+                },
+            )
+            .collect(),
+        lagged_batches: handle.lagged(),
+    }
+}
+
+/// The learned choreography.
+pub fn model(handle: &HealthHandle) -> ModelAnswer {
+    let tracker = handle.tracker();
+    let config = tracker.model().config();
+    ModelAnswer {
+        min_samples: config.min_samples,
+        min_support: config.min_support,
+        steps: tracker.model().steps(),
+    }
+}
