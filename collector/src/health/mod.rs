@@ -12,6 +12,7 @@
 //! incremental tracker at ingest and an answer computed at query time.
 
 pub mod config;
+pub mod dead_letter;
 pub mod model;
 pub mod status;
 
