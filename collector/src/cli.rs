@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::health::FlowStatus;
 use crate::ingest::{IngestConfig, TopicFilter};
 use crate::rules::TopicPattern;
 
@@ -106,6 +107,15 @@ pub enum QueryWhat {
         /// Correlation id.
         id: String,
     },
+    /// Flows with an event in the last hour and their health: which are stuck, where, since when.
+    Flows {
+        /// Only flows with this status: complete, in_progress, stalled or failed.
+        #[arg(long, value_parser = flow_status)]
+        status: Option<FlowStatus>,
+        /// At most this many flows, oldest first.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
 }
 
 /// `choreoscope demo`.
@@ -177,6 +187,12 @@ pub struct CollectArgs {
 /// Parses `--include`/`--exclude`.
 fn topic_pattern(s: &str) -> Result<TopicPattern, String> {
     TopicPattern::new(s).map_err(|e| e.to_string())
+}
+
+/// Parses `--status`.
+fn flow_status(s: &str) -> Result<FlowStatus, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned()))
+        .map_err(|_| format!("`{s}` is not complete, in_progress, stalled or failed"))
 }
 
 /// Parses `--kafka KEY=VALUE`.
@@ -270,6 +286,26 @@ mod tests {
         assert_eq!(
             config.kafka_properties,
             [("security.protocol".to_owned(), "ssl".to_owned())]
+        );
+    }
+
+    #[test]
+    fn query_flows_takes_a_status_and_refuses_an_unknown_one() {
+        let cli = parse(&["query", "flows", "--status", "stalled", "--limit", "5"]);
+        let Command::Query(QueryArgs {
+            what: QueryWhat::Flows { status, limit },
+            ..
+        }) = cli.command
+        else {
+            panic!("not query flows")
+        };
+        assert_eq!((status, limit), (Some(FlowStatus::Stalled), 5));
+        let error = Cli::try_parse_from(["choreoscope", "query", "flows", "--status", "stuck"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("`stuck` is not complete, in_progress, stalled or failed"),
+            "{error}"
         );
     }
 

@@ -94,6 +94,7 @@ impl Collector {
             health.clone(),
             store.clone(),
             live.clone(),
+            metrics.clone(),
             HEALTH_TICK,
             stop.clone(),
         ));

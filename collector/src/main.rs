@@ -148,6 +148,19 @@ async fn query(args: QueryArgs) -> anyhow::Result<()> {
             let a = query::correlation_answer(&store, id, &limits).await?;
             (serde_json::to_string_pretty(&a)?, render::flow_answer(&a))
         }
+        QueryWhat::Flows { status, limit } => {
+            // This process has no tracker of its own: it learns from the store's last hour.
+            let health = choreoscope::health::HealthHandle::default();
+            health
+                .backfill(&store, choreoscope::health::service::BACKFILL_MAX)
+                .await
+                .context("reading the store's recent events")?;
+            let page = query::health::flows(&health, *status, *limit, &limits)?;
+            (
+                serde_json::to_string_pretty(&page)?,
+                render::flows_page(&page),
+            )
+        }
     };
     println!("{}", if args.json { json } else { text });
     Ok(())

@@ -32,6 +32,24 @@ pub struct PartitionLabel {
     pub partition: String,
 }
 
+/// Label: a flow status.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    /// `complete`, `in_progress`, `stalled` or `failed`.
+    pub status: String,
+}
+
+/// Label: where stalled or failed flows stopped.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StoppedLabel {
+    /// `stalled` or `failed`.
+    pub status: String,
+    /// The step after which they stopped, `SERVICE/TYPE`.
+    pub after: String,
+    /// The reaction waited for (`SERVICE`, `SERVICE/TYPE`; empty for failed flows).
+    pub waiting_for: String,
+}
+
 /// Every metric the collector exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -68,6 +86,12 @@ pub struct Metrics {
     /// Offsets never delivered between two consecutive records of a partition, per topic:
     /// transaction markers and compaction explain some; anything else is a broker fault.
     pub offsets_skipped: Family<TopicLabel, Counter>,
+    /// Tracked flows per status (flows with an event in the last hour).
+    pub flows: Family<StatusLabel, Gauge>,
+    /// Stalled and failed flows per step they stopped after and reaction waited for.
+    pub stopped_flows: Family<StoppedLabel, Gauge>,
+    /// Batches of durable events flow health fell behind on.
+    pub health_lagged_batches: Counter,
 }
 
 impl Default for Metrics {
@@ -96,6 +120,9 @@ impl Metrics {
             topics_left_out: Gauge::default(),
             consumer_lag: Family::default(),
             offsets_skipped: Family::default(),
+            flows: Family::default(),
+            stopped_flows: Family::default(),
+            health_lagged_batches: Counter::default(),
         };
         let registry = m.registry.get_mut().expect("fresh mutex");
         registry.register(
@@ -172,6 +199,21 @@ impl Metrics {
             "offsets_skipped",
             "Offsets never delivered between consecutive records of a partition (transaction markers, compaction, or a broker fault)",
             m.offsets_skipped.clone(),
+        );
+        registry.register(
+            "flows",
+            "Tracked flows (an event in the last hour) per status",
+            m.flows.clone(),
+        );
+        registry.register(
+            "stopped_flows",
+            "Stalled and failed flows per step they stopped after and reaction waited for",
+            m.stopped_flows.clone(),
+        );
+        registry.register(
+            "health_lagged_batches",
+            "Batches of durable events flow health fell behind on",
+            m.health_lagged_batches.clone(),
         );
         m
     }

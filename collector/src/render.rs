@@ -4,7 +4,9 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
+use crate::health::Reaction;
 use crate::lineage::Flag;
+use crate::query::health::{FlowHealthView, FlowsPage};
 use crate::query::model::{EventSummary, FlowAnswer, Graph, KeyAnswer};
 
 /// A duration in ms, the way a person reads it.
@@ -217,6 +219,91 @@ pub fn lineage(start: &str, g: &Graph) -> String {
     out
 }
 
+/// What a missing reaction waits for, the way a person reads it.
+fn waiting_for(r: &Reaction) -> String {
+    match r {
+        Reaction::Specific {
+            service,
+            event_type,
+        } => format!("{event_type} from {service}"),
+        Reaction::ByService { service } => format!("a reaction from {service}"),
+        Reaction::Any => "any reaction".to_owned(),
+    }
+}
+
+/// One flow's health: its status, where it started, and each missing reaction with its deadline.
+pub fn flow_health(f: &FlowHealthView) -> String {
+    let keys: Vec<String> = f
+        .keys
+        .iter()
+        .map(|k| format!("{}={}", k.name, k.value))
+        .collect();
+    let mut s = format!(
+        "flow {}{} — {}, started {} with {} ({}), {} event(s), last {}\n",
+        f.flow,
+        if keys.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", keys.join(", "))
+        },
+        f.status_name(),
+        clock(&f.root.time),
+        f.root.event_type.as_deref().unwrap_or("(no type)"),
+        f.root.service.as_deref().unwrap_or("unknown service"),
+        f.events,
+        clock(&f.last_activity),
+    );
+    for m in &f.missing {
+        let when = match m.overdue_ms {
+            Some(late) => format!("due {}, {} overdue", clock(&m.deadline), human_ms(late)),
+            None => format!("due {}", clock(&m.deadline)),
+        };
+        let _ = writeln!(
+            s,
+            "  waiting for {} after {} ({}, event {}): {} — {:.0} % of {} {}, {}",
+            waiting_for(&m.expected),
+            m.after.event_type,
+            m.after.service,
+            m.after_event,
+            when,
+            m.support * 100.0,
+            m.samples,
+            if m.samples == 1 {
+                "occurrence"
+            } else {
+                "occurrences"
+            },
+            match m.origin {
+                crate::health::Origin::Learned => "learned",
+                crate::health::Origin::Declared => "declared",
+            },
+        );
+    }
+    for failure in &f.failures {
+        let _ = writeln!(s, "  failed at event {}: {}", failure.event, failure.reason);
+    }
+    s
+}
+
+/// A page of flows with their health, and the counts per status.
+pub fn flows_page(p: &FlowsPage) -> String {
+    let c = &p.counts;
+    let mut s = format!(
+        "{} flow(s) shown of {} tracked (an event in the last hour): {} complete, {} in progress, {} stalled, {} failed\n",
+        p.flows.len(),
+        c.complete + c.in_progress + c.stalled + c.failed,
+        c.complete,
+        c.in_progress,
+        c.stalled,
+        c.failed,
+    );
+    for f in &p.flows {
+        s.push('\n');
+        s.push_str(&flow_health(f));
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,5 +375,47 @@ mod tests {
         assert_eq!(human_ms(42.0), "42 ms");
         assert_eq!(human_ms(90_000.0), "1.5 min");
         assert_eq!(human_ms(-3.0), "-3 ms");
+    }
+
+    #[test]
+    fn a_stalled_flow_reads_as_what_it_waits_for_after_which_event_and_how_late() {
+        use crate::health::{FlowStatus, Origin, Reaction, Step};
+        use crate::query::health::{FlowHealthView, FlowRoot, MissingView};
+        use crate::query::model::KeyValue;
+        let flow = FlowHealthView {
+            flow: "c-1".into(),
+            status: FlowStatus::Stalled,
+            root: FlowRoot {
+                id: "e-1".into(),
+                event_type: Some("CartCheckedOut".into()),
+                service: Some("shop".into()),
+                time: "2026-12-01T17:32:10.391000Z".into(),
+            },
+            last_activity: "2026-12-01T17:32:10.944000Z".into(),
+            events: 3,
+            keys: vec![KeyValue {
+                name: "order.id".into(),
+                value: "o-1007".into(),
+            }],
+            missing: vec![MissingView {
+                after_event: "e-3".into(),
+                after: Step::new("payment", "PaymentCreated"),
+                expected: Reaction::ByService {
+                    service: "bank".into(),
+                },
+                support: 0.98,
+                samples: 42,
+                origin: Origin::Learned,
+                deadline: "2026-12-01T17:32:20.944000Z".into(),
+                overdue_ms: Some(37_000.0),
+            }],
+            failures: vec![],
+            next_deadline: None,
+        };
+        assert_eq!(
+            flow_health(&flow),
+            "flow c-1 [order.id=o-1007] — stalled, started 17:32:10.391 with CartCheckedOut (shop), 3 event(s), last 17:32:10.944\n  \
+             waiting for a reaction from bank after PaymentCreated (payment, event e-3): due 17:32:20.944, 37.0 s overdue — 98 % of 42 occurrences, learned\n"
+        );
     }
 }

@@ -28,6 +28,7 @@ fn event(id: &str, step: &str, t_us: i64, cause: Option<&str>, flow: &str) -> Tr
         },
         causation_id: cause.map(str::to_owned),
         correlation_id: Some(flow.into()),
+        keys: vec![("order.id".into(), flow.into())],
     }
 }
 
@@ -114,6 +115,10 @@ async fn the_stalled_flows_name_what_is_missing_after_which_event() {
     assert_eq!(stuck["status"], "stalled");
     assert_eq!(stuck["root"]["id"], "stuck/o");
     assert_eq!(stuck["root"]["event_type"], "OrderCreated");
+    assert_eq!(
+        stuck["keys"],
+        serde_json::json!([{"name": "order.id", "value": "o-stuck"}])
+    );
     let missing = &stuck["missing"][0];
     assert_eq!(missing["after_event"], "stuck/p");
     assert_eq!(missing["after"]["service"], "payment");

@@ -112,6 +112,8 @@ pub async fn run(config: DemoConfig, cancel: CancellationToken) -> Result<(), De
          \n  An order whose payment the bank never confirmed — where did its flow stop?\n\
          \n    http://{listen}/flows/key/order.id/{stalled_order}\
          \n    {exe} query key order.id {stalled_order} --db {db_url}\n    curl http://{listen}/api/v1/keys/order.id/{stalled_order}\n\
+         \n  Which flows are stuck, where, and since when (flow health learns the choreography in about a minute):\n\
+         \n    {exe} query flows --status stalled --db {db_url}\n    curl http://{listen}/api/v1/flows/summary\n\
          \n  An order whose confirmation inventory processed twice:  {exe} query key order.id {twice_order} --db {db_url}\
          \n  A member with a refund and balance changes:            {exe} query key member.id m-4 --db {db_url}\n\
          \nCtrl-C stops it.\n",

@@ -17,9 +17,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::HealthConfig;
 use super::model::ChoreographyModel;
-use super::status::FlowEvent;
+use super::status::{FlowEvent, FlowStatus};
 use super::tracker::{TrackedEvent, Tracker, TrackerConfig};
 use crate::live::LiveFeed;
+use crate::metrics::{Metrics, StatusLabel, StoppedLabel};
 use crate::store::{SearchFilter, Store, StoreError, StoredEvent, SummaryRow};
 
 /// Most events the backfill reads from the store at start.
@@ -54,6 +55,7 @@ impl From<&StoredEvent> for TrackedEvent {
             },
             causation_id: e.causation_id.clone(),
             correlation_id: e.correlation_id.clone(),
+            keys: e.keys.clone(),
         }
     }
 }
@@ -70,6 +72,8 @@ impl From<&SummaryRow> for TrackedEvent {
             },
             causation_id: e.causation_id.clone(),
             correlation_id: e.correlation_id.clone(),
+            // A summary row has none: the backfill reads them with `keys_of`.
+            keys: Vec::new(),
         }
     }
 }
@@ -136,7 +140,19 @@ impl HealthHandle {
             filter.before = Some((last.time_us, last.event_id.clone()));
             read += page.len();
             let full = page.len() as i64 == BACKFILL_PAGE;
-            self.observe(page.iter().map(TrackedEvent::from), now);
+            let ids: Vec<String> = page.iter().map(|e| e.event_id.clone()).collect();
+            let mut keys: std::collections::HashMap<String, Vec<(String, String)>> =
+                Default::default();
+            for k in store.keys_of(&ids).await? {
+                keys.entry(k.event_id).or_default().push((k.name, k.value));
+            }
+            self.observe(
+                page.iter().map(|e| TrackedEvent {
+                    keys: keys.remove(&e.event_id).unwrap_or_default(),
+                    ..TrackedEvent::from(e)
+                }),
+                now,
+            );
             if !full {
                 break;
             }
@@ -146,11 +162,57 @@ impl HealthHandle {
     }
 }
 
-/// Feeds `health` until `cancel` fires (see the module docs).
+impl HealthHandle {
+    /// Sets the flow gauges of `metrics` to what is tracked now: flows per status, and stalled and
+    /// failed flows per step and reaction waited for (series of groups gone are removed).
+    pub fn export(&self, metrics: &Metrics) {
+        let tracker = self.tracker();
+        for status in [
+            FlowStatus::Complete,
+            FlowStatus::InProgress,
+            FlowStatus::Stalled,
+            FlowStatus::Failed,
+        ] {
+            let n = tracker.counts().get(&status).copied().unwrap_or(0);
+            metrics
+                .flows
+                .get_or_create(&StatusLabel {
+                    status: status_name(status).to_owned(),
+                })
+                .set(n as i64);
+        }
+        let groups = tracker.stopped_groups(0);
+        drop(tracker);
+        metrics.stopped_flows.clear();
+        for g in groups {
+            metrics
+                .stopped_flows
+                .get_or_create(&StoppedLabel {
+                    status: status_name(g.status).to_owned(),
+                    after: g.after.map(|s| s.to_string()).unwrap_or_default(),
+                    waiting_for: g.waiting_for.map(|r| r.to_string()).unwrap_or_default(),
+                })
+                .set(g.flows as i64);
+        }
+    }
+}
+
+fn status_name(status: FlowStatus) -> &'static str {
+    match status {
+        FlowStatus::Complete => "complete",
+        FlowStatus::InProgress => "in_progress",
+        FlowStatus::Stalled => "stalled",
+        FlowStatus::Failed => "failed",
+    }
+}
+
+/// Feeds `health` until `cancel` fires (see the module docs), exporting its gauges into `metrics`
+/// at every tick.
 pub async fn follow(
     health: HealthHandle,
     store: Store,
     live: LiveFeed,
+    metrics: std::sync::Arc<Metrics>,
     every: Duration,
     cancel: CancellationToken,
 ) {
@@ -171,11 +233,15 @@ pub async fn follow(
                 Ok(batch) => health.observe(batch.iter().map(TrackedEvent::from), now_us()),
                 Err(RecvError::Lagged(missed)) => {
                     health.lagged.fetch_add(missed, Ordering::Relaxed);
+                    metrics.health_lagged_batches.inc_by(missed);
                     tracing::warn!(batches = missed, "flow health fell behind the live feed; those events count again after a restart");
                 }
                 Err(RecvError::Closed) => return,
             },
-            _ = ticks.tick() => health.tick(now_us()),
+            _ = ticks.tick() => {
+                health.tick(now_us());
+                health.export(&metrics);
+            }
         }
     }
 }
@@ -199,6 +265,45 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_gauges_show_flows_per_status_and_where_stalled_ones_stopped() {
+        let health = HealthHandle::default();
+        let t = now_us() - 3600 * 1_000_000 / 2;
+        for i in 0..50i64 {
+            let (o, p) = (format!("o-{i}"), format!("p-{i}"));
+            let mut events = vec![stored(&o, "order/OrderCreated", None, t + i * 1_000_000)];
+            if i < 49 {
+                events.push(stored(
+                    &p,
+                    "payment/PaymentCreated",
+                    Some(&o),
+                    t + i * 1_000_000 + 1000,
+                ));
+            }
+            for e in &mut events {
+                e.correlation_id = Some(format!("flow-{i}"));
+            }
+            health.observe(events.iter().map(TrackedEvent::from), t + i * 1_000_000);
+            health.tick(t + i * 1_000_000);
+        }
+        health.tick(now_us());
+        let metrics = Metrics::new();
+        health.export(&metrics);
+        let text = metrics.encode();
+        assert!(
+            text.contains("choreoscope_flows{status=\"complete\"} 49"),
+            "{text}"
+        );
+        assert!(
+            text.contains("choreoscope_flows{status=\"stalled\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("choreoscope_stopped_flows{status=\"stalled\",after=\"order/OrderCreated\",waiting_for=\"payment/PaymentCreated\"} 1"),
+            "{text}"
+        );
+    }
+
     #[tokio::test]
     async fn the_task_tracks_every_durable_batch_of_the_live_feed() {
         let dir = tempfile::tempdir().unwrap();
@@ -212,6 +317,7 @@ mod tests {
             health.clone(),
             store.clone(),
             live.clone(),
+            std::sync::Arc::new(Metrics::new()),
             Duration::from_millis(10),
             cancel.clone(),
         ));
@@ -258,6 +364,7 @@ mod tests {
                 headers.set("ce_id", id.as_bytes());
                 headers.set("ce_source", "order");
                 headers.set("ce_type", "OrderCreated");
+                headers.set("baggage", format!("order.id=o-{i}").as_bytes());
                 interpreter.interpret(
                     crate::record::RawRecord {
                         topic: "orders",
@@ -279,6 +386,20 @@ mod tests {
             health.tracker().tracked(),
             3,
             "three events, each its own flow"
+        );
+        let mut keys: Vec<Vec<(String, String)>> = health
+            .tracker()
+            .flows(None, 10)
+            .into_iter()
+            .map(|f| f.keys)
+            .collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            (0..3)
+                .map(|i| vec![("order.id".to_owned(), format!("o-{i}"))])
+                .collect::<Vec<_>>(),
+            "the keys are read back from the store"
         );
         store.close().await;
     }

@@ -18,7 +18,7 @@
 //! index and is left to query time.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -60,7 +60,12 @@ pub struct TrackedEvent {
     pub causation_id: Option<String>,
     /// Its correlation id, if any (its flow; else it starts its own).
     pub correlation_id: Option<String>,
+    /// Its business keys `(name, value)`.
+    pub keys: Vec<(String, String)>,
 }
+
+/// Business keys kept per flow, at most (the first seen).
+pub const MAX_FLOW_KEYS: usize = 20;
 
 /// One tracked flow.
 #[derive(Debug, Clone)]
@@ -69,6 +74,7 @@ struct TrackedFlow {
     index: HashMap<String, usize>,
     health: FlowHealth,
     last_activity_us: i64,
+    keys: BTreeSet<(String, String)>,
 }
 
 /// A flow as lists show it.
@@ -88,6 +94,8 @@ pub struct FlowSummary {
     pub last_event_us: i64,
     /// How many events it has.
     pub events: usize,
+    /// The business keys its events carry (at most [`MAX_FLOW_KEYS`]), in order.
+    pub keys: Vec<(String, String)>,
 }
 
 /// Stalled or failed flows grouped by where they stopped (`37 flows stalled after
@@ -172,7 +180,14 @@ impl Tracker {
                     next_deadline_us: None,
                 },
                 last_activity_us: tracked.event.time_us,
+                keys: BTreeSet::new(),
             });
+        for key in &tracked.keys {
+            if flow.keys.len() >= MAX_FLOW_KEYS {
+                break;
+            }
+            flow.keys.insert(key.clone());
+        }
         let i = flow.facts.events.len();
         let time_us = tracked.event.time_us;
         flow.facts.events.push(tracked.event);
@@ -427,6 +442,7 @@ fn summary(key: &str, f: &TrackedFlow) -> FlowSummary {
             .max()
             .unwrap_or_default(),
         events: f.facts.events.len(),
+        keys: f.keys.iter().cloned().collect(),
     }
 }
 
@@ -453,6 +469,7 @@ mod tests {
             },
             causation_id: cause.map(str::to_owned),
             correlation_id: Some(flow.into()),
+            keys: vec![("order.id".into(), flow.into())],
         }
     }
 
@@ -729,5 +746,25 @@ mod tests {
         tracker.observe(e.clone(), 0);
         tracker.observe(e, 0);
         assert_eq!(tracker.flows(None, 10)[0].events, 1);
+    }
+
+    #[test]
+    fn a_flow_lists_the_business_keys_its_events_carry() {
+        let mut tracker = Tracker::new(
+            ChoreographyModel::new(HealthConfig::default()),
+            TrackerConfig::default(),
+        );
+        let mut events = order(7, 0, Some(2));
+        events[1].keys.push(("payment.id".into(), "pay-7".into()));
+        for e in events {
+            tracker.observe(e, 0);
+        }
+        assert_eq!(
+            tracker.flows(None, 1)[0].keys,
+            [
+                ("order.id".to_owned(), "flow-7".to_owned()),
+                ("payment.id".into(), "pay-7".into())
+            ]
+        );
     }
 }

@@ -7,7 +7,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::model::rfc3339;
+use super::model::{rfc3339, KeyValue};
 use super::{Limits, QueryError};
 use crate::health::model::StepView;
 use crate::health::status::Failure;
@@ -86,6 +86,8 @@ pub struct FlowHealthView {
     pub last_activity: String,
     /// How many events it has.
     pub events: usize,
+    /// The business keys its events carry (at most 20).
+    pub keys: Vec<KeyValue>,
     /// What it is missing, by deadline (only the most specific reaction of each).
     pub missing: Vec<MissingView>,
     /// Its events that failed.
@@ -93,6 +95,18 @@ pub struct FlowHealthView {
     /// When it turns stalled if nothing arrives (RFC 3339; `null` when nothing is pending).
     #[schema(required)]
     pub next_deadline: Option<String>,
+}
+
+impl FlowHealthView {
+    /// Its status in words (`in progress`, not the API's `in_progress`).
+    pub fn status_name(&self) -> &'static str {
+        match self.status {
+            FlowStatus::Complete => "complete",
+            FlowStatus::InProgress => "in progress",
+            FlowStatus::Stalled => "stalled",
+            FlowStatus::Failed => "failed",
+        }
+    }
 }
 
 /// A page of tracked flows, oldest first.
@@ -178,6 +192,11 @@ fn view(
         status: flow.health.status,
         last_activity: rfc3339(flow.last_event_us),
         events: flow.events,
+        keys: flow
+            .keys
+            .into_iter()
+            .map(|(name, value)| KeyValue { name, value })
+            .collect(),
         missing: flow
             .health
             .missing

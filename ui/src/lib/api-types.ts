@@ -220,6 +220,8 @@ export interface FlowHealthView {
   failures: FailureView[];
   /** The flow: its correlation id, or its only event's id. */
   flow: string;
+  /** The business keys its events carry (at most 20). */
+  keys: KeyValue[];
   /** Its last event's time (RFC 3339). */
   last_activity: string;
   /** What it is missing, by deadline (only the most specific reaction of each). */
