@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::model::{LatencySummary, Reaction, Step};
+use super::step::{LatencySummary, Reaction, Step};
 
 /// Settled occurrences of a step before anything is expected after it (the issue asks for at
 /// most 20).

@@ -6,6 +6,7 @@
 //!   follow it, their support and latency, decayed per occurrence so it follows change.
 //! - [`status`]: a flow's status (`complete`, `in_progress`, `stalled`, `failed`) and what it
 //!   is missing, from its events, their edges and the model.
+//! - [`step`]: the vocabulary — a step (service, event type), a reaction, a latency summary.
 //! - [`config`]: the thresholds, deadlines and declared expectations (`[health]` in TOML).
 //! - [`service`]: the collector's [`service::HealthHandle`] and the task that feeds it from the
 //!   live feed, backfilled from the store at start.
@@ -20,6 +21,7 @@ pub mod dead_letter;
 pub mod model;
 pub mod service;
 pub mod status;
+pub mod step;
 pub mod tracker;
 
 pub use config::{Declared, HealthConfig, HealthConfigError};

@@ -17,7 +17,6 @@
 //! ([`super::config::Declared`]) replace whatever was learned for their step.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +24,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::config::{Declared, HealthConfig};
+pub use super::step::{LatencySummary, Reaction, Step};
 
 /// Latencies kept per reaction for its distribution.
 pub const LATENCY_WINDOW: usize = 512;
@@ -35,99 +35,6 @@ const SUMMARY_EXACT_BELOW: usize = 128;
 /// See [`SUMMARY_EXACT_BELOW`].
 const SUMMARY_EVERY: u32 = 16;
 
-/// A step of the choreography: a service producing an event type.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, ToSchema)]
-pub struct Step {
-    /// The producing service (`ce_source`).
-    pub service: String,
-    /// The event type (`ce_type`).
-    pub event_type: String,
-}
-
-impl Step {
-    /// The step of `service` producing `event_type`.
-    pub fn new(service: impl Into<String>, event_type: impl Into<String>) -> Self {
-        Self {
-            service: service.into(),
-            event_type: event_type.into(),
-        }
-    }
-}
-
-impl fmt::Display for Step {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.service, self.event_type)
-    }
-}
-
-/// What may follow a step.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, ToSchema)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Reaction {
-    /// This service reacts with this event type.
-    Specific {
-        /// The reacting service.
-        service: String,
-        /// The reaction's event type.
-        event_type: String,
-    },
-    /// This service reacts, with any event type.
-    ByService {
-        /// The reacting service.
-        service: String,
-    },
-    /// Some service reacts.
-    Any,
-}
-
-impl Reaction {
-    /// Whether one of `reactions` (service, event type) is this reaction.
-    pub fn is_met_by<'a>(&self, mut reactions: impl Iterator<Item = (&'a str, &'a str)>) -> bool {
-        match self {
-            Reaction::Specific {
-                service,
-                event_type,
-            } => reactions.any(|(s, t)| s == service && t == event_type),
-            Reaction::ByService { service } => reactions.any(|(s, _)| s == service),
-            Reaction::Any => reactions.next().is_some(),
-        }
-    }
-
-    /// Whether meeting this reaction means `other` is met too: a specific reaction is a
-    /// reaction by its service, and any reaction is some reaction.
-    pub fn implies(&self, other: &Reaction) -> bool {
-        match (self, other) {
-            (a, b) if a == b => true,
-            (_, Reaction::Any) => true,
-            (Reaction::Specific { service, .. }, Reaction::ByService { service: other }) => {
-                service == other
-            }
-            _ => false,
-        }
-    }
-
-    /// The service this reaction names, if any.
-    pub fn service(&self) -> Option<&str> {
-        match self {
-            Reaction::Specific { service, .. } | Reaction::ByService { service } => Some(service),
-            Reaction::Any => None,
-        }
-    }
-}
-
-impl fmt::Display for Reaction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Reaction::Specific {
-                service,
-                event_type,
-            } => write!(f, "{service}/{event_type}"),
-            Reaction::ByService { service } => write!(f, "{service}"),
-            Reaction::Any => write!(f, "any reaction"),
-        }
-    }
-}
-
 /// One reaction seen after one occurrence of a step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObservedReaction {
@@ -137,19 +44,6 @@ pub struct ObservedReaction {
     pub event_type: String,
     /// Its time minus the cause's.
     pub latency: Duration,
-}
-
-/// A latency distribution, over the last [`LATENCY_WINDOW`] samples.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
-pub struct LatencySummary {
-    /// Median, ms.
-    pub p50_ms: f64,
-    /// 95th percentile, ms.
-    pub p95_ms: f64,
-    /// 99th percentile, ms.
-    pub p99_ms: f64,
-    /// Largest, ms.
-    pub max_ms: f64,
 }
 
 /// Whether an expectation was learned or declared in the config file.

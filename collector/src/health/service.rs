@@ -45,36 +45,58 @@ impl Default for HealthHandle {
 
 impl From<&StoredEvent> for TrackedEvent {
     fn from(e: &StoredEvent) -> Self {
-        Self {
-            event: FlowEvent {
-                id: e.id.clone(),
-                service: e.source.clone(),
-                event_type: e.event_type.clone(),
-                time_us: e.time_us,
-                failure: None,
-            },
-            causation_id: e.causation_id.clone(),
-            correlation_id: e.correlation_id.clone(),
-            keys: e.keys.clone(),
-        }
+        tracked(
+            &e.id,
+            &e.source,
+            &e.event_type,
+            e.time_us,
+            &e.causation_id,
+            &e.correlation_id,
+        )
+        .with_keys(e.keys.clone())
     }
 }
 
 impl From<&SummaryRow> for TrackedEvent {
+    /// A summary row has no keys: the backfill reads them with `keys_of`.
     fn from(e: &SummaryRow) -> Self {
-        Self {
-            event: FlowEvent {
-                id: e.event_id.clone(),
-                service: e.source.clone(),
-                event_type: e.event_type.clone(),
-                time_us: e.time_us,
-                failure: None,
-            },
-            causation_id: e.causation_id.clone(),
-            correlation_id: e.correlation_id.clone(),
-            // A summary row has none: the backfill reads them with `keys_of`.
-            keys: Vec::new(),
-        }
+        tracked(
+            &e.event_id,
+            &e.source,
+            &e.event_type,
+            e.time_us,
+            &e.causation_id,
+            &e.correlation_id,
+        )
+    }
+}
+
+fn tracked(
+    id: &str,
+    source: &Option<String>,
+    event_type: &Option<String>,
+    time_us: i64,
+    causation_id: &Option<String>,
+    correlation_id: &Option<String>,
+) -> TrackedEvent {
+    TrackedEvent {
+        event: FlowEvent {
+            id: id.to_owned(),
+            service: source.clone(),
+            event_type: event_type.clone(),
+            time_us,
+            failure: None,
+        },
+        causation_id: causation_id.clone(),
+        correlation_id: correlation_id.clone(),
+        keys: Vec::new(),
+    }
+}
+
+impl TrackedEvent {
+    fn with_keys(mut self, keys: Vec<(String, String)>) -> Self {
+        self.keys = keys;
+        self
     }
 }
 
@@ -147,9 +169,8 @@ impl HealthHandle {
                 keys.entry(k.event_id).or_default().push((k.name, k.value));
             }
             self.observe(
-                page.iter().map(|e| TrackedEvent {
-                    keys: keys.remove(&e.event_id).unwrap_or_default(),
-                    ..TrackedEvent::from(e)
+                page.iter().map(|e| {
+                    TrackedEvent::from(e).with_keys(keys.remove(&e.event_id).unwrap_or_default())
                 }),
                 now,
             );
