@@ -350,7 +350,7 @@ export interface KeyValue {
   value: string;
 }
 
-/** A latency distribution, over the last [`LATENCY_WINDOW`] samples. */
+/** A latency distribution (over the last `model::LATENCY_WINDOW` samples of a reaction). */
 export interface LatencySummary {
   /** Largest, ms. */
   max_ms: number;
