@@ -11,8 +11,10 @@
 //!   are reassessed, and so, every `sweep_every`, is every tracked flow, so that what the model
 //!   learned meanwhile reaches flows that had no event since: that is the bound on how stale a
 //!   status may be.
-//! - Flows stay tracked until complete and quiet for `keep_for`; at most `max_flows` are kept, the
-//!   least recently active going first (counted in [`Tracker::evicted`]).
+//! - A complete flow stays tracked for `keep_for` after its last event, any other for
+//!   `keep_stopped_for`; at most `max_flows` are kept, complete flows going first, then in
+//!   progress, then stalled and failed, the least recently active of each first (counted in
+//!   [`Tracker::evicted`]).
 //!
 //! Edges are declared causation only: the span rule (docs/lineage.md) needs the store's span
 //! index and is left to query time.
@@ -34,6 +36,9 @@ pub struct TrackerConfig {
     pub settle_after: Duration,
     /// How long a complete flow stays tracked after its last event.
     pub keep_for: Duration,
+    /// How long a flow that is not complete (in progress, stalled, failed) stays tracked after
+    /// its last event: longer, since those are the ones to look at.
+    pub keep_stopped_for: Duration,
     /// Most flows tracked at once.
     pub max_flows: usize,
     /// How often every tracked flow is reassessed against what the model has learned.
@@ -45,6 +50,7 @@ impl Default for TrackerConfig {
         Self {
             settle_after: Duration::from_secs(30),
             keep_for: Duration::from_secs(3600),
+            keep_stopped_for: Duration::from_secs(24 * 3600),
             max_flows: 100_000,
             sweep_every: Duration::from_secs(10),
         }
@@ -75,6 +81,8 @@ struct TrackedFlow {
     health: FlowHealth,
     last_activity_us: i64,
     keys: BTreeSet<(String, String)>,
+    /// Its reactions stored before their cause: cause id → their indexes.
+    waiting: HashMap<String, Vec<usize>>,
 }
 
 /// A flow as lists show it.
@@ -88,13 +96,17 @@ pub struct FlowSummary {
     pub root: String,
     /// Its first event's step, when known.
     pub root_step: Option<Step>,
+    /// Its first event's producing service, when known.
+    pub root_service: Option<String>,
+    /// Its first event's type, when known.
+    pub root_type: Option<String>,
     /// Its first event's time, µs.
     pub started_us: i64,
     /// Its last event's time, µs.
     pub last_event_us: i64,
     /// How many events it has.
     pub events: usize,
-    /// The business keys its events carry (at most [`MAX_FLOW_KEYS`]), in order.
+    /// The business keys its events carry (at most [`MAX_FLOW_KEYS`], the first seen), sorted.
     pub keys: Vec<(String, String)>,
 }
 
@@ -121,8 +133,6 @@ pub struct Tracker {
     model: ChoreographyModel,
     flows: HashMap<String, TrackedFlow>,
     flow_of: HashMap<String, String>,
-    /// Reactions stored before their cause: cause id → (flow, index) of each.
-    waiting: HashMap<String, Vec<(String, usize)>>,
     settle: BinaryHeap<Reverse<(i64, String)>>,
     deadlines: BinaryHeap<Reverse<(i64, String)>>,
     last_sweep_us: i64,
@@ -137,7 +147,6 @@ impl Tracker {
             model,
             flows: HashMap::new(),
             flow_of: HashMap::new(),
-            waiting: HashMap::new(),
             settle: BinaryHeap::new(),
             deadlines: BinaryHeap::new(),
             last_sweep_us: i64::MIN,
@@ -181,6 +190,7 @@ impl Tracker {
                 },
                 last_activity_us: tracked.event.time_us,
                 keys: BTreeSet::new(),
+                waiting: HashMap::new(),
             });
         for key in &tracked.keys {
             if flow.keys.len() >= MAX_FLOW_KEYS {
@@ -193,27 +203,16 @@ impl Tracker {
         flow.facts.events.push(tracked.event);
         flow.index.insert(id.clone(), i);
         flow.last_activity_us = flow.last_activity_us.max(time_us);
-        if let Some(cause) = &tracked.causation_id {
+        // Causation is followed within the flow; an event naming itself names no cause.
+        if let Some(cause) = tracked.causation_id.as_ref().filter(|c| **c != id) {
             match flow.index.get(cause) {
                 Some(&c) => flow.facts.edges.push((c, i)),
-                None => self
-                    .waiting
-                    .entry(cause.clone())
-                    .or_default()
-                    .push((key.clone(), i)),
+                None => flow.waiting.entry(cause.clone()).or_default().push(i),
             }
         }
-        // Reactions that arrived first, in this flow.
-        if let Some(early) = self.waiting.remove(&id) {
-            let (here, elsewhere): (Vec<_>, Vec<_>) =
-                early.into_iter().partition(|(f, _)| f == &key);
-            let flow = self.flows.get_mut(&key).expect("inserted above");
-            flow.facts
-                .edges
-                .extend(here.into_iter().map(|(_, r)| (i, r)));
-            if !elsewhere.is_empty() {
-                self.waiting.insert(id.clone(), elsewhere);
-            }
+        // Reactions that arrived before it.
+        if let Some(early) = flow.waiting.remove(&id) {
+            flow.facts.edges.extend(early.into_iter().map(|r| (i, r)));
         }
         self.flow_of.insert(id.clone(), key.clone());
         let settle_at = time_us.saturating_add(micros(self.settle_time(&key, i)));
@@ -266,14 +265,24 @@ impl Tracker {
             for key in keys {
                 self.reassess(&key, now_us);
             }
-            self.deadlines.retain(|Reverse((at, _))| *at > now_us);
+            // Every flow's pending deadline was queued again by its reassessment, if it changed;
+            // rebuild the queue from the flows so it holds one entry per pending deadline.
+            self.deadlines = self
+                .flows
+                .iter()
+                .filter_map(|(k, f)| f.health.next_deadline_us.map(|at| Reverse((at, k.clone()))))
+                .collect();
         } else {
             while let Some(Reverse((at, _))) = self.deadlines.peek() {
                 if *at > now_us {
                     break;
                 }
-                let Reverse((_, key)) = self.deadlines.pop().expect("peeked");
-                self.reassess(&key, now_us);
+                let Reverse((at, key)) = self.deadlines.pop().expect("peeked");
+                // An entry the flow's later reassessments replaced is stale.
+                let current = self.flows.get(&key).and_then(|f| f.health.next_deadline_us);
+                if current == Some(at) {
+                    self.reassess(&key, now_us);
+                }
             }
         }
         self.forget_quiet(now_us);
@@ -283,18 +292,31 @@ impl Tracker {
         let Some(flow) = self.flows.get_mut(key) else {
             return;
         };
+        let before = flow.health.next_deadline_us;
         flow.health = flow.facts.assess(&self.model, now_us);
+        // A pending deadline is always after `now_us` (a due one is overdue), so this never
+        // re-queues what `tick` is popping; an unchanged one is queued already.
         if let Some(at) = flow.health.next_deadline_us {
-            self.deadlines.push(Reverse((at, key.to_owned())));
+            if Some(at) != before && at > now_us {
+                self.deadlines.push(Reverse((at, key.to_owned())));
+            }
         }
     }
 
     fn forget_quiet(&mut self, now_us: i64) {
-        let before = now_us.saturating_sub(micros(self.config.keep_for));
+        let complete_before = now_us.saturating_sub(micros(self.config.keep_for));
+        let stopped_before = now_us.saturating_sub(micros(self.config.keep_stopped_for));
         let quiet: Vec<String> = self
             .flows
             .iter()
-            .filter(|(_, f)| f.health.status == FlowStatus::Complete && f.last_activity_us < before)
+            .filter(|(_, f)| {
+                let before = if f.health.status == FlowStatus::Complete {
+                    complete_before
+                } else {
+                    stopped_before
+                };
+                f.last_activity_us < before
+            })
             .map(|(k, _)| k.clone())
             .collect();
         for key in quiet {
@@ -302,18 +324,32 @@ impl Tracker {
         }
     }
 
-    /// Keeps at most `max_flows`, dropping the least recently active.
+    /// Keeps at most `max_flows`: past it, drops a hundredth of them at once (so a full tracker
+    /// sorts its flows once per hundredth, not once per event), complete flows first, then in
+    /// progress, then stalled and failed, the least recently active of each first.
     fn bound(&mut self) {
-        while self.flows.len() > self.config.max_flows {
-            let Some(oldest) = self
-                .flows
-                .iter()
-                .min_by_key(|(k, f)| (f.last_activity_us, (*k).clone()))
-                .map(|(k, _)| k.clone())
-            else {
-                return;
-            };
-            self.drop_flow(&oldest);
+        if self.flows.len() <= self.config.max_flows {
+            return;
+        }
+        let target = self.config.max_flows - self.config.max_flows / 100;
+        let rank = |s: FlowStatus| match s {
+            FlowStatus::Complete => 0,
+            FlowStatus::InProgress => 1,
+            FlowStatus::Stalled | FlowStatus::Failed => 2,
+        };
+        let mut order: Vec<(u8, i64, &String)> = self
+            .flows
+            .iter()
+            .map(|(k, f)| (rank(f.health.status), f.last_activity_us, k))
+            .collect();
+        order.sort_unstable();
+        let drop: Vec<String> = order
+            .into_iter()
+            .take(self.flows.len() - target)
+            .map(|(_, _, k)| k.clone())
+            .collect();
+        for key in drop {
+            self.drop_flow(&key);
             self.evicted += 1;
         }
     }
@@ -433,6 +469,8 @@ fn summary(key: &str, f: &TrackedFlow) -> FlowSummary {
         health: f.health.clone(),
         root: root_event.id.clone(),
         root_step: f.facts.observation(root).map(|(s, _)| s),
+        root_service: root_event.service.clone(),
+        root_type: root_event.event_type.clone(),
         started_us: root_event.time_us,
         last_event_us: f
             .facts
@@ -765,6 +803,145 @@ mod tests {
                 ("order.id".to_owned(), "flow-7".to_owned()),
                 ("payment.id".into(), "pay-7".into())
             ]
+        );
+    }
+
+    #[test]
+    fn a_tick_exactly_at_a_deadline_returns_and_stalls_the_flow() {
+        let (mut tracker, now) = trained(300);
+        for e in order(6000, now / S, Some(2)) {
+            tracker.observe(e, now);
+        }
+        let due = now + S / 10 + DEFAULT_STALL_FLOOR.as_micros() as i64;
+        tracker.tick(due - 1);
+        tracker.tick(due);
+        assert_eq!(
+            tracker.health("flow-6000").unwrap().status,
+            FlowStatus::Stalled
+        );
+        assert_eq!(tracker.health("flow-6000").unwrap().next_deadline_us, None);
+    }
+
+    #[test]
+    fn a_rare_alternative_outcome_of_a_service_is_not_a_missing_reaction() {
+        // The bank confirms 95 % of payments: the confirmation itself passes 0.9.
+        let mut tracker = Tracker::new(
+            ChoreographyModel::new(HealthConfig::default()),
+            TrackerConfig::default(),
+        );
+        for i in 0..300usize {
+            let f = format!("flow-{i}");
+            let t = i as i64 * S;
+            let outcome = if i % 20 == 0 {
+                "bank/PaymentDeclined"
+            } else {
+                "bank/PaymentConfirmed"
+            };
+            for e in [
+                event(&format!("p-{i}"), "payment/PaymentCreated", t, None, &f),
+                event(
+                    &format!("b-{i}"),
+                    outcome,
+                    t + S / 10,
+                    Some(&format!("p-{i}")),
+                    &f,
+                ),
+            ] {
+                tracker.observe(e, t);
+            }
+            tracker.tick(t);
+        }
+        tracker.tick(400 * S);
+        assert!(tracker
+            .model()
+            .expectations(&Step::new("payment", "PaymentCreated"))
+            .iter()
+            .any(|e| e.reaction.to_string() == "bank/PaymentConfirmed"));
+        assert_eq!(
+            tracker.counts(),
+            BTreeMap::from([(FlowStatus::Complete, 300)])
+        );
+    }
+
+    #[test]
+    fn an_event_naming_itself_as_its_cause_is_no_reaction_to_itself() {
+        let mut tracker = Tracker::new(
+            ChoreographyModel::new(HealthConfig::default()),
+            TrackerConfig::default(),
+        );
+        for i in 0..50 {
+            let id = format!("o-{i}");
+            tracker.observe(
+                event(&id, "order/OrderCreated", i * S, Some(&id), &id),
+                i * S,
+            );
+        }
+        tracker.tick(3600 * S);
+        let step = tracker
+            .model()
+            .steps()
+            .into_iter()
+            .find(|v| v.step == Step::new("order", "OrderCreated"))
+            .unwrap();
+        assert!(step.terminal && step.seen.is_empty(), "{step:?}");
+    }
+
+    #[test]
+    fn a_stuck_flow_stays_longer_than_a_complete_one_but_not_forever() {
+        let (mut tracker, now) = trained(50);
+        for e in order(7000, now / S, Some(2)) {
+            tracker.observe(e, now);
+        }
+        tracker.tick(now + 2 * 3600 * S);
+        assert_eq!(
+            tracker.tracked(),
+            1,
+            "the complete flows are forgotten after an hour"
+        );
+        assert_eq!(
+            tracker.health("flow-7000").unwrap().status,
+            FlowStatus::Stalled
+        );
+        tracker.tick(now + 25 * 3600 * S);
+        assert_eq!(tracker.tracked(), 0, "a stuck flow is kept for a day");
+    }
+
+    #[test]
+    fn a_full_tracker_drops_complete_flows_before_stuck_ones() {
+        let config = TrackerConfig {
+            max_flows: 300,
+            ..TrackerConfig::default()
+        };
+        let (mut tracker, now) = (
+            Tracker::new(ChoreographyModel::new(HealthConfig::default()), config),
+            320 * S,
+        );
+        for i in 0..250 {
+            for e in order(i, i as i64, None) {
+                tracker.observe(e, i as i64 * S);
+            }
+            tracker.tick(i as i64 * S);
+        }
+        tracker.tick(now);
+        // The oldest activity of all, and stuck.
+        for e in order(8000, 0, Some(2)) {
+            tracker.observe(e, now);
+        }
+        tracker.tick(now + S);
+        assert_eq!(
+            tracker.health("flow-8000").unwrap().status,
+            FlowStatus::Stalled
+        );
+        for i in 0..100 {
+            for e in order(9000 + i, now / S + 2, None) {
+                tracker.observe(e, now + 2 * S);
+            }
+        }
+        assert!(tracker.tracked() <= 300);
+        assert!(tracker.evicted() > 0);
+        assert!(
+            tracker.health("flow-8000").is_some(),
+            "the stuck flow outlives complete ones"
         );
     }
 }

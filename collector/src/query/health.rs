@@ -11,7 +11,7 @@ use super::model::{rfc3339, KeyValue};
 use super::{Limits, QueryError};
 use crate::health::model::StepView;
 use crate::health::status::Failure;
-use crate::health::tracker::{FlowSummary, StoppedGroup};
+use crate::health::tracker::{FlowSummary, StoppedGroup, Tracker};
 use crate::health::{FlowStatus, HealthHandle, Origin, Reaction, Step};
 
 /// How many flows have each status.
@@ -163,9 +163,9 @@ pub struct ModelAnswer {
 /// Flows oldest to shown, at most this many per group.
 const OLDEST_PER_GROUP: usize = 10;
 
-fn counts(handle: &HealthHandle) -> StatusCounts {
+fn counts(tracker: &Tracker) -> StatusCounts {
     let mut out = StatusCounts::default();
-    for (status, n) in handle.tracker().counts() {
+    for (status, n) in tracker.counts() {
         match status {
             FlowStatus::Complete => out.complete = n,
             FlowStatus::InProgress => out.in_progress = n,
@@ -236,27 +236,31 @@ pub fn flows(
         )));
     }
     let limit = limit.min(limits.max_page) as usize;
-    let found = handle.tracker().flows(status, limit);
+    // One look at the tracker: the page and its counts agree.
+    let tracker = handle.tracker();
+    let found = tracker.flows(status, limit);
+    let counts = counts(&tracker);
+    drop(tracker);
     Ok(FlowsPage {
         flows: found
             .into_iter()
             .map(|f| {
-                let (t, s) = f.root_step.as_ref().map_or((None, None), |s| {
-                    (Some(s.event_type.clone()), Some(s.service.clone()))
-                });
+                let (t, s) = (f.root_type.clone(), f.root_service.clone());
                 view(f, t, s)
             })
             .collect(),
         limit,
-        counts: counts(handle),
+        counts,
     })
 }
 
 /// Counts per status and the stalled and failed flows grouped by where they stopped.
 pub fn summary(handle: &HealthHandle) -> FlowsSummary {
-    let groups = handle.tracker().stopped_groups(OLDEST_PER_GROUP);
+    let tracker = handle.tracker();
+    let (groups, counts) = (tracker.stopped_groups(OLDEST_PER_GROUP), counts(&tracker));
+    drop(tracker);
     FlowsSummary {
-        counts: counts(handle),
+        counts,
         stopped: groups
             .into_iter()
             .map(
