@@ -54,6 +54,10 @@ pub struct ServeArgs {
     /// The lineage store.
     #[command(flatten)]
     pub store: StoreArgs,
+    /// TOML config file (its `[health]` table: flow health's thresholds and declared
+    /// expectations).
+    #[arg(long, env = "CHOREOSCOPE_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Address of the HTTP server.
     #[arg(long, env = "CHOREOSCOPE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -157,7 +161,8 @@ pub struct CollectArgs {
     /// Do not store topics whose whole name matches this regular expression.
     #[arg(long, env = "CHOREOSCOPE_EXCLUDE", value_parser = topic_pattern)]
     pub exclude: Option<TopicPattern>,
-    /// TOML config file: alias profiles per topic, business-key rules.
+    /// TOML config file: alias profiles per topic, business-key rules, and flow health's
+    /// `[health]` table.
     #[arg(long, env = "CHOREOSCOPE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Address of the HTTP server (/api/v1, /metrics, /healthz).

@@ -16,7 +16,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::health::{self, HealthHandle};
+use crate::health::tracker::TrackerConfig;
+use crate::health::{self, HealthConfig, HealthHandle};
 use crate::http::{serve, AppState};
 use crate::ingest::{IngestConfig, IngestError, Ingestor};
 use crate::live::{follow_store, LiveFeed};
@@ -76,18 +77,19 @@ pub struct Collector {
 }
 
 impl Collector {
-    /// Starts `source` into `store`, with the HTTP server on `listener` when one is given (the
-    /// viewer, the API, `/metrics`, `/healthz`). Applies the store's memory profile
-    /// ([`crate::memory::apply_store_profile`]).
+    /// Starts `source` into `store`, with flow health under `health` and the HTTP server on
+    /// `listener` when one is given (the viewer, the API, `/metrics`, `/healthz`). Applies the
+    /// store's memory profile ([`crate::memory::apply_store_profile`]).
     pub fn start(
         store: Store,
         source: Source,
         listener: Option<TcpListener>,
+        health: HealthConfig,
     ) -> Result<Self, CollectorError> {
         crate::memory::apply_store_profile(&store.profile());
         let metrics = Arc::new(Metrics::new());
         let live = LiveFeed::new();
-        let health = HealthHandle::default();
+        let health = HealthHandle::new(health, TrackerConfig::default());
         let stop = CancellationToken::new();
         // Subscribed before the source starts, so it sees every durable batch.
         let health_task = tokio::spawn(health::service::follow(

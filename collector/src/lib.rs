@@ -16,7 +16,8 @@
 //!    choreography and a flow's status: complete, in progress, stalled or failed).
 //! 4. [`query`]: the answers, shared by the API and `choreoscope query`, with [`query::QueryError`].
 //! 5. Interfaces: [`http`] (the viewer, `/api/v1`, the live feed's streams, `/metrics`,
-//!    `/healthz`), [`render`] (terminal trees for `choreoscope query`) and [`cli`] (flags).
+//!    `/healthz`), [`render`] (terminal trees for `choreoscope query`), [`cli`] (flags) and
+//!    [`config`] (the config file: reading rules and flow health's `[health]`).
 //!
 //! Beside them: [`ingest`] (the consumer loop — batches, back-pressure, offsets after
 //! durability — its client settings and its subscription) and [`live`] (the feed of durable
@@ -26,6 +27,7 @@
 
 pub mod cli;
 pub mod collector;
+pub mod config;
 pub mod demo;
 pub mod flow;
 pub mod health;

@@ -7,9 +7,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use choreoscope::cli::{Cli, CollectArgs, Command, DemoArgs, QueryArgs, QueryWhat, ServeArgs};
 use choreoscope::collector::{Collector, Source};
+use choreoscope::config::CollectorConfig;
+use choreoscope::health::HealthConfig;
 use choreoscope::memory::{self, Untuned};
 use choreoscope::record::Interpreter;
-use choreoscope::rules::Rules;
 use choreoscope::store::Store;
 use clap::Parser as _;
 use tokio_util::sync::CancellationToken;
@@ -71,14 +72,14 @@ async fn listen(addr: std::net::SocketAddr) -> anyhow::Result<tokio::net::TcpLis
 /// Runs `source` into the store until ctrl-c or SIGTERM, then stops in order.
 async fn run_collector(
     db: &str,
-    source: impl FnOnce() -> anyhow::Result<Source>,
+    source: Source,
+    health: HealthConfig,
     addr: std::net::SocketAddr,
 ) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     spawn_shutdown(&cancel);
-    let source = source()?;
     let store = connect_store(db, &cancel).await?;
-    let collector = Collector::start(store.clone(), source, Some(listen(addr).await?))?;
+    let collector = Collector::start(store.clone(), source, Some(listen(addr).await?), health)?;
     cancel.cancelled().await;
     let stopped = collector.stop().await;
     store.close().await;
@@ -87,26 +88,23 @@ async fn run_collector(
 
 /// `choreoscope collect`.
 async fn collect(args: CollectArgs) -> anyhow::Result<()> {
-    let source = || {
-        let rules = match &args.config {
-            Some(path) => Rules::load(path)?,
-            None => Rules::default(),
-        };
-        Ok(Source::Kafka {
-            config: args.ingest_config(),
-            interpreter: Interpreter::new(rules, args.max_payload),
-        })
+    let config = CollectorConfig::load(args.config.as_deref())?;
+    let source = Source::Kafka {
+        config: args.ingest_config(),
+        interpreter: Interpreter::new(config.rules, args.max_payload),
     };
-    run_collector(&args.store.db, source, args.listen).await
+    run_collector(&args.store.db, source, config.health, args.listen).await
 }
 
 /// `choreoscope serve`: the API and viewer over a store another process fills.
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = CollectorConfig::load(args.config.as_deref())?;
     tracing::info!(db = %args.store.db, "serving the query API over the store");
     let every = Duration::from_millis(args.follow_ms.max(10));
     run_collector(
         &args.store.db,
-        || Ok(Source::FollowStore { every }),
+        Source::FollowStore { every },
+        config.health,
         args.listen,
     )
     .await
@@ -200,13 +198,39 @@ fn spawn_shutdown(cancel: &CancellationToken) {
     });
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let untuned = memory::tune_process();
-    tokio::runtime::Builder::new_multi_thread()
+    let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the async runtime")?
-        .block_on(run(untuned))
+        .context("starting the async runtime")
+        .and_then(|runtime| runtime.block_on(run(untuned)));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error as a user reads it, whatever RUST_BACKTRACE says: what failed, then why, on one line.
+/// A cause whose text the message before it already holds (errors that print their source) is
+/// not repeated.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    let mut previous = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !previous.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+        previous = text;
+    }
+    line
 }
 
 /// Logs what the memory settings could not set, once logging is up.
@@ -251,5 +275,28 @@ async fn run(untuned: Untuned) -> anyhow::Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Query(args) => query(args).await,
         Command::Demo(args) => demo(args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_is_one_line_with_each_cause_once() {
+        let store = std::io::Error::other("pool timed out");
+        let wrapped = anyhow::Error::new(std::io::Error::other(format!("database: {store}")))
+            .context("opening store postgres://db");
+        assert_eq!(
+            one_line(&wrapped),
+            "opening store postgres://db: database: pool timed out"
+        );
+        let chained = anyhow::anyhow!("pool timed out")
+            .context("database")
+            .context("opening store");
+        assert_eq!(
+            one_line(&chained),
+            "opening store: database: pool timed out"
+        );
     }
 }

@@ -24,6 +24,9 @@ pub enum RuleError {
     /// The alias profile is unknown.
     #[error("unknown alias profile `{0}`; known: {known}", known = AliasTable::PROFILES.join(", "))]
     UnknownProfile(String),
+    /// The config file's reading rules do not parse (its path is added by the caller).
+    #[error("{0}")]
+    Invalid(String),
     /// The config file could not be read or parsed.
     #[error("config file `{path}`: {reason}")]
     File {
@@ -102,7 +105,8 @@ pub struct TopicAliases {
     pub table: AliasTable,
 }
 
-/// The config file (`--config FILE`, TOML).
+/// The config file's reading rules (`--config FILE`, TOML; its `[health]` table is flow health's,
+/// see `crate::config`).
 ///
 /// ```toml
 /// aliases = "generic"                       # default alias profile
@@ -177,6 +181,22 @@ impl Rules {
                 .map(|r| r.parse())
                 .collect::<Result<_, _>>()?,
         })
+    }
+
+    /// Compiles the reading rules of a config file already parsed as TOML (its top-level keys).
+    pub fn from_table(table: toml::Table) -> Result<Self, RuleError> {
+        let config: ConfigFile =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| {
+                    RuleError::Invalid(
+                        e.to_string()
+                            .split_whitespace()
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    )
+                })?;
+        Self::from_config(&config)
     }
 
     /// Reads and compiles a TOML config file.

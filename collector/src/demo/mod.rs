@@ -89,7 +89,12 @@ pub async fn run(config: DemoConfig, cancel: CancellationToken) -> Result<(), De
         },
         interpreter: Interpreter::new(Rules::default(), 64 * 1024),
     };
-    let collector = Collector::start(store.clone(), source, Some(listener))?;
+    let collector = Collector::start(
+        store.clone(),
+        source,
+        Some(listener),
+        crate::health::HealthConfig::default(),
+    )?;
     let services_cancel = CancellationToken::new();
     let mut running = services::spawn_all(&brokers, config.orders_per_second, &services_cancel);
 

@@ -139,8 +139,16 @@ impl HealthConfig {
     /// Reads the `[health]` table (given as TOML text of its contents, e.g. what follows
     /// `[health]`), checking every value.
     pub fn from_toml(text: &str) -> Result<Self, HealthConfigError> {
-        let table: HealthTable =
+        let table: toml::Table =
             toml::from_str(text).map_err(|e| HealthConfigError::Parse(one_line(&e.to_string())))?;
+        Self::from_table(table)
+    }
+
+    /// Reads the `[health]` table, already parsed as TOML, checking every value.
+    pub fn from_table(table: toml::Table) -> Result<Self, HealthConfigError> {
+        let table: HealthTable = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| HealthConfigError::Parse(one_line(&e.to_string())))?;
         let defaults = Self::default();
         let config = Self {
             min_samples: table.min_samples.unwrap_or(defaults.min_samples),

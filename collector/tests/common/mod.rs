@@ -54,7 +54,13 @@ impl InProcessCollector {
             },
             interpreter: Interpreter::new(Rules::default(), 64 * 1024),
         };
-        let collector = Collector::start(store.clone(), source, None).unwrap();
+        let collector = Collector::start(
+            store.clone(),
+            source,
+            None,
+            choreoscope::health::HealthConfig::default(),
+        )
+        .unwrap();
         Self {
             store,
             metrics: collector.metrics().clone(),

@@ -1,0 +1,165 @@
+//! The config file (`--config FILE`, TOML): the reading rules at its top level (alias profiles,
+//! key rules: [`crate::rules`]) and flow health's `[health]` table (thresholds and declared
+//! expectations: [`crate::health::config`]). Both are checked when the file is read, and a value
+//! that cannot be used stops the collector with one line naming the file and the value.
+
+use std::path::Path;
+
+use crate::health::{HealthConfig, HealthConfigError};
+use crate::rules::{RuleError, Rules};
+
+/// Why the config file cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// It cannot be read, or is not TOML.
+    #[error("config file `{path}`: {reason}")]
+    File {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Its reading rules cannot be used.
+    #[error("config file `{path}`: {error}")]
+    Rules {
+        /// The file.
+        path: String,
+        /// What is wrong (in the message, not a cause of its own: one line).
+        error: RuleError,
+    },
+    /// Its `[health]` table cannot be used.
+    #[error("config file `{path}`: {error}")]
+    Health {
+        /// The file.
+        path: String,
+        /// What is wrong (in the message, not a cause of its own: one line).
+        error: HealthConfigError,
+    },
+}
+
+/// What the config file says.
+#[derive(Debug, Clone, Default)]
+pub struct CollectorConfig {
+    /// How records are read: alias profiles and business-key rules.
+    pub rules: Rules,
+    /// Flow health's thresholds and declared expectations.
+    pub health: HealthConfig,
+}
+
+impl CollectorConfig {
+    /// Reads the file at `path`; `None` gives the defaults.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            path: name.clone(),
+            reason: e.to_string(),
+        })?;
+        Self::from_toml(&text).map_err(|e| e.in_file(&name))
+    }
+
+    /// Reads the file's text.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::File {
+            path: String::new(),
+            reason: e
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
+        })?;
+        let health = match table.remove("health") {
+            None => HealthConfig::default(),
+            Some(toml::Value::Table(health)) => {
+                HealthConfig::from_table(health).map_err(|error| ConfigError::Health {
+                    path: String::new(),
+                    error,
+                })?
+            }
+            Some(_) => {
+                return Err(ConfigError::Health {
+                    path: String::new(),
+                    error: HealthConfigError::Parse("`health` must be a table, `[health]`".into()),
+                })
+            }
+        };
+        let rules = Rules::from_table(table).map_err(|error| ConfigError::Rules {
+            path: String::new(),
+            error,
+        })?;
+        Ok(Self { rules, health })
+    }
+}
+
+impl ConfigError {
+    fn in_file(self, name: &str) -> Self {
+        match self {
+            ConfigError::File { reason, .. } => ConfigError::File {
+                path: name.to_owned(),
+                reason,
+            },
+            ConfigError::Rules { error, .. } => ConfigError::Rules {
+                path: name.to_owned(),
+                error,
+            },
+            ConfigError::Health { error, .. } => ConfigError::Health {
+                path: name.to_owned(),
+                error,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_file_holds_the_reading_rules_and_the_health_table() {
+        let config = CollectorConfig::from_toml(
+            r#"
+            key_rules = ["orders : /orderId -> order.id"]
+            [health]
+            min_samples = 5
+            [[health.expect]]
+            after = "payment/PaymentCreated"
+            expect = "bank"
+            within = "30s"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.rules.key_rules.len(), 1);
+        assert_eq!(config.health.min_samples, 5);
+        assert_eq!(config.health.declared.len(), 1);
+    }
+
+    #[test]
+    fn a_file_without_a_health_table_takes_health_defaults() {
+        let config = CollectorConfig::from_toml("aliases = \"generic\"").unwrap();
+        assert_eq!(config.health, HealthConfig::default());
+    }
+
+    #[test]
+    fn an_unusable_value_is_one_line_naming_the_file_and_the_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("choreoscope.toml");
+        for (text, says) in [
+            ("[health]\nmin_support = 2.0", "[health] min_support = 2"),
+            ("colour = 1", "unknown field `colour`"),
+            ("health = 3", "`health` must be a table"),
+            ("[health\n", "config file"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let error = CollectorConfig::load(Some(&path)).unwrap_err().to_string();
+            assert!(
+                error.starts_with(&format!("config file `{}`: ", path.display())),
+                "{error}"
+            );
+            assert!(error.contains(says), "`{text}` gave `{error}`");
+            assert!(!error.contains('\n'), "one line: {error}");
+        }
+    }
+}
