@@ -196,8 +196,10 @@ fn topic_pattern(s: &str) -> Result<TopicPattern, String> {
 
 /// Parses `--status`.
 fn flow_status(s: &str) -> Result<FlowStatus, String> {
-    serde_json::from_value(serde_json::Value::String(s.to_owned()))
-        .map_err(|_| format!("`{s}` is not complete, in_progress, stalled or failed"))
+    FlowStatus::ALL
+        .into_iter()
+        .find(|status| status.as_str() == s)
+        .ok_or_else(|| format!("`{s}` is not complete, in_progress, stalled or failed"))
 }
 
 /// Parses `--kafka KEY=VALUE`.

@@ -6,36 +6,31 @@
 use std::path::Path;
 
 use crate::health::{HealthConfig, HealthConfigError};
-use crate::rules::{RuleError, Rules};
+use crate::rules::{toml_error_line, RuleError, Rules};
 
-/// Why the config file cannot be used.
+/// Why the config file cannot be used: the file, and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("config file `{path}`: {problem}")]
+pub struct ConfigError {
+    /// The file.
+    pub path: String,
+    /// What is wrong (in the message, not a cause of its own: one line).
+    pub problem: ConfigProblem,
+}
+
+/// What is wrong with a config file.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ConfigError {
+pub enum ConfigProblem {
     /// It cannot be read, or is not TOML.
-    #[error("config file `{path}`: {reason}")]
-    File {
-        /// The file.
-        path: String,
-        /// What went wrong.
-        reason: String,
-    },
+    #[error("{0}")]
+    Unreadable(String),
     /// Its reading rules cannot be used.
-    #[error("config file `{path}`: {error}")]
-    Rules {
-        /// The file.
-        path: String,
-        /// What is wrong (in the message, not a cause of its own: one line).
-        error: RuleError,
-    },
+    #[error("{0}")]
+    Rules(RuleError),
     /// Its `[health]` table cannot be used.
-    #[error("config file `{path}`: {error}")]
-    Health {
-        /// The file.
-        path: String,
-        /// What is wrong (in the message, not a cause of its own: one line).
-        error: HealthConfigError,
-    },
+    #[error("{0}")]
+    Health(HealthConfigError),
 }
 
 /// What the config file says.
@@ -53,63 +48,32 @@ impl CollectorConfig {
         let Some(path) = path else {
             return Ok(Self::default());
         };
-        let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
-            path: name.clone(),
-            reason: e.to_string(),
-        })?;
-        Self::from_toml(&text).map_err(|e| e.in_file(&name))
+        std::fs::read_to_string(path)
+            .map_err(|e| ConfigProblem::Unreadable(e.to_string()))
+            .and_then(|text| Self::from_toml(&text))
+            .map_err(|problem| ConfigError {
+                path: path.display().to_string(),
+                problem,
+            })
     }
 
     /// Reads the file's text.
-    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::File {
-            path: String::new(),
-            reason: e
-                .to_string()
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" "),
-        })?;
+    pub fn from_toml(text: &str) -> Result<Self, ConfigProblem> {
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| ConfigProblem::Unreadable(toml_error_line(&e)))?;
         let health = match table.remove("health") {
             None => HealthConfig::default(),
             Some(toml::Value::Table(health)) => {
-                HealthConfig::from_table(health).map_err(|error| ConfigError::Health {
-                    path: String::new(),
-                    error,
-                })?
+                HealthConfig::from_table(health).map_err(ConfigProblem::Health)?
             }
             Some(_) => {
-                return Err(ConfigError::Health {
-                    path: String::new(),
-                    error: HealthConfigError::Parse("`health` must be a table, `[health]`".into()),
-                })
+                return Err(ConfigProblem::Health(HealthConfigError::Parse(
+                    "`health` must be a table, `[health]`".into(),
+                )))
             }
         };
-        let rules = Rules::from_table(table).map_err(|error| ConfigError::Rules {
-            path: String::new(),
-            error,
-        })?;
+        let rules = Rules::from_table(table).map_err(ConfigProblem::Rules)?;
         Ok(Self { rules, health })
-    }
-}
-
-impl ConfigError {
-    fn in_file(self, name: &str) -> Self {
-        match self {
-            ConfigError::File { reason, .. } => ConfigError::File {
-                path: name.to_owned(),
-                reason,
-            },
-            ConfigError::Rules { error, .. } => ConfigError::Rules {
-                path: name.to_owned(),
-                error,
-            },
-            ConfigError::Health { error, .. } => ConfigError::Health {
-                path: name.to_owned(),
-                error,
-            },
-        }
     }
 }
 

@@ -185,17 +185,9 @@ impl Rules {
 
     /// Compiles the reading rules of a config file already parsed as TOML (its top-level keys).
     pub fn from_table(table: toml::Table) -> Result<Self, RuleError> {
-        let config: ConfigFile =
-            toml::Value::Table(table)
-                .try_into()
-                .map_err(|e: toml::de::Error| {
-                    RuleError::Invalid(
-                        e.to_string()
-                            .split_whitespace()
-                            .collect::<Vec<_>>()
-                            .join(" "),
-                    )
-                })?;
+        let config: ConfigFile = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| RuleError::Invalid(toml_error_line(&e)))?;
         Self::from_config(&config)
     }
 
@@ -218,6 +210,16 @@ impl Rules {
             .map(|t| &t.table)
             .unwrap_or(&self.default_aliases)
     }
+}
+
+/// A TOML error on one line: TOML's own message quotes the source over several lines, and a user
+/// sees one (the config file's readers all report through this).
+pub(crate) fn toml_error_line(error: &toml::de::Error) -> String {
+    error
+        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::step::{LatencySummary, Reaction, Step};
+use crate::rules::toml_error_line;
 
 /// Settled occurrences of a step before anything is expected after it (the issue asks for at
 /// most 20).
@@ -140,7 +141,7 @@ impl HealthConfig {
     /// `[health]`), checking every value.
     pub fn from_toml(text: &str) -> Result<Self, HealthConfigError> {
         let table: toml::Table =
-            toml::from_str(text).map_err(|e| HealthConfigError::Parse(one_line(&e.to_string())))?;
+            toml::from_str(text).map_err(|e| HealthConfigError::Parse(toml_error_line(&e)))?;
         Self::from_table(table)
     }
 
@@ -148,7 +149,7 @@ impl HealthConfig {
     pub fn from_table(table: toml::Table) -> Result<Self, HealthConfigError> {
         let table: HealthTable = toml::Value::Table(table)
             .try_into()
-            .map_err(|e: toml::de::Error| HealthConfigError::Parse(one_line(&e.to_string())))?;
+            .map_err(|e: toml::de::Error| HealthConfigError::Parse(toml_error_line(&e)))?;
         let defaults = Self::default();
         let config = Self {
             min_samples: table.min_samples.unwrap_or(defaults.min_samples),
@@ -264,11 +265,6 @@ fn declared(index: usize, e: ExpectEntry) -> Result<Declared, HealthConfigError>
         expect: Some(reaction),
         within: Some(within),
     })
-}
-
-/// TOML's errors quote the source over several lines; a user sees one.
-fn one_line(message: &str) -> String {
-    message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

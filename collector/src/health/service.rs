@@ -133,10 +133,7 @@ impl HealthHandle {
 
     /// Adds durable events.
     pub fn observe(&self, events: impl IntoIterator<Item = TrackedEvent>, now_us: i64) {
-        let mut tracker = self.tracker();
-        for e in events {
-            tracker.observe(e, now_us);
-        }
+        self.tracker().observe_all(events, now_us);
     }
 
     /// Moves time on (see [`Tracker::tick`]).
@@ -188,17 +185,13 @@ impl HealthHandle {
     /// failed flows per step and reaction waited for (series of groups gone are removed).
     pub fn export(&self, metrics: &Metrics) {
         let tracker = self.tracker();
-        for status in [
-            FlowStatus::Complete,
-            FlowStatus::InProgress,
-            FlowStatus::Stalled,
-            FlowStatus::Failed,
-        ] {
-            let n = tracker.counts().get(&status).copied().unwrap_or(0);
+        let counts = tracker.counts();
+        for status in FlowStatus::ALL {
+            let n = counts.get(&status).copied().unwrap_or(0);
             metrics
                 .flows
                 .get_or_create(&StatusLabel {
-                    status: status_name(status).to_owned(),
+                    status: status.as_str().to_owned(),
                 })
                 .set(n as i64);
         }
@@ -209,21 +202,12 @@ impl HealthHandle {
             metrics
                 .stopped_flows
                 .get_or_create(&StoppedLabel {
-                    status: status_name(g.status).to_owned(),
+                    status: g.status.as_str().to_owned(),
                     after: g.after.map(|s| s.to_string()).unwrap_or_default(),
                     waiting_for: g.waiting_for.map(|r| r.to_string()).unwrap_or_default(),
                 })
                 .set(g.flows as i64);
         }
-    }
-}
-
-fn status_name(status: FlowStatus) -> &'static str {
-    match status {
-        FlowStatus::Complete => "complete",
-        FlowStatus::InProgress => "in_progress",
-        FlowStatus::Stalled => "stalled",
-        FlowStatus::Failed => "failed",
     }
 }
 

@@ -31,6 +31,26 @@ pub enum FlowStatus {
     Complete,
 }
 
+impl FlowStatus {
+    /// Every status, worst first.
+    pub const ALL: [FlowStatus; 4] = [
+        FlowStatus::Failed,
+        FlowStatus::Stalled,
+        FlowStatus::InProgress,
+        FlowStatus::Complete,
+    ];
+
+    /// Its name as the API, the metrics and `--status` write it (`in_progress`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlowStatus::Failed => "failed",
+            FlowStatus::Stalled => "stalled",
+            FlowStatus::InProgress => "in_progress",
+            FlowStatus::Complete => "complete",
+        }
+    }
+}
+
 /// One event of a flow, as flow health needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowEvent {
@@ -47,7 +67,8 @@ pub struct FlowEvent {
 }
 
 impl FlowEvent {
-    fn step(&self) -> Option<Step> {
+    /// Its step, when its service and type are known.
+    pub fn step(&self) -> Option<Step> {
         Some(Step::new(
             self.service.as_deref()?,
             self.event_type.as_deref()?,
@@ -115,13 +136,25 @@ impl FlowFacts {
             .filter_map(|(_, to)| self.events.get(*to))
     }
 
+    /// Each event's reactions in the flow, by index: one pass over the edges.
+    fn reactions(&self) -> Vec<Vec<&FlowEvent>> {
+        let mut out = vec![Vec::new(); self.events.len()];
+        for &(from, to) in &self.edges {
+            if let (Some(list), Some(r)) = (out.get_mut(from), self.events.get(to)) {
+                list.push(r);
+            }
+        }
+        out
+    }
+
     /// The flow's status at `now_us` under `model` (see the module docs).
     pub fn assess(&self, model: &ChoreographyModel, now_us: i64) -> FlowHealth {
         let mut missing = Vec::new();
+        let reactions_of = self.reactions();
         for (i, event) in self.events.iter().enumerate() {
             let Some(step) = event.step() else { continue };
-            let reactions: Vec<(&str, &str)> = self
-                .reactions_of(i)
+            let reactions: Vec<(&str, &str)> = reactions_of[i]
+                .iter()
                 .map(|r| {
                     (
                         r.service.as_deref().unwrap_or(""),
@@ -244,6 +277,13 @@ fn micros(d: Duration) -> i64 {
 mod tests {
     use super::*;
     use crate::health::config::HealthConfig;
+
+    #[test]
+    fn a_status_is_named_as_it_is_written_in_json() {
+        for status in FlowStatus::ALL {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
+    }
 
     const S: i64 = 1_000_000;
 

@@ -20,7 +20,7 @@
 //! index and is left to query time.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -94,8 +94,6 @@ pub struct FlowSummary {
     pub health: FlowHealth,
     /// Its first event's id.
     pub root: String,
-    /// Its first event's step, when known.
-    pub root_step: Option<Step>,
     /// Its first event's producing service, when known.
     pub root_service: Option<String>,
     /// Its first event's type, when known.
@@ -171,9 +169,29 @@ impl Tracker {
 
     /// Adds a durable event (an event seen before is ignored) and reassesses its flow.
     pub fn observe(&mut self, tracked: TrackedEvent, now_us: i64) {
+        self.observe_all([tracked], now_us);
+    }
+
+    /// Adds durable events (those seen before are ignored), then reassesses each flow they
+    /// touched once, however many of its events the batch held.
+    pub fn observe_all(&mut self, events: impl IntoIterator<Item = TrackedEvent>, now_us: i64) {
+        let mut touched: HashSet<String> = HashSet::new();
+        for tracked in events {
+            if let Some(key) = self.insert(tracked) {
+                touched.insert(key);
+            }
+        }
+        for key in &touched {
+            self.reassess(key, now_us);
+        }
+        self.bound();
+    }
+
+    /// Adds one event to its flow; returns the flow's key, or `None` for an event seen before.
+    fn insert(&mut self, tracked: TrackedEvent) -> Option<String> {
         let id = tracked.event.id.clone();
         if self.flow_of.contains_key(&id) {
-            return;
+            return None;
         }
         let key = tracked.correlation_id.clone().unwrap_or_else(|| id.clone());
         let flow = self
@@ -217,13 +235,12 @@ impl Tracker {
         self.flow_of.insert(id.clone(), key.clone());
         let settle_at = time_us.saturating_add(micros(self.settle_time(&key, i)));
         self.settle.push(Reverse((settle_at, id)));
-        self.reassess(&key, now_us);
-        self.bound();
+        Some(key)
     }
 
     /// How long event `i` of `flow` waits before the model learns from it.
     fn settle_time(&self, flow: &str, i: usize) -> Duration {
-        let step = self.flows[flow].facts.observation(i).map(|(s, _)| s);
+        let step = self.flows[flow].facts.events[i].step();
         let longest = step
             .map(|s| {
                 self.model
@@ -420,8 +437,7 @@ impl Tracker {
                         let step = f
                             .index
                             .get(&failure.event)
-                            .and_then(|&i| f.facts.observation(i))
-                            .map(|(s, _)| s);
+                            .and_then(|&i| f.facts.events[i].step());
                         groups
                             .entry((FlowStatus::Failed, step, None))
                             .or_default()
@@ -460,7 +476,7 @@ fn summary(key: &str, f: &TrackedFlow) -> FlowSummary {
         .events
         .iter()
         .enumerate()
-        .min_by_key(|(_, e)| (e.time_us, e.id.clone()))
+        .min_by_key(|(_, e)| (e.time_us, &e.id))
         .map(|(i, _)| i)
         .unwrap_or(0);
     let root_event = &f.facts.events[root];
@@ -468,7 +484,6 @@ fn summary(key: &str, f: &TrackedFlow) -> FlowSummary {
         flow: key.to_owned(),
         health: f.health.clone(),
         root: root_event.id.clone(),
-        root_step: f.facts.observation(root).map(|(s, _)| s),
         root_service: root_event.service.clone(),
         root_type: root_event.event_type.clone(),
         started_us: root_event.time_us,

@@ -176,16 +176,12 @@ fn counts(tracker: &Tracker) -> StatusCounts {
     out
 }
 
-fn view(
-    flow: FlowSummary,
-    root_type: Option<String>,
-    root_service: Option<String>,
-) -> FlowHealthView {
+fn view(flow: FlowSummary) -> FlowHealthView {
     FlowHealthView {
         root: FlowRoot {
             id: flow.root,
-            event_type: root_type,
-            service: root_service,
+            event_type: flow.root_type,
+            service: flow.root_service,
             time: rfc3339(flow.started_us),
         },
         flow: flow.flow,
@@ -242,13 +238,7 @@ pub fn flows(
     let counts = counts(&tracker);
     drop(tracker);
     Ok(FlowsPage {
-        flows: found
-            .into_iter()
-            .map(|f| {
-                let (t, s) = (f.root_type.clone(), f.root_service.clone());
-                view(f, t, s)
-            })
-            .collect(),
+        flows: found.into_iter().map(view).collect(),
         limit,
         counts,
     })
