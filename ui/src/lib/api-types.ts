@@ -12,6 +12,27 @@ export interface Bytes {
 /** `TIME_US:ID` of the last event of the page before, as `next_cursor` gives it. */
 export type Cursor = string;
 
+/** A dead-letter copy of an event: where it went, who gave up on it and why. */
+export interface DeadLetterView {
+  /** The consumer group that gave up on it, when known. */
+  group: string | null;
+  /** Its offset. */
+  offset: number;
+  /** Its partition. */
+  partition: number;
+  /** Who failed the event and why. */
+  reason: string;
+  /**
+   * What recognised the copy: `spring` (Spring Kafka's headers), `connect` (Kafka Connect's) or
+   * `topic_name` (a same-id copy on a dead-letter-named topic).
+   */
+  recognised_by: string;
+  /** When it was dead-lettered (RFC 3339). */
+  time: string;
+  /** The dead-letter topic. */
+  topic: string;
+}
+
 /** Where the event was delivered. */
 export interface Delivery {
   /** Broker time (RFC 3339), if the record had one. */
@@ -47,6 +68,8 @@ export interface EventDetail {
   cause_stored: boolean;
   /** The conversation's id. */
   correlation_id: string | null;
+  /** Its dead-letter copies: who gave up on it and why (none when it was handled). */
+  dead_letters: DeadLetterView[];
   /** Every delivery (more than one: a duplicate publish). */
   deliveries: Delivery[];
   /** `ce_time`, if given. */
@@ -152,17 +175,21 @@ export interface Expectation {
 
 /** An event of a flow that failed. */
 export interface FailureView {
+  /** The dead-letter topic it was copied to, when known. */
+  dead_letter_topic: string | null;
   /** Event id. */
   event: string;
+  /** The consumer group that gave up on it, when known. */
+  group: string | null;
   /** Who failed it and why. */
   reason: string;
 }
 
 /**
  * A mark on a node: `cause_missing`, `duplicate_publish`, `problems`, `cycle`, `root`,
- * `duplicate_reaction` or `end` in the API (docs/api.md, "Graph shape").
+ * `duplicate_reaction`, `end` or `dead_lettered` in the API (docs/api.md, "Graph shape").
  */
-export type Flag = "cause_missing" | "duplicate_publish" | "problems" | "cycle" | "root" | "duplicate_reaction" | "end";
+export type Flag = "cause_missing" | "duplicate_publish" | "problems" | "cycle" | "root" | "duplicate_reaction" | "end" | "dead_lettered";
 
 /** One flow (a correlation, or one event's own tree when it has none). */
 export interface Flow {
@@ -174,6 +201,8 @@ export interface Flow {
   ends: FlowEnd[];
   /** Its events in causal order (causes before reactions, then time). */
   events: string[];
+  /** Its health: complete, in progress, stalled or failed, and why. */
+  health: FlowHealthBrief;
   /** Every hop with its duration. */
   hops: Hop[];
   /** Last event's time. */
@@ -210,6 +239,23 @@ export interface FlowEnd {
   topic: string;
   /** Its type. */
   type: string | null;
+}
+
+/** A flow's health, as every flow of the key, trace and correlation answers carries it. */
+export interface FlowHealthBrief {
+  /** Its events that failed. */
+  failures: FailureView[];
+  /** What it is missing, by deadline (only the most specific reaction of each). */
+  missing: MissingView[];
+  /** When it turns stalled if nothing arrives (RFC 3339; `null` when nothing is pending). */
+  next_deadline: string | null;
+  /** Its status. */
+  status: FlowStatus;
+  /**
+   * From the collector's tracker (`true`), or assessed when asked against the learned model
+   * (`false`: a flow older than the tracker keeps, or a process that tracks nothing).
+   */
+  tracked: boolean;
 }
 
 /** One flow and its health. */
@@ -380,6 +426,11 @@ export type LiveKey = string;
 export interface MapEdge {
   /** Events produced, or reactions to events of the topic. */
   count: number;
+  /**
+   * Failed flows tracked now whose dead-lettered event is on this edge (the consume edge to the
+   * service whose group gave up on it, else the event's produce edge).
+   */
+  failed: number;
   /** Source node id. */
   from: string;
   /** `produce` (service → topic) or `consume` (topic → service, known from reactions). */
@@ -388,6 +439,11 @@ export interface MapEdge {
   latency_p50_ms: number | null;
   /** 95th percentile hop time, ms; consume edges only. */
   latency_p95_ms: number | null;
+  /**
+   * Stalled flows tracked now that wait on this edge (a consume edge to the service whose
+   * reaction is overdue), their stopping event in the range.
+   */
+  stalled: number;
   /** Target node id. */
   to: string;
 }
