@@ -110,6 +110,7 @@ pub async fn run(config: DemoConfig, cancel: CancellationToken) -> Result<(), De
         .unwrap_or_else(|| "choreoscope".into());
     let stalled = (1..).find(|&n| services::never_confirmed(n)).unwrap_or(7);
     let twice = (1..).find(|&n| services::processed_twice(n)).unwrap_or(9);
+    let dead = (1..).find(|&n| services::dead_lettered(n)).unwrap_or(23);
     println!(
         "\nChoreoscope demo: a checkout choreography on an embedded broker ({brokers}), {} new orders/s.\n\
          \n  Viewer       http://{listen}/          {viewer}\
@@ -119,6 +120,7 @@ pub async fn run(config: DemoConfig, cancel: CancellationToken) -> Result<(), De
          \n    {exe} query key order.id {stalled_order} --db {db_url}\n    curl http://{listen}/api/v1/keys/order.id/{stalled_order}\n\
          \n  Which flows are stuck, where, and since when (flow health learns the choreography in about a minute):\n\
          \n    {exe} query flows --status stalled --db {db_url}\n    curl http://{listen}/api/v1/flows/summary\n\
+         \n  An order inventory failed on, dead-lettered to bank-dlt: {exe} query key order.id {dead_order} --db {db_url}\
          \n  An order whose confirmation inventory processed twice:  {exe} query key order.id {twice_order} --db {db_url}\
          \n  A member with a refund and balance changes:            {exe} query key member.id m-4 --db {db_url}\n\
          \nCtrl-C stops it.\n",
@@ -131,6 +133,7 @@ pub async fn run(config: DemoConfig, cancel: CancellationToken) -> Result<(), De
         },
         stalled_order = services::order_id(stalled),
         twice_order = services::order_id(twice),
+        dead_order = services::order_id(dead),
     );
 
     cancel.cancelled().await;

@@ -12,6 +12,8 @@
 //! Trouble, deterministic by order number so the demo can name an example of each:
 //! - one order in fifty (o-1007, o-1057, …): the bank never confirms the payment (the flow stops
 //!   at `PaymentCreated`, and flow health calls it stalled, waiting for the bank);
+//! - one order in fifty (o-1023, o-1073, …): inventory fails on the bank's confirmation and
+//!   dead-letters it to `bank-dlt` with Spring Kafka's headers (the flow is failed, and says why);
 //! - every 9th order: inventory processes the confirmation twice (two `InventoryReserved`);
 //! - every 11th order: notification publishes its `EmailSent` twice with the same id;
 //! - every 5th order: notification is slow (3 s); the bank always takes 0.2–1.2 s;
@@ -25,7 +27,7 @@ use std::time::Duration;
 use choreoscope_sdk::{OutgoingEvent, ReceivedOwned, TracedConsumer, TracedProducer};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use serde_json::{json, Value};
@@ -33,7 +35,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// Every topic the demo uses.
-pub const TOPICS: [&str; 9] = [
+pub const TOPICS: [&str; 10] = [
     "carts",
     "orders",
     "payments",
@@ -43,6 +45,7 @@ pub const TOPICS: [&str; 9] = [
     "refunds",
     "members",
     "balances",
+    "bank-dlt",
 ];
 
 /// Orders whose payment the bank never confirms.
@@ -50,6 +53,11 @@ pub fn never_confirmed(order: u64) -> bool {
     // One in fifty: rare enough that flow health learns the bank reacts to every payment
     // (support 0.98, above its 0.9 threshold), so these orders show as stalled.
     order % 50 == 7
+}
+/// Orders whose payment confirmation inventory fails on and dead-letters (to `bank-dlt`,
+/// the way Spring Kafka's `DeadLetterPublishingRecoverer` does).
+pub fn dead_lettered(order: u64) -> bool {
+    order % 50 == 23
 }
 /// Orders whose confirmation inventory processes twice.
 pub fn processed_twice(order: u64) -> bool {
@@ -112,7 +120,7 @@ async fn service<F, Fut>(
     react: F,
 ) -> anyhow::Result<()>
 where
-    F: Fn(TracedProducer, String, Value) -> Fut + Send + Sync + Clone + 'static,
+    F: Fn(TracedProducer, String, Value, OwnedMessage) -> Fut + Send + Sync + Clone + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
 {
     let consumer = consumer(&brokers, name, topics)?;
@@ -135,7 +143,11 @@ where
         let owned: ReceivedOwned = received.detach();
         let (react, producer) = (react.clone(), producer.clone());
         tokio::spawn(async move {
-            if let Err(e) = owned.handle(react(producer, event_type, body)).await {
+            let record = owned.message.clone();
+            if let Err(e) = owned
+                .handle(react(producer, event_type, body, record))
+                .await
+            {
                 tracing::warn!(service = name, error = %e, "demo service failed to react");
             }
         });
@@ -158,7 +170,7 @@ pub fn spawn_all(
         &["carts"],
         &["CartCheckedOut"],
         c(),
-        |p, _, cart| async move {
+        |p, _, cart, _| async move {
             p.send(OutgoingEvent::json(
                 "orders",
                 "OrderCreated",
@@ -175,7 +187,7 @@ pub fn spawn_all(
         &["orders", "refunds"],
         &["OrderCreated", "RefundRequested"],
         c(),
-        |p, t, body| async move {
+        |p, t, body, _| async move {
             let n = number(&body);
             if t == "OrderCreated" {
                 p.send(
@@ -205,7 +217,7 @@ pub fn spawn_all(
         &["payments"],
         &["PaymentCreated"],
         c(),
-        |p, _, body| async move {
+        |p, _, body, _| async move {
             let n = number(&body);
             if never_confirmed(n) {
                 return Ok(());
@@ -227,8 +239,18 @@ pub fn spawn_all(
         &["bank"],
         &["PaymentConfirmed"],
         c(),
-        |p, _, body| async move {
+        |p, _, body, record| async move {
             let n = number(&body);
+            if dead_lettered(n) {
+                // The handler throws; the container's recoverer dead-letters the record.
+                return dead_letter(
+                    p.inner(),
+                    &record,
+                    "demo-inventory",
+                    "SKU-42 is out of stock in every warehouse",
+                )
+                .await;
+            }
             let times = if processed_twice(n) { 2 } else { 1 };
             for _ in 0..times {
                 p.send(OutgoingEvent::json(
@@ -248,7 +270,7 @@ pub fn spawn_all(
         &["bank"],
         &["PaymentConfirmed"],
         c(),
-        |p, _, body| async move {
+        |p, _, body, _| async move {
             let n = number(&body);
             if slow_notification(n) {
                 tokio::time::sleep(Duration::from_secs(3)).await;
@@ -273,7 +295,7 @@ pub fn spawn_all(
         &["inventory"],
         &["InventoryReserved"],
         c(),
-        |p, _, body| async move {
+        |p, _, body, _| async move {
             let n = number(&body);
             // The first reservation only (a double-processed one must not double the refund).
             if refunded(n) && !processed_twice(n) {
@@ -295,7 +317,7 @@ pub fn spawn_all(
         &["members", "payments"],
         &["MemberRegistered", "RefundIssued"],
         c(),
-        |p, t, body| async move {
+        |p, t, body, _| async move {
             let delta = if t == "MemberRegistered" { 500 } else { -100 };
             p.send(OutgoingEvent::json(
                 "balances",
@@ -310,6 +332,73 @@ pub fn spawn_all(
     set.spawn(shop(b(), orders_per_second, c()));
     set.spawn(legacy_erp(b(), c()));
     set
+}
+
+/// Publishes `record` to `<topic>-dlt` as Spring Kafka's `DeadLetterPublishingRecoverer` does
+/// when `group`'s listener threw: the record's key, value and headers, then the `kafka_dlt-*`
+/// headers (partition and offset as big-endian binary numbers).
+async fn dead_letter(
+    producer: &FutureProducer,
+    record: &OwnedMessage,
+    group: &str,
+    message: &str,
+) -> anyhow::Result<()> {
+    let mut headers = OwnedHeaders::new();
+    if let Some(original) = record.headers() {
+        for h in original.iter() {
+            headers = headers.insert(h);
+        }
+    }
+    let timestamp = record.timestamp().to_millis().unwrap_or_default();
+    let wrapper = "org.springframework.kafka.listener.ListenerExecutionFailedException";
+    let text = format!("Listener method 'onConfirmed' threw exception; {message}");
+    let dlt = [
+        (
+            "kafka_dlt-original-topic",
+            record.topic().as_bytes().to_vec(),
+        ),
+        (
+            "kafka_dlt-original-partition",
+            record.partition().to_be_bytes().to_vec(),
+        ),
+        (
+            "kafka_dlt-original-offset",
+            record.offset().to_be_bytes().to_vec(),
+        ),
+        (
+            "kafka_dlt-original-timestamp",
+            timestamp.to_be_bytes().to_vec(),
+        ),
+        (
+            "kafka_dlt-original-consumer-group",
+            group.as_bytes().to_vec(),
+        ),
+        ("kafka_dlt-exception-fqcn", wrapper.as_bytes().to_vec()),
+        (
+            "kafka_dlt-exception-cause-fqcn",
+            b"java.lang.IllegalStateException".to_vec(),
+        ),
+        ("kafka_dlt-exception-message", text.into_bytes()),
+    ];
+    for (key, value) in &dlt {
+        headers = headers.insert(Header {
+            key,
+            value: Some(value.as_slice()),
+        });
+    }
+    let topic = format!("{}-dlt", record.topic());
+    let mut out = FutureRecord::<[u8], [u8]>::to(&topic).headers(headers);
+    if let Some(key) = record.key() {
+        out = out.key(key);
+    }
+    if let Some(payload) = record.payload() {
+        out = out.payload(payload);
+    }
+    producer
+        .send(out, Timeout::After(Duration::from_secs(5)))
+        .await
+        .map_err(|(e, _)| e)?;
+    Ok(())
 }
 
 /// Registers the ten members, then checks out carts at `rate` per second.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use choreoscope::collector::{Collector, Source};
+use choreoscope::health::{HealthConfig, HealthHandle};
 use choreoscope::ingest::{IngestConfig, TopicFilter};
 use choreoscope::metrics::Metrics;
 use choreoscope::record::Interpreter;
@@ -38,6 +39,17 @@ impl InProcessCollector {
     /// Starts collecting the topics `filter` lets through, in consumer group `group`, into a
     /// fresh SQLite store.
     pub async fn start_filtered(broker: &TestBroker, group: &str, filter: TopicFilter) -> Self {
+        Self::start_with_health(broker, group, filter, HealthConfig::default()).await
+    }
+
+    /// Starts collecting the topics `filter` lets through, in consumer group `group`, with flow
+    /// health under `health`, into a fresh SQLite store.
+    pub async fn start_with_health(
+        broker: &TestBroker,
+        group: &str,
+        filter: TopicFilter,
+        health: HealthConfig,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::connect(&format!("sqlite://{}", dir.path().join("c.db").display()))
             .await
@@ -54,13 +66,7 @@ impl InProcessCollector {
             },
             interpreter: Interpreter::new(Rules::default(), 64 * 1024),
         };
-        let collector = Collector::start(
-            store.clone(),
-            source,
-            None,
-            choreoscope::health::HealthConfig::default(),
-        )
-        .unwrap();
+        let collector = Collector::start(store.clone(), source, None, health).unwrap();
         Self {
             store,
             metrics: collector.metrics().clone(),
@@ -83,6 +89,11 @@ impl InProcessCollector {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Its flow health.
+    pub fn health(&self) -> &HealthHandle {
+        self.collector.health()
     }
 
     /// Stops it gracefully.
