@@ -19,7 +19,7 @@ function event(overrides: Partial<EventDetail> = {}): EventDetail {
     ],
     payload: { body: { encoding: "utf8", data: hostile }, size: hostile.length, truncated: false, content_type: null },
     problems: [{ kind: "invalid_traceparent", detail: "too short" }],
-    deliveries: [], reactions: [], cause_stored: false, flags: [],
+    deliveries: [], reactions: [], cause_stored: false, flags: [], consumer_groups: [], dead_letters: [],
     ...overrides,
   };
 }

@@ -12,6 +12,22 @@ export interface Bytes {
 /** `TIME_US:ID` of the last event of the page before, as `next_cursor` gives it. */
 export type Cursor = string;
 
+/** A copy of an event on a dead-letter topic. */
+export interface DeadLetterView {
+  /** The consumer group that dead-lettered it, when known. */
+  group: string | null;
+  /** Offset of the copy. */
+  offset: number;
+  /** Partition of the copy. */
+  partition: number;
+  /** Who failed it and why. */
+  reason: string;
+  /** When the copy was published (RFC 3339). */
+  time: string;
+  /** The dead-letter topic. */
+  topic: string;
+}
+
 /** Where the event was delivered. */
 export interface Delivery {
   /** Broker time (RFC 3339), if the record had one. */
@@ -23,6 +39,19 @@ export interface Delivery {
   /** Topic. */
   topic: string;
 }
+
+/** Why an expected reaction is missing, from consumer-group positions. */
+export interface Diagnosis {
+  /** The groups' positions against the event's record. */
+  groups: GroupPosition[];
+  /** What the positions say. */
+  kind: DiagnosisKind;
+  /** The diagnosis in a sentence. */
+  text: string;
+}
+
+/** What the consumer-group positions say about a missing reaction. */
+export type DiagnosisKind = "consumed_no_reaction" | "lagging" | "inactive" | "no_group" | "unknown";
 
 /** Which way to walk from the start event (`up`, `down` or `both` in the API). */
 export type Direction = "up" | "down" | "both";
@@ -45,8 +74,12 @@ export interface EventDetail {
   causation_id: string | null;
   /** Whether the cause named by `causation_id` is stored. */
   cause_stored: boolean;
+  /** Every consumer group reading the event's topic, and where it stands against the event. */
+  consumer_groups: GroupPosition[];
   /** The conversation's id. */
   correlation_id: string | null;
+  /** Its copies on dead-letter topics. */
+  dead_letters: DeadLetterView[];
   /** Every delivery (more than one: a duplicate publish). */
   deliveries: Delivery[];
   /** `ce_time`, if given. */
@@ -152,8 +185,12 @@ export interface Expectation {
 
 /** An event of a flow that failed. */
 export interface FailureView {
+  /** The dead-letter topic it was copied to, when it was dead-lettered. */
+  dead_letter_topic: string | null;
   /** Event id. */
   event: string;
+  /** The consumer group that failed it, when known. */
+  group: string | null;
   /** Who failed it and why. */
   reason: string;
 }
@@ -162,7 +199,7 @@ export interface FailureView {
  * A mark on a node: `cause_missing`, `duplicate_publish`, `problems`, `cycle`, `root`,
  * `duplicate_reaction` or `end` in the API (docs/api.md, "Graph shape").
  */
-export type Flag = "cause_missing" | "duplicate_publish" | "problems" | "cycle" | "root" | "duplicate_reaction" | "end";
+export type Flag = "cause_missing" | "duplicate_publish" | "problems" | "cycle" | "root" | "duplicate_reaction" | "end" | "dead_lettered";
 
 /** One flow (a correlation, or one event's own tree when it has none). */
 export interface Flow {
@@ -174,6 +211,8 @@ export interface Flow {
   ends: FlowEnd[];
   /** Its events in causal order (causes before reactions, then time). */
   events: string[];
+  /** Its health. */
+  health: FlowHealth;
   /** Every hop with its duration. */
   hops: Hop[];
   /** Last event's time. */
@@ -210,6 +249,20 @@ export interface FlowEnd {
   topic: string;
   /** Its type. */
   type: string | null;
+}
+
+/** A flow's health: its status and, when stuck, what is missing or failed. */
+export interface FlowHealth {
+  /** Its events that failed. */
+  failures: FailureView[];
+  /** What it is missing, by deadline (only the most specific reaction of each). */
+  missing: MissingView[];
+  /** When it turns stalled if nothing arrives (RFC 3339; `null` when nothing is pending). */
+  next_deadline: string | null;
+  /** Its status. */
+  status: FlowStatus;
+  /** From the live tracker; `false`: assessed when asked. */
+  tracked: boolean;
 }
 
 /** One flow and its health. */
@@ -296,6 +349,33 @@ export interface GraphEdge {
   to: string;
 }
 
+/** One consumer group's position against one event's record. */
+export interface GroupPosition {
+  /** The group's committed offset on the partition. */
+  committed_offset: number | null;
+  /** When the collector first saw it committed past the record (RFC 3339; consumed only). */
+  consumed_at: string | null;
+  /** The consumer group. */
+  group: string;
+  /** Records between its committed offset and the record (pending only). */
+  lag_records: number | null;
+  /** Estimated time to reach the record at the group's current rate, s (pending only). */
+  lag_seconds: number | null;
+  /** The event's offset. */
+  offset: number;
+  /** The event's partition. */
+  partition: number;
+  /** The service whose reactions this group produces, when known. */
+  service: string | null;
+  /** `consumed`, `pending` or `inactive`. */
+  state: GroupState;
+  /** The event's topic. */
+  topic: string;
+}
+
+/** Where a consumer group stands against one record. */
+export type GroupState = "consumed" | "pending" | "inactive";
+
 /** One record header, exactly as it arrived. */
 export interface Header {
   /** Header name. */
@@ -380,6 +460,8 @@ export type LiveKey = string;
 export interface MapEdge {
   /** Events produced, or reactions to events of the topic. */
   count: number;
+  /** Failed flows whose dead-lettered event was on this edge's topic (consume edges). */
+  failed: number;
   /** Source node id. */
   from: string;
   /** `produce` (service → topic) or `consume` (topic → service, known from reactions). */
@@ -388,6 +470,8 @@ export interface MapEdge {
   latency_p50_ms: number | null;
   /** 95th percentile hop time, ms; consume edges only. */
   latency_p95_ms: number | null;
+  /** Stalled flows waiting on this edge (consume edges: topic → the service waited for). */
+  stalled: number;
   /** Target node id. */
   to: string;
 }
@@ -416,6 +500,8 @@ export interface MissingView {
   after_event: string;
   /** When it was due (RFC 3339). */
   deadline: string;
+  /** Why it is missing, from consumer-group positions, when known. */
+  diagnosis: null | Diagnosis;
   /** The reaction expected. */
   expected: Reaction;
   /** Learned, or declared in the config file. */
