@@ -4,7 +4,11 @@
 // api-types`), so they cannot drift from what the collector serves.
 import type {
   EventDetail,
+  Flow,
   FlowAnswer,
+  FlowsPage,
+  FlowsSummary,
+  FlowStatus,
   Graph,
   KeyAnswer,
   KeyNames,
@@ -18,20 +22,41 @@ export type {
   ErrorBody,
   EventDetail,
   EventSummary,
+  FailureView,
   Flag,
   Flow,
   FlowAnswer,
   FlowEnd,
+  FlowHealthView,
+  FlowsPage,
+  FlowsSummary,
+  FlowStatus,
   Graph,
   GraphEdge,
   Hop,
   KeyAnswer,
   KeyNames,
+  KeyValue,
   MapEdge,
   MapNode,
+  MissingView,
+  Reaction,
   SearchPage,
+  StatusCounts,
+  Step,
+  StoppedGroupView,
   Topology,
 } from "./api-types";
+
+// Named by where they appear, so a schema renamed in the document does not rename them here.
+/** A flow's health, as every flow of the key, trace and correlation answers carries it. */
+export type FlowHealth = Flow["health"];
+/** Why an expected reaction is missing, from consumer-group positions. */
+export type Diagnosis = NonNullable<import("./api-types").MissingView["diagnosis"]>;
+/** One consumer group's position against one event's record. */
+export type GroupPosition = EventDetail["consumer_groups"][number];
+/** A copy of an event on a dead-letter topic. */
+export type DeadLetter = EventDetail["dead_letters"][number];
 
 /** An error answer of the API, or a failure to reach it. */
 export class ApiError extends Error {
@@ -107,6 +132,18 @@ export class Api {
     if (range.to) q.set("to", range.to);
     const s = q.toString();
     return this.get<Topology>(`/topology${s ? `?${s}` : ""}`, signal);
+  }
+  /** Tracked flows (an event in the last hour), oldest first, optionally of one status. */
+  flows(params: { status?: FlowStatus; limit?: number }, signal?: AbortSignal) {
+    const q = new URLSearchParams();
+    if (params.status) q.set("status", params.status);
+    if (params.limit !== undefined) q.set("limit", String(params.limit));
+    const s = q.toString();
+    return this.get<FlowsPage>(`/flows${s ? `?${s}` : ""}`, signal);
+  }
+  /** Counts per status, and the stalled and failed flows grouped by where they stopped. */
+  flowsSummary(signal?: AbortSignal) {
+    return this.get<FlowsSummary>(`/flows/summary`, signal);
   }
   /** The URL of the live feed following these keys, correlations and traces. */
   liveUrl(follow: { keys?: [string, string][]; correlations?: string[]; traces?: string[] }) {
