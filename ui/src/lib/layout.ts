@@ -2,7 +2,8 @@
 // small rules around it: node sizes, service colours, keyboard moves between nodes.
 
 import dagre from "@dagrejs/dagre";
-import type { EventSummary, Graph, GraphEdge } from "./api";
+import type { EventSummary, Graph, GraphEdge, MissingView } from "./api";
+import { dueText, reactionText } from "./health";
 
 /** Size of an event's box on the canvas. */
 export const NODE_WIDTH = 210;
@@ -16,12 +17,57 @@ export interface Placed {
   event: EventSummary;
 }
 
-/** A laid-out graph. */
+/** Size of a ghost's box: an expected reaction that has not arrived. */
+export const GHOST_WIDTH = NODE_WIDTH;
+export const GHOST_HEIGHT = 54;
+
+/** An expected reaction that has not arrived, drawn as a dashed box after the event it should follow. */
+export interface Ghost {
+  id: string;
+  /** The event it should follow. */
+  after: string;
+  /** The reaction expected: `bank`, `bank/PaymentConfirmed`, `any reaction`. */
+  label: string;
+  /** `overdue 57 s` or `due in 8 s`. */
+  due: string;
+  overdue: boolean;
+}
+
+/** A ghost placed on the canvas (top-left corner). */
+export interface PlacedGhost extends Ghost {
+  x: number;
+  y: number;
+}
+
+/** A laid-out graph: its events, its edges, and the ghosts of the reactions it misses. */
 export interface Layout {
   nodes: Placed[];
   edges: GraphEdge[];
+  ghosts: PlacedGhost[];
   width: number;
   height: number;
+}
+
+/**
+ * The ghosts of a flow's missing reactions (its health's `missing`), at time `now`: one per
+ * missing reaction whose event is in the graph (`events`), each joined to that event by an edge.
+ */
+export function ghostsOf(
+  events: ReadonlySet<string>,
+  missing: MissingView[],
+  now: number,
+): { ghosts: Ghost[]; edges: { from: string; to: string }[] } {
+  const ghosts: Ghost[] = [];
+  const seen = new Set<string>();
+  for (const m of missing) {
+    if (!events.has(m.after_event)) continue;
+    const label = reactionText(m.expected);
+    const id = `ghost:${m.after_event}:${label}`;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    ghosts.push({ id, after: m.after_event, label, due: dueText(m, now), overdue: m.overdue_ms !== null });
+  }
+  return { ghosts, edges: ghosts.map((g) => ({ from: g.after, to: g.id })) };
 }
 
 type DagreGraph = InstanceType<typeof dagre.graphlib.Graph>;
@@ -130,18 +176,27 @@ export function layered(
 /** Above this many nodes the layout skips dagre's crossing reduction. */
 export const QUICK_LAYOUT_ABOVE = 400;
 
-/** Lays a causal graph out: causes left of their reactions. */
-export function layoutGraph(graph: Graph): Layout {
+/**
+ * Lays a causal graph out: causes left of their reactions, and the ghost of each missing
+ * reaction (`missing`, from the flow's health, at time `now`) laid out as a reaction of the
+ * event it should follow.
+ */
+export function layoutGraph(graph: Graph, missing: MissingView[] = [], now = Date.now()): Layout {
   const ids = new Set(graph.nodes.map((n) => n.id));
   const edges = graph.edges.filter((e) => ids.has(e.from) && ids.has(e.to) && e.from !== e.to);
+  const ghostsFound = ghostsOf(ids, missing, now);
   const { at, width, height } = layered(
-    graph.nodes.map((n) => ({ id: n.id, width: NODE_WIDTH, height: NODE_HEIGHT })),
-    edges,
+    [
+      ...graph.nodes.map((n) => ({ id: n.id, width: NODE_WIDTH, height: NODE_HEIGHT })),
+      ...ghostsFound.ghosts.map((g) => ({ id: g.id, width: GHOST_WIDTH, height: GHOST_HEIGHT })),
+    ],
+    [...edges, ...ghostsFound.edges],
     undefined,
     { quick: graph.nodes.length > QUICK_LAYOUT_ABOVE },
   );
   const nodes = graph.nodes.map((n) => ({ id: n.id, ...at.get(n.id)!, event: n }));
-  return { nodes, edges, width, height };
+  const ghosts = ghostsFound.ghosts.map((g) => ({ ...g, ...at.get(g.id)! }));
+  return { nodes, edges, ghosts, width, height };
 }
 
 /** A rectangle of the canvas, in layout coordinates. */
