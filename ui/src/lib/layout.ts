@@ -141,16 +141,16 @@ export function depthFirstOrder(g: DagreGraph): void {
 }
 
 /**
- * Places boxes left to right in layers with dagre so every edge points right where it can
+ * Places boxes left to right (or top to bottom: `spacing.rankdir`) in layers with dagre so every edge points right where it can
  * (cycles are broken by dagre's acyclicer and drawn back). Returns top-left corners and the
  * drawing's size. Edges naming unknown boxes, and self-loops, are ignored.
  */
 export function layered(
   boxes: { id: string; width: number; height: number }[],
-  links: { from: string; to: string }[],
-  spacing = { nodesep: 18, ranksep: 70 },
+  links: { from: string; to: string; label?: { width: number; height: number } }[],
+  spacing: { nodesep: number; ranksep: number; rankdir?: "LR" | "TB" } = { nodesep: 18, ranksep: 70 },
   options: { quick?: boolean } = {},
-): { at: Map<string, { x: number; y: number }>; width: number; height: number } {
+): { at: Map<string, { x: number; y: number }>; routes: Map<string, Route>; width: number; height: number } {
   const g = new dagre.graphlib.Graph({ multigraph: false });
   g.setGraph({ rankdir: "LR", ...spacing, marginx: 20, marginy: 20, ranker: causalDepthRanker });
   g.setDefaultEdgeLabel(() => ({}));
@@ -159,7 +159,11 @@ export function layered(
     size.set(b.id, b);
     g.setNode(b.id, { width: b.width, height: b.height });
   }
-  for (const l of links) if (size.has(l.from) && size.has(l.to) && l.from !== l.to) g.setEdge(l.from, l.to, { minlen: 1 });
+  for (const l of links) {
+    if (!size.has(l.from) || !size.has(l.to) || l.from === l.to) continue;
+    // A label's box is laid out like a node's, so labels overlap neither boxes nor each other.
+    g.setEdge(l.from, l.to, l.label ? { minlen: 1, width: l.label.width, height: l.label.height, labelpos: "c" } : { minlen: 1 });
+  }
   // `quick` keeps dagre's first, depth-first order and skips its crossing-reduction sweeps (and
   // the per-layer graphs it builds for them even when told not to sweep): a causal tree in
   // depth-first order has no crossings to reduce, and that step was a third of a 2,000-node layout.
@@ -169,8 +173,38 @@ export function layered(
     const p = g.node(id) as { x: number; y: number };
     at.set(id, { x: p.x - s.width / 2, y: p.y - s.height / 2 });
   }
-  const label = g.graph() as { width?: number; height?: number };
-  return { at, width: label.width ?? 0, height: label.height ?? 0 };
+  const routes = new Map<string, Route>();
+  for (const e of g.edges()) {
+    const label = g.edge(e) as { points?: { x: number; y: number }[]; x?: number; y?: number; width?: number };
+    routes.set(`${e.v}->${e.w}`, {
+      points: label.points ?? [],
+      label: label.width !== undefined && label.x !== undefined && label.y !== undefined ? { x: label.x, y: label.y } : null,
+    });
+  }
+  const graph = g.graph() as { width?: number; height?: number };
+  return { at, routes, width: graph.width ?? 0, height: graph.height ?? 0 };
+}
+
+/** How dagre routed an edge: points from its source's border to its target's, and the centre of
+ *  its label when it was given one. */
+export interface Route {
+  points: { x: number; y: number }[];
+  label: { x: number; y: number } | null;
+}
+
+/** An SVG path through a route's points, smoothed at each bend (through the midpoints). */
+export function routePath(points: { x: number; y: number }[]): string {
+  if (points.length === 0) return "";
+  const [first, ...rest] = points;
+  let d = `M ${first.x} ${first.y}`;
+  for (let i = 0; i < rest.length - 1; i++) {
+    const p = rest[i];
+    const q = rest[i + 1];
+    d += ` Q ${p.x} ${p.y} ${(p.x + q.x) / 2} ${(p.y + q.y) / 2}`;
+  }
+  const last = rest[rest.length - 1];
+  if (last) d += ` L ${last.x} ${last.y}`;
+  return d;
 }
 
 /** Above this many nodes the layout skips dagre's crossing reduction. */
