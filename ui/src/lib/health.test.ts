@@ -131,7 +131,10 @@ describe("the flow view's banner", () => {
 describe("the start page's needs-attention groups", () => {
   it("link a flow to its correlation, or to its only event when it has none", () => {
     expect(flowHealthHref(flow("c-1"))).toBe("/flows/correlation/c-1");
-    expect(flowHealthHref(flow("e-9", { root: { id: "e-9", event_type: "X", service: "s", time: "" } }))).toBe("/events/e-9");
+    const root = { id: "e-9", event_type: "X", service: "s", time: "" };
+    expect(flowHealthHref(flow("e-9", { root, events: 1 }))).toBe("/events/e-9");
+    // A correlation named after its first event is still a correlation.
+    expect(flowHealthHref(flow("e-9", { root, events: 3 }))).toBe("/flows/correlation/e-9");
   });
 
   it("show the business keys before the keys that repeat them", () => {

@@ -108,9 +108,13 @@ export function banner(h: FlowHealth, now: number): Banner {
   return { status: h.status, title: TITLES[h.status], lines, diagnoses };
 }
 
-/** Where a flow of `/api/v1/flows` is shown: its correlation's flow view, or its only event. */
+/**
+ * Where a flow of `/api/v1/flows` is shown: its correlation's flow view, or, for a flow without a
+ * correlation (its id is its only event's), that event. A correlation may be named after its
+ * first event (the demo's are), so the id alone does not tell: one event with its own id does.
+ */
 export function flowHealthHref(f: FlowHealthView): string {
-  return f.root.id === f.flow ? eventHref(f.flow) : flowHref({ kind: "correlation", id: f.flow });
+  return f.root.id === f.flow && f.events <= 1 ? eventHref(f.flow) : flowHref({ kind: "correlation", id: f.flow });
 }
 
 /** Keys that repeat another key's value (the record key, the subject) come last. */
