@@ -19,7 +19,7 @@ export interface Placed {
 
 /** Size of a ghost's box: an expected reaction that has not arrived. */
 export const GHOST_WIDTH = NODE_WIDTH;
-export const GHOST_HEIGHT = 54;
+export const GHOST_HEIGHT = NODE_HEIGHT;
 
 /** An expected reaction that has not arrived, drawn as a dashed box after the event it should follow. */
 export interface Ghost {
