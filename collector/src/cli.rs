@@ -122,6 +122,14 @@ pub enum QueryWhat {
     },
 }
 
+impl QueryWhat {
+    /// Whether the answer tells flows' health (and so needs the store's recent flows learned
+    /// first).
+    pub fn needs_health(&self) -> bool {
+        !matches!(self, QueryWhat::Event { .. })
+    }
+}
+
 /// `choreoscope demo`.
 #[derive(Args, Debug)]
 pub struct DemoArgs {

@@ -7,7 +7,8 @@
 //! # Layout
 //! Layers point one way, each using only those above it:
 //!
-//! 1. [`rules`] (the config file: alias profiles and key rules) → [`record`] (raw record →
+//! 1. [`rules`] (the config file: alias profiles and key rules) and [`dead_letter`] (a
+//!    dead-letter copy and the event it is a copy of) → [`record`] (raw record →
 //!    [`record::EventRecord`]; never fails, records its problems); [`metrics`] (Prometheus).
 //! 2. [`store`]: the lineage store, one folder per database behind [`store::LineageStore`];
 //!    idempotent batch writes and lookups.
@@ -28,6 +29,7 @@
 pub mod cli;
 pub mod collector;
 pub mod config;
+pub mod dead_letter;
 pub mod demo;
 pub mod flow;
 pub mod health;

@@ -30,7 +30,7 @@ pub enum Direction {
 }
 
 /// A mark on a node: `cause_missing`, `duplicate_publish`, `problems`, `cycle`, `root`,
-/// `duplicate_reaction` or `end` in the API (docs/api.md, "Graph shape").
+/// `duplicate_reaction`, `end` or `dead_lettered` in the API (docs/api.md, "Graph shape").
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
 )]
@@ -53,6 +53,9 @@ pub enum Flag {
     /// Nothing has reacted to the event (yet): where its flow currently ends. Set on flow graphs
     /// (key, trace, correlation), not on depth-limited lineage walks.
     End,
+    /// The event was copied to a dead-letter topic: a consumer gave up on it, and its flow
+    /// failed. Set on flow graphs and the event answer.
+    DeadLettered,
 }
 
 impl Flag {
@@ -66,6 +69,7 @@ impl Flag {
             Flag::Root => "root",
             Flag::DuplicateReaction => "duplicate_reaction",
             Flag::End => "end",
+            Flag::DeadLettered => "dead_lettered",
         }
     }
 }
@@ -361,6 +365,7 @@ mod tests {
             Flag::Root,
             Flag::DuplicateReaction,
             Flag::End,
+            Flag::DeadLettered,
         ] {
             assert_eq!(
                 serde_json::to_value(flag).unwrap(),

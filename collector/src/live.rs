@@ -66,7 +66,16 @@ impl LiveFeed {
         if self.tx.receiver_count() == 0 || records.is_empty() {
             return;
         }
-        let batch: StoredBatch = records.iter().map(StoredEvent::from).collect();
+        // A dead-letter copy is no event of its flow (flow health reads dead letters from the
+        // store).
+        let batch: StoredBatch = records
+            .iter()
+            .filter(|r| r.dead_letter.is_none())
+            .map(StoredEvent::from)
+            .collect();
+        if batch.is_empty() {
+            return;
+        }
         // An error only means every watcher left meanwhile.
         let _ = self.tx.send(batch);
     }

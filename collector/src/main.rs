@@ -118,9 +118,17 @@ async fn query(args: QueryArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("opening store {}", args.store.db))?;
     let limits = Limits::default();
+    // This process has no tracker of its own: flow health learns from the store's last hour.
+    let health = choreoscope::health::HealthHandle::default();
+    if args.what.needs_health() {
+        health
+            .backfill(&store, choreoscope::health::service::BACKFILL_MAX)
+            .await
+            .context("reading the store's recent events")?;
+    }
     let (json, text) = match &args.what {
         QueryWhat::Key { name, value } => {
-            let a = query::key_answer(&store, name, value, &limits).await?;
+            let a = query::key_answer(&store, &health, name, value, &limits).await?;
             (serde_json::to_string_pretty(&a)?, render::key_answer(&a))
         }
         QueryWhat::Event {
@@ -139,21 +147,15 @@ async fn query(args: QueryArgs) -> anyhow::Result<()> {
             (serde_json::to_string_pretty(&g)?, render::lineage(id, &g))
         }
         QueryWhat::Trace { id } => {
-            let a = query::trace_answer(&store, id, &limits).await?;
+            let a = query::trace_answer(&store, &health, id, &limits).await?;
             (serde_json::to_string_pretty(&a)?, render::flow_answer(&a))
         }
         QueryWhat::Correlation { id } => {
-            let a = query::correlation_answer(&store, id, &limits).await?;
+            let a = query::correlation_answer(&store, &health, id, &limits).await?;
             (serde_json::to_string_pretty(&a)?, render::flow_answer(&a))
         }
         QueryWhat::Flows { status, limit } => {
-            // This process has no tracker of its own: it learns from the store's last hour.
-            let health = choreoscope::health::HealthHandle::default();
-            health
-                .backfill(&store, choreoscope::health::service::BACKFILL_MAX)
-                .await
-                .context("reading the store's recent events")?;
-            let page = query::health::flows(&health, *status, *limit, &limits)?;
+            let page = query::health::flows(&health, &store, *status, *limit, &limits).await?;
             (
                 serde_json::to_string_pretty(&page)?,
                 render::flows_page(&page),

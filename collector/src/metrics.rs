@@ -65,6 +65,8 @@ pub struct Metrics {
     pub redelivered: Counter,
     /// Event ids stored before at another offset, per topic.
     pub duplicate_publishes: Family<TopicLabel, Counter>,
+    /// Dead-letter copies stored (each fails the flow of the event it is a copy of).
+    pub dead_letters: Counter,
     /// Problems found in records, per kind.
     pub problems: Family<KindLabel, Counter>,
     /// Records per committed batch.
@@ -110,6 +112,7 @@ impl Metrics {
             events_ingested: Family::default(),
             redelivered: Counter::default(),
             duplicate_publishes: Family::default(),
+            dead_letters: Counter::default(),
             problems: Family::default(),
             batch_size: Histogram::new(exponential_buckets(1.0, 4.0, 10)),
             batch_write_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
@@ -149,6 +152,11 @@ impl Metrics {
             "duplicate_publishes",
             "Event ids published again at another offset",
             m.duplicate_publishes.clone(),
+        );
+        registry.register(
+            "dead_letters",
+            "Dead-letter copies stored, each failing the flow of the event it is a copy of",
+            m.dead_letters.clone(),
         );
         registry.register(
             "problems",

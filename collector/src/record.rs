@@ -9,6 +9,7 @@ use base64::Engine as _;
 use choreoscope_sdk::{EventContext, HeaderProblem, RecordHeaders};
 use serde::{Deserialize, Serialize};
 
+use crate::dead_letter::{self, Original};
 use crate::rules::Rules;
 
 /// The raw fields of a consumed record.
@@ -99,6 +100,38 @@ pub struct EventRecord {
     pub keys: Vec<(String, String)>,
     /// When the collector read it, µs since the epoch.
     pub ingested_at_us: i64,
+    /// Set when the record is a dead-letter copy of another event (see [`crate::dead_letter`]):
+    /// the store keeps it apart, as that event's failure, neither a new event nor a delivery.
+    pub dead_letter: Option<DeadLetterMark>,
+}
+
+/// What makes a record a dead-letter copy: the event it is a copy of, and why that one failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterMark {
+    /// The failed event's id: the id the copy carries (`ce_id` or an alias), else the id derived
+    /// from the original position the headers name.
+    pub original_id: String,
+    /// The original's position, when the headers name it.
+    pub original: Option<(String, i32, i64)>,
+    /// What recognised it: `spring`, `connect` or `topic_name`.
+    pub recognised_by: &'static str,
+    /// Who failed it and why, one line (`bank-group: java.lang.IllegalStateException: card expired`).
+    pub reason: String,
+    /// The consumer group that gave up on it, when the headers say.
+    pub consumer_group: Option<String>,
+}
+
+impl EventRecord {
+    /// When a dead-letter copy was dead-lettered: its broker time, else when it was read (its
+    /// `ce_time` is the original's, copied with its headers).
+    pub fn dead_lettered_at_us(&self) -> i64 {
+        self.broker_time_us.unwrap_or(self.ingested_at_us)
+    }
+}
+
+/// The id the collector gives a record that names none: derived from its position.
+pub fn derived_id(topic: &str, partition: i32, offset: i64) -> String {
+    format!("kafka:{topic}/{partition}/{offset}")
 }
 
 /// Turns raw records into [`EventRecord`]s.
@@ -245,7 +278,7 @@ impl Interpreter {
         let (event_id, id_source) = match &cx.event_id {
             Some(id) => (id.value.clone(), id.header.clone()),
             None => {
-                let derived = format!("kafka:{}/{}/{}", raw.topic, raw.partition, raw.offset);
+                let derived = derived_id(raw.topic, raw.partition, raw.offset);
                 problems.push(Problem {
                     kind: "no_event_id".into(),
                     detail: format!("no ce_id or alias header; id derived from the record's position: {derived}"),
@@ -320,6 +353,8 @@ impl Interpreter {
             }
         }
 
+        let carried_id = (id_source != "derived").then_some(event_id.as_str());
+        let dead_letter = self.dead_letter(&raw, carried_id, &mut problems);
         let broker_time_us = raw.timestamp_ms.filter(|t| *t >= 0).map(|t| t * 1000);
         let event_time_us = cx.cloud_event.time.map(|t| t.timestamp_micros());
         EventRecord {
@@ -349,7 +384,51 @@ impl Interpreter {
             problems,
             keys: keys.into_iter().collect(),
             ingested_at_us,
+            dead_letter,
         }
+    }
+
+    /// Whether `raw` is a dead-letter copy, and of which event (`carried_id`: the id the copy's
+    /// own headers give, if any). Its unreadable dead-letter headers, and a dead letter naming no
+    /// original (then kept as an ordinary event), are added to `problems`.
+    fn dead_letter(
+        &self,
+        raw: &RawRecord<'_>,
+        carried_id: Option<&str>,
+        problems: &mut Vec<Problem>,
+    ) -> Option<DeadLetterMark> {
+        let problem = |p: &dead_letter::DeadLetterProblem| Problem {
+            kind: p.kind().to_owned(),
+            detail: p.to_string(),
+        };
+        let dl = match dead_letter::recognise(raw.topic, raw.headers, &self.rules.dead_letters) {
+            Ok(found) => found?,
+            Err(no_original) => {
+                problems.push(problem(&no_original));
+                return None;
+            }
+        };
+        problems.extend(dl.problems.iter().map(problem));
+        let (original_id, original) = match &dl.original {
+            Original::SameId { id } => (id.clone(), None),
+            Original::Position {
+                topic,
+                partition,
+                offset,
+            } => (
+                carried_id
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| derived_id(topic, *partition, *offset)),
+                Some((topic.clone(), *partition, *offset)),
+            ),
+        };
+        Some(DeadLetterMark {
+            original_id,
+            original,
+            recognised_by: dl.source.as_str(),
+            reason: dl.reason(),
+            consumer_group: dl.consumer_group.clone(),
+        })
     }
 }
 

@@ -6,8 +6,9 @@ use std::fmt::Write as _;
 
 use crate::health::Reaction;
 use crate::lineage::Flag;
-use crate::query::health::{FlowHealthView, FlowsPage};
+use crate::query::health::{status_name, FlowHealthView, FlowsPage};
 use crate::query::model::{EventSummary, FlowAnswer, Graph, KeyAnswer};
+use crate::query::model::{FailureView, MissingView};
 
 /// A duration in ms, the way a person reads it.
 pub fn human_ms(ms: f64) -> String {
@@ -183,6 +184,18 @@ fn flow_section(id: Option<&str>, flow: &crate::query::model::Flow, graph: &Grap
         human_ms(flow.duration_ms)
     );
     out.push_str(&tree(graph));
+    let h = &flow.health;
+    let _ = writeln!(
+        out,
+        "  status: {}{}",
+        status_name(h.status),
+        if h.tracked {
+            ""
+        } else {
+            " (assessed now against the learned model)"
+        }
+    );
+    out.push_str(&health_lines(&h.missing, &h.failures));
     for end in &flow.ends {
         let _ = writeln!(
             out,
@@ -231,29 +244,11 @@ fn waiting_for(r: &Reaction) -> String {
     }
 }
 
-/// One flow's health: its status, where it started, and each missing reaction with its deadline.
-pub fn flow_health(f: &FlowHealthView) -> String {
-    let keys: Vec<String> = f
-        .keys
-        .iter()
-        .map(|k| format!("{}={}", k.name, k.value))
-        .collect();
-    let mut s = format!(
-        "flow {}{} — {}, started {} with {} ({}), {} event(s), last {}\n",
-        f.flow,
-        if keys.is_empty() {
-            String::new()
-        } else {
-            format!(" [{}]", keys.join(", "))
-        },
-        f.status_name(),
-        clock(&f.root.time),
-        f.root.event_type.as_deref().unwrap_or("(no type)"),
-        f.root.service.as_deref().unwrap_or("unknown service"),
-        f.events,
-        clock(&f.last_activity),
-    );
-    for m in &f.missing {
+/// Each missing reaction with its deadline and how sure the model is, and each failure, a line
+/// each.
+fn health_lines(missing: &[MissingView], failures: &[FailureView]) -> String {
+    let mut s = String::new();
+    for m in missing {
         let when = match m.overdue_ms {
             Some(late) => format!("due {}, {} overdue", clock(&m.deadline), human_ms(late)),
             None => format!("due {}", clock(&m.deadline)),
@@ -279,9 +274,39 @@ pub fn flow_health(f: &FlowHealthView) -> String {
             },
         );
     }
-    for failure in &f.failures {
-        let _ = writeln!(s, "  failed at event {}: {}", failure.event, failure.reason);
+    for failure in failures {
+        let _ = write!(s, "  failed at event {}: {}", failure.event, failure.reason);
+        if let Some(topic) = &failure.dead_letter_topic {
+            let _ = write!(s, " (dead-lettered to {topic})");
+        }
+        s.push('\n');
     }
+    s
+}
+
+/// One flow's health: its status, where it started, and each missing reaction with its deadline.
+pub fn flow_health(f: &FlowHealthView) -> String {
+    let keys: Vec<String> = f
+        .keys
+        .iter()
+        .map(|k| format!("{}={}", k.name, k.value))
+        .collect();
+    let mut s = format!(
+        "flow {}{} — {}, started {} with {} ({}), {} event(s), last {}\n",
+        f.flow,
+        if keys.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", keys.join(", "))
+        },
+        f.status_name(),
+        clock(&f.root.time),
+        f.root.event_type.as_deref().unwrap_or("(no type)"),
+        f.root.service.as_deref().unwrap_or("unknown service"),
+        f.events,
+        clock(&f.last_activity),
+    );
+    s.push_str(&health_lines(&f.missing, &f.failures));
     s
 }
 
@@ -380,8 +405,9 @@ mod tests {
     #[test]
     fn a_stalled_flow_reads_as_what_it_waits_for_after_which_event_and_how_late() {
         use crate::health::{FlowStatus, Origin, Reaction, Step};
-        use crate::query::health::{FlowHealthView, FlowRoot, MissingView};
+        use crate::query::health::{FlowHealthView, FlowRoot};
         use crate::query::model::KeyValue;
+        use crate::query::model::MissingView;
         let flow = FlowHealthView {
             flow: "c-1".into(),
             status: FlowStatus::Stalled,

@@ -5,6 +5,8 @@ use choreoscope_sdk::AliasTable;
 use regex::Regex;
 use serde::Deserialize;
 
+use crate::dead_letter::{DeadLetterRules, DeadLetterRulesError};
+
 /// A malformed rule in the config file.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -27,6 +29,9 @@ pub enum RuleError {
     /// The config file's reading rules do not parse (its path is added by the caller).
     #[error("{0}")]
     Invalid(String),
+    /// A `dead_letter_topics` pattern cannot be used.
+    #[error(transparent)]
+    DeadLetterTopic(#[from] DeadLetterRulesError),
     /// The config file could not be read or parsed.
     #[error("config file `{path}`: {reason}")]
     File {
@@ -115,6 +120,8 @@ pub struct TopicAliases {
 /// [[topic_aliases]]
 /// topics = "legacy-.*"
 /// profile = "nservicebus"
+///
+/// dead_letter_topics = ['\.DLT$', '-dlq$']   # replaces the default dead-letter name patterns
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -129,6 +136,9 @@ pub struct ConfigFile {
     /// Per-topic alias profiles; the first matching entry wins.
     #[serde(default)]
     pub topic_aliases: Vec<TopicAliasesEntry>,
+    /// Dead-letter topic name patterns (regular expressions), replacing the defaults
+    /// (`crate::dead_letter::DEFAULT_PATTERNS`).
+    pub dead_letter_topics: Option<Vec<String>>,
 }
 
 /// One `[[topic_aliases]]` entry.
@@ -150,6 +160,9 @@ pub struct Rules {
     pub topic_aliases: Vec<TopicAliases>,
     /// Business-key rules.
     pub key_rules: Vec<KeyRule>,
+    /// Which topics are dead-letter topics by name (for copies that carry only the original's
+    /// `ce_id`).
+    pub dead_letters: DeadLetterRules,
 }
 
 fn profile(name: &str) -> Result<AliasTable, RuleError> {
@@ -180,6 +193,10 @@ impl Rules {
                 .iter()
                 .map(|r| r.parse())
                 .collect::<Result<_, _>>()?,
+            dead_letters: match &config.dead_letter_topics {
+                Some(patterns) => DeadLetterRules::new(patterns)?,
+                None => DeadLetterRules::default(),
+            },
         })
     }
 

@@ -111,6 +111,7 @@ fn node_flags_are_an_enum_of_the_names_the_viewer_knows() {
         [
             "cause_missing",
             "cycle",
+            "dead_lettered",
             "duplicate_publish",
             "duplicate_reaction",
             "end",

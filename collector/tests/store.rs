@@ -637,6 +637,114 @@ async fn a_store_of_the_first_schema_keeps_its_deliveries_after_migrating(f: Fix
     assert_eq!((again.redelivered, again.duplicate_publishes), (1, 1));
 }
 
+/// A Spring Kafka dead-letter copy of event `id` (from `payments`, offset `of`), at `offset` of
+/// `payments-dlt`: the original's headers copied, then Spring's.
+fn spring_copy<'a>(id: &'a str, of: i64, offset: i64) -> Ev<'a> {
+    let mut copy = ev(id, None, offset);
+    copy.topic = "payments-dlt";
+    copy.extra = vec![
+        ("kafka_dlt-original-topic", "payments".into()),
+        ("kafka_dlt-original-partition", "0".into()),
+        ("kafka_dlt-original-offset", of.to_string()),
+        ("kafka_dlt-original-consumer-group", "bank".into()),
+        (
+            "kafka_dlt-exception-fqcn",
+            "java.lang.IllegalStateException".into(),
+        ),
+        ("kafka_dlt-exception-message", "card expired".into()),
+    ];
+    copy
+}
+
+async fn a_dead_letter_copy_is_kept_apart_as_its_originals_failure(f: Fixture) {
+    let mut original = ev("p", None, 0);
+    original.topic = "payments";
+    let first = f.store.write_batch(&[original.record()]).await.unwrap();
+    assert_eq!(first.new_events, 1);
+    let copy = spring_copy("p", 0, 0).record();
+    let out = f
+        .store
+        .write_batch(std::slice::from_ref(&copy))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            out.dead_letters,
+            out.new_events,
+            out.duplicate_publishes,
+            out.redelivered
+        ),
+        (1, 0, 0, 0),
+        "neither a new event nor a duplicate publish"
+    );
+    assert_eq!(f.store.event("p").await.unwrap().unwrap().delivery_count, 1);
+    assert_eq!(f.store.deliveries("p").await.unwrap().len(), 1);
+    let rows = f.store.dead_letters_of(&["p".to_owned()]).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    let d = &rows[0];
+    assert_eq!(
+        (
+            d.topic.as_str(),
+            d.kafka_offset,
+            d.recognised_by.as_str(),
+            d.consumer_group.as_deref()
+        ),
+        ("payments-dlt", 0, "spring", Some("bank"))
+    );
+    assert_eq!(
+        d.reason,
+        "bank: java.lang.IllegalStateException: card expired"
+    );
+    let again = f.store.write_batch(&[copy]).await.unwrap();
+    assert_eq!((again.dead_letters, again.redelivered), (0, 1));
+    assert_eq!(f.store.dead_letters_since(0, 10).await.unwrap(), rows);
+    let flow = f.store.by_correlation("flow-1", 10).await.unwrap();
+    assert_eq!(flow.len(), 1, "the copy is no event of the flow");
+}
+
+async fn a_dead_letter_names_a_header_less_original_by_its_position(f: Fixture) {
+    fn raw<'a>(topic: &'a str, offset: i64, headers: &'a RecordHeaders) -> RawRecord<'a> {
+        RawRecord {
+            topic,
+            partition: 0,
+            offset,
+            key: None,
+            payload: Some(b"{}"),
+            headers,
+            timestamp_ms: Some(5_000),
+        }
+    }
+    let interpreter = Interpreter::new(Rules::default(), 1024);
+    let original = interpreter.interpret(raw("legacy", 3, &RecordHeaders::new()), 0);
+    let mut h = RecordHeaders::new();
+    h.set("__connect.errors.topic", "legacy");
+    h.set("__connect.errors.partition", "0");
+    h.set("__connect.errors.offset", "3");
+    h.set("__connect.errors.connector.name", "erp-sink");
+    h.set("__connect.errors.task.id", "0");
+    h.set("__connect.errors.stage", "VALUE_CONVERTER");
+    h.set(
+        "__connect.errors.exception.class.name",
+        "org.apache.kafka.connect.errors.DataException",
+    );
+    h.set("__connect.errors.exception.message", "bad schema");
+    let copy = interpreter.interpret(raw("erp-dlq", 0, &h), 0);
+    let out = f.store.write_batch(&[original, copy]).await.unwrap();
+    assert_eq!((out.new_events, out.dead_letters), (1, 1));
+    let rows = f
+        .store
+        .dead_letters_of(&["kafka:legacy/0/3".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].recognised_by, "connect");
+    assert!(
+        rows[0].reason.contains("DataException: bad schema"),
+        "{}",
+        rows[0].reason
+    );
+}
+
 macro_rules! on_both_stores {
     ($($test:ident),* $(,)?) => {
         mod sqlite_store {
@@ -662,6 +770,8 @@ on_both_stores!(
     a_store_of_the_first_schema_keeps_its_deliveries_after_migrating,
     every_business_key_of_an_event_is_stored_however_many,
     keys_are_listed_searched_and_gathered_from_every_publish,
+    a_dead_letter_copy_is_kept_apart_as_its_originals_failure,
+    a_dead_letter_names_a_header_less_original_by_its_position,
 );
 
 /// Every key of events "a" and "b" as sorted `(name, value, event id)`.

@@ -62,5 +62,6 @@ pub fn record(
         problems: Vec::new(),
         keys: vec![("order.id".into(), order)],
         ingested_at_us: base_us,
+        dead_letter: None,
     }
 }

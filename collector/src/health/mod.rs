@@ -17,7 +17,6 @@
 //! serves the incremental tracker and an answer computed at query time.
 
 pub mod config;
-pub mod dead_letter;
 pub mod model;
 pub mod service;
 pub mod status;

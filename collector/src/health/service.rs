@@ -29,6 +29,14 @@ pub const BACKFILL_MAX: usize = 200_000;
 /// Events per page of the backfill.
 const BACKFILL_PAGE: i64 = 5_000;
 
+/// Dead letters read from the store at most per tick.
+const DEAD_LETTER_PAGE: i64 = 20_000;
+
+/// How far back each tick reads dead letters again: a PostgreSQL transaction may become visible
+/// after a later one, so a dead letter stored meanwhile is not missed (failing an event again is
+/// a no-op).
+const DEAD_LETTER_OVERLAP_US: i64 = 60_000_000;
+
 /// The collector's flow health, shared by the task that feeds it and the handlers that read it.
 #[derive(Debug, Clone)]
 pub struct HealthHandle {
@@ -142,7 +150,7 @@ impl HealthHandle {
     }
 
     /// Reads what the store holds of the last `keep_for` into the tracker, newest first, at most
-    /// `max` events; returns how many.
+    /// `max` events, and fails those its dead letters name; returns how many events.
     pub async fn backfill(&self, store: &Store, max: usize) -> Result<usize, StoreError> {
         let now = now_us();
         let mut filter = SearchFilter {
@@ -175,8 +183,34 @@ impl HealthHandle {
                 break;
             }
         }
+        self.read_dead_letters(store, self.dead_letters_from())
+            .await?;
         self.tick(now);
         Ok(read)
+    }
+
+    /// Fails the events named by the dead letters the store holds from `from_us` on (by when it
+    /// stored them); returns where the next read starts.
+    pub async fn read_dead_letters(&self, store: &Store, from_us: i64) -> Result<i64, StoreError> {
+        let now = now_us();
+        let rows = store.dead_letters_since(from_us, DEAD_LETTER_PAGE).await?;
+        let full = rows.len() as i64 == DEAD_LETTER_PAGE;
+        if !rows.is_empty() {
+            let mut tracker = self.tracker();
+            for row in &rows {
+                tracker.fail(&row.original_id, &row.reason, now);
+            }
+        }
+        Ok(match rows.last() {
+            // More to read: go on from the last one read.
+            Some(last) if full => last.ingested_at_us,
+            _ => from_us.max(now.saturating_sub(DEAD_LETTER_OVERLAP_US)),
+        })
+    }
+
+    /// Where the first read of dead letters starts: as far back as flows are kept.
+    fn dead_letters_from(&self) -> i64 {
+        now_us().saturating_sub(i64::try_from(self.keep_for.as_micros()).unwrap_or(i64::MAX))
     }
 }
 
@@ -228,6 +262,7 @@ pub async fn follow(
             tracing::warn!(error = %e, "flow health could not read the store's recent events; starting empty")
         }
     }
+    let mut dead_letters_from = health.dead_letters_from();
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -244,6 +279,10 @@ pub async fn follow(
                 Err(RecvError::Closed) => return,
             },
             _ = ticks.tick() => {
+                match health.read_dead_letters(&store, dead_letters_from).await {
+                    Ok(next) => dead_letters_from = next,
+                    Err(e) => tracing::warn!(error = %e, "flow health could not read the store's dead letters; trying again"),
+                }
                 health.tick(now_us());
                 health.export(&metrics);
             }

@@ -135,7 +135,12 @@ pub struct Tracker {
     deadlines: BinaryHeap<Reverse<(i64, String)>>,
     last_sweep_us: i64,
     evicted: u64,
+    /// Failures of events not tracked (yet): applied when the event arrives.
+    pending_failures: HashMap<String, String>,
 }
+
+/// Failures of events not tracked yet kept at most (a dead letter read before its original).
+pub const MAX_PENDING_FAILURES: usize = 10_000;
 
 impl Tracker {
     /// An empty tracker around `model`.
@@ -149,6 +154,7 @@ impl Tracker {
             deadlines: BinaryHeap::new(),
             last_sweep_us: i64::MIN,
             evicted: 0,
+            pending_failures: HashMap::new(),
         }
     }
 
@@ -187,11 +193,38 @@ impl Tracker {
         self.bound();
     }
 
+    /// Fails event `id` (it was dead-lettered) with `reason`, and reassesses its flow; an event
+    /// not tracked yet fails when it arrives (at most [`MAX_PENDING_FAILURES`] are kept, the
+    /// newest dropped past that). Failing an event again with the same reason changes nothing.
+    pub fn fail(&mut self, id: &str, reason: &str, now_us: i64) {
+        let Some(key) = self.flow_of.get(id).cloned() else {
+            if self.pending_failures.len() < MAX_PENDING_FAILURES {
+                self.pending_failures
+                    .entry(id.to_owned())
+                    .or_insert_with(|| reason.to_owned());
+            }
+            return;
+        };
+        let Some(flow) = self.flows.get_mut(&key) else {
+            return;
+        };
+        let Some(&i) = flow.index.get(id) else { return };
+        let event = &mut flow.facts.events[i];
+        if event.failure.as_deref() == Some(reason) {
+            return;
+        }
+        event.failure = Some(reason.to_owned());
+        self.reassess(&key, now_us);
+    }
+
     /// Adds one event to its flow; returns the flow's key, or `None` for an event seen before.
-    fn insert(&mut self, tracked: TrackedEvent) -> Option<String> {
+    fn insert(&mut self, mut tracked: TrackedEvent) -> Option<String> {
         let id = tracked.event.id.clone();
         if self.flow_of.contains_key(&id) {
             return None;
+        }
+        if let Some(reason) = self.pending_failures.remove(&id) {
+            tracked.event.failure = Some(reason);
         }
         let key = tracked.correlation_id.clone().unwrap_or_else(|| id.clone());
         let flow = self
@@ -594,6 +627,48 @@ mod tests {
         let now = (n as i64 + 60) * S;
         tracker.tick(now);
         (tracker, now)
+    }
+
+    #[test]
+    fn a_dead_lettered_event_fails_its_flow_and_names_the_reason() {
+        let (mut tracker, now) = trained(100);
+        for e in order(1002, now / S, Some(2)) {
+            tracker.observe(e, now);
+        }
+        tracker.fail(
+            "p-1002",
+            "bank-group: IllegalStateException: card expired",
+            now,
+        );
+        let health = tracker.health("flow-1002").unwrap();
+        assert_eq!(health.status, FlowStatus::Failed);
+        assert_eq!(health.failures[0].event, "p-1002");
+        assert_eq!(
+            health.failures[0].reason,
+            "bank-group: IllegalStateException: card expired"
+        );
+        let groups = tracker.stopped_groups(10);
+        assert_eq!(
+            (groups[0].status, groups[0].after.clone()),
+            (
+                FlowStatus::Failed,
+                Some(Step::new("payment", "PaymentCreated"))
+            )
+        );
+    }
+
+    #[test]
+    fn a_dead_letter_read_before_its_original_fails_the_flow_when_the_original_arrives() {
+        let (mut tracker, now) = trained(100);
+        tracker.fail("p-1003", "bank-group: timeout", now);
+        assert!(tracker.health("flow-1003").is_none());
+        for e in order(1003, now / S, Some(2)) {
+            tracker.observe(e, now);
+        }
+        assert_eq!(
+            tracker.health("flow-1003").unwrap().status,
+            FlowStatus::Failed
+        );
     }
 
     #[test]

@@ -30,8 +30,7 @@ use crate::health::model::{Expectation, LatencySummary, StepView};
 use crate::health::{FlowStatus, Origin, Reaction, Step};
 use crate::lineage::{Direction, Flag};
 use crate::query::health::{
-    FailureView, FlowHealthView, FlowRoot, FlowsPage, FlowsSummary, MissingView, ModelAnswer,
-    StatusCounts, StoppedGroupView,
+    FlowHealthView, FlowRoot, FlowsPage, FlowsSummary, ModelAnswer, StatusCounts, StoppedGroupView,
 };
 use crate::query::model::*;
 use crate::query::{self, parse_time, Limits, QueryError};
@@ -123,6 +122,8 @@ Every error answer is an `ErrorBody`; no input is answered with a 5xx other than
         FlowRoot,
         MissingView,
         FailureView,
+        FlowHealthBrief,
+        DeadLetterView,
         FlowHealthView,
         FlowsPage,
         StoppedGroupView,
@@ -212,7 +213,14 @@ async fn key(
     ApiPath(path): ApiPath<KeyPath>,
 ) -> Result<Json<KeyAnswer>, ApiError> {
     Ok(Json(
-        query::key_answer(&state.store, &path.name, &path.value, &limits()).await?,
+        query::key_answer(
+            &state.store,
+            &state.health,
+            &path.name,
+            &path.value,
+            &limits(),
+        )
+        .await?,
     ))
 }
 
@@ -229,7 +237,7 @@ async fn trace(
     ApiPath(path): ApiPath<TracePath>,
 ) -> Result<Json<FlowAnswer>, ApiError> {
     Ok(Json(
-        query::trace_answer(&state.store, &path.trace_id, &limits()).await?,
+        query::trace_answer(&state.store, &state.health, &path.trace_id, &limits()).await?,
     ))
 }
 
@@ -245,7 +253,7 @@ async fn correlation(
     ApiPath(path): ApiPath<CorrelationPath>,
 ) -> Result<Json<FlowAnswer>, ApiError> {
     Ok(Json(
-        query::correlation_answer(&state.store, &path.id, &limits()).await?,
+        query::correlation_answer(&state.store, &state.health, &path.id, &limits()).await?,
     ))
 }
 
@@ -285,7 +293,7 @@ async fn topology(
         None => to.saturating_sub(24 * 3600 * 1_000_000),
     };
     Ok(Json(
-        query::topology(&state.store, from, to, &limits()).await?,
+        query::topology(&state.store, &state.health, from, to, &limits()).await?,
     ))
 }
 
@@ -301,12 +309,16 @@ async fn flows(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<FlowsParams>,
 ) -> Result<Json<FlowsPage>, ApiError> {
-    Ok(Json(query::health::flows(
-        &state.health,
-        params.status,
-        params.limit.unwrap_or(50),
-        &limits(),
-    )?))
+    Ok(Json(
+        query::health::flows(
+            &state.health,
+            &state.store,
+            params.status,
+            params.limit.unwrap_or(50),
+            &limits(),
+        )
+        .await?,
+    ))
 }
 
 /// How many flows are complete, in progress, stalled and failed, and the stalled and failed ones

@@ -151,6 +151,7 @@ impl Writer {
             new_events = outcome.new_events,
             redelivered = outcome.redelivered,
             duplicates = outcome.duplicate_publishes,
+            dead_letters = outcome.dead_letters,
             "batch committed"
         );
         next
@@ -173,5 +174,8 @@ impl Writer {
             }
         }
         self.metrics.redelivered.inc_by(outcome.redelivered as u64);
+        self.metrics
+            .dead_letters
+            .inc_by(outcome.dead_letters as u64);
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
+use super::health::{dead_letters_of, flow_health, DeadLetters};
 use super::model::{
     ms, rfc3339, EventDetail, EventSummary, Flow, FlowAnswer, FlowEnd, Graph, Hop, KeyAnswer,
     KeyValue, MapEdge, MapEdgeKind, MapNode, MapNodeKind, SearchPage, Topology,
@@ -10,6 +11,7 @@ use super::model::{
 use super::Limits;
 use super::QueryError;
 use crate::flow::graph_of;
+use crate::health::{FlowEvent, FlowFacts, FlowStatus, HealthHandle};
 use crate::lineage::{lineage, Direction, Flag, Lineage};
 use crate::store::{SearchFilter, Store, SummaryRow};
 
@@ -44,6 +46,7 @@ pub async fn event_detail(
             .is_empty(),
         None => false,
     };
+    let dead_letters = store.dead_letters_of(&ids).await?;
     Ok(EventDetail::new(
         event,
         keys,
@@ -51,6 +54,7 @@ pub async fn event_detail(
         reactions.into_iter().map(|r| r.event_id).collect(),
         cause_stored,
         flags,
+        dead_letters,
     ))
 }
 
@@ -69,13 +73,67 @@ pub async fn flags_in_flow(
     if !events.iter().any(|e| e.event_id == id) {
         events.push(event);
     }
-    let graph = graph_with_causes(store, events).await?;
+    let mut graph = graph_with_causes(store, events).await?;
+    mark_dead_lettered(
+        &mut graph,
+        &dead_letters_of(store, std::slice::from_ref(&id)).await?,
+    );
     Ok(graph
         .nodes
         .into_iter()
         .find(|n| n.event.event_id == id)
         .map(|n| n.flags.into_iter().collect())
         .unwrap_or_default())
+}
+
+/// The dead letters of every event of `graph`, by event.
+async fn dead_letters_in(store: &Store, graph: &Lineage) -> Result<DeadLetters, QueryError> {
+    let ids: Vec<String> = graph
+        .nodes
+        .iter()
+        .map(|n| n.event.event_id.clone())
+        .collect();
+    dead_letters_of(store, &ids).await
+}
+
+/// Flags the nodes of `graph` that were dead-lettered.
+fn mark_dead_lettered(graph: &mut Lineage, dead_letters: &DeadLetters) {
+    for node in &mut graph.nodes {
+        if dead_letters.contains_key(&node.event.event_id) {
+            node.flags.insert(Flag::DeadLettered);
+        }
+    }
+}
+
+/// What flow health needs of the flow made of `members` of `graph`: their steps and times, and
+/// the causal edges between them (cycle-closing edges left out).
+fn facts_of(graph: &Lineage, members: &[usize]) -> FlowFacts {
+    let index: HashMap<&str, usize> = members
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| (graph.nodes[i].event.event_id.as_str(), k))
+        .collect();
+    FlowFacts {
+        events: members
+            .iter()
+            .map(|&i| {
+                let e = &graph.nodes[i].event;
+                FlowEvent {
+                    id: e.event_id.clone(),
+                    service: e.source.clone(),
+                    event_type: e.event_type.clone(),
+                    time_us: e.time_us,
+                    failure: None,
+                }
+            })
+            .collect(),
+        edges: graph
+            .edges
+            .iter()
+            .filter(|e| !e.cycle)
+            .filter_map(|e| Some((*index.get(e.from.as_str())?, *index.get(e.to.as_str())?)))
+            .collect(),
+    }
 }
 
 /// The lineage graph around event `id`.
@@ -126,8 +184,22 @@ async fn graph_with_causes(store: &Store, events: Vec<SummaryRow>) -> Result<Lin
     Ok(graph_of(events, &stored))
 }
 
-/// The [`Flow`] made of the nodes `members` (indexes into `graph.nodes`).
-fn flow_of(graph: &Lineage, members: &[usize], correlation_id: Option<String>, now: i64) -> Flow {
+/// How an answer judges the health of its flows: the collector's flow health, and the dead
+/// letters of the answer's events.
+struct HealthView<'a> {
+    handle: &'a HealthHandle,
+    dead_letters: &'a DeadLetters,
+}
+
+/// The [`Flow`] made of the nodes `members` (indexes into `graph.nodes`, in time order), with its
+/// health.
+fn flow_of(
+    graph: &Lineage,
+    members: &[usize],
+    correlation_id: Option<String>,
+    health: &HealthView<'_>,
+    now: i64,
+) -> Flow {
     let position: HashMap<&str, usize> = graph
         .nodes
         .iter()
@@ -220,7 +292,24 @@ fn flow_of(graph: &Lineage, members: &[usize], correlation_id: Option<String>, n
             }
         })
         .collect();
+    // The tracker keys a flow by its correlation, else by the event that starts it.
+    let key = correlation_id
+        .clone()
+        .or_else(|| {
+            roots
+                .first()
+                .map(|&i| graph.nodes[i].event.event_id.clone())
+        })
+        .unwrap_or_default();
+    let health = flow_health(
+        health.handle,
+        &key,
+        || facts_of(graph, &by_time),
+        health.dead_letters,
+        now,
+    );
     Flow {
+        health,
         correlation_id,
         roots: roots
             .iter()
@@ -253,6 +342,7 @@ fn services_in<'a>(events: impl Iterator<Item = &'a SummaryRow>) -> Vec<String> 
 /// "What happened to `name = value`?": every flow that touched it.
 pub async fn key_answer(
     store: &Store,
+    health: &HealthHandle,
     name: &str,
     value: &str,
     limits: &Limits,
@@ -294,7 +384,13 @@ pub async fn key_answer(
         }
         events.extend(flow.into_iter().take(budget as usize));
     }
-    let graph = graph_with_causes(store, events).await?;
+    let mut graph = graph_with_causes(store, events).await?;
+    let dead_letters = dead_letters_in(store, &graph).await?;
+    mark_dead_lettered(&mut graph, &dead_letters);
+    let health = HealthView {
+        handle: health,
+        dead_letters: &dead_letters,
+    };
     let now = now_us();
     let mut members: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, n) in graph.nodes.iter().enumerate() {
@@ -305,7 +401,7 @@ pub async fn key_answer(
         .filter_map(|id| {
             let m = members.get(id.as_str())?;
             let correlated = graph.nodes[m[0]].event.correlation_id.clone();
-            Some(flow_of(&graph, m, correlated, now))
+            Some(flow_of(&graph, m, correlated, &health, now))
         })
         .collect();
     flows.sort_by(|a, b| a.started.cmp(&b.started));
@@ -350,6 +446,7 @@ fn is_invalid_trace_id(id: &str) -> bool {
 
 async fn flow_answer(
     store: &Store,
+    health: &HealthHandle,
     id: &str,
     events: Vec<SummaryRow>,
     limits: &Limits,
@@ -361,13 +458,19 @@ async fn flow_answer(
     let truncated = (events.len() > limits.max_nodes)
         .then(|| format!("node limit of {} reached", limits.max_nodes));
     let events: Vec<SummaryRow> = events.into_iter().take(limits.max_nodes).collect();
-    let graph = graph_with_causes(store, events).await?;
+    let mut graph = graph_with_causes(store, events).await?;
+    let dead_letters = dead_letters_in(store, &graph).await?;
+    mark_dead_lettered(&mut graph, &dead_letters);
     let members: Vec<usize> = (0..graph.nodes.len()).collect();
     let correlation = graph
         .nodes
         .first()
         .and_then(|n| n.event.correlation_id.clone());
-    let flow = flow_of(&graph, &members, correlation, now_us());
+    let health = HealthView {
+        handle: health,
+        dead_letters: &dead_letters,
+    };
+    let flow = flow_of(&graph, &members, correlation, &health, now_us());
     let mut graph = Graph::from_lineage(graph, false);
     graph.truncated = truncated;
     Ok(FlowAnswer {
@@ -380,6 +483,7 @@ async fn flow_answer(
 /// Every event of trace `trace_id`.
 pub async fn trace_answer(
     store: &Store,
+    health: &HealthHandle,
     trace_id: &str,
     limits: &Limits,
 ) -> Result<FlowAnswer, QueryError> {
@@ -392,19 +496,117 @@ pub async fn trace_answer(
     let events = store
         .by_trace(trace_id, limits.max_nodes as i64 + 1)
         .await?;
-    flow_answer(store, trace_id, events, limits, "trace").await
+    flow_answer(store, health, trace_id, events, limits, "trace").await
 }
 
 /// Every event of correlation `id` (its root included).
 pub async fn correlation_answer(
     store: &Store,
+    health: &HealthHandle,
     id: &str,
     limits: &Limits,
 ) -> Result<FlowAnswer, QueryError> {
     let events = store
         .by_correlation(id, limits.max_nodes as i64 + 1)
         .await?;
-    flow_answer(store, id, events, limits, "correlation").await
+    flow_answer(store, health, id, events, limits, "correlation").await
+}
+
+/// Stalled and failed flows tracked now whose stopping event is in `[from_us, to_us)`, per map
+/// edge `(from, to)`: a stalled flow on the consume edge from the topic of the event after which
+/// a reaction is missing to the service expected to react (on the produce edge of that event
+/// when any reaction would do); a failed flow on the consume edge from its dead-lettered event's
+/// topic to the service whose consumer group gave up on it (a group named after the service,
+/// `bank` or `bank-…`), else on that event's produce edge.
+async fn stopped_on_edges(
+    store: &Store,
+    health: &HealthHandle,
+    from_us: i64,
+    to_us: i64,
+) -> Result<BTreeMap<(String, String), (i64, i64)>, QueryError> {
+    let stopped: Vec<_> = {
+        let tracker = health.tracker();
+        let mut flows = tracker.flows(Some(FlowStatus::Stalled), usize::MAX);
+        flows.extend(tracker.flows(Some(FlowStatus::Failed), usize::MAX));
+        flows
+    };
+    let mut ids: Vec<String> = Vec::new();
+    for f in &stopped {
+        ids.extend(
+            f.health
+                .missing
+                .iter()
+                .filter(|m| m.overdue_ms.is_some())
+                .map(|m| m.after_event.clone()),
+        );
+        ids.extend(f.health.failures.iter().map(|x| x.event.clone()));
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let events: HashMap<String, SummaryRow> = store
+        .summaries(&ids)
+        .await?
+        .into_iter()
+        .filter(|e| e.time_us >= from_us && e.time_us < to_us)
+        .map(|e| (e.event_id.clone(), e))
+        .collect();
+    let dead_letters = dead_letters_of(store, &ids).await?;
+    let service_node = |s: Option<&str>| format!("service:{}", s.unwrap_or(UNKNOWN_SERVICE));
+    let mut out: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
+    for f in &stopped {
+        let mut edges: HashSet<((String, String), bool)> = HashSet::new();
+        for m in f.health.missing.iter().filter(|m| m.overdue_ms.is_some()) {
+            let Some(e) = events.get(&m.after_event) else {
+                continue;
+            };
+            let topic = format!("topic:{}", e.topic);
+            edges.insert(match m.expected.service() {
+                Some(s) => ((topic, service_node(Some(s))), true),
+                None => ((service_node(e.source.as_deref()), topic), true),
+            });
+        }
+        for failure in &f.health.failures {
+            let Some(e) = events.get(&failure.event) else {
+                continue;
+            };
+            let topic = format!("topic:{}", e.topic);
+            let group = dead_letters
+                .get(&failure.event)
+                .and_then(|rows| rows.last())
+                .and_then(|d| d.consumer_group.clone());
+            let reacting = group.as_deref().and_then(|g| {
+                f.health
+                    .missing
+                    .iter()
+                    .filter_map(|m| m.expected.service())
+                    .chain(e.source.as_deref())
+                    .find(|s| named_after(g, s))
+                    .map(str::to_owned)
+            });
+            edges.insert(match reacting {
+                Some(s) => ((topic, service_node(Some(&s))), false),
+                None => ((service_node(e.source.as_deref()), topic), false),
+            });
+        }
+        // A flow counts once per edge.
+        for (edge, stalled) in edges {
+            let counts = out.entry(edge).or_default();
+            if stalled {
+                counts.0 += 1;
+            } else {
+                counts.1 += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether consumer group `group` is named after `service`: the same name, or the name followed by
+/// `-`, `.` or `_` (`bank-consumers`).
+fn named_after(group: &str, service: &str) -> bool {
+    group
+        .strip_prefix(service)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['-', '.', '_']))
 }
 
 /// The pattern of a search cursor in the API: `TIME_US:ID`, the time and id of the last event of
@@ -483,6 +685,7 @@ pub const UNKNOWN_SERVICE: &str = "(unknown)";
 /// The choreography between `from_us` and `to_us`.
 pub async fn topology(
     store: &Store,
+    health: &HealthHandle,
     from_us: i64,
     to_us: i64,
     limits: &Limits,
@@ -522,6 +725,8 @@ pub async fn topology(
             count: p.events,
             latency_p50_ms: None,
             latency_p95_ms: None,
+            stalled: 0,
+            failed: 0,
         });
     }
     let mut consumed: BTreeMap<(String, String), Vec<i64>> = BTreeMap::new();
@@ -545,7 +750,42 @@ pub async fn topology(
             count: latencies.len() as i64,
             latency_p50_ms: percentile(&latencies, 0.50),
             latency_p95_ms: percentile(&latencies, 0.95),
+            stalled: 0,
+            failed: 0,
         });
+    }
+    for (edge, (stalled, failed)) in stopped_on_edges(store, health, from_us, to_us).await? {
+        let at = match edges
+            .iter()
+            .position(|e| (e.from.as_str(), e.to.as_str()) == (edge.0.as_str(), edge.1.as_str()))
+        {
+            Some(at) => at,
+            None => {
+                // A reaction expected but never seen in the range: the edge it should take.
+                for id in [&edge.0, &edge.1] {
+                    let (kind, name) = id.split_once(':').unwrap_or(("service", id));
+                    let kind = if kind == "topic" {
+                        MapNodeKind::Topic
+                    } else {
+                        MapNodeKind::Service
+                    };
+                    node(kind, name);
+                }
+                edges.push(MapEdge {
+                    from: edge.0.clone(),
+                    to: edge.1.clone(),
+                    kind: MapEdgeKind::Consume,
+                    count: 0,
+                    latency_p50_ms: None,
+                    latency_p95_ms: None,
+                    stalled: 0,
+                    failed: 0,
+                });
+                edges.len() - 1
+            }
+        };
+        edges[at].stalled += stalled;
+        edges[at].failed += failed;
     }
     Ok(Topology {
         from: rfc3339(from_us),
@@ -727,9 +967,10 @@ mod tests {
                 record("e", Some("p"), "mail", 5),
             ])
             .await;
-            let flow = correlation_answer(&store, "f", &Limits::default())
-                .await
-                .unwrap();
+            let flow =
+                correlation_answer(&store, &HealthHandle::default(), "f", &Limits::default())
+                    .await
+                    .unwrap();
             assert_eq!(flow.graph.nodes.len(), 5);
             for node in &flow.graph.nodes {
                 assert_eq!(flags(&store, &node.id).await, node.flags, "{}", node.id);

@@ -4,15 +4,18 @@
 //! with an event in the last hour (backfilled from the store at start), and the model learned
 //! from them.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::model::{rfc3339, KeyValue};
+use super::model::{rfc3339, FailureView, FlowHealthBrief, KeyValue, MissingView};
 use super::{Limits, QueryError};
 use crate::health::model::StepView;
-use crate::health::status::Failure;
+use crate::health::status::{Failure, FlowFacts, MissingReaction};
 use crate::health::tracker::{FlowSummary, StoppedGroup, Tracker};
-use crate::health::{FlowStatus, HealthHandle, Origin, Reaction, Step};
+use crate::health::{FlowStatus, HealthHandle, Reaction, Step};
+use crate::store::{DeadLetterRow, Store};
 
 /// How many flows have each status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
@@ -42,37 +45,6 @@ pub struct FlowRoot {
     pub time: String,
 }
 
-/// An expected reaction a flow is missing, and since when.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct MissingView {
-    /// The event after which it is missing.
-    pub after_event: String,
-    /// That event's step.
-    pub after: Step,
-    /// The reaction expected.
-    pub expected: Reaction,
-    /// Share of the step's recent occurrences followed by it.
-    pub support: f64,
-    /// Occurrences of the step the model has learned from.
-    pub samples: u64,
-    /// Learned, or declared in the config file.
-    pub origin: Origin,
-    /// When it was due (RFC 3339).
-    pub deadline: String,
-    /// How long past due, ms (`null` while not yet due).
-    #[schema(required)]
-    pub overdue_ms: Option<f64>,
-}
-
-/// An event of a flow that failed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct FailureView {
-    /// Event id.
-    pub event: String,
-    /// Who failed it and why.
-    pub reason: String,
-}
-
 /// One flow and its health.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct FlowHealthView {
@@ -100,12 +72,17 @@ pub struct FlowHealthView {
 impl FlowHealthView {
     /// Its status in words (`in progress`, not the API's `in_progress`).
     pub fn status_name(&self) -> &'static str {
-        match self.status {
-            FlowStatus::Complete => "complete",
-            FlowStatus::InProgress => "in progress",
-            FlowStatus::Stalled => "stalled",
-            FlowStatus::Failed => "failed",
-        }
+        status_name(self.status)
+    }
+}
+
+/// A status in words (`in progress`, not the API's `in_progress`).
+pub fn status_name(status: FlowStatus) -> &'static str {
+    match status {
+        FlowStatus::Complete => "complete",
+        FlowStatus::InProgress => "in progress",
+        FlowStatus::Stalled => "stalled",
+        FlowStatus::Failed => "failed",
     }
 }
 
@@ -176,7 +153,7 @@ fn counts(tracker: &Tracker) -> StatusCounts {
     out
 }
 
-fn view(flow: FlowSummary) -> FlowHealthView {
+fn view(flow: FlowSummary, dead_letters: &DeadLetters) -> FlowHealthView {
     FlowHealthView {
         root: FlowRoot {
             id: flow.root,
@@ -193,35 +170,97 @@ fn view(flow: FlowSummary) -> FlowHealthView {
             .into_iter()
             .map(|(name, value)| KeyValue { name, value })
             .collect(),
-        missing: flow
-            .health
-            .missing
-            .into_iter()
-            .map(|m| MissingView {
-                after_event: m.after_event,
-                after: m.after,
-                expected: m.expected,
-                support: m.support,
-                samples: m.samples,
-                origin: m.origin,
-                deadline: rfc3339(m.deadline_us),
-                overdue_ms: m.overdue_ms,
-            })
-            .collect(),
-        failures: flow
-            .health
-            .failures
-            .into_iter()
-            .map(|Failure { event, reason }| FailureView { event, reason })
-            .collect(),
+        missing: missing_views(flow.health.missing),
+        failures: failure_views(flow.health.failures, dead_letters),
         next_deadline: flow.health.next_deadline_us.map(rfc3339),
     }
 }
 
-/// Tracked flows with `status` (any, when `None`), oldest first, at most `limit` (cut to
-/// [`Limits::max_page`]).
-pub fn flows(
+/// Dead letters by the id of the event they are copies of.
+pub type DeadLetters = HashMap<String, Vec<DeadLetterRow>>;
+
+/// The dead letters of the events `ids`, by event.
+pub async fn dead_letters_of(store: &Store, ids: &[String]) -> Result<DeadLetters, QueryError> {
+    let mut out = DeadLetters::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    for row in store.dead_letters_of(ids).await? {
+        out.entry(row.original_id.clone()).or_default().push(row);
+    }
+    Ok(out)
+}
+
+fn missing_views(missing: Vec<MissingReaction>) -> Vec<MissingView> {
+    missing
+        .into_iter()
+        .map(|m| MissingView {
+            after_event: m.after_event,
+            after: m.after,
+            expected: m.expected,
+            support: m.support,
+            samples: m.samples,
+            origin: m.origin,
+            deadline: rfc3339(m.deadline_us),
+            overdue_ms: m.overdue_ms,
+        })
+        .collect()
+}
+
+/// Each failure with where it was dead-lettered and by which group (its latest dead letter).
+fn failure_views(failures: Vec<Failure>, dead_letters: &DeadLetters) -> Vec<FailureView> {
+    failures
+        .into_iter()
+        .map(|Failure { event, reason }| {
+            let latest = dead_letters.get(&event).and_then(|rows| rows.last());
+            FailureView {
+                dead_letter_topic: latest.map(|d| d.topic.clone()),
+                group: latest.and_then(|d| d.consumer_group.clone()),
+                event,
+                reason,
+            }
+        })
+        .collect()
+}
+
+/// The health of the flow `key` of an answer: the tracker's when it tracks that flow (the same
+/// status `/flows` lists), else `facts` assessed now against the learned model. Events with dead
+/// letters fail, whichever it is.
+pub fn flow_health(
     handle: &HealthHandle,
+    key: &str,
+    facts: impl FnOnce() -> FlowFacts,
+    dead_letters: &DeadLetters,
+    now_us: i64,
+) -> FlowHealthBrief {
+    let tracker = handle.tracker();
+    let (health, tracked) = match tracker.health(key) {
+        Some(h) => (h.clone(), true),
+        None => {
+            let mut facts = facts();
+            for e in &mut facts.events {
+                if let Some(latest) = dead_letters.get(&e.id).and_then(|rows| rows.last()) {
+                    e.failure = Some(latest.reason.clone());
+                }
+            }
+            (facts.assess(tracker.model(), now_us), false)
+        }
+    };
+    drop(tracker);
+    FlowHealthBrief {
+        status: health.status,
+        tracked,
+        missing: missing_views(health.missing),
+        failures: failure_views(health.failures, dead_letters),
+        next_deadline: health.next_deadline_us.map(rfc3339),
+    }
+}
+
+/// Tracked flows with `status` (any, when `None`), oldest first, at most `limit` (cut to
+/// [`Limits::max_page`]); their failures named with their dead letters from `store`.
+pub async fn flows(
+    handle: &HealthHandle,
+    store: &Store,
     status: Option<FlowStatus>,
     limit: i64,
     limits: &Limits,
@@ -233,12 +272,17 @@ pub fn flows(
     }
     let limit = limit.min(limits.max_page) as usize;
     // One look at the tracker: the page and its counts agree.
-    let tracker = handle.tracker();
-    let found = tracker.flows(status, limit);
-    let counts = counts(&tracker);
-    drop(tracker);
+    let (found, counts) = {
+        let tracker = handle.tracker();
+        (tracker.flows(status, limit), counts(&tracker))
+    };
+    let failed: Vec<String> = found
+        .iter()
+        .flat_map(|f| f.health.failures.iter().map(|x| x.event.clone()))
+        .collect();
+    let dead_letters = dead_letters_of(store, &failed).await?;
     Ok(FlowsPage {
-        flows: found.into_iter().map(view).collect(),
+        flows: found.into_iter().map(|f| view(f, &dead_letters)).collect(),
         limit,
         counts,
     })

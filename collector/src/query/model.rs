@@ -5,8 +5,9 @@ use base64::Engine as _;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::health::{FlowStatus, Origin, Reaction, Step};
 use crate::lineage::{Edge, Flag, Lineage, Node};
-use crate::store::{DeliveryRow, EventRow, KeyRow, SummaryRow};
+use crate::store::{DeadLetterRow, DeliveryRow, EventRow, KeyRow, SummaryRow};
 
 /// RFC 3339 text of a time in µs since the epoch.
 pub fn rfc3339(us: i64) -> String {
@@ -222,6 +223,95 @@ pub struct Payload {
     pub content_type: Option<String>,
 }
 
+/// An expected reaction a flow is missing, and since when.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct MissingView {
+    /// The event after which it is missing.
+    pub after_event: String,
+    /// That event's step.
+    pub after: Step,
+    /// The reaction expected.
+    pub expected: Reaction,
+    /// Share of the step's recent occurrences followed by it.
+    pub support: f64,
+    /// Occurrences of the step the model has learned from.
+    pub samples: u64,
+    /// Learned, or declared in the config file.
+    pub origin: Origin,
+    /// When it was due (RFC 3339).
+    pub deadline: String,
+    /// How long past due, ms (`null` while not yet due).
+    #[schema(required)]
+    pub overdue_ms: Option<f64>,
+}
+
+/// An event of a flow that failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FailureView {
+    /// Event id.
+    pub event: String,
+    /// Who failed it and why.
+    pub reason: String,
+    /// The dead-letter topic it was copied to, when known.
+    #[schema(required)]
+    pub dead_letter_topic: Option<String>,
+    /// The consumer group that gave up on it, when known.
+    #[schema(required)]
+    pub group: Option<String>,
+}
+
+/// A flow's health, as every flow of the key, trace and correlation answers carries it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct FlowHealthBrief {
+    /// Its status.
+    pub status: FlowStatus,
+    /// From the collector's tracker (`true`), or assessed when asked against the learned model
+    /// (`false`: a flow older than the tracker keeps, or a process that tracks nothing).
+    pub tracked: bool,
+    /// What it is missing, by deadline (only the most specific reaction of each).
+    pub missing: Vec<MissingView>,
+    /// Its events that failed.
+    pub failures: Vec<FailureView>,
+    /// When it turns stalled if nothing arrives (RFC 3339; `null` when nothing is pending).
+    #[schema(required)]
+    pub next_deadline: Option<String>,
+}
+
+/// A dead-letter copy of an event: where it went, who gave up on it and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct DeadLetterView {
+    /// The dead-letter topic.
+    pub topic: String,
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// Who failed the event and why.
+    pub reason: String,
+    /// The consumer group that gave up on it, when known.
+    #[schema(required)]
+    pub group: Option<String>,
+    /// What recognised the copy: `spring` (Spring Kafka's headers), `connect` (Kafka Connect's) or
+    /// `topic_name` (a same-id copy on a dead-letter-named topic).
+    pub recognised_by: String,
+    /// When it was dead-lettered (RFC 3339).
+    pub time: String,
+}
+
+impl From<DeadLetterRow> for DeadLetterView {
+    fn from(d: DeadLetterRow) -> Self {
+        Self {
+            topic: d.topic,
+            partition: d.kafka_partition,
+            offset: d.kafka_offset,
+            reason: d.reason,
+            group: d.consumer_group,
+            recognised_by: d.recognised_by,
+            time: rfc3339(d.time_us),
+        }
+    }
+}
+
 /// A problem found while reading the record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
 pub struct ProblemView {
@@ -322,6 +412,8 @@ pub struct EventDetail {
     pub reactions: Vec<String>,
     /// Whether the cause named by `causation_id` is stored.
     pub cause_stored: bool,
+    /// Its dead-letter copies: who gave up on it and why (none when it was handled).
+    pub dead_letters: Vec<DeadLetterView>,
 }
 
 /// Parses the stored header JSON (`[[name, value]]`, value text, null or `{"base64": …}`).
@@ -362,6 +454,7 @@ impl EventDetail {
         reactions: Vec<String>,
         cause_stored: bool,
         flags: Vec<Flag>,
+        dead_letters: Vec<DeadLetterRow>,
     ) -> Self {
         let problems: Vec<ProblemView> = serde_json::from_str(&e.problems).unwrap_or_default();
         Self {
@@ -389,6 +482,7 @@ impl EventDetail {
             reactions,
             cause_stored,
             flags,
+            dead_letters: dead_letters.into_iter().map(DeadLetterView::from).collect(),
             id: e.event_id,
             id_source: e.id_source,
             trace_id: e.trace_id,
@@ -470,6 +564,8 @@ pub struct Flow {
     pub ends: Vec<FlowEnd>,
     /// Every hop with its duration.
     pub hops: Vec<Hop>,
+    /// Its health: complete, in progress, stalled or failed, and why.
+    pub health: FlowHealthBrief,
 }
 
 /// "What happened to this business entity?"
@@ -568,6 +664,12 @@ pub struct MapEdge {
     /// 95th percentile hop time, ms; consume edges only.
     #[schema(required)]
     pub latency_p95_ms: Option<f64>,
+    /// Stalled flows tracked now that wait on this edge (a consume edge to the service whose
+    /// reaction is overdue), their stopping event in the range.
+    pub stalled: i64,
+    /// Failed flows tracked now whose dead-lettered event is on this edge (the consume edge to the
+    /// service whose group gave up on it, else the event's produce edge).
+    pub failed: i64,
 }
 
 /// The choreography as it really runs in a time range.

@@ -6,7 +6,8 @@
 use std::future::Future;
 
 use super::rows::{
-    DeliveryRow, EventRow, HopRow, KeyRow, ProduceRow, SearchFilter, StoredEvent, SummaryRow,
+    DeadLetterRow, DeliveryRow, EventRow, HopRow, KeyRow, ProduceRow, SearchFilter, StoredEvent,
+    SummaryRow,
 };
 use crate::record::EventRecord;
 
@@ -57,6 +58,9 @@ pub struct WriteOutcome {
     pub new_events: usize,
     /// Deliveries of an event id already stored at another offset (duplicate publishes).
     pub duplicate_publishes: usize,
+    /// Dead-letter copies stored for the first time (kept apart from the events; re-delivered
+    /// ones count in `redelivered`).
+    pub dead_letters: usize,
     /// The same, per topic.
     pub per_topic: std::collections::BTreeMap<String, TopicOutcome>,
 }
@@ -158,6 +162,19 @@ pub trait LineageStore: BusinessKeys + StoreFeed {
         to_us: i64,
         limit: i64,
     ) -> impl Future<Output = Result<Vec<HopRow>, StoreError>> + Send;
+
+    /// The dead letters of the events `ids` (by the failed event's id), oldest first.
+    fn dead_letters_of(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<DeadLetterRow>, StoreError>> + Send;
+
+    /// Dead letters stored at or after `ingested_from_us`, in the order stored, at most `limit`.
+    fn dead_letters_since(
+        &self,
+        ingested_from_us: i64,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<DeadLetterRow>, StoreError>> + Send;
 
     /// How many events and deliveries the store holds.
     fn counts(&self) -> impl Future<Output = Result<StoreCounts, StoreError>> + Send;

@@ -29,8 +29,8 @@ pub use contract::{
     TopicOutcome, WriteOutcome,
 };
 pub use rows::{
-    DeliveryRow, EventRow, HopRow, KeyRow, ProduceRow, SearchFilter, StoredEvent, SummaryRow,
-    ANY_PROBLEM,
+    DeadLetterRow, DeliveryRow, EventRow, HopRow, KeyRow, ProduceRow, SearchFilter, StoredEvent,
+    SummaryRow, ANY_PROBLEM,
 };
 pub use sqlite::memory::{allocate_with_mimalloc, disable_memory_statistics};
 
@@ -198,6 +198,20 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<HopRow>, StoreError> {
         dispatch!(self.hops(from_us, to_us, limit))
+    }
+
+    /// The dead letters of the events `ids` (by the failed event's id), oldest first.
+    pub async fn dead_letters_of(&self, ids: &[String]) -> Result<Vec<DeadLetterRow>, StoreError> {
+        dispatch!(self.dead_letters_of(ids))
+    }
+
+    /// Dead letters stored at or after `ingested_from_us`, in the order stored, at most `limit`.
+    pub async fn dead_letters_since(
+        &self,
+        ingested_from_us: i64,
+        limit: i64,
+    ) -> Result<Vec<DeadLetterRow>, StoreError> {
+        dispatch!(self.dead_letters_since(ingested_from_us, limit))
     }
 
     /// How many events and deliveries the store holds.

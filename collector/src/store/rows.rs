@@ -11,6 +11,18 @@ pub(crate) fn in_key_order(keys: &mut [KeyRow]) {
     keys.sort_by(|a, b| (&a.event_id, &a.name, &a.value).cmp(&(&b.event_id, &b.name, &b.value)));
 }
 
+/// Sorts dead letters by (time, position), the order of every dead-letter list the store returns.
+pub(crate) fn in_dead_letter_order(rows: &mut [DeadLetterRow]) {
+    rows.sort_by(|a, b| {
+        (a.time_us, &a.topic, a.kafka_partition, a.kafka_offset).cmp(&(
+            b.time_us,
+            &b.topic,
+            b.kafka_partition,
+            b.kafka_offset,
+        ))
+    });
+}
+
 /// What lineage and list queries need of an event.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SummaryRow {
@@ -207,4 +219,28 @@ impl From<&crate::record::EventRecord> for StoredEvent {
             time_us: r.time_us,
         }
     }
+}
+
+/// A dead-letter copy as the answers and flow health read it: which event failed, where it was
+/// dead-lettered and why.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DeadLetterRow {
+    /// The dead-letter topic.
+    pub topic: String,
+    /// Its partition.
+    pub kafka_partition: i32,
+    /// Its offset.
+    pub kafka_offset: i64,
+    /// The failed event's id.
+    pub original_id: String,
+    /// What recognised it: `spring`, `connect` or `topic_name`.
+    pub recognised_by: String,
+    /// Who failed it and why, one line.
+    pub reason: String,
+    /// The consumer group that gave up on it, when known.
+    pub consumer_group: Option<String>,
+    /// When it was dead-lettered (the copy's broker time, else when it was read), µs.
+    pub time_us: i64,
+    /// When the collector stored it, µs.
+    pub ingested_at_us: i64,
 }

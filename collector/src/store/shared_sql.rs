@@ -18,6 +18,11 @@ pub(super) const SUMMARY_COLUMNS: &str =
     e.kafka_offset, e.time_us, e.causation_id, e.correlation_id, e.trace_id, e.span_id, e.subject, \
     e.problem_count, e.delivery_count";
 
+/// Columns of [`super::rows::DeadLetterRow`], in order.
+pub(super) const DEAD_LETTER_COLUMNS: &str =
+    "topic, kafka_partition, kafka_offset, original_id, recognised_by, reason, consumer_group, \
+    time_us, ingested_at_us";
+
 /// Spans per span lookup (lists of at most this many values each: trace ids and span ids, and on
 /// SQLite the trace ids' suffixes).
 pub(super) const SPAN_CHUNK: usize = IN_CHUNK / 2;
@@ -185,6 +190,36 @@ macro_rules! shared_lookups {
                 );
                 qb.push_bind(from_us).push(" AND e.time_us < ").push_bind(to_us);
                 qb.push(" ORDER BY e.time_us DESC LIMIT ").push_bind(limit);
+                Ok(qb.build_query_as().fetch_all(&self.pool).await?)
+            }
+
+            /// The dead letters of the events `ids` (by the failed event's id), oldest first.
+            async fn dead_letters_of(&self, ids: &[String]) -> Result<Vec<DeadLetterRow>, StoreError> {
+                let mut out: Vec<DeadLetterRow> = Vec::new();
+                for chunk in ids.chunks(IN_CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(format!(
+                        "SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters WHERE original_id IN ("
+                    ));
+                    let mut list = qb.separated(", ");
+                    for id in chunk {
+                        list.push_bind(id);
+                    }
+                    qb.push(")");
+                    out.extend(qb.build_query_as::<DeadLetterRow>().fetch_all(&self.pool).await?);
+                }
+                crate::store::rows::in_dead_letter_order(&mut out);
+                Ok(out)
+            }
+
+            /// Dead letters stored at or after `ingested_from_us`, in the order stored, at most
+            /// `limit`.
+            async fn dead_letters_since(&self, ingested_from_us: i64, limit: i64) -> Result<Vec<DeadLetterRow>, StoreError> {
+                let mut qb = QueryBuilder::<$db>::new(format!(
+                    "SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters WHERE ingested_at_us >= "
+                ));
+                qb.push_bind(ingested_from_us);
+                qb.push(" ORDER BY ingested_at_us, topic, kafka_partition, kafka_offset LIMIT ");
+                qb.push_bind(limit);
                 Ok(qb.build_query_as().fetch_all(&self.pool).await?)
             }
 

@@ -1,5 +1,5 @@
 import type { ReactNode } from "react";
-import type { EventDetail, GroupPosition } from "../lib/api";
+import { consumerGroupsOf, type EventDetail, type GroupPosition } from "../lib/api";
 import { bytesText, duration, payloadText } from "../lib/format";
 import { eventHref, flowHref } from "../lib/routes";
 import { Link } from "../navigation";
@@ -10,6 +10,7 @@ import { Link } from "../navigation";
  */
 export function EventDetails({ event, hrefFor = eventHref }: { event: EventDetail; hrefFor?: (id: string) => string }) {
   const payload = event.payload ? payloadText(event.payload.body) : null;
+  const groups = consumerGroupsOf(event);
   return (
     <article className="details" data-testid="event-details" data-event-id={event.id}>
       <header>
@@ -102,9 +103,9 @@ export function EventDetails({ event, hrefFor = eventHref }: { event: EventDetai
           </ul>
         </section>
       )}
-      {(event.consumer_groups ?? []).length > 0 && (
+      {groups.length > 0 && (
         <section>
-          <h3>Consumer groups ({event.consumer_groups.length})</h3>
+          <h3>Consumer groups ({groups.length})</h3>
           <table className="groups" data-testid="consumer-groups">
             <thead>
               <tr>
@@ -115,7 +116,7 @@ export function EventDetails({ event, hrefFor = eventHref }: { event: EventDetai
               </tr>
             </thead>
             <tbody>
-              {event.consumer_groups.map((g) => (
+              {groups.map((g) => (
                 <tr key={g.group} data-state={g.state}>
                   <td>
                     <code>{g.group}</code>

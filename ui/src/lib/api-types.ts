@@ -12,17 +12,22 @@ export interface Bytes {
 /** `TIME_US:ID` of the last event of the page before, as `next_cursor` gives it. */
 export type Cursor = string;
 
-/** A copy of an event on a dead-letter topic. */
+/** A dead-letter copy of an event: where it went, who gave up on it and why. */
 export interface DeadLetterView {
-  /** The consumer group that dead-lettered it, when known. */
+  /** The consumer group that gave up on it, when known. */
   group: string | null;
-  /** Offset of the copy. */
+  /** Its offset. */
   offset: number;
-  /** Partition of the copy. */
+  /** Its partition. */
   partition: number;
-  /** Who failed it and why. */
+  /** Who failed the event and why. */
   reason: string;
-  /** When the copy was published (RFC 3339). */
+  /**
+   * What recognised the copy: `spring` (Spring Kafka's headers), `connect` (Kafka Connect's) or
+   * `topic_name` (a same-id copy on a dead-letter-named topic).
+   */
+  recognised_by: string;
+  /** When it was dead-lettered (RFC 3339). */
   time: string;
   /** The dead-letter topic. */
   topic: string;
@@ -39,19 +44,6 @@ export interface Delivery {
   /** Topic. */
   topic: string;
 }
-
-/** Why an expected reaction is missing, from consumer-group positions. */
-export interface Diagnosis {
-  /** The groups' positions against the event's record. */
-  groups: GroupPosition[];
-  /** What the positions say. */
-  kind: DiagnosisKind;
-  /** The diagnosis in a sentence. */
-  text: string;
-}
-
-/** What the consumer-group positions say about a missing reaction. */
-export type DiagnosisKind = "consumed_no_reaction" | "lagging" | "inactive" | "no_group" | "unknown";
 
 /** Which way to walk from the start event (`up`, `down` or `both` in the API). */
 export type Direction = "up" | "down" | "both";
@@ -74,11 +66,9 @@ export interface EventDetail {
   causation_id: string | null;
   /** Whether the cause named by `causation_id` is stored. */
   cause_stored: boolean;
-  /** Every consumer group reading the event's topic, and where it stands against the event. */
-  consumer_groups: GroupPosition[];
   /** The conversation's id. */
   correlation_id: string | null;
-  /** Its copies on dead-letter topics. */
+  /** Its dead-letter copies: who gave up on it and why (none when it was handled). */
   dead_letters: DeadLetterView[];
   /** Every delivery (more than one: a duplicate publish). */
   deliveries: Delivery[];
@@ -185,11 +175,11 @@ export interface Expectation {
 
 /** An event of a flow that failed. */
 export interface FailureView {
-  /** The dead-letter topic it was copied to, when it was dead-lettered. */
+  /** The dead-letter topic it was copied to, when known. */
   dead_letter_topic: string | null;
   /** Event id. */
   event: string;
-  /** The consumer group that failed it, when known. */
+  /** The consumer group that gave up on it, when known. */
   group: string | null;
   /** Who failed it and why. */
   reason: string;
@@ -197,7 +187,7 @@ export interface FailureView {
 
 /**
  * A mark on a node: `cause_missing`, `duplicate_publish`, `problems`, `cycle`, `root`,
- * `duplicate_reaction` or `end` in the API (docs/api.md, "Graph shape").
+ * `duplicate_reaction`, `end` or `dead_lettered` in the API (docs/api.md, "Graph shape").
  */
 export type Flag = "cause_missing" | "duplicate_publish" | "problems" | "cycle" | "root" | "duplicate_reaction" | "end" | "dead_lettered";
 
@@ -211,8 +201,8 @@ export interface Flow {
   ends: FlowEnd[];
   /** Its events in causal order (causes before reactions, then time). */
   events: string[];
-  /** Its health. */
-  health: FlowHealth;
+  /** Its health: complete, in progress, stalled or failed, and why. */
+  health: FlowHealthBrief;
   /** Every hop with its duration. */
   hops: Hop[];
   /** Last event's time. */
@@ -251,8 +241,8 @@ export interface FlowEnd {
   type: string | null;
 }
 
-/** A flow's health: its status and, when stuck, what is missing or failed. */
-export interface FlowHealth {
+/** A flow's health, as every flow of the key, trace and correlation answers carries it. */
+export interface FlowHealthBrief {
   /** Its events that failed. */
   failures: FailureView[];
   /** What it is missing, by deadline (only the most specific reaction of each). */
@@ -261,7 +251,10 @@ export interface FlowHealth {
   next_deadline: string | null;
   /** Its status. */
   status: FlowStatus;
-  /** From the live tracker; `false`: assessed when asked. */
+  /**
+   * From the collector's tracker (`true`), or assessed when asked against the learned model
+   * (`false`: a flow older than the tracker keeps, or a process that tracks nothing).
+   */
   tracked: boolean;
 }
 
@@ -349,33 +342,6 @@ export interface GraphEdge {
   to: string;
 }
 
-/** One consumer group's position against one event's record. */
-export interface GroupPosition {
-  /** The group's committed offset on the partition. */
-  committed_offset: number | null;
-  /** When the collector first saw it committed past the record (RFC 3339; consumed only). */
-  consumed_at: string | null;
-  /** The consumer group. */
-  group: string;
-  /** Records between its committed offset and the record (pending only). */
-  lag_records: number | null;
-  /** Estimated time to reach the record at the group's current rate, s (pending only). */
-  lag_seconds: number | null;
-  /** The event's offset. */
-  offset: number;
-  /** The event's partition. */
-  partition: number;
-  /** The service whose reactions this group produces, when known. */
-  service: string | null;
-  /** `consumed`, `pending` or `inactive`. */
-  state: GroupState;
-  /** The event's topic. */
-  topic: string;
-}
-
-/** Where a consumer group stands against one record. */
-export type GroupState = "consumed" | "pending" | "inactive";
-
 /** One record header, exactly as it arrived. */
 export interface Header {
   /** Header name. */
@@ -460,7 +426,10 @@ export type LiveKey = string;
 export interface MapEdge {
   /** Events produced, or reactions to events of the topic. */
   count: number;
-  /** Failed flows whose dead-lettered event was on this edge's topic (consume edges). */
+  /**
+   * Failed flows tracked now whose dead-lettered event is on this edge (the consume edge to the
+   * service whose group gave up on it, else the event's produce edge).
+   */
   failed: number;
   /** Source node id. */
   from: string;
@@ -470,7 +439,10 @@ export interface MapEdge {
   latency_p50_ms: number | null;
   /** 95th percentile hop time, ms; consume edges only. */
   latency_p95_ms: number | null;
-  /** Stalled flows waiting on this edge (consume edges: topic → the service waited for). */
+  /**
+   * Stalled flows tracked now that wait on this edge (a consume edge to the service whose
+   * reaction is overdue), their stopping event in the range.
+   */
   stalled: number;
   /** Target node id. */
   to: string;
@@ -500,8 +472,6 @@ export interface MissingView {
   after_event: string;
   /** When it was due (RFC 3339). */
   deadline: string;
-  /** Why it is missing, from consumer-group positions, when known. */
-  diagnosis: null | Diagnosis;
   /** The reaction expected. */
   expected: Reaction;
   /** Learned, or declared in the config file. */

@@ -53,5 +53,5 @@ export const FLAG_LABELS: Record<string, { short: string; title: string }> = {
   duplicate_reaction: { short: "twice", title: "A service reacted twice to one cause with the same type (processed twice)" },
   problems: { short: "problems", title: "Parts of the record could not be interpreted" },
   cycle: { short: "cycle", title: "Part of a causation cycle" },
-  dead_lettered: { short: "dead letter", title: "Copied to a dead-letter topic: a consumer failed it (its flow is failed)" },
+  dead_lettered: { short: "dead letter", title: "Copied to a dead-letter topic: a consumer gave up on it, and its flow failed" },
 };

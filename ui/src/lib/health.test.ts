@@ -23,7 +23,6 @@ function missing(overrides: Partial<MissingView> = {}): MissingView {
     origin: "learned",
     deadline: "2026-12-06T19:59:02.700Z",
     overdue_ms: 57_300,
-    diagnosis: null,
     ...overrides,
   };
 }
@@ -91,7 +90,8 @@ describe("the flow view's banner", () => {
   it("says what a stalled flow waits for, and why when the consumer groups tell", () => {
     const text = "bank's group `bank` consumed PaymentCreated (payments/2@1234) 40 s ago and produced nothing";
     const b = banner(
-      health({ status: "stalled", missing: [missing({ diagnosis: { kind: "consumed_no_reaction", text, groups: [] } })] }),
+      // (`diagnosis` is not in the API document yet: the viewer reads it when the collector sends it.)
+      health({ status: "stalled", missing: [{ ...missing(), diagnosis: { kind: "consumed_no_reaction", text, groups: [] } } as MissingView] }),
       NOW,
     );
     expect(b.title).toBe("Stalled");

@@ -3,6 +3,7 @@
 // strings; React renders them as text.
 
 import type { FailureView, FlowHealth, FlowHealthView, FlowsSummary, FlowStatus, KeyValue, MissingView, Reaction, Step } from "./api";
+import { diagnosisOf } from "./api";
 import { clock, duration } from "./format";
 import { eventHref, flowHref } from "./routes";
 
@@ -104,7 +105,7 @@ export function banner(h: FlowHealth, now: number): Banner {
   }
   lines.push(...h.missing.map((m) => missingText(m, now)));
   if (h.status === "complete" && lines.length === 0) lines.push("nothing expected is missing");
-  const diagnoses = h.missing.flatMap((m) => (m.diagnosis ? [m.diagnosis.text] : []));
+  const diagnoses = h.missing.flatMap((m) => diagnosisOf(m)?.text ?? []);
   return { status: h.status, title: TITLES[h.status], lines, diagnoses };
 }
 

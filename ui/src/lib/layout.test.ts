@@ -93,7 +93,6 @@ describe("the ghosts of missing reactions", () => {
     origin: "learned",
     deadline: "2026-12-06T19:59:03Z",
     overdue_ms: 57_000,
-    diagnosis: null,
     ...overrides,
   });
 

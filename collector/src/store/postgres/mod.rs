@@ -20,9 +20,12 @@ use sqlx::{ConnectOptions, PgPool, Postgres, QueryBuilder};
 use super::contract::{LineageStore, StoreCounts, StoreError, WriteOutcome};
 use super::known_names::KnownNames;
 use super::rows::{
-    in_time_order, DeliveryRow, EventRow, HopRow, ProduceRow, SearchFilter, SummaryRow, ANY_PROBLEM,
+    in_time_order, DeadLetterRow, DeliveryRow, EventRow, HopRow, ProduceRow, SearchFilter,
+    SummaryRow, ANY_PROBLEM,
 };
-use super::shared_sql::{shared_lookups, SpanChunk, IN_CHUNK, SPAN_CHUNK, SUMMARY_COLUMNS};
+use super::shared_sql::{
+    shared_lookups, SpanChunk, DEAD_LETTER_COLUMNS, IN_CHUNK, SPAN_CHUNK, SUMMARY_COLUMNS,
+};
 use crate::record::EventRecord;
 
 /// `e.trace_id = trace_id` (its `(trace_id, span_id)` index).

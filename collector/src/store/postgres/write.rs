@@ -27,11 +27,13 @@ impl PgStore {
             return Ok(outcome);
         }
         let mut positions = HashSet::new();
-        let unique: Vec<&EventRecord> = batch
+        let (dead, unique): (Vec<&EventRecord>, Vec<&EventRecord>) = batch
             .iter()
             .filter(|e| positions.insert((e.topic.as_str(), e.partition, e.offset)))
-            .collect();
+            .partition(|e| e.dead_letter.is_some());
         let mut tx = self.pool.begin().await?;
+        // 0. Dead-letter copies are kept apart, as their originals' failures.
+        outcome.dead_letters = dead_letters(&mut tx, &dead).await?;
 
         // 1. The first record of each id in the batch creates its event (the usual case: one
         //    statement per 1 000 events, nothing else).
@@ -110,7 +112,7 @@ impl PgStore {
         outcome.new_events = created.len();
         outcome.duplicate_publishes = duplicates.len();
         outcome.new_deliveries = outcome.new_events + outcome.duplicate_publishes;
-        outcome.redelivered = batch.len() - outcome.new_deliveries;
+        outcome.redelivered = batch.len() - outcome.new_deliveries - outcome.dead_letters;
         let stored: Vec<&EventRecord> = firsts
             .iter()
             .filter(|e| created.contains(e.event_id.as_str()))
@@ -154,6 +156,53 @@ impl PgStore {
         self.maybe_analyze(outcome.new_events as u64).await;
         Ok(outcome)
     }
+}
+
+/// Stores the dead-letter copies `dead`; returns how many were new (the others are re-deliveries).
+async fn dead_letters(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    dead: &[&EventRecord],
+) -> Result<usize, StoreError> {
+    let mut stored = 0;
+    for chunk in dead.chunks(SMALL_CHUNK / 10) {
+        let mut qb = QueryBuilder::<Postgres>::new(
+            "INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, event_id, original_id, \
+             original_topic, original_partition, original_offset, recognised_by, reason, \
+             consumer_group, record_key, broker_time_us, time_us, headers, payload, payload_size, \
+             problems, ingested_at_us) ",
+        );
+        qb.push_values(chunk, |mut b, e| {
+            let dl = e.dead_letter.as_ref().expect("only dead letters");
+            let original = dl.original.as_ref();
+            b.push_bind(&e.topic)
+                .push_bind(e.partition)
+                .push_bind(e.offset)
+                .push_bind(&e.event_id)
+                .push_bind(&dl.original_id)
+                .push_bind(original.map(|(t, _, _)| t.as_str()))
+                .push_bind(original.map(|(_, p, _)| *p))
+                .push_bind(original.map(|(_, _, o)| *o))
+                .push_bind(dl.recognised_by)
+                .push_bind(&dl.reason)
+                .push_bind(dl.consumer_group.as_deref())
+                .push_bind(e.record_key.as_deref())
+                .push_bind(e.broker_time_us)
+                .push_bind(e.dead_lettered_at_us())
+                .push_bind(&e.headers_json)
+                .push_bind(e.payload.as_deref())
+                .push_bind(e.payload_size)
+                .push_bind(serde_json::to_string(&e.problems).unwrap_or_else(|_| "[]".into()))
+                .push_bind(e.ingested_at_us);
+        });
+        qb.push(" ON CONFLICT DO NOTHING");
+        stored += qb
+            .build()
+            .persistent(false)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected() as usize;
+    }
+    Ok(stored)
 }
 
 /// Records the records of already stored ids that sit at a position their event does not know

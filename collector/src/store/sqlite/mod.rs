@@ -25,9 +25,9 @@ use sqlx::{ConnectOptions, QueryBuilder, Sqlite, SqlitePool};
 
 use super::contract::{LineageStore, StoreCounts, StoreError, WriteOutcome};
 use super::rows::{
-    DeliveryRow, EventRow, HopRow, ProduceRow, SearchFilter, SummaryRow, ANY_PROBLEM,
+    DeadLetterRow, DeliveryRow, EventRow, HopRow, ProduceRow, SearchFilter, SummaryRow, ANY_PROBLEM,
 };
-use super::shared_sql::{shared_lookups, SUMMARY_COLUMNS};
+use super::shared_sql::{shared_lookups, DEAD_LETTER_COLUMNS, IN_CHUNK, SUMMARY_COLUMNS};
 use crate::record::EventRecord;
 use read::SqliteReader;
 use trace_index::push_trace_is;

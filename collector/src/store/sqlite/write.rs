@@ -18,7 +18,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection};
 
 use super::statement::{Param, StaticStatement};
-use crate::record::EventRecord;
+use crate::record::{DeadLetterMark, EventRecord};
 use crate::store::contract::{StoreError, TopicOutcome, WriteOutcome};
 use crate::store::known_names::KnownNames;
 
@@ -61,6 +61,12 @@ fn insert_keys(n: usize) -> String {
     let rows = vec!["(?, ?, ?)"; n].join(", ");
     format!("INSERT OR IGNORE INTO event_keys (name, value, event_id) VALUES {rows}")
 }
+
+const INSERT_DEAD_LETTER: &str = "INSERT OR IGNORE INTO dead_letters (topic, kafka_partition, \
+     kafka_offset, event_id, original_id, original_topic, original_partition, original_offset, \
+     recognised_by, reason, consumer_group, record_key, broker_time_us, time_us, headers, payload, \
+     payload_size, problems, ingested_at_us) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)";
 
 const INSERT_KEY_NAME: &str = "INSERT OR IGNORE INTO key_names (name) VALUES (?1)";
 
@@ -153,6 +159,15 @@ fn write(
         let mut problem = tx.prepare_cached(INSERT_PROBLEM)?;
         let mut topic_outcome: Option<(&str, TopicOutcome)> = None;
         for e in batch {
+            // 0. A dead-letter copy is kept apart, as its original's failure.
+            if let Some(dl) = &e.dead_letter {
+                if dead_letter(&tx, e, dl)? {
+                    outcome.dead_letters += 1;
+                } else {
+                    outcome.redelivered += 1;
+                }
+                continue;
+            }
             // 1. The first delivery of an id creates the event (one statement: the usual case).
             let problems = if e.problems.is_empty() {
                 Cow::Borrowed("[]")
@@ -250,6 +265,39 @@ fn write(
     tx.commit()?;
     names.learn(&new_names);
     Ok(outcome)
+}
+
+/// Stores `e`, a dead-letter copy; `false` when its position is stored already (a re-delivery).
+fn dead_letter(
+    tx: &rusqlite::Transaction<'_>,
+    e: &EventRecord,
+    dl: &DeadLetterMark,
+) -> Result<bool, StoreError> {
+    let (original_topic, original_partition, original_offset) = match &dl.original {
+        Some((t, p, o)) => (Some(t.as_str()), Some(*p), Some(*o)),
+        None => (None, None, None),
+    };
+    Ok(tx.prepare_cached(INSERT_DEAD_LETTER)?.execute(params![
+        e.topic,
+        e.partition,
+        e.offset,
+        e.event_id,
+        dl.original_id,
+        original_topic,
+        original_partition,
+        original_offset,
+        dl.recognised_by,
+        dl.reason,
+        dl.consumer_group,
+        e.record_key,
+        e.broker_time_us,
+        e.dead_lettered_at_us(),
+        e.headers_json,
+        e.payload,
+        e.payload_size,
+        serde_json::to_string(&e.problems).unwrap_or_else(|_| "[]".into()),
+        e.ingested_at_us,
+    ])? == 1)
 }
 
 /// Records `e`, whose id is already stored, as an extra delivery of that event; `false` when its

@@ -4,8 +4,9 @@
 //! A dead-letter copy is neither a duplicate publish nor a reaction: it is the failed event
 //! itself, re-published by the consumer that gave up on it. [`recognise`] is pure: it reads a
 //! record's topic and headers and returns a [`DeadLetter`] (or nothing); the caller looks the
-//! [`Original`] up and sets its [`FlowEvent::failure`](super::FlowEvent::failure) to
-//! [`DeadLetter::reason`].
+//! [`Original`] up and fails that event with [`DeadLetter::reason`]. The interpreter marks the
+//! record ([`crate::record::EventRecord::dead_letter`]) and the store keeps it apart from the
+//! events (`dead_letters`), where flow health and the answers find it.
 //!
 //! # How a dead letter is recognised
 //!

@@ -1,0 +1,29 @@
+-- Dead-letter copies (collector/src/dead_letter.rs): each is kept whole, apart from the events, as
+-- the failure of the event it is a copy of (`original_id`) — neither a new event of the flow nor a
+-- duplicate publish of the original. `event_id` is the copy's own id (the one it carries, usually
+-- the original's, or derived from its position); `time_us` is when it was dead-lettered (the
+-- copy's broker time, else when it was read).
+CREATE TABLE dead_letters (
+    topic              TEXT NOT NULL,
+    kafka_partition    INTEGER NOT NULL,
+    kafka_offset       INTEGER NOT NULL,
+    event_id           TEXT NOT NULL,
+    original_id        TEXT NOT NULL,
+    original_topic     TEXT,
+    original_partition INTEGER,
+    original_offset    INTEGER,
+    recognised_by      TEXT NOT NULL,
+    reason             TEXT NOT NULL,
+    consumer_group     TEXT,
+    record_key         BLOB,
+    broker_time_us     INTEGER,
+    time_us            INTEGER NOT NULL,
+    headers            TEXT NOT NULL,
+    payload            BLOB,
+    payload_size       INTEGER NOT NULL,
+    problems           TEXT NOT NULL,
+    ingested_at_us     INTEGER NOT NULL,
+    PRIMARY KEY (topic, kafka_partition, kafka_offset)
+);
+CREATE INDEX dead_letters_by_original ON dead_letters (original_id);
+CREATE INDEX dead_letters_by_ingest ON dead_letters (ingested_at_us);
