@@ -41,12 +41,29 @@ async function canvasCounts() {
   return {
     nodes: Number(await canvas.getAttribute("data-node-count")),
     edges: Number(await canvas.getAttribute("data-edge-count")),
-    domNodes: await page.locator(".react-flow__node").count(),
-    domEdges: await page.locator(".react-flow__edge").count(),
+    // Events and causal links only: the ghosts of missing reactions are counted apart.
+    domNodes: await page.locator(".react-flow__node-event").count(),
+    domEdges: await page.locator(".react-flow__edge:not(.ghost-edge)").count(),
   };
 }
 
 const selectedType = () => page.getByTestId("details-type").textContent();
+
+/**
+ * Waits (bounded) until the API says o-1007's flow is stalled — the demo's order whose bank never
+ * answers: stalled 10 s after its PaymentCreated once the model has 20 samples of that step — and
+ * returns its entry of `/api/v1/flows?status=stalled`.
+ */
+async function stalledO1007(timeoutMs = 120_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const answer = await api("/api/v1/flows?status=stalled&limit=500");
+    const flow = answer.flows.find((f) => f.keys.some((k) => k.name === "order.id" && k.value === "o-1007"));
+    if (flow) return flow;
+    if (Date.now() > deadline) throw new Error(`o-1007 was not stalled within ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
 
 test("the start page offers the key names seen as suggestions", async () => {
   await page.goto(BASE + "/");
@@ -219,4 +236,92 @@ test("a flow view grows live as the order's events arrive", async () => {
   const updates = await page.getByTestId("live-state").textContent();
   assert.match(updates, /\d+ updates?/);
   await shot(page, "09-live-flow");
+});
+
+test("the start page leads with what needs attention: o-1007's flow among the stalled, linked", async () => {
+  const stalled = await stalledO1007();
+  await page.goto(BASE + "/");
+  const group = page.locator('[data-testid="attention-group"][data-status="stalled"]', {
+    has: page.locator(`[data-testid="attention-flow"][data-flow="${stalled.flow}"]`),
+  });
+  await group.waitFor();
+  assert.match(await group.locator("h3").textContent(), /^\s*\d+ flows? stalled after payment\/PaymentCreated, waiting for bank/);
+  const row = group.locator(`[data-testid="attention-flow"][data-flow="${stalled.flow}"]`);
+  const text = await row.textContent();
+  assert.match(text, /order\.id=o-1007/);
+  assert.match(text, /overdue \d/);
+  const href = await row.locator("a").first().getAttribute("href");
+  assert.equal(href, `/flows/correlation/${encodeURIComponent(stalled.flow)}`);
+  assert.ok(Number(await page.getByTestId("count-stalled").locator("strong").textContent()) >= 1);
+  await shot(page, "10-needs-attention");
+  // The link leads to the flow.
+  await row.locator("a").first().click();
+  await page.waitForURL(`**/flows/correlation/${stalled.flow}`);
+  await canvasCounts();
+});
+
+test("a stalled flow's banner says it waits for the bank, and its graph draws the missing reaction", async () => {
+  const stalled = await stalledO1007();
+  await page.goto(BASE + "/flows/key/order.id/o-1007");
+  await canvasCounts();
+  const banner = page.locator('[data-testid="flow-status"][data-status="stalled"]');
+  await banner.waitFor();
+  const text = await banner.textContent();
+  assert.match(text, /Stalled/);
+  assert.match(text, /waiting for (a reaction from bank|PaymentConfirmed from bank) after PaymentCreated \(payment\) — \d.* overdue; \d+ % of \d+ occurrences, learned/);
+  // The ghost: after PaymentCreated, dashed, naming the bank, overdue.
+  const after = stalled.missing[0].after_event;
+  const ghost = page.locator(`[data-testid="ghost-node"][data-after="${after}"]`);
+  await ghost.waitFor();
+  assert.match(await ghost.textContent(), /bank/);
+  assert.match(await ghost.textContent(), /overdue \d/);
+  assert.equal(await ghost.evaluate((el) => getComputedStyle(el).borderTopStyle), "dashed");
+  assert.equal(await page.locator(".react-flow__edge.ghost-edge").count(), await page.getByTestId("ghost-node").count());
+  // Laid out like a reaction: right of the event it should follow.
+  const box = async (l) => (await l.boundingBox()) ?? assert.fail("not drawn");
+  const payment = await box(page.locator(`[data-testid="event-node"][data-event-id="${after}"]`));
+  assert.ok((await box(ghost)).x > payment.x + payment.width, "the ghost is right of PaymentCreated");
+  await shot(page, "11-flow-stalled-banner-ghost");
+});
+
+test("the map colours the edge the stalled flows wait on, legibly at its default fit", async () => {
+  const stalled = await stalledO1007();
+  const edgeId = "consume:topic:payments->service:bank";
+  const deadline = Date.now() + 60_000;
+  while (!(await api("/api/v1/topology")).edges.some((e) => `${e.kind}:${e.from}->${e.to}` === edgeId && e.stalled > 0)) {
+    assert.ok(Date.now() < deadline, `the map never counted ${stalled.flow} as stalled on ${edgeId}`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  await page.goto(BASE + "/map");
+  const edge = page.locator(`.react-flow__edge[data-id="${edgeId}"]`);
+  await edge.waitFor();
+  assert.match(await edge.getAttribute("class"), /map-stalled/);
+  assert.match(await edge.getAttribute("aria-label"), /\d+ stalled/);
+  const colours = await page.evaluate((id) => {
+    const path = document.querySelector(`.react-flow__edge[data-id="${id}"] .react-flow__edge-path`);
+    const probe = document.createElement("div");
+    probe.style.color = "var(--stalled)";
+    document.body.append(probe);
+    const stalledColour = getComputedStyle(probe).color;
+    probe.remove();
+    return { stroke: getComputedStyle(path).stroke, stalled: stalledColour };
+  }, edgeId);
+  assert.equal(colours.stroke, colours.stalled);
+  await page.getByTestId("map-legend").waitFor();
+  // Legible without zooming: every label at least 11 px on screen at the default fit.
+  await page.waitForTimeout(300);
+  const sizes = await page.evaluate(() => {
+    const viewport = document.querySelector(".react-flow__viewport");
+    const zoom = new DOMMatrix(getComputedStyle(viewport).transform).a;
+    const px = (el) => parseFloat(getComputedStyle(el).fontSize) * zoom;
+    return {
+      zoom,
+      edgeLabels: [...document.querySelectorAll('[data-testid="map-edge-label"]')].map(px),
+      nodes: [...document.querySelectorAll(".react-flow__node")].map(px),
+    };
+  });
+  assert.ok(sizes.edgeLabels.length > 0);
+  assert.ok(Math.min(...sizes.edgeLabels) >= 11, `edge labels at ${Math.min(...sizes.edgeLabels).toFixed(1)} px (zoom ${sizes.zoom})`);
+  assert.ok(Math.min(...sizes.nodes) >= 11, `node labels at ${Math.min(...sizes.nodes).toFixed(1)} px`);
+  await shot(page, "12-map-health");
 });

@@ -1,13 +1,13 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { cleanup, render } from "@testing-library/react";
 import { EventDetails } from "./EventDetails";
-import type { EventDetail } from "../lib/api";
+import type { EventDetail, GroupPosition } from "../lib/api";
 
 afterEach(cleanup);
 
 const hostile = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>';
 
-function event(overrides: Partial<EventDetail> = {}): EventDetail {
+function event(overrides: Partial<EventDetail> & { consumer_groups?: GroupPosition[] } = {}): EventDetail {
   return {
     id: "kafka:inventory/2/3", id_source: "derived", trace_id: null, span_id: null, causation_id: "c-0",
     correlation_id: null, topic: "inventory", partition: 2, offset: 3, key: { encoding: "utf8", data: "SKU-42" },
@@ -40,5 +40,40 @@ describe("event details", () => {
     missing.unmount();
     const stored = render(<EventDetails event={event({ cause_stored: true })} hrefFor={(id) => `/x/${id}`} />);
     expect(stored.getByTestId("cause-link").getAttribute("href")).toBe("/x/c-0");
+  });
+
+  it("show the dead-letter copies and where each consumer group stands, when there are any", () => {
+    const plain = render(<EventDetails event={event()} />);
+    expect(plain.queryByTestId("dead-letters")).toBeNull();
+    expect(plain.queryByTestId("consumer-groups")).toBeNull();
+    plain.unmount();
+    const failed = render(
+      <EventDetails
+        event={event({
+          dead_letters: [
+            { topic: "payments-dlt", partition: 0, offset: 7, reason: "bank-group: card expired", group: "bank-group", recognised_by: "spring", time: "2026-12-06T20:00:00Z" },
+          ],
+          consumer_groups: [
+            {
+              group: "bank-group", service: "bank", state: "consumed", topic: "payments", partition: 2, offset: 1234,
+              committed_offset: 1240, lag_records: null, lag_seconds: null, consumed_at: "2026-12-06T20:00:01Z",
+            },
+            {
+              group: "audit", service: null, state: "pending", topic: "payments", partition: 2, offset: 1234,
+              committed_offset: 1000, lag_records: 234, lag_seconds: 40, consumed_at: null,
+            },
+          ],
+        })}
+      />,
+    );
+    expect(failed.getByTestId("dead-letters").textContent).toContain("payments-dlt[0]@7");
+    expect(failed.getByTestId("dead-letters").textContent).toContain("bank-group: card expired");
+    const rows = [...failed.getByTestId("consumer-groups").querySelectorAll("tbody tr")].map((r) =>
+      [...r.querySelectorAll("td")].map((td) => td.textContent),
+    );
+    expect(rows).toEqual([
+      ["bank-group", "bank", "consumed", "consumed 2026-12-06T20:00:01Z"],
+      ["audit", "unknown", "pending", "234 records, ~40.0 s"],
+    ]);
   });
 });

@@ -1,6 +1,6 @@
 import type { ReactNode } from "react";
-import type { EventDetail } from "../lib/api";
-import { bytesText, payloadText } from "../lib/format";
+import { consumerGroupsOf, type EventDetail, type GroupPosition } from "../lib/api";
+import { bytesText, duration, payloadText } from "../lib/format";
 import { eventHref, flowHref } from "../lib/routes";
 import { Link } from "../navigation";
 
@@ -10,6 +10,7 @@ import { Link } from "../navigation";
  */
 export function EventDetails({ event, hrefFor = eventHref }: { event: EventDetail; hrefFor?: (id: string) => string }) {
   const payload = event.payload ? payloadText(event.payload.body) : null;
+  const groups = consumerGroupsOf(event);
   return (
     <article className="details" data-testid="event-details" data-event-id={event.id}>
       <header>
@@ -85,6 +86,50 @@ export function EventDetails({ event, hrefFor = eventHref }: { event: EventDetai
           </ul>
         </section>
       )}
+      {(event.dead_letters ?? []).length > 0 && (
+        <section>
+          <h3 className="failed-text">Dead-lettered ({event.dead_letters.length})</h3>
+          <ul className="dead-letters" data-testid="dead-letters">
+            {event.dead_letters.map((d) => (
+              <li key={`${d.topic}/${d.partition}/${d.offset}`}>
+                <code>
+                  {d.topic}[{d.partition}]@{d.offset}
+                </code>{" "}
+                <span className="muted">{d.time}</span>
+                {d.group && <span className="muted"> · group {d.group}</span>}
+                <div>{d.reason}</div>
+              </li>
+            ))}
+          </ul>
+        </section>
+      )}
+      {groups.length > 0 && (
+        <section>
+          <h3>Consumer groups ({groups.length})</h3>
+          <table className="groups" data-testid="consumer-groups">
+            <thead>
+              <tr>
+                <th scope="col">group</th>
+                <th scope="col">service</th>
+                <th scope="col">state</th>
+                <th scope="col">lag</th>
+              </tr>
+            </thead>
+            <tbody>
+              {groups.map((g) => (
+                <tr key={g.group} data-state={g.state}>
+                  <td>
+                    <code>{g.group}</code>
+                  </td>
+                  <td>{g.service ?? <span className="muted">unknown</span>}</td>
+                  <td className={`group-${g.state}`}>{g.state}</td>
+                  <td>{lagText(g)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </section>
+      )}
       {event.keys.length > 0 && (
         <section>
           <h3>Business keys</h3>
@@ -151,6 +196,15 @@ export function EventDetails({ event, hrefFor = eventHref }: { event: EventDetai
       </section>
     </article>
   );
+}
+
+/** Where a group stands against the event, in a table cell. */
+function lagText(g: GroupPosition): string {
+  if (g.state === "consumed") return g.consumed_at ? `consumed ${g.consumed_at}` : "–";
+  const parts: string[] = [];
+  if (g.lag_records !== null) parts.push(`${g.lag_records} record${g.lag_records === 1 ? "" : "s"}`);
+  if (g.lag_seconds !== null) parts.push(`~${duration(g.lag_seconds * 1000)}`);
+  return parts.length > 0 ? parts.join(", ") : "–";
 }
 
 /** A link to the flow of a trace or a correlation, or "none". */

@@ -19,14 +19,50 @@ import {
   regionOf,
   serviceColor,
   windowOf,
+  GHOST_HEIGHT,
+  GHOST_WIDTH,
   NODE_HEIGHT,
   NODE_WIDTH,
+  type Ghost,
   type Layout,
   type Region,
 } from "../lib/layout";
 import { EventNode, type EventNodeData } from "./EventNode";
+import { GhostNode, type GhostNodeData } from "./GhostNode";
 
-const nodeTypes = { event: EventNode };
+const nodeTypes = { event: EventNode, ghost: GhostNode };
+
+/** A ghost's React Flow node: not selectable, not focusable (the keyboard walks events). */
+function ghostNode(g: Ghost & { x: number; y: number }): Node<GhostNodeData, "ghost"> {
+  return {
+    id: g.id,
+    type: "ghost",
+    position: { x: g.x, y: g.y },
+    width: GHOST_WIDTH,
+    height: GHOST_HEIGHT,
+    data: { ghost: g },
+    selectable: false,
+    focusable: false,
+    draggable: false,
+    connectable: false,
+    ariaLabel: `Expected reaction ${g.label}, not arrived: ${g.due}`,
+  };
+}
+
+/** The dashed edge from an event to the ghost of its missing reaction. */
+function ghostEdge(g: Ghost): Edge {
+  const colour = g.overdue ? "var(--stalled)" : "var(--muted)";
+  return {
+    id: `${g.after}->${g.id}`,
+    source: g.after,
+    target: g.id,
+    style: { stroke: colour, strokeDasharray: "3 4", strokeWidth: 1.5 },
+    markerEnd: { type: MarkerType.ArrowClosed, color: g.overdue ? "#f0b429" : "#8a8f98" },
+    focusable: false,
+    selectable: false,
+    className: "ghost-edge",
+  };
+}
 
 /** Above this many nodes, only what is on screen is rendered. */
 const VISIBLE_ONLY_ABOVE = 400;
@@ -97,12 +133,15 @@ function Canvas({ layout, selected, onSelect, onOpen }: Props) {
     [large, region],
   );
   const shown = useMemo(() => (large ? windowOf(layout, region) : null), [large, layout, region]);
-  const nodes = useMemo(
-    () =>
-      baseNodes
+  const ghostNodes = useMemo(() => layout.ghosts.map(ghostNode), [layout]);
+  const nodes: Node[] = useMemo(
+    () => [
+      ...baseNodes
         .filter((n) => shown === null || shown.nodes.has(n.id))
         .map((n) => (n.id === selected ? { ...n, selected: true } : n)),
-    [baseNodes, selected, shown],
+      ...ghostNodes.filter((n) => shown === null || shown.nodes.has(n.data.ghost.after)),
+    ],
+    [baseNodes, ghostNodes, selected, shown],
   );
   const allEdges: Edge[] = useMemo(
     () =>
@@ -126,10 +165,11 @@ function Canvas({ layout, selected, onSelect, onOpen }: Props) {
     [layout],
   );
   const edges = useMemo(() => {
-    if (shown === null) return allEdges;
+    const ghosts = layout.ghosts.filter((g) => shown === null || shown.nodes.has(g.after)).map(ghostEdge);
+    if (shown === null) return [...allEdges, ...ghosts];
     const keep = new Set(shown.edges.map((e) => `${e.from}->${e.to}`));
-    return allEdges.filter((e) => keep.has(e.id));
-  }, [allEdges, shown]);
+    return [...allEdges.filter((e) => keep.has(e.id)), ...ghosts];
+  }, [allEdges, layout, shown]);
   // Bring the selected node into view when it changes by keyboard or by address.
   const centre = useCallback(
     (id: string) => {
@@ -182,13 +222,14 @@ function Canvas({ layout, selected, onSelect, onOpen }: Props) {
       data-testid="flow-canvas"
       data-node-count={layout.nodes.length}
       data-edge-count={layout.edges.length}
+      data-ghost-count={layout.ghosts.length}
       aria-label="Causal graph. Arrow keys: left to the cause, right to a reaction, up and down within a column; Home: the first event; End: the flow's end; Enter: open."
     >
       <ReactFlow
         nodes={nodes}
         edges={edges}
         nodeTypes={nodeTypes}
-        onNodeClick={(_, node) => onSelect(node.id)}
+        onNodeClick={(_, node) => node.type === "event" && onSelect(node.id)}
         onPaneClick={() => onSelect(null)}
         fitView={!large}
         defaultViewport={large ? initialViewport : undefined}
@@ -211,7 +252,11 @@ function Canvas({ layout, selected, onSelect, onOpen }: Props) {
         {/* Above VISIBLE_ONLY_ABOVE nodes the minimap (a rectangle per node, redrawn at every
             selection) cost a quarter of a second per change; the timeline gives the overview. */}
         {layout.nodes.length > 12 && !large && (
-          <MiniMap pannable zoomable nodeColor={(n) => serviceColor((n.data as EventNodeData).event.source)} />
+          <MiniMap
+            pannable
+            zoomable
+            nodeColor={(n) => (n.type === "ghost" ? "transparent" : serviceColor((n.data as EventNodeData).event.source))}
+          />
         )}
       </ReactFlow>
     </div>

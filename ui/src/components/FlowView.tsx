@@ -1,6 +1,7 @@
 import { useMemo } from "react";
 import { api, type Flow, type Graph } from "../lib/api";
 import { clock, duration } from "../lib/format";
+import { banner } from "../lib/health";
 import { layoutGraph } from "../lib/layout";
 import { describeTarget, eventHref, flowHref, type FlowTarget } from "../lib/routes";
 import { useLive, useLoad } from "../hooks";
@@ -18,21 +19,24 @@ interface FlowData {
   graph: Graph;
   flows: Flow[];
   matched: number | null;
+  /** When it was read (ms since the epoch): "due in" is counted from then. */
+  at: number;
 }
 
 async function loadFlow(target: FlowTarget, signal: AbortSignal): Promise<FlowData> {
+  const at = Date.now();
   switch (target.kind) {
     case "key": {
       const a = await api.key(target.name, target.value, signal);
-      return { graph: a.graph, flows: a.flows, matched: a.matched_events };
+      return { graph: a.graph, flows: a.flows, matched: a.matched_events, at };
     }
     case "trace": {
       const a = await api.trace(target.id, signal);
-      return { graph: a.graph, flows: [a.flow], matched: null };
+      return { graph: a.graph, flows: [a.flow], matched: null, at };
     }
     case "correlation": {
       const a = await api.correlation(target.id, signal);
-      return { graph: a.graph, flows: [a.flow], matched: null };
+      return { graph: a.graph, flows: [a.flow], matched: null, at };
     }
   }
 }
@@ -49,7 +53,11 @@ export function FlowView({ target, selected }: { target: FlowTarget; selected: s
   const layout = useMemo(() => {
     if (!value) return null;
     const started = performance.now();
-    const laidOut = layoutGraph(value.graph);
+    const laidOut = layoutGraph(
+      value.graph,
+      value.flows.flatMap((f) => f.health?.missing ?? []),
+      value.at,
+    );
     performance.measure("choreoscope:layout", { start: started }); // read by e2e/bench.mjs
     return laidOut;
   }, [value]);
@@ -81,6 +89,7 @@ export function FlowView({ target, selected }: { target: FlowTarget; selected: s
       {!value && data.state === "loading" && <p className="muted">Loading…</p>}
       {value && layout && (
         <>
+          <HealthBanners flows={value.flows} at={value.at} />
           <FlowSummary data={value} />
           {value.graph.truncated && <p className="warn">{value.graph.truncated}</p>}
           <div className={`flow-body${selected ? " with-details" : ""}`}>
@@ -115,6 +124,73 @@ export function FlowView({ target, selected }: { target: FlowTarget; selected: s
         </>
       )}
     </div>
+  );
+}
+
+/** Statuses, worst first. */
+const WORST_FIRST = { failed: 0, stalled: 1, in_progress: 2, complete: 3 } as const;
+
+/**
+ * Each flow's health: a banner per flow that is stalled, failed or in progress (what is missing
+ * or failed, since when, on what evidence, and why when the consumer groups tell), worst first;
+ * the complete ones in one quiet line.
+ */
+function HealthBanners({ flows, at }: { flows: Flow[]; at: number }) {
+  const assessed = flows.filter((f) => f.health);
+  if (assessed.length === 0) return null;
+  const open = assessed
+    .filter((f) => f.health.status !== "complete")
+    .sort((a, b) => WORST_FIRST[a.health.status] - WORST_FIRST[b.health.status]);
+  const complete = assessed.length - open.length;
+  const many = assessed.length > 1;
+  return (
+    <section className="health-banners" data-testid="flow-health">
+      {open.map((f, i) => {
+        const b = banner(f.health, at);
+        return (
+          <div
+            key={f.correlation_id ?? i}
+            className={`flow-status status-${b.status}`}
+            data-testid="flow-status"
+            data-status={b.status}
+            role="status"
+          >
+            <span className={`status-dot status-${b.status}`} aria-hidden="true" />{" "}
+            <strong className="flow-status-title">{b.title}</strong>
+            {many && f.correlation_id && (
+              <>
+                {" "}
+                <span className="muted">·</span>{" "}
+                <Link className="muted" href={flowHref({ kind: "correlation", id: f.correlation_id })}>
+                  correlation {f.correlation_id}
+                </Link>
+              </>
+            )}
+            {!f.health.tracked && <span className="muted"> · assessed when asked, not tracked live</span>}
+            <ul className="flow-status-lines">
+              {b.lines.map((line, j) => (
+                <li key={j} data-testid="flow-status-line">
+                  {line}
+                </li>
+              ))}
+              {b.diagnoses.map((d, j) => (
+                <li key={`d${j}`} className="flow-status-diagnosis" data-testid="flow-status-diagnosis">
+                  {d}
+                </li>
+              ))}
+            </ul>
+          </div>
+        );
+      })}
+      {complete > 0 && (
+        <p className="flow-status status-complete quiet" data-testid="flow-status" data-status="complete">
+          <span className="status-dot status-complete" aria-hidden="true" />{" "}
+          {many
+            ? `${complete} of ${assessed.length} flows complete: nothing expected is missing.`
+            : "Complete: nothing expected is missing."}
+        </p>
+      )}
+    </section>
   );
 }
 

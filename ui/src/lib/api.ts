@@ -4,7 +4,12 @@
 // api-types`), so they cannot drift from what the collector serves.
 import type {
   EventDetail,
+  Flow,
+  MissingView,
   FlowAnswer,
+  FlowsPage,
+  FlowsSummary,
+  FlowStatus,
   Graph,
   KeyAnswer,
   KeyNames,
@@ -18,20 +23,76 @@ export type {
   ErrorBody,
   EventDetail,
   EventSummary,
+  FailureView,
   Flag,
   Flow,
   FlowAnswer,
   FlowEnd,
+  FlowHealthView,
+  FlowsPage,
+  FlowsSummary,
+  FlowStatus,
   Graph,
   GraphEdge,
   Hop,
   KeyAnswer,
   KeyNames,
+  KeyValue,
   MapEdge,
   MapNode,
+  MissingView,
+  Reaction,
   SearchPage,
+  StatusCounts,
+  Step,
+  StoppedGroupView,
   Topology,
 } from "./api-types";
+
+// Named by where they appear, so a schema renamed in the document does not rename them here.
+/** A flow's health, as every flow of the key, trace and correlation answers carries it. */
+export type FlowHealth = Flow["health"];
+/** A copy of an event on a dead-letter topic. */
+export type DeadLetter = EventDetail["dead_letters"][number];
+
+// Not in the API document yet: the consumer-group part of issue 18 (docs/health.md, "Not yet
+// done"; the shapes of notes/api-18.md). The viewer shows them when the collector sends them;
+// once the document has them, these give way to the generated types.
+
+/** One consumer group's position against one event's record. */
+export interface GroupPosition {
+  group: string;
+  /** The service whose reactions this group produces, when known. */
+  service: string | null;
+  state: "consumed" | "pending" | "inactive";
+  topic: string;
+  partition: number;
+  offset: number;
+  committed_offset: number | null;
+  /** Pending only. */
+  lag_records: number | null;
+  /** Pending only: an estimate at the group's current rate, s. */
+  lag_seconds: number | null;
+  /** Consumed only: when the collector first saw it committed past (RFC 3339). */
+  consumed_at: string | null;
+}
+
+/** Why an expected reaction is missing, from consumer-group positions. */
+export interface Diagnosis {
+  kind: "consumed_no_reaction" | "lagging" | "inactive" | "no_group" | "unknown";
+  text: string;
+  groups: GroupPosition[];
+}
+
+/** A missing reaction's diagnosis, when the collector sends one. */
+export function diagnosisOf(m: MissingView): Diagnosis | null {
+  return (m as MissingView & { diagnosis?: Diagnosis | null }).diagnosis ?? null;
+}
+
+/** The consumer groups reading an event's topic, when the collector sends them. */
+export function consumerGroupsOf(e: EventDetail): GroupPosition[] {
+  return (e as EventDetail & { consumer_groups?: GroupPosition[] }).consumer_groups ?? [];
+}
 
 /** An error answer of the API, or a failure to reach it. */
 export class ApiError extends Error {
@@ -107,6 +168,18 @@ export class Api {
     if (range.to) q.set("to", range.to);
     const s = q.toString();
     return this.get<Topology>(`/topology${s ? `?${s}` : ""}`, signal);
+  }
+  /** Tracked flows (an event in the last hour), oldest first, optionally of one status. */
+  flows(params: { status?: FlowStatus; limit?: number }, signal?: AbortSignal) {
+    const q = new URLSearchParams();
+    if (params.status) q.set("status", params.status);
+    if (params.limit !== undefined) q.set("limit", String(params.limit));
+    const s = q.toString();
+    return this.get<FlowsPage>(`/flows${s ? `?${s}` : ""}`, signal);
+  }
+  /** Counts per status, and the stalled and failed flows grouped by where they stopped. */
+  flowsSummary(signal?: AbortSignal) {
+    return this.get<FlowsSummary>(`/flows/summary`, signal);
   }
   /** The URL of the live feed following these keys, correlations and traces. */
   liveUrl(follow: { keys?: [string, string][]; correlations?: string[]; traces?: string[] }) {

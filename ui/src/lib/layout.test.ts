@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { EventSummary, Flag, Graph } from "./api";
-import { contains, layoutGraph, moveOf, neighbour, regionOf, serviceColor, windowOf } from "./layout";
+import type { EventSummary, Flag, Graph, MissingView } from "./api";
+import { contains, ghostsOf, layoutGraph, moveOf, neighbour, regionOf, serviceColor, windowOf, GHOST_HEIGHT, GHOST_WIDTH, NODE_HEIGHT, NODE_WIDTH } from "./layout";
 
 function ev(id: string, t: number, flags: Flag[] = [], source = "svc"): EventSummary {
   return {
@@ -79,6 +79,70 @@ describe("the flow layout", () => {
     const edges = nodes.slice(1).map((n, i) => edge(`n${Math.floor(i / 3)}`, n.id));
     const l = layoutGraph({ nodes, edges, truncated: null });
     expect(new Set(l.nodes.map((n) => `${n.x},${n.y}`)).size).toBe(2000);
+  });
+});
+
+describe("the ghosts of missing reactions", () => {
+  const NOW = Date.parse("2026-12-06T20:00:00Z");
+  const missing = (after_event: string, overrides: Partial<MissingView> = {}): MissingView => ({
+    after_event,
+    after: { service: "payment", event_type: "PaymentCreated" },
+    expected: { kind: "by_service", service: "bank" },
+    support: 1,
+    samples: 40,
+    origin: "learned",
+    deadline: "2026-12-06T19:59:03Z",
+    overdue_ms: 57_000,
+    ...overrides,
+  });
+
+  it("are one dashed box per missing reaction of an event in the graph, joined to that event", () => {
+    const found = ghostsOf(
+      new Set(["a", "b"]),
+      [
+        missing("b"),
+        missing("b", { expected: { kind: "specific", service: "mail", event_type: "EmailSent" }, overdue_ms: null, deadline: "2026-12-06T20:00:08Z" }),
+        missing("a", { expected: { kind: "any" } }),
+        missing("b"), // the same reaction twice: one ghost
+        missing("elsewhere"), // not in the graph: none
+      ],
+      NOW,
+    );
+    expect(found.ghosts.map((g) => [g.after, g.label, g.due, g.overdue])).toEqual([
+      ["b", "bank", "overdue 57 s", true],
+      ["b", "mail/EmailSent", "due in 8 s", false],
+      ["a", "any reaction", "overdue 57 s", true],
+    ]);
+    expect(found.edges).toEqual(found.ghosts.map((g) => ({ from: g.after, to: g.id })));
+    expect(new Set(found.ghosts.map((g) => g.id)).size).toBe(3);
+  });
+
+  it("are laid out as reactions of their event, beside its real reactions, overlapping nothing", () => {
+    // a → b → {c, d}; d → e; the ghost after b goes into c and d's column.
+    const l = layoutGraph(fanOut, [missing("b"), missing("e", { expected: { kind: "any" } })], NOW);
+    expect(l.nodes).toHaveLength(5);
+    expect(l.edges).toHaveLength(4);
+    expect(l.ghosts.map((g) => [g.after, g.label])).toEqual([["b", "bank"], ["e", "any reaction"]]);
+    const at = new Map(l.nodes.map((n) => [n.id, n]));
+    const [afterB, afterE] = l.ghosts;
+    // In c and d's column (centres aligned, as dagre centres a column's boxes).
+    expect(afterB.x + GHOST_WIDTH / 2).toBe(at.get("c")!.x + NODE_WIDTH / 2);
+    expect(afterE.x).toBeGreaterThan(at.get("e")!.x);
+    const boxes = [
+      ...l.nodes.map((n) => ({ x: n.x, y: n.y, w: NODE_WIDTH, h: NODE_HEIGHT })),
+      ...l.ghosts.map((g) => ({ x: g.x, y: g.y, w: GHOST_WIDTH, h: GHOST_HEIGHT })),
+    ];
+    for (const p of boxes) {
+      for (const q of boxes) {
+        if (p === q) continue;
+        const overlap = p.x < q.x + q.w && q.x < p.x + p.w && p.y < q.y + q.h && q.y < p.y + p.h;
+        expect(overlap).toBe(false);
+      }
+    }
+  });
+
+  it("are none without missing reactions", () => {
+    expect(layoutGraph(fanOut).ghosts).toEqual([]);
   });
 });
 

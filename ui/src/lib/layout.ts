@@ -2,7 +2,8 @@
 // small rules around it: node sizes, service colours, keyboard moves between nodes.
 
 import dagre from "@dagrejs/dagre";
-import type { EventSummary, Graph, GraphEdge } from "./api";
+import type { EventSummary, Graph, GraphEdge, MissingView } from "./api";
+import { dueText, reactionText } from "./health";
 
 /** Size of an event's box on the canvas. */
 export const NODE_WIDTH = 210;
@@ -16,12 +17,57 @@ export interface Placed {
   event: EventSummary;
 }
 
-/** A laid-out graph. */
+/** Size of a ghost's box: an expected reaction that has not arrived. */
+export const GHOST_WIDTH = NODE_WIDTH;
+export const GHOST_HEIGHT = NODE_HEIGHT;
+
+/** An expected reaction that has not arrived, drawn as a dashed box after the event it should follow. */
+export interface Ghost {
+  id: string;
+  /** The event it should follow. */
+  after: string;
+  /** The reaction expected: `bank`, `bank/PaymentConfirmed`, `any reaction`. */
+  label: string;
+  /** `overdue 57 s` or `due in 8 s`. */
+  due: string;
+  overdue: boolean;
+}
+
+/** A ghost placed on the canvas (top-left corner). */
+export interface PlacedGhost extends Ghost {
+  x: number;
+  y: number;
+}
+
+/** A laid-out graph: its events, its edges, and the ghosts of the reactions it misses. */
 export interface Layout {
   nodes: Placed[];
   edges: GraphEdge[];
+  ghosts: PlacedGhost[];
   width: number;
   height: number;
+}
+
+/**
+ * The ghosts of a flow's missing reactions (its health's `missing`), at time `now`: one per
+ * missing reaction whose event is in the graph (`events`), each joined to that event by an edge.
+ */
+export function ghostsOf(
+  events: ReadonlySet<string>,
+  missing: MissingView[],
+  now: number,
+): { ghosts: Ghost[]; edges: { from: string; to: string }[] } {
+  const ghosts: Ghost[] = [];
+  const seen = new Set<string>();
+  for (const m of missing) {
+    if (!events.has(m.after_event)) continue;
+    const label = reactionText(m.expected);
+    const id = `ghost:${m.after_event}:${label}`;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    ghosts.push({ id, after: m.after_event, label, due: dueText(m, now), overdue: m.overdue_ms !== null });
+  }
+  return { ghosts, edges: ghosts.map((g) => ({ from: g.after, to: g.id })) };
 }
 
 type DagreGraph = InstanceType<typeof dagre.graphlib.Graph>;
@@ -95,16 +141,16 @@ export function depthFirstOrder(g: DagreGraph): void {
 }
 
 /**
- * Places boxes left to right in layers with dagre so every edge points right where it can
+ * Places boxes left to right (or top to bottom: `spacing.rankdir`) in layers with dagre so every edge points right where it can
  * (cycles are broken by dagre's acyclicer and drawn back). Returns top-left corners and the
  * drawing's size. Edges naming unknown boxes, and self-loops, are ignored.
  */
 export function layered(
   boxes: { id: string; width: number; height: number }[],
-  links: { from: string; to: string }[],
-  spacing = { nodesep: 18, ranksep: 70 },
+  links: { from: string; to: string; label?: { width: number; height: number } }[],
+  spacing: { nodesep: number; ranksep: number; rankdir?: "LR" | "TB" } = { nodesep: 18, ranksep: 70 },
   options: { quick?: boolean } = {},
-): { at: Map<string, { x: number; y: number }>; width: number; height: number } {
+): { at: Map<string, { x: number; y: number }>; routes: Map<string, Route>; width: number; height: number } {
   const g = new dagre.graphlib.Graph({ multigraph: false });
   g.setGraph({ rankdir: "LR", ...spacing, marginx: 20, marginy: 20, ranker: causalDepthRanker });
   g.setDefaultEdgeLabel(() => ({}));
@@ -113,7 +159,11 @@ export function layered(
     size.set(b.id, b);
     g.setNode(b.id, { width: b.width, height: b.height });
   }
-  for (const l of links) if (size.has(l.from) && size.has(l.to) && l.from !== l.to) g.setEdge(l.from, l.to, { minlen: 1 });
+  for (const l of links) {
+    if (!size.has(l.from) || !size.has(l.to) || l.from === l.to) continue;
+    // A label's box is laid out like a node's, so labels overlap neither boxes nor each other.
+    g.setEdge(l.from, l.to, l.label ? { minlen: 1, width: l.label.width, height: l.label.height, labelpos: "c" } : { minlen: 1 });
+  }
   // `quick` keeps dagre's first, depth-first order and skips its crossing-reduction sweeps (and
   // the per-layer graphs it builds for them even when told not to sweep): a causal tree in
   // depth-first order has no crossings to reduce, and that step was a third of a 2,000-node layout.
@@ -123,25 +173,64 @@ export function layered(
     const p = g.node(id) as { x: number; y: number };
     at.set(id, { x: p.x - s.width / 2, y: p.y - s.height / 2 });
   }
-  const label = g.graph() as { width?: number; height?: number };
-  return { at, width: label.width ?? 0, height: label.height ?? 0 };
+  const routes = new Map<string, Route>();
+  for (const e of g.edges()) {
+    const label = g.edge(e) as { points?: { x: number; y: number }[]; x?: number; y?: number; width?: number };
+    routes.set(`${e.v}->${e.w}`, {
+      points: label.points ?? [],
+      label: label.width !== undefined && label.x !== undefined && label.y !== undefined ? { x: label.x, y: label.y } : null,
+    });
+  }
+  const graph = g.graph() as { width?: number; height?: number };
+  return { at, routes, width: graph.width ?? 0, height: graph.height ?? 0 };
+}
+
+/** How dagre routed an edge: points from its source's border to its target's, and the centre of
+ *  its label when it was given one. */
+export interface Route {
+  points: { x: number; y: number }[];
+  label: { x: number; y: number } | null;
+}
+
+/** An SVG path through a route's points, smoothed at each bend (through the midpoints). */
+export function routePath(points: { x: number; y: number }[]): string {
+  if (points.length === 0) return "";
+  const [first, ...rest] = points;
+  let d = `M ${first.x} ${first.y}`;
+  for (let i = 0; i < rest.length - 1; i++) {
+    const p = rest[i];
+    const q = rest[i + 1];
+    d += ` Q ${p.x} ${p.y} ${(p.x + q.x) / 2} ${(p.y + q.y) / 2}`;
+  }
+  const last = rest[rest.length - 1];
+  if (last) d += ` L ${last.x} ${last.y}`;
+  return d;
 }
 
 /** Above this many nodes the layout skips dagre's crossing reduction. */
 export const QUICK_LAYOUT_ABOVE = 400;
 
-/** Lays a causal graph out: causes left of their reactions. */
-export function layoutGraph(graph: Graph): Layout {
+/**
+ * Lays a causal graph out: causes left of their reactions, and the ghost of each missing
+ * reaction (`missing`, from the flow's health, at time `now`) laid out as a reaction of the
+ * event it should follow.
+ */
+export function layoutGraph(graph: Graph, missing: MissingView[] = [], now = Date.now()): Layout {
   const ids = new Set(graph.nodes.map((n) => n.id));
   const edges = graph.edges.filter((e) => ids.has(e.from) && ids.has(e.to) && e.from !== e.to);
+  const ghostsFound = ghostsOf(ids, missing, now);
   const { at, width, height } = layered(
-    graph.nodes.map((n) => ({ id: n.id, width: NODE_WIDTH, height: NODE_HEIGHT })),
-    edges,
+    [
+      ...graph.nodes.map((n) => ({ id: n.id, width: NODE_WIDTH, height: NODE_HEIGHT })),
+      ...ghostsFound.ghosts.map((g) => ({ id: g.id, width: GHOST_WIDTH, height: GHOST_HEIGHT })),
+    ],
+    [...edges, ...ghostsFound.edges],
     undefined,
     { quick: graph.nodes.length > QUICK_LAYOUT_ABOVE },
   );
   const nodes = graph.nodes.map((n) => ({ id: n.id, ...at.get(n.id)!, event: n }));
-  return { nodes, edges, width, height };
+  const ghosts = ghostsFound.ghosts.map((g) => ({ ...g, ...at.get(g.id)! }));
+  return { nodes, edges, ghosts, width, height };
 }
 
 /** A rectangle of the canvas, in layout coordinates. */
