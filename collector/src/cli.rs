@@ -195,6 +195,10 @@ pub struct CollectArgs {
     /// Extra librdkafka property, KEY=VALUE (repeatable), e.g. security.protocol=SSL.
     #[arg(long = "kafka", value_parser = parse_property)]
     pub kafka_properties: Vec<(String, String)>,
+    /// Track no flow health (no learned model, no stalled flows, no /flows list): for a collector
+    /// that only stores, e.g. beside a `serve` that tracks. Also `[health] enabled = false`.
+    #[arg(long, env = "CHOREOSCOPE_NO_FLOW_HEALTH")]
+    pub no_flow_health: bool,
 }
 
 /// Parses `--include`/`--exclude`.

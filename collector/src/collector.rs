@@ -72,7 +72,8 @@ pub struct Collector {
     health: HealthHandle,
     stop: CancellationToken,
     source: JoinHandle<Result<(), IngestError>>,
-    health_task: JoinHandle<()>,
+    /// Flow health's task (none when flow health is off).
+    health_task: Option<JoinHandle<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
 }
 
@@ -89,17 +90,20 @@ impl Collector {
         crate::memory::apply_store_profile(&store.profile());
         let metrics = Arc::new(Metrics::new());
         let live = LiveFeed::new();
+        let enabled = health.enabled;
         let health = HealthHandle::new(health, TrackerConfig::default());
         let stop = CancellationToken::new();
         // Subscribed before the source starts, so it sees every durable batch.
-        let health_task = tokio::spawn(health::service::follow(
-            health.clone(),
-            store.clone(),
-            live.clone(),
-            metrics.clone(),
-            HEALTH_TICK,
-            stop.clone(),
-        ));
+        let health_task = enabled.then(|| {
+            tokio::spawn(health::service::follow(
+                health.clone(),
+                store.clone(),
+                live.clone(),
+                metrics.clone(),
+                HEALTH_TICK,
+                stop.clone(),
+            ))
+        });
         let source = match source {
             Source::Kafka {
                 config,
@@ -172,7 +176,10 @@ impl Collector {
     pub async fn stop(self) -> Result<(), CollectorError> {
         self.stop.cancel();
         let source = self.source.await;
-        let health = self.health_task.await;
+        let health = match self.health_task {
+            Some(task) => task.await,
+            None => Ok(()),
+        };
         let server = match self.server {
             Some(server) => Some(server.await),
             None => None,

@@ -88,7 +88,8 @@ async fn run_collector(
 
 /// `choreoscope collect`.
 async fn collect(args: CollectArgs) -> anyhow::Result<()> {
-    let config = CollectorConfig::load(args.config.as_deref())?;
+    let mut config = CollectorConfig::load(args.config.as_deref())?;
+    config.health.enabled &= !args.no_flow_health;
     let source = Source::Kafka {
         config: args.ingest_config(),
         interpreter: Interpreter::new(config.rules, args.max_payload),

@@ -83,6 +83,9 @@ pub struct Declared {
 /// Flow health's settings (see the module docs for the TOML).
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthConfig {
+    /// Whether the collector tracks flow health at all (`enabled = false`, or `collect
+    /// --no-flow-health`: the flow answers then assess each flow against an empty model).
+    pub enabled: bool,
     /// Settled occurrences of a step before anything is expected after it.
     pub min_samples: u64,
     /// Share of a step's occurrences a reaction must follow to be expected.
@@ -100,6 +103,7 @@ pub struct HealthConfig {
 impl Default for HealthConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             min_samples: DEFAULT_MIN_SAMPLES,
             min_support: DEFAULT_MIN_SUPPORT,
             horizon: DEFAULT_HORIZON,
@@ -114,6 +118,7 @@ impl Default for HealthConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct HealthTable {
+    enabled: Option<bool>,
     min_samples: Option<u64>,
     min_support: Option<f64>,
     horizon: Option<u64>,
@@ -152,6 +157,7 @@ impl HealthConfig {
             .map_err(|e: toml::de::Error| HealthConfigError::Parse(toml_error_line(&e)))?;
         let defaults = Self::default();
         let config = Self {
+            enabled: table.enabled.unwrap_or(defaults.enabled),
             min_samples: table.min_samples.unwrap_or(defaults.min_samples),
             min_support: table.min_support.unwrap_or(defaults.min_support),
             horizon: table.horizon.unwrap_or(defaults.horizon),
