@@ -185,16 +185,19 @@ fn flow_section(id: Option<&str>, flow: &crate::query::model::Flow, graph: &Grap
     );
     out.push_str(&tree(graph));
     let h = &flow.health;
-    let _ = writeln!(
-        out,
-        "  status: {}{}",
-        status_name(h.status),
-        if h.tracked {
-            ""
-        } else {
-            " (assessed now against the learned model)"
-        }
-    );
+    let _ = write!(out, "  status: {}", status_name(h.status));
+    if !h.tracked {
+        out.push_str(" (assessed now against the learned model)");
+    }
+    if !h.learning.is_empty() {
+        let steps: Vec<String> = h.learning.iter().map(|s| s.to_string()).collect();
+        let _ = write!(
+            out,
+            "; as far as learned: too few occurrences of {} yet to know what follows",
+            steps.join(", ")
+        );
+    }
+    out.push('\n');
     out.push_str(&health_lines(&h.missing, &h.failures));
     for end in &flow.ends {
         let _ = writeln!(
@@ -437,6 +440,7 @@ mod tests {
             }],
             failures: vec![],
             next_deadline: None,
+            learning: vec![],
         };
         assert_eq!(
             flow_health(&flow),

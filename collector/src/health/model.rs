@@ -238,6 +238,16 @@ impl ChoreographyModel {
         self.expected.get(step).unwrap_or(&self.none).clone()
     }
 
+    /// Whether flow health does not know yet what follows `step`: nothing is declared for it and
+    /// it has fewer than `min_samples` settled occurrences.
+    pub fn is_learning(&self, step: &Step) -> bool {
+        self.config.declared_for(step).is_none()
+            && self
+                .steps
+                .get(step)
+                .is_none_or(|s| s.samples < self.config.min_samples)
+    }
+
     fn compute_expectations(&self, step: &Step) -> Vec<Expectation> {
         let stats = self.steps.get(step);
         if let Some(declared) = self.config.declared_for(step) {

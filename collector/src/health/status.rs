@@ -117,6 +117,10 @@ pub struct FlowHealth {
     pub failures: Vec<Failure>,
     /// When it turns `stalled` if nothing arrives, µs (the earliest deadline not yet passed).
     pub next_deadline_us: Option<i64>,
+    /// The steps of its ends that the model has not learned yet (too few occurrences, nothing
+    /// declared): nothing can be expected after them, so a `complete` flow is complete only as
+    /// far as learned.
+    pub learning: Vec<Step>,
 }
 
 /// A flow's events and causal edges (indexes into `events`, cause → reaction).
@@ -150,9 +154,13 @@ impl FlowFacts {
     /// The flow's status at `now_us` under `model` (see the module docs).
     pub fn assess(&self, model: &ChoreographyModel, now_us: i64) -> FlowHealth {
         let mut missing = Vec::new();
+        let mut learning: Vec<Step> = Vec::new();
         let reactions_of = self.reactions();
         for (i, event) in self.events.iter().enumerate() {
             let Some(step) = event.step() else { continue };
+            if reactions_of[i].is_empty() && model.is_learning(&step) && !learning.contains(&step) {
+                learning.push(step.clone());
+            }
             let reactions: Vec<(&str, &str)> = reactions_of[i]
                 .iter()
                 .map(|r| {
@@ -235,6 +243,7 @@ impl FlowFacts {
                 .min(),
             missing,
             failures,
+            learning,
         }
     }
 
@@ -519,6 +528,24 @@ mod tests {
         assert_eq!(late.status, FlowStatus::Stalled);
         assert_eq!(late.missing[0].origin, Origin::Declared);
         assert_eq!(late.missing[0].overdue_ms, Some(1000.0));
+    }
+
+    #[test]
+    fn a_flow_ending_at_a_step_not_learned_yet_is_complete_as_far_as_learned() {
+        let waiting = flow(
+            vec![
+                event("o", "order/OrderCreated", 0.0),
+                event("p", "payment/PaymentCreated", 0.1),
+            ],
+            &[(0, 1)],
+        );
+        let early = waiting.assess(&learned(HealthConfig::default(), 5), 3600 * S);
+        assert_eq!(early.status, FlowStatus::Complete);
+        assert_eq!(early.learning, [Step::new("payment", "PaymentCreated")]);
+        assert!(
+            waiting.assess(&model(), 3600 * S).learning.is_empty(),
+            "once learned, it is expected a reaction"
+        );
     }
 
     #[test]

@@ -238,6 +238,7 @@ impl Tracker {
                     missing: Vec::new(),
                     failures: Vec::new(),
                     next_deadline_us: None,
+                    learning: Vec::new(),
                 },
                 last_activity_us: tracked.event.time_us,
                 keys: BTreeSet::new(),

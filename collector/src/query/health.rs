@@ -67,6 +67,8 @@ pub struct FlowHealthView {
     /// When it turns stalled if nothing arrives (RFC 3339; `null` when nothing is pending).
     #[schema(required)]
     pub next_deadline: Option<String>,
+    /// Steps where it ends that flow health has not learned yet (see `FlowHealthBrief`).
+    pub learning: Vec<Step>,
 }
 
 impl FlowHealthView {
@@ -173,6 +175,7 @@ fn view(flow: FlowSummary, dead_letters: &DeadLetters) -> FlowHealthView {
         missing: missing_views(flow.health.missing),
         failures: failure_views(flow.health.failures, dead_letters),
         next_deadline: flow.health.next_deadline_us.map(rfc3339),
+        learning: flow.health.learning,
     }
 }
 
@@ -253,6 +256,7 @@ pub fn flow_health(
         missing: missing_views(health.missing),
         failures: failure_views(health.failures, dead_letters),
         next_deadline: health.next_deadline_us.map(rfc3339),
+        learning: health.learning,
     }
 }
 

@@ -275,6 +275,9 @@ pub struct FlowHealthBrief {
     /// When it turns stalled if nothing arrives (RFC 3339; `null` when nothing is pending).
     #[schema(required)]
     pub next_deadline: Option<String>,
+    /// Steps where it ends that flow health has not learned yet (too few occurrences, nothing
+    /// declared): a `complete` flow is then complete only as far as learned.
+    pub learning: Vec<Step>,
 }
 
 /// A dead-letter copy of an event: where it went, who gave up on it and why.

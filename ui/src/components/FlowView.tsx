@@ -1,7 +1,7 @@
 import { useMemo } from "react";
 import { api, type Flow, type Graph } from "../lib/api";
 import { clock, duration } from "../lib/format";
-import { banner } from "../lib/health";
+import { banner, learningText } from "../lib/health";
 import { layoutGraph } from "../lib/layout";
 import { describeTarget, eventHref, flowHref, type FlowTarget } from "../lib/routes";
 import { useLive, useLoad } from "../hooks";
@@ -142,6 +142,10 @@ function HealthBanners({ flows, at }: { flows: Flow[]; at: number }) {
     .filter((f) => f.health.status !== "complete")
     .sort((a, b) => WORST_FIRST[a.health.status] - WORST_FIRST[b.health.status]);
   const complete = assessed.length - open.length;
+  const learning = assessed
+    .filter((f) => f.health.status === "complete")
+    .flatMap((f) => f.health.learning)
+    .filter((s, i, all) => all.findIndex((o) => o.service === s.service && o.event_type === s.event_type) === i);
   const many = assessed.length > 1;
   return (
     <section className="health-banners" data-testid="flow-health">
@@ -188,6 +192,7 @@ function HealthBanners({ flows, at }: { flows: Flow[]; at: number }) {
           {many
             ? `${complete} of ${assessed.length} flows complete: nothing expected is missing.`
             : "Complete: nothing expected is missing."}
+          {learning.length > 0 && <span className="muted"> ({learningText(learning)}.)</span>}
         </p>
       )}
     </section>

@@ -245,6 +245,11 @@ export interface FlowEnd {
 export interface FlowHealthBrief {
   /** Its events that failed. */
   failures: FailureView[];
+  /**
+   * Steps where it ends that flow health has not learned yet (too few occurrences, nothing
+   * declared): a `complete` flow is then complete only as far as learned.
+   */
+  learning: Step[];
   /** What it is missing, by deadline (only the most specific reaction of each). */
   missing: MissingView[];
   /** When it turns stalled if nothing arrives (RFC 3339; `null` when nothing is pending). */
@@ -270,6 +275,8 @@ export interface FlowHealthView {
   keys: KeyValue[];
   /** Its last event's time (RFC 3339). */
   last_activity: string;
+  /** Steps where it ends that flow health has not learned yet (see `FlowHealthBrief`). */
+  learning: Step[];
   /** What it is missing, by deadline (only the most specific reaction of each). */
   missing: MissingView[];
   /** When it turns stalled if nothing arrives (RFC 3339; `null` when nothing is pending). */

@@ -41,6 +41,7 @@ function flow(id: string, overrides: Partial<FlowHealthView> = {}): FlowHealthVi
     missing: [missing()],
     failures: [],
     next_deadline: null,
+    learning: [],
     ...overrides,
   };
 }
@@ -84,7 +85,15 @@ describe("the flow view's banner", () => {
     missing: [],
     failures: [],
     next_deadline: null,
+    learning: [],
     ...overrides,
+  });
+
+  it("says a complete flow ending at a step not learned yet is complete only as far as learned", () => {
+    const b = banner(health({ learning: [{ service: "payment", event_type: "PaymentCreated" }] }), 0);
+    expect(b.lines).toEqual([
+      "complete as far as learned: too few occurrences of payment/PaymentCreated yet to know what follows",
+    ]);
   });
 
   it("says what a stalled flow waits for, and why when the consumer groups tell", () => {

@@ -94,6 +94,15 @@ const TITLES: Record<FlowStatus, string> = {
   complete: "Complete",
 };
 
+/**
+ * What a flow ending at steps flow health has not learned yet is: complete only as far as
+ * learned (nothing can be expected after a step seen too few times).
+ */
+export function learningText(steps: { service: string; event_type: string }[]): string {
+  const names = steps.map((s) => `${s.service}/${s.event_type}`).join(", ");
+  return `complete as far as learned: too few occurrences of ${names} yet to know what follows`;
+}
+
 /** The banner of one flow's health, at time `now` (ms since the epoch). */
 export function banner(h: FlowHealth, now: number): Banner {
   const lines: string[] = [];
@@ -104,7 +113,9 @@ export function banner(h: FlowHealth, now: number): Banner {
     lines.push(`turns stalled at ${clock(h.next_deadline)}${inText} if nothing arrives`);
   }
   lines.push(...h.missing.map((m) => missingText(m, now)));
-  if (h.status === "complete" && lines.length === 0) lines.push("nothing expected is missing");
+  if (h.status === "complete" && lines.length === 0) {
+    lines.push(h.learning.length > 0 ? learningText(h.learning) : "nothing expected is missing");
+  }
   const diagnoses = h.missing.flatMap((m) => diagnosisOf(m)?.text ?? []);
   return { status: h.status, title: TITLES[h.status], lines, diagnoses };
 }
