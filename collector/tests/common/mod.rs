@@ -53,6 +53,7 @@ impl InProcessCollector {
                 kafka_properties: vec![],
             },
             interpreter: Interpreter::new(Rules::default(), 64 * 1024),
+            groups: choreoscope::groups::GroupsConfig::default(),
         };
         let collector = Collector::start(
             store.clone(),
