@@ -103,6 +103,13 @@ impl Poller {
 
     /// Polls the cluster once as of `at_us`; stops early (returning nothing) once `cancel` fires.
     pub fn poll(&self, at_us: i64, cancel: &CancellationToken) -> (Option<Poll>, Vec<Failure>) {
+        // The client's own events (connection errors) queue up until served: serve them, so they
+        // do not pile up between polls; the requests below report what matters.
+        while let Some(event) = self.client.poll(Duration::ZERO) {
+            if let Err(e) = event {
+                tracing::debug!(error = %e, "consumer-group poller client event");
+            }
+        }
         let mut failures = Vec::new();
         let partitions = match self.partitions() {
             Ok(p) => p,

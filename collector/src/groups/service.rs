@@ -177,3 +177,55 @@ pub async fn follow(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::TopicFilter;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_cluster_that_does_not_answer_is_counted_and_never_stops_the_task() {
+        // Nothing listens on this port: every metadata request fails after its timeout.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let ingest = IngestConfig {
+            brokers: format!("127.0.0.1:{port}"),
+            group: "collector".into(),
+            topics: TopicFilter::default(),
+            batch_size: 1,
+            batch_timeout: Duration::from_millis(10),
+            metadata_refresh: Duration::from_secs(1),
+            kafka_properties: vec![],
+        };
+        let groups = GroupsHandle::default();
+        let metrics = Arc::new(Metrics::new());
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(follow(
+            groups.clone(),
+            ingest,
+            metrics.clone(),
+            Duration::from_millis(50),
+            cancel.clone(),
+        ));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let failed = "choreoscope_consumer_group_poll_errors_total{request=\"metadata\"} 1";
+        while !metrics.encode().contains(failed) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{}",
+                metrics.encode()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(!task.is_finished(), "a failed poll is not fatal");
+        assert_eq!(groups.book().polled_at_us(), None, "nothing was recorded");
+        cancel.cancel();
+        tokio::time::timeout(Duration::from_secs(2), task)
+            .await
+            .expect("the task stops at once when cancelled")
+            .unwrap();
+    }
+}
