@@ -8,8 +8,8 @@
 //! partition the book keeps the committed offsets it saw, and per partition the high watermarks,
 //! for [`HISTORY`] (at most [`MAX_SAMPLES`] of each; a run of equal values is kept as its first
 //! and last sample, so an idle partition costs two). From them:
-//! - **consumed**: committed > offset; `consumed_at` is the first poll of the run of samples that
-//!   all show it past (`None` when the oldest sample remembered already did);
+//! - **consumed**: committed > offset; `consumed_at` is when the first of the polls that all show
+//!   it past read the group's offsets (`None` when the oldest sample remembered already did);
 //! - **pending**: `lag_records = offset + 1 - committed`, and `lag_seconds = lag_records / rate`,
 //!   the rate being the committed offset's progress over the last [`RATE_SPAN`] (none when it did
 //!   not move or fewer than two polls saw it);
@@ -134,6 +134,8 @@ pub struct PolledGroup {
     /// Its committed offsets on the collected topics' partitions (valid offsets only); `None`
     /// when they could not be fetched (the book keeps what it knew).
     pub committed: Option<BTreeMap<Partition, i64>>,
+    /// When its offsets were read (µs): the time of their samples, and so of `consumed_at`.
+    pub read_at_us: i64,
 }
 
 /// What one poll of the cluster saw.
@@ -239,11 +241,10 @@ impl GroupBook {
                 if let Some(committed) = polled.committed {
                     entry.committed.retain(|p, _| committed.contains_key(p));
                     for (partition, offset) in committed {
-                        entry
-                            .committed
-                            .entry(partition)
-                            .or_default()
-                            .push(Sample { at_us, offset });
+                        entry.committed.entry(partition).or_default().push(Sample {
+                            at_us: polled.read_at_us,
+                            offset,
+                        });
                     }
                 }
             }
@@ -618,6 +619,7 @@ mod tests {
                                         .into_iter()
                                         .collect(),
                                 ),
+                                read_at_us: at_s * S,
                             },
                         )
                     })

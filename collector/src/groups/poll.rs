@@ -101,7 +101,8 @@ impl Poller {
         })
     }
 
-    /// Polls the cluster once as of `at_us`; stops early (returning nothing) once `cancel` fires.
+    /// Polls the cluster once, starting at `at_us` (each group's offsets are stamped with the time
+    /// they were read); stops early (returning nothing) once `cancel` fires.
     pub fn poll(&self, at_us: i64, cancel: &CancellationToken) -> (Option<Poll>, Vec<Failure>) {
         // The client's own events (connection errors) queue up until served: serve them, so they
         // do not pile up between polls; the requests below report what matters.
@@ -182,6 +183,7 @@ impl Poller {
                     state: group.state().to_owned(),
                     members: group.members().len(),
                     committed,
+                    read_at_us: chrono::Utc::now().timestamp_micros(),
                 },
             );
         }

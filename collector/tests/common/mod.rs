@@ -38,6 +38,23 @@ impl InProcessCollector {
     /// Starts collecting the topics `filter` lets through, in consumer group `group`, into a
     /// fresh SQLite store.
     pub async fn start_filtered(broker: &TestBroker, group: &str, filter: TopicFilter) -> Self {
+        Self::start_with_groups(
+            broker,
+            group,
+            filter,
+            choreoscope::groups::GroupsConfig::default(),
+        )
+        .await
+    }
+
+    /// Starts collecting the topics `filter` lets through, in consumer group `group`, polling the
+    /// cluster's consumer groups as `groups` says, into a fresh SQLite store.
+    pub async fn start_with_groups(
+        broker: &TestBroker,
+        group: &str,
+        filter: TopicFilter,
+        groups: choreoscope::groups::GroupsConfig,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::connect(&format!("sqlite://{}", dir.path().join("c.db").display()))
             .await
@@ -53,7 +70,7 @@ impl InProcessCollector {
                 kafka_properties: vec![],
             },
             interpreter: Interpreter::new(Rules::default(), 64 * 1024),
-            groups: choreoscope::groups::GroupsConfig::default(),
+            groups,
         };
         let collector = Collector::start(
             store.clone(),
@@ -68,6 +85,11 @@ impl InProcessCollector {
             collector,
             _dir: dir,
         }
+    }
+
+    /// Its consumer-group positions.
+    pub fn groups(&self) -> &choreoscope::groups::GroupsHandle {
+        self.collector.groups()
     }
 
     /// Waits until the store holds `deliveries` deliveries.
