@@ -105,3 +105,61 @@ pub struct Diagnosis {
     /// topic when the service is not known or none of its groups is.
     pub groups: Vec<GroupPosition>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_diagnosis_serialises_with_the_field_and_kind_names_of_the_api() {
+        let d = Diagnosis {
+            kind: DiagnosisKind::ConsumedNoReaction,
+            text: "t".into(),
+            groups: vec![GroupPosition {
+                group: "bank".into(),
+                service: Some("bank".into()),
+                state: GroupState::Consumed,
+                topic: "payments".into(),
+                partition: 2,
+                offset: 1234,
+                committed_offset: Some(1240),
+                lag_records: None,
+                lag_seconds: None,
+                consumed_at_us: Some(7),
+            }],
+        };
+        assert_eq!(
+            serde_json::to_value(&d).unwrap(),
+            serde_json::json!({
+                "kind": "consumed_no_reaction",
+                "text": "t",
+                "groups": [{
+                    "group": "bank", "service": "bank", "state": "consumed",
+                    "topic": "payments", "partition": 2, "offset": 1234,
+                    "committed_offset": 1240, "lag_records": null, "lag_seconds": null,
+                    "consumed_at_us": 7
+                }]
+            })
+        );
+    }
+
+    #[test]
+    fn every_state_and_kind_is_named_in_snake_case_as_its_as_str() {
+        for s in [
+            GroupState::Consumed,
+            GroupState::Pending,
+            GroupState::Inactive,
+        ] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        for k in [
+            DiagnosisKind::ConsumedNoReaction,
+            DiagnosisKind::Lagging,
+            DiagnosisKind::Inactive,
+            DiagnosisKind::NoGroup,
+            DiagnosisKind::Unknown,
+        ] {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+    }
+}
