@@ -7,13 +7,15 @@
 //! 3. ListGroups + DescribeGroups: every group, its state and members, but the collector's own;
 //! 4. per group, its committed offsets on those partitions (OffsetFetch), from a client created
 //!    with the group's `group.id` that never subscribes: it reads the offsets and does not join or
-//!    disturb the group.
+//!    disturb the group. [`OFFSET_FETCH_WORKERS`] groups at once.
 //!
 //! A request that fails is reported with the others ([`Failure`]) and the poll goes on: the
 //! book keeps what it knew of what did not answer. Only a metadata failure leaves nothing to
 //! record.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
@@ -27,6 +29,9 @@ use crate::ingest::{IngestConfig, TopicFilter};
 
 /// How long each request of a poll may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Groups whose offsets are read at once.
+pub const OFFSET_FETCH_WORKERS: usize = 8;
 
 /// The kinds of request a poll makes (the `request` label of the failure counter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -158,15 +163,39 @@ impl Poller {
                 return (Some(poll), failures);
             }
         };
+        let listed: Vec<_> = list
+            .groups()
+            .iter()
+            .filter(|g| g.name() != self.own_group && !g.name().is_empty())
+            .collect();
+        // Each group needs a client of its own (about 50 ms to find its coordinator and fetch,
+        // 100 ms to close): a few at once.
+        let names: Vec<String> = listed.iter().map(|g| g.name().to_owned()).collect();
+        let next = AtomicUsize::new(0);
+        let read = Mutex::new(Vec::with_capacity(listed.len()));
+        std::thread::scope(|scope| {
+            for _ in 0..OFFSET_FETCH_WORKERS.min(names.len()) {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(name) = names.get(i) else { break };
+                    if cancel.is_cancelled() {
+                        break;
+                    }
+                    let committed = self.committed(name, &partitions);
+                    let at_us = chrono::Utc::now().timestamp_micros();
+                    read.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((i, committed, at_us));
+                });
+            }
+        });
+        if cancel.is_cancelled() {
+            return (None, failures);
+        }
         let mut groups = BTreeMap::new();
-        for group in list.groups() {
-            if group.name() == self.own_group || group.name().is_empty() {
-                continue;
-            }
-            if cancel.is_cancelled() {
-                return (None, failures);
-            }
-            let committed = match self.committed(group.name(), &partitions) {
+        for (i, committed, read_at_us) in read.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            let group = listed[i];
+            let committed = match committed {
                 Ok(c) => Some(c),
                 Err(error) => {
                     failures.push(Failure {
@@ -183,7 +212,7 @@ impl Poller {
                     state: group.state().to_owned(),
                     members: group.members().len(),
                     committed,
-                    read_at_us: chrono::Utc::now().timestamp_micros(),
+                    read_at_us,
                 },
             );
         }
