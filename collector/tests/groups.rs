@@ -14,7 +14,7 @@ use choreoscope::groups::{DiagnosisKind, GroupPosition, GroupState, GroupsConfig
 use choreoscope::ingest::TopicFilter;
 use choreoscope::rules::TopicPattern;
 use choreoscope_e2e::TestBroker;
-use common::InProcessCollector;
+use common::{CollectorProcess, InProcessCollector};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
@@ -320,4 +320,56 @@ async fn consumed_at_is_when_a_poll_first_saw_the_group_commit_past_the_record()
         "{at} not after {before}"
     );
     scene.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_collect_binary_polls_the_groups_at_the_interval_given_and_serves_their_lag() {
+    let broker = TestBroker::from_env();
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let topic = format!("payments-{suffix}");
+    broker.create_topics(&[&topic], 1).await.unwrap();
+    let producer = broker.producer().unwrap();
+    for i in 0..N {
+        producer
+            .send(
+                FutureRecord::<str, str>::to(&topic).payload(&format!("payment {i}")),
+                Timeout::After(Duration::from_secs(10)),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    let bank = format!("bank-{suffix}");
+    let bank_consumer = consumer(&broker, &bank, &topic);
+    read_and_commit(&bank_consumer, &topic, M).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("c.db").display());
+    let process = CollectorProcess::start_with(
+        &broker,
+        &db,
+        &format!("collector-{suffix}"),
+        &topic,
+        &["--group-poll-every", "300ms"],
+    );
+    let series = format!(
+        "choreoscope_consumer_group_lag{{group=\"{bank}\",topic=\"{topic}\",partition=\"0\"}} {}",
+        N - M
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(process.listen).is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "it never listened");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    loop {
+        let metrics = process.get("/metrics");
+        if metrics.contains(&series) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{series} never served:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(process.stop().success(), "it stops cleanly");
 }

@@ -202,6 +202,17 @@ pub const SESSION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 impl CollectorProcess {
     /// Starts `choreoscope collect` on `db`, storing only `topic`.
     pub fn start(broker: &TestBroker, db: &str, group: &str, topic: &str) -> Self {
+        Self::start_with(broker, db, group, topic, &[])
+    }
+
+    /// Starts `choreoscope collect` on `db`, storing only `topic`, with `extra` flags.
+    pub fn start_with(
+        broker: &TestBroker,
+        db: &str,
+        group: &str,
+        topic: &str,
+        extra: &[&str],
+    ) -> Self {
         let listen = free_addr();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_choreoscope"))
             .args([
@@ -226,6 +237,7 @@ impl CollectorProcess {
                 "--kafka",
                 &format!("session.timeout.ms={}", SESSION_TIMEOUT.as_millis()),
             ])
+            .args(extra)
             .env(
                 "RUST_LOG",
                 std::env::var("CHOREOSCOPE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
