@@ -36,15 +36,13 @@ impl InProcessCollector {
     }
 
     /// Starts collecting the topics `filter` lets through, in consumer group `group`, into a
-    /// fresh SQLite store.
+    /// fresh SQLite store; consumer groups are not polled ([`NO_GROUP_POLLS`]).
     pub async fn start_filtered(broker: &TestBroker, group: &str, filter: TopicFilter) -> Self {
-        Self::start_with_groups(
-            broker,
-            group,
-            filter,
-            choreoscope::groups::GroupsConfig::default(),
-        )
-        .await
+        let groups = choreoscope::groups::GroupsConfig {
+            poll_every: Duration::ZERO,
+            ..Default::default()
+        };
+        Self::start_with_groups(broker, group, filter, groups).await
     }
 
     /// Starts collecting the topics `filter` lets through, in consumer group `group`, polling the
@@ -196,13 +194,18 @@ pub fn free_addr() -> std::net::SocketAddr {
         .unwrap()
 }
 
+/// Flags that turn consumer-group polling off. The test broker holds every test's groups, and a
+/// collector polling all of them every 5 s is load the tests of other behaviours do not need; the
+/// tests of consumer-group positions (`tests/groups.rs`) poll.
+pub const NO_GROUP_POLLS: [&str; 2] = ["--group-poll-every", "0"];
+
 /// The consumer-group session timeout of test collectors.
 pub const SESSION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl CollectorProcess {
-    /// Starts `choreoscope collect` on `db`, storing only `topic`.
+    /// Starts `choreoscope collect` on `db`, storing only `topic`, consumer groups not polled.
     pub fn start(broker: &TestBroker, db: &str, group: &str, topic: &str) -> Self {
-        Self::start_with(broker, db, group, topic, &[])
+        Self::start_with(broker, db, group, topic, &NO_GROUP_POLLS)
     }
 
     /// Starts `choreoscope collect` on `db`, storing only `topic`, with `extra` flags.
