@@ -8,10 +8,13 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use choreoscope::groups::{DiagnosisKind, GroupPosition, GroupState, GroupsConfig};
-use choreoscope::ingest::TopicFilter;
+use choreoscope::groups::service::follow;
+use choreoscope::groups::{DiagnosisKind, GroupPosition, GroupState, GroupsConfig, GroupsHandle};
+use choreoscope::ingest::{IngestConfig, TopicFilter};
+use choreoscope::metrics::Metrics;
 use choreoscope::rules::TopicPattern;
 use choreoscope_e2e::TestBroker;
 use common::{CollectorProcess, InProcessCollector};
@@ -20,6 +23,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
 use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
 
 /// Records produced.
 const N: i64 = 10;
@@ -372,4 +376,47 @@ async fn the_collect_binary_polls_the_groups_at_the_interval_given_and_serves_th
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(process.stop().success(), "it stops cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_that_does_not_answer_is_counted_and_never_stops_the_polling() {
+    // Nothing listens on this port: every metadata request fails after its timeout. (Here and not
+    // in the library's unit tests: librdkafka's threads would disturb their glibc-arena count.)
+    let port = common::free_addr().port();
+    let ingest = IngestConfig {
+        brokers: format!("127.0.0.1:{port}"),
+        group: "collector".into(),
+        topics: TopicFilter::default(),
+        batch_size: 1,
+        batch_timeout: Duration::from_millis(10),
+        metadata_refresh: Duration::from_secs(1),
+        kafka_properties: vec![],
+    };
+    let groups = GroupsHandle::default();
+    let metrics = Arc::new(Metrics::new());
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(follow(
+        groups.clone(),
+        ingest,
+        metrics.clone(),
+        Duration::from_millis(50),
+        cancel.clone(),
+    ));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let failed = "choreoscope_consumer_group_poll_errors_total{request=\"metadata\"} 1";
+    while !metrics.encode().contains(failed) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{}",
+            metrics.encode()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!task.is_finished(), "a failed poll is not fatal");
+    assert_eq!(groups.book().polled_at_us(), None, "nothing was recorded");
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(2), task)
+        .await
+        .expect("the task stops at once when cancelled")
+        .unwrap();
 }
