@@ -129,6 +129,7 @@ async fn run(url: &str, label: &str, flows: usize) {
         metrics: Arc::new(Metrics::new()),
         live: choreoscope::live::LiveFeed::new(),
         health: Default::default(),
+        groups: Default::default(),
     });
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
 

@@ -77,6 +77,7 @@ fn main() {
             metrics: Arc::new(Metrics::new()),
             live: LiveFeed::new(),
         health: Default::default(),
+        groups: Default::default(),
         };
         let server = tokio::spawn(serve(listener, state, cancel.clone()));
         let ui = concat!(env!("CARGO_MANIFEST_DIR"), "/../ui");

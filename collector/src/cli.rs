@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::groups::GroupsConfig;
 use crate::health::FlowStatus;
 use crate::ingest::{IngestConfig, TopicFilter};
 use crate::rules::TopicPattern;
@@ -199,6 +200,18 @@ pub struct CollectArgs {
     /// that only stores, e.g. beside a `serve` that tracks. Also `[health] enabled = false`.
     #[arg(long, env = "CHOREOSCOPE_NO_FLOW_HEALTH")]
     pub no_flow_health: bool,
+    /// How often the cluster's consumer groups are polled for their positions, e.g. 5s; 0 turns
+    /// polling off. Overrides the config file's `[consumer_groups] poll_every` (default 5s).
+    #[arg(long, env = "CHOREOSCOPE_GROUP_POLL_EVERY", value_parser = duration)]
+    pub group_poll_every: Option<Duration>,
+}
+
+/// Parses a duration such as `5s` or `500ms`; a bare `0` is zero.
+fn duration(s: &str) -> Result<Duration, String> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime_serde::re::humantime::parse_duration(s).map_err(|e| format!("`{s}`: {e}"))
 }
 
 /// Parses `--include`/`--exclude`.
@@ -223,6 +236,15 @@ fn parse_property(s: &str) -> Result<(String, String), String> {
 }
 
 impl CollectArgs {
+    /// Consumer-group positions' settings: the config file's, with `--group-poll-every` over its
+    /// interval when given.
+    pub fn groups_config(&self, mut file: GroupsConfig) -> GroupsConfig {
+        if let Some(every) = self.group_poll_every {
+            file.poll_every = every;
+        }
+        file
+    }
+
     /// How the ingest loop consumes, from these flags.
     pub fn ingest_config(&self) -> IngestConfig {
         IngestConfig {
@@ -246,6 +268,39 @@ mod tests {
 
     fn parse(args: &[&str]) -> Cli {
         Cli::try_parse_from(std::iter::once("choreoscope").chain(args.iter().copied())).unwrap()
+    }
+
+    fn collect_args(args: &[&str]) -> CollectArgs {
+        let all = [&["collect", "--brokers", "b:9092"], args].concat();
+        match parse(&all).command {
+            Command::Collect(a) => a,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn group_poll_every_overrides_the_config_file_and_zero_turns_polling_off() {
+        let file = GroupsConfig {
+            poll_every: Duration::from_secs(7),
+            ..GroupsConfig::default()
+        };
+        let given = |args: &[&str]| collect_args(args).groups_config(file.clone()).poll_every;
+        assert_eq!(given(&[]), Duration::from_secs(7));
+        assert_eq!(given(&["--group-poll-every", "2s"]), Duration::from_secs(2));
+        assert_eq!(
+            given(&["--group-poll-every", "500ms"]),
+            Duration::from_millis(500)
+        );
+        assert_eq!(given(&["--group-poll-every", "0"]), Duration::ZERO);
+        assert!(Cli::try_parse_from([
+            "choreoscope",
+            "collect",
+            "--brokers",
+            "b",
+            "--group-poll-every",
+            "soon"
+        ])
+        .is_err());
     }
 
     #[test]

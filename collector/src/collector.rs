@@ -1,12 +1,14 @@
 //! The one place the collector's parts are wired together: a store, where its events come from
 //! (the ingest loop, or another process's collector followed through the store), the live feed,
-//! flow health (which follows the live feed) and the HTTP server. `choreoscope collect`, `serve` and `demo` and the tests' in-process
+//! flow health (which follows the live feed), consumer-group positions (polled from the cluster,
+//! with the Kafka source only) and the HTTP server. `choreoscope collect`, `serve` and `demo` and the tests' in-process
 //! collector all start through [`Collector::start`].
 //!
 //! # Shutdown
 //! [`Collector::stop`] cancels the collector's own token: the ingest loop writes its last batch
 //! and commits exactly the offsets of durable records, the HTTP server closes the live feed's
-//! streams and finishes the requests in flight, and the store follower ends. The store stays
+//! streams and finishes the requests in flight, the store follower ends, and the consumer-group
+//! poller stops at its next request. The store stays
 //! open for the caller, who closes it last ([`Store::close`]).
 
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::groups::{self, GroupsConfig, GroupsHandle};
 use crate::health::tracker::TrackerConfig;
 use crate::health::{self, HealthConfig, HealthHandle};
 use crate::http::{serve, AppState};
@@ -39,6 +42,8 @@ pub enum Source {
         config: IngestConfig,
         /// How records become events.
         interpreter: Interpreter,
+        /// How the cluster's consumer groups are polled (`poll_every` zero: not at all).
+        groups: GroupsConfig,
     },
     /// Store nothing: announce on the live feed what a collector in another process stores,
     /// looking every `every` (`serve`).
@@ -70,10 +75,13 @@ pub struct Collector {
     metrics: Arc<Metrics>,
     live: LiveFeed,
     health: HealthHandle,
+    groups: GroupsHandle,
     stop: CancellationToken,
     source: JoinHandle<Result<(), IngestError>>,
     /// Flow health's task (none when flow health is off).
     health_task: Option<JoinHandle<()>>,
+    /// The consumer-group poller (none when not polling).
+    groups_task: Option<JoinHandle<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
 }
 
@@ -104,11 +112,24 @@ impl Collector {
                 stop.clone(),
             ))
         });
+        let mut groups = GroupsHandle::default();
+        let mut groups_task = None;
         let source = match source {
             Source::Kafka {
                 config,
                 interpreter,
+                groups: groups_config,
             } => {
+                groups = GroupsHandle::new(&groups_config);
+                if !groups_config.poll_every.is_zero() {
+                    groups_task = Some(tokio::spawn(groups::service::follow(
+                        groups.clone(),
+                        config.clone(),
+                        metrics.clone(),
+                        groups_config.poll_every,
+                        stop.clone(),
+                    )));
+                }
                 let ingestor = Ingestor::new(config, interpreter, store.clone(), metrics.clone())?
                     .with_live_feed(live.clone());
                 tokio::spawn(ingestor.run(stop.clone()))
@@ -127,6 +148,7 @@ impl Collector {
                 metrics: metrics.clone(),
                 live: live.clone(),
                 health: health.clone(),
+                groups: groups.clone(),
             };
             tokio::spawn(serve(listener, state, stop.clone()))
         });
@@ -135,9 +157,11 @@ impl Collector {
             metrics,
             live,
             health,
+            groups,
             stop,
             source,
             health_task,
+            groups_task,
             server,
         })
     }
@@ -164,12 +188,18 @@ impl Collector {
             metrics: self.metrics.clone(),
             live: self.live.clone(),
             health: self.health.clone(),
+            groups: self.groups.clone(),
         }
     }
 
     /// Its flow health.
     pub fn health(&self) -> &HealthHandle {
         &self.health
+    }
+
+    /// Its consumer-group positions (empty, never polled, unless it consumes a cluster).
+    pub fn groups(&self) -> &GroupsHandle {
+        &self.groups
     }
 
     /// Stops it in order (see the module docs) and waits until every part has.
@@ -180,12 +210,17 @@ impl Collector {
             Some(task) => task.await,
             None => Ok(()),
         };
+        let groups = match self.groups_task {
+            Some(task) => task.await,
+            None => Ok(()),
+        };
         let server = match self.server {
             Some(server) => Some(server.await),
             None => None,
         };
         source.map_err(|_| CollectorError::Panicked("ingest"))??;
         health.map_err(|_| CollectorError::Panicked("flow health"))?;
+        groups.map_err(|_| CollectorError::Panicked("consumer-group positions"))?;
         if let Some(server) = server {
             server.map_err(|_| CollectorError::Panicked("http server"))??;
         }

@@ -1,10 +1,12 @@
 //! The config file (`--config FILE`, TOML): the reading rules at its top level (alias profiles,
-//! key rules: [`crate::rules`]) and flow health's `[health]` table (thresholds and declared
-//! expectations: [`crate::health::config`]). Both are checked when the file is read, and a value
+//! key rules: [`crate::rules`]), flow health's `[health]` table (thresholds and declared
+//! expectations: [`crate::health::config`]) and consumer-group positions' `[consumer_groups]`
+//! table (poll interval, group services: [`crate::groups::config`]). Both are checked when the file is read, and a value
 //! that cannot be used stops the collector with one line naming the file and the value.
 
 use std::path::Path;
 
+use crate::groups::{GroupsConfig, GroupsConfigError};
 use crate::health::{HealthConfig, HealthConfigError};
 use crate::rules::{toml_error_line, RuleError, Rules};
 
@@ -31,6 +33,9 @@ pub enum ConfigProblem {
     /// Its `[health]` table cannot be used.
     #[error("{0}")]
     Health(HealthConfigError),
+    /// Its `[consumer_groups]` table cannot be used.
+    #[error("{0}")]
+    Groups(GroupsConfigError),
 }
 
 /// What the config file says.
@@ -40,6 +45,8 @@ pub struct CollectorConfig {
     pub rules: Rules,
     /// Flow health's thresholds and declared expectations.
     pub health: HealthConfig,
+    /// How consumer groups are polled and which service each consumes for.
+    pub groups: GroupsConfig,
 }
 
 impl CollectorConfig {
@@ -72,8 +79,23 @@ impl CollectorConfig {
                 )))
             }
         };
+        let groups = match table.remove("consumer_groups") {
+            None => GroupsConfig::default(),
+            Some(toml::Value::Table(groups)) => {
+                GroupsConfig::from_table(groups).map_err(ConfigProblem::Groups)?
+            }
+            Some(_) => {
+                return Err(ConfigProblem::Groups(GroupsConfigError::Parse(
+                    "`consumer_groups` must be a table, `[consumer_groups]`".into(),
+                )))
+            }
+        };
         let rules = Rules::from_table(table).map_err(ConfigProblem::Rules)?;
-        Ok(Self { rules, health })
+        Ok(Self {
+            rules,
+            health,
+            groups,
+        })
     }
 }
 
@@ -101,6 +123,21 @@ mod tests {
     }
 
     #[test]
+    fn the_consumer_groups_table_gives_the_poll_interval_and_group_services() {
+        let config = CollectorConfig::from_toml(
+            r#"
+            [consumer_groups]
+            poll_every = "10s"
+            [consumer_groups.services]
+            "bank-consumers" = "bank"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.groups.poll_every, std::time::Duration::from_secs(10));
+        assert_eq!(config.groups.services["bank-consumers"], "bank");
+    }
+
+    #[test]
     fn a_file_without_a_health_table_takes_health_defaults() {
         let config = CollectorConfig::from_toml("aliases = \"generic\"").unwrap();
         assert_eq!(config.health, HealthConfig::default());
@@ -114,6 +151,7 @@ mod tests {
             ("[health]\nmin_support = 2.0", "[health] min_support = 2"),
             ("colour = 1", "unknown field `colour`"),
             ("health = 3", "`health` must be a table"),
+            ("[consumer_groups]\npoll_every = 5", "config file"),
             ("[health\n", "config file"),
         ] {
             std::fs::write(&path, text).unwrap();

@@ -14,7 +14,8 @@
 //!    idempotent batch writes and lookups.
 //! 3. [`lineage`] (causal walks from one event: ancestors, descendants, cycles, missing causes),
 //!    [`flow`] (the causal graph of a set of events and its ends) and [`health`] (the learned
-//!    choreography and a flow's status: complete, in progress, stalled or failed).
+//!    choreography and a flow's status: complete, in progress, stalled or failed) and [`groups`]
+//!    (consumer-group positions against an event's record, and why a reaction is missing).
 //! 4. [`query`]: the answers, shared by the API and `choreoscope query`, with [`query::QueryError`].
 //! 5. Interfaces: [`http`] (the viewer, `/api/v1`, the live feed's streams, `/metrics`,
 //!    `/healthz`), [`render`] (terminal trees for `choreoscope query`), [`cli`] (flags) and
@@ -32,6 +33,7 @@ pub mod config;
 pub mod dead_letter;
 pub mod demo;
 pub mod flow;
+pub mod groups;
 pub mod health;
 pub mod http;
 pub mod ingest;

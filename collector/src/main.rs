@@ -93,6 +93,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     let source = Source::Kafka {
         config: args.ingest_config(),
         interpreter: Interpreter::new(config.rules, args.max_payload),
+        groups: args.groups_config(config.groups),
     };
     run_collector(&args.store.db, source, config.health, args.listen).await
 }

@@ -1,5 +1,6 @@
 //! The collector's Prometheus metrics, served as text on `/metrics`.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -30,6 +31,24 @@ pub struct PartitionLabel {
     pub topic: String,
     /// Partition number.
     pub partition: String,
+}
+
+/// Label: a consumer group's topic partition.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GroupPartitionLabel {
+    /// Consumer group.
+    pub group: String,
+    /// Topic name.
+    pub topic: String,
+    /// Partition number.
+    pub partition: String,
+}
+
+/// Label: a kind of request to the cluster.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabel {
+    /// `metadata`, `watermark`, `list_groups` or `offset_fetch`.
+    pub request: String,
 }
 
 /// Label: a flow status.
@@ -94,6 +113,13 @@ pub struct Metrics {
     pub stopped_flows: Family<StoppedLabel, Gauge>,
     /// Batches of durable events flow health fell behind on.
     pub health_lagged_batches: Counter,
+    /// Records each consumer group has still to read per partition (high watermark minus
+    /// committed offset), from the consumer-group polls.
+    pub consumer_group_lag: Family<GroupPartitionLabel, Gauge>,
+    /// That lag in seconds at the group's recent commit rate (absent while it does not move).
+    pub consumer_group_lag_seconds: Family<GroupPartitionLabel, Gauge<f64, AtomicU64>>,
+    /// Failed requests of the consumer-group polls, per kind of request.
+    pub consumer_group_poll_errors: Family<RequestLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -126,6 +152,9 @@ impl Metrics {
             flows: Family::default(),
             stopped_flows: Family::default(),
             health_lagged_batches: Counter::default(),
+            consumer_group_lag: Family::default(),
+            consumer_group_lag_seconds: Family::default(),
+            consumer_group_poll_errors: Family::default(),
         };
         let registry = m.registry.get_mut().expect("fresh mutex");
         registry.register(
@@ -222,6 +251,21 @@ impl Metrics {
             "health_lagged_batches",
             "Batches of durable events flow health fell behind on",
             m.health_lagged_batches.clone(),
+        );
+        registry.register(
+            "consumer_group_lag",
+            "Records a consumer group has still to read per partition (high watermark minus committed offset)",
+            m.consumer_group_lag.clone(),
+        );
+        registry.register(
+            "consumer_group_lag_seconds",
+            "Consumer group lag in seconds at the group's recent commit rate",
+            m.consumer_group_lag_seconds.clone(),
+        );
+        registry.register(
+            "consumer_group_poll_errors",
+            "Failed requests of the consumer-group polls",
+            m.consumer_group_poll_errors.clone(),
         );
         m
     }

@@ -275,6 +275,7 @@ impl Api {
                 metrics: Arc::new(Metrics::new()),
                 live: LiveFeed::new(),
                 health: Default::default(),
+                groups: Default::default(),
             }),
         }
     }

@@ -93,6 +93,7 @@ async fn get(path: &str) -> (StatusCode, Value) {
         metrics: Arc::new(Metrics::new()),
         live: LiveFeed::new(),
         health: health(),
+        groups: Default::default(),
     });
     let response = router
         .oneshot(Request::get(path).body(Body::empty()).unwrap())

@@ -175,6 +175,7 @@ async fn get(path: &str) -> (StatusCode, String, Value) {
         metrics: Arc::new(Metrics::new()),
         live: LiveFeed::new(),
         health: Default::default(),
+        groups: Default::default(),
     };
     let response = app(state)
         .oneshot(Request::get(path).body(Body::empty()).unwrap())

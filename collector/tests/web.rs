@@ -25,6 +25,7 @@ async fn state() -> (AppState, tempfile::TempDir) {
         metrics: Arc::new(Metrics::new()),
         live: LiveFeed::new(),
         health: Default::default(),
+        groups: Default::default(),
     };
     (state, dir)
 }

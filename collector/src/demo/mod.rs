@@ -88,6 +88,11 @@ pub async fn run(config: DemoConfig, cancel: CancellationToken) -> Result<(), De
             kafka_properties: vec![],
         },
         interpreter: Interpreter::new(Rules::default(), 64 * 1024),
+        // librdkafka's mock cluster answers ListGroups with `UnsupportedFeature`: nothing to poll.
+        groups: crate::groups::GroupsConfig {
+            poll_every: Duration::ZERO,
+            ..Default::default()
+        },
     };
     let collector = Collector::start(
         store.clone(),

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::groups::GroupsHandle;
 use crate::health::HealthHandle;
 use crate::live::LiveFeed;
 use crate::metrics::Metrics;
@@ -18,4 +19,6 @@ pub struct AppState {
     pub live: LiveFeed,
     /// Flow health: the learned model and the tracked flows (empty when nothing feeds it).
     pub health: HealthHandle,
+    /// Consumer-group positions (empty, never polled, when the collector consumes no cluster).
+    pub groups: GroupsHandle,
 }

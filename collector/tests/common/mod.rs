@@ -26,6 +26,14 @@ pub struct InProcessCollector {
     _dir: tempfile::TempDir,
 }
 
+/// Consumer groups not polled: the shared test broker holds every test's groups.
+fn no_group_polls() -> choreoscope::groups::GroupsConfig {
+    choreoscope::groups::GroupsConfig {
+        poll_every: Duration::ZERO,
+        ..Default::default()
+    }
+}
+
 impl InProcessCollector {
     /// Starts collecting the topics whose names end with `suffix` into a fresh SQLite store.
     pub async fn start(broker: &TestBroker, suffix: &str) -> Self {
@@ -37,18 +45,42 @@ impl InProcessCollector {
     }
 
     /// Starts collecting the topics `filter` lets through, in consumer group `group`, into a
-    /// fresh SQLite store.
+    /// fresh SQLite store; consumer groups are not polled ([`NO_GROUP_POLLS`]).
     pub async fn start_filtered(broker: &TestBroker, group: &str, filter: TopicFilter) -> Self {
-        Self::start_with_health(broker, group, filter, HealthConfig::default()).await
+        Self::start_with(broker, group, filter, HealthConfig::default(), no_group_polls()).await
     }
 
     /// Starts collecting the topics `filter` lets through, in consumer group `group`, with flow
-    /// health under `health`, into a fresh SQLite store.
+    /// health under `health`, into a fresh SQLite store; consumer groups are not polled.
     pub async fn start_with_health(
         broker: &TestBroker,
         group: &str,
         filter: TopicFilter,
         health: HealthConfig,
+    ) -> Self {
+        Self::start_with(broker, group, filter, health, no_group_polls()).await
+    }
+
+    /// Starts collecting the topics `filter` lets through, in consumer group `group`, polling the
+    /// cluster's consumer groups as `groups` says, into a fresh SQLite store.
+    pub async fn start_with_groups(
+        broker: &TestBroker,
+        group: &str,
+        filter: TopicFilter,
+        groups: choreoscope::groups::GroupsConfig,
+    ) -> Self {
+        Self::start_with(broker, group, filter, HealthConfig::default(), groups).await
+    }
+
+    /// Starts collecting the topics `filter` lets through, in consumer group `group`, with flow
+    /// health under `health` and consumer groups polled as `groups` says, into a fresh SQLite
+    /// store.
+    pub async fn start_with(
+        broker: &TestBroker,
+        group: &str,
+        filter: TopicFilter,
+        health: HealthConfig,
+        groups: choreoscope::groups::GroupsConfig,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::connect(&format!("sqlite://{}", dir.path().join("c.db").display()))
@@ -65,6 +97,7 @@ impl InProcessCollector {
                 kafka_properties: vec![],
             },
             interpreter: Interpreter::new(Rules::default(), 64 * 1024),
+            groups,
         };
         let collector = Collector::start(store.clone(), source, None, health).unwrap();
         Self {
@@ -73,6 +106,11 @@ impl InProcessCollector {
             collector,
             _dir: dir,
         }
+    }
+
+    /// Its consumer-group positions.
+    pub fn groups(&self) -> &choreoscope::groups::GroupsHandle {
+        self.collector.groups()
     }
 
     /// Waits until the store holds `deliveries` deliveries.
@@ -184,12 +222,28 @@ pub fn free_addr() -> std::net::SocketAddr {
         .unwrap()
 }
 
+/// Flags that turn consumer-group polling off. The test broker holds every test's groups, and a
+/// collector polling all of them every 5 s is load the tests of other behaviours do not need; the
+/// tests of consumer-group positions (`tests/groups.rs`) poll.
+pub const NO_GROUP_POLLS: [&str; 2] = ["--group-poll-every", "0"];
+
 /// The consumer-group session timeout of test collectors.
 pub const SESSION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl CollectorProcess {
-    /// Starts `choreoscope collect` on `db`, storing only `topic`.
+    /// Starts `choreoscope collect` on `db`, storing only `topic`, consumer groups not polled.
     pub fn start(broker: &TestBroker, db: &str, group: &str, topic: &str) -> Self {
+        Self::start_with(broker, db, group, topic, &NO_GROUP_POLLS)
+    }
+
+    /// Starts `choreoscope collect` on `db`, storing only `topic`, with `extra` flags.
+    pub fn start_with(
+        broker: &TestBroker,
+        db: &str,
+        group: &str,
+        topic: &str,
+        extra: &[&str],
+    ) -> Self {
         let listen = free_addr();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_choreoscope"))
             .args([
@@ -214,6 +268,7 @@ impl CollectorProcess {
                 "--kafka",
                 &format!("session.timeout.ms={}", SESSION_TIMEOUT.as_millis()),
             ])
+            .args(extra)
             .env(
                 "RUST_LOG",
                 std::env::var("CHOREOSCOPE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
