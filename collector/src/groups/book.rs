@@ -209,6 +209,11 @@ impl GroupBook {
         }
     }
 
+    /// The groups the config file names.
+    pub fn declared_groups(&self) -> impl Iterator<Item = &str> {
+        self.declared.keys().map(String::as_str)
+    }
+
     /// When the last poll was recorded (µs); `None` before the first.
     pub fn polled_at_us(&self) -> Option<i64> {
         self.polled_us

@@ -58,6 +58,9 @@ impl Request {
     }
 }
 
+/// The state of a declared group read without the cluster's group list.
+pub const UNKNOWN_STATE: &str = "Unknown";
+
 /// A request of a poll that failed.
 #[derive(Debug)]
 pub struct Failure {
@@ -75,6 +78,7 @@ pub struct Poller {
     config: ClientConfig,
     own_group: String,
     topics: TopicFilter,
+    declared: Vec<String>,
 }
 
 impl std::fmt::Debug for Poller {
@@ -87,8 +91,9 @@ impl std::fmt::Debug for Poller {
 
 impl Poller {
     /// A poller of the cluster `ingest` consumes (its brokers and `--kafka` properties), leaving
-    /// out the collector's group and the topics it does not collect.
-    pub fn new(ingest: &IngestConfig) -> Result<Self, KafkaError> {
+    /// out the collector's group and the topics it does not collect. `declared` are the groups
+    /// the config file names, read on their own when the cluster does not list its groups.
+    pub fn new(ingest: &IngestConfig, declared: Vec<String>) -> Result<Self, KafkaError> {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &ingest.brokers);
         for (k, v) in &ingest.kafka_properties {
@@ -103,6 +108,7 @@ impl Poller {
             config,
             own_group: ingest.group.clone(),
             topics: ingest.topics.clone(),
+            declared,
         })
     }
 
@@ -152,25 +158,37 @@ impl Poller {
                 }),
             }
         }
-        let list = match self.client.fetch_group_list(None, REQUEST_TIMEOUT) {
-            Ok(list) => list,
-            Err(error) => {
-                failures.push(Failure {
-                    request: Request::ListGroups,
-                    subject: String::new(),
-                    error,
-                });
-                return (Some(poll), failures);
-            }
-        };
-        let listed: Vec<_> = list
-            .groups()
-            .iter()
-            .filter(|g| g.name() != self.own_group && !g.name().is_empty())
-            .collect();
+        // (name, state, members) of every group but ours.
+        let listed: Vec<(String, String, usize)> =
+            match self.client.fetch_group_list(None, REQUEST_TIMEOUT) {
+                Ok(list) => list
+                    .groups()
+                    .iter()
+                    .filter(|g| g.name() != self.own_group && !g.name().is_empty())
+                    .map(|g| (g.name().to_owned(), g.state().to_owned(), g.members().len()))
+                    .collect(),
+                Err(error) => {
+                    failures.push(Failure {
+                        request: Request::ListGroups,
+                        subject: String::new(),
+                        error,
+                    });
+                    if self.declared.is_empty() {
+                        return (Some(poll), failures);
+                    }
+                    // A cluster that does not list its groups (librdkafka's mock cluster) still
+                    // answers OffsetFetch: the declared groups are read alone, their membership
+                    // unknown and taken as active.
+                    self.declared
+                        .iter()
+                        .filter(|g| **g != self.own_group)
+                        .map(|g| (g.clone(), UNKNOWN_STATE.to_owned(), 1))
+                        .collect()
+                }
+            };
         // Each group needs a client of its own (about 50 ms to find its coordinator and fetch,
         // 100 ms to close): a few at once.
-        let names: Vec<String> = listed.iter().map(|g| g.name().to_owned()).collect();
+        let names: Vec<String> = listed.iter().map(|(name, _, _)| name.clone()).collect();
         let next = AtomicUsize::new(0);
         let read = Mutex::new(Vec::with_capacity(listed.len()));
         std::thread::scope(|scope| {
@@ -194,23 +212,23 @@ impl Poller {
         }
         let mut groups = BTreeMap::new();
         for (i, committed, read_at_us) in read.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            let group = listed[i];
+            let (name, state, members) = &listed[i];
             let committed = match committed {
                 Ok(c) => Some(c),
                 Err(error) => {
                     failures.push(Failure {
                         request: Request::OffsetFetch,
-                        subject: group.name().to_owned(),
+                        subject: name.clone(),
                         error,
                     });
                     None
                 }
             };
             groups.insert(
-                group.name().to_owned(),
+                name.clone(),
                 PolledGroup {
-                    state: group.state().to_owned(),
-                    members: group.members().len(),
+                    state: state.clone(),
+                    members: *members,
                     committed,
                     read_at_us,
                 },

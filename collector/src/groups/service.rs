@@ -125,7 +125,8 @@ pub async fn follow(
     every: Duration,
     cancel: CancellationToken,
 ) {
-    let poller = match Poller::new(&ingest) {
+    let declared: Vec<String> = groups.book().declared_groups().map(str::to_owned).collect();
+    let poller = match Poller::new(&ingest, declared) {
         Ok(poller) => Arc::new(poller),
         Err(e) => {
             tracing::warn!(error = %e, "cannot create the consumer-group poller; consumer-group positions stay unknown");
