@@ -97,6 +97,7 @@ export function EventDetails({ event, hrefFor = eventHref }: { event: EventDetai
                 </code>{" "}
                 <span className="muted">{d.time}</span>
                 {d.group && <span className="muted"> · group {d.group}</span>}
+                <span className="muted"> · {recognisedText(d.recognised_by)}</span>
                 <div>{d.reason}</div>
               </li>
             ))}
@@ -224,4 +225,18 @@ function Fact({ name, children }: { name: string; children: ReactNode }) {
       <dd>{children}</dd>
     </>
   );
+}
+
+/** How a dead-letter copy was recognised: `recognised by Spring Kafka's headers`. */
+export function recognisedText(by: string): string {
+  switch (by) {
+    case "spring":
+      return "recognised by Spring Kafka's headers";
+    case "connect":
+      return "recognised by Kafka Connect's headers";
+    case "topic_name":
+      return "recognised by its topic's name";
+    default:
+      return `recognised by ${by}`;
+  }
 }

@@ -18,8 +18,8 @@ export const GhostNode = memo(function GhostNode({ data }: NodeProps<Node<GhostN
       title={`Expected: ${g.label} — not arrived (${g.due})`}
     >
       <Handle type="target" position={Position.Left} isConnectable={false} />
-      <div className="ghost-node-kind">expected reaction</div>
-      <div className="ghost-node-label">{g.label}</div>
+      <div className="ghost-node-kind">{g.heading}</div>
+      <div className="ghost-node-label">{g.name}</div>
       <div className="ghost-node-due">{g.due}</div>
     </div>
   );

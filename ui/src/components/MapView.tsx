@@ -95,6 +95,7 @@ function MapEdgeView({ id, data, markerEnd, style }: EdgeProps<Edge<MapEdgeData,
           <div
             className={`map-edge-label map-${data.health}`}
             data-testid="map-edge-label"
+            data-edge={id}
             data-health={data.health}
             style={{ transform: `translate(-50%, -50%) translate(${at.x}px, ${at.y}px)`, fontSize: LABEL_SIZE }}
           >

@@ -28,6 +28,10 @@ export interface Ghost {
   after: string;
   /** The reaction expected: `bank`, `bank/PaymentConfirmed`, `any reaction`. */
   label: string;
+  /** The box's two lines: `expected from bank` over `PaymentConfirmed`, `expected reaction from` over
+   *  `bank`, `expected` over `any reaction` (a service and a type on one line do not fit the box). */
+  heading: string;
+  name: string;
   /** `overdue 57 s` or `due in 8 s`. */
   due: string;
   overdue: boolean;
@@ -48,6 +52,18 @@ export interface Layout {
   height: number;
 }
 
+/** A ghost's heading and name (see `Ghost`). */
+function ghostLines(r: MissingView["expected"]): [string, string] {
+  switch (r.kind) {
+    case "specific":
+      return [`expected from ${r.service}`, r.event_type];
+    case "by_service":
+      return ["expected reaction from", r.service];
+    case "any":
+      return ["expected", "any reaction"];
+  }
+}
+
 /**
  * The ghosts of a flow's missing reactions (its health's `missing`), at time `now`: one per
  * missing reaction whose event is in the graph (`events`), each joined to that event by an edge.
@@ -65,7 +81,8 @@ export function ghostsOf(
     const id = `ghost:${m.after_event}:${label}`;
     if (seen.has(id)) continue;
     seen.add(id);
-    ghosts.push({ id, after: m.after_event, label, due: dueText(m, now), overdue: m.overdue_ms !== null });
+    const [heading, name] = ghostLines(m.expected);
+    ghosts.push({ id, after: m.after_event, label, heading, name, due: dueText(m, now), overdue: m.overdue_ms !== null });
   }
   return { ghosts, edges: ghosts.map((g) => ({ from: g.after, to: g.id })) };
 }
