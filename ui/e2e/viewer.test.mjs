@@ -366,11 +366,13 @@ test("the start page lists o-1023's failed flow first, in red, linked, with why 
   await group.waitFor();
   assert.match(await group.locator("h3").textContent(), /^\s*\d+ flows? failed at bank\/PaymentConfirmed\s*$/);
   const row = group.locator(`[data-testid="attention-flow"][data-flow="${failed.flow}"]`);
-  const text = await row.textContent();
-  assert.match(text, /order\.id=o-1023/);
-  assert.match(text, /demo-inventory/);
-  assert.match(text, EXCEPTION);
-  assert.match(text, /dead-lettered to bank-dlt/);
+  assert.match(await row.textContent(), /order\.id=o-1023/);
+  // Why it failed: on its row, or once under the title when every flow listed failed for it.
+  const shared = group.getByTestId("attention-shared");
+  const why = (await shared.count()) > 0 ? await shared.textContent() : await row.textContent();
+  assert.match(why, /demo-inventory/);
+  assert.match(why, EXCEPTION);
+  assert.match(why, /dead-lettered to bank-dlt/);
   assert.equal(await row.locator("a").first().getAttribute("href"), `/flows/correlation/${encodeURIComponent(failed.flow)}`);
   assert.ok(Number(await page.getByTestId("count-failed").locator("strong").textContent()) >= 1);
   // Failed groups come first, red; the stalled ones after, amber.
@@ -420,7 +422,23 @@ test("a failed flow's banner names the group, the exception and the dead-letter 
   const red = await cssColour("--failed");
   assert.equal(await dead.evaluate((n) => getComputedStyle(n).borderTopColor), red);
   assert.equal(await dead.locator(".flag-dead_lettered").evaluate((f) => getComputedStyle(f).color), red);
+  // What the model expected after it is missing because inventory gave up: said so, drawn red.
+  const answer = await api("/api/v1/keys/order.id/o-1023");
+  const after = answer.flows.flatMap((f) => f.health.missing).filter((m) => m.after_event === failed.failures[0].event);
+  if (after.some((m) => m.expected.kind === "specific" && m.expected.event_type === "InventoryReserved")) {
+    assert.match(text, /no InventoryReserved from inventory after the dead-lettered PaymentConfirmed \(bank\)/);
+  }
+  for (const ghost of await page.locator(`[data-testid="ghost-node"][data-after="${failed.failures[0].event}"]`).all()) {
+    assert.equal(await ghost.getAttribute("data-failed"), "true");
+    assert.equal(await ghost.evaluate((g) => getComputedStyle(g).borderTopColor), red);
+  }
   await shot(page, "14-flow-failed-banner");
+  // The other theme: still red, still legible.
+  await page.getByTestId("theme-toggle").click();
+  const theme = await page.evaluate(() => document.documentElement.dataset.theme);
+  assert.equal(await dead.evaluate((n) => getComputedStyle(n).borderTopColor), await cssColour("--failed"));
+  await shot(page, `14-flow-failed-banner-${theme}`);
+  await page.getByTestId("theme-toggle").click();
 });
 
 test("the dead-lettered event's page lists its copy on the dead-letter topic", async () => {

@@ -1,6 +1,6 @@
 import type { ReactNode } from "react";
 import { consumerGroupsOf, type EventDetail, type GroupPosition } from "../lib/api";
-import { bytesText, duration, payloadText } from "../lib/format";
+import { bytesText, clock, duration, payloadText } from "../lib/format";
 import { eventHref, flowHref } from "../lib/routes";
 import { Link } from "../navigation";
 
@@ -95,7 +95,9 @@ export function EventDetails({ event, hrefFor = eventHref }: { event: EventDetai
                 <code>
                   {d.topic}[{d.partition}]@{d.offset}
                 </code>{" "}
-                <span className="muted">{d.time}</span>
+                <span className="muted" title={d.time}>
+                  at {clock(d.time)}
+                </span>
                 {d.group && <span className="muted"> · group {d.group}</span>}
                 <span className="muted"> · {recognisedText(d.recognised_by)}</span>
                 <div>{d.reason}</div>

@@ -121,6 +121,10 @@ describe("the ghosts of missing reactions", () => {
       ["expected from mail", "EmailSent"],
       ["expected", "any reaction"],
     ]);
+    expect(found.ghosts.every((g) => !g.failed)).toBe(true);
+    // After a dead-lettered event, the ghost says so (drawn red).
+    const dead = ghostsOf(new Set(["b"]), [missing("b")], NOW, new Set(["b"]));
+    expect(dead.ghosts.map((g) => g.failed)).toEqual([true]);
   });
 
   it("are laid out as reactions of their event, beside its real reactions, overlapping nothing", () => {

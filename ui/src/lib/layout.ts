@@ -35,6 +35,8 @@ export interface Ghost {
   /** `overdue 57 s` or `due in 8 s`. */
   due: string;
   overdue: boolean;
+  /** The event it should follow was dead-lettered: the reaction is missing because a consumer gave up. */
+  failed: boolean;
 }
 
 /** A ghost placed on the canvas (top-left corner). */
@@ -72,6 +74,7 @@ export function ghostsOf(
   events: ReadonlySet<string>,
   missing: MissingView[],
   now: number,
+  deadLettered: ReadonlySet<string> = new Set(),
 ): { ghosts: Ghost[]; edges: { from: string; to: string }[] } {
   const ghosts: Ghost[] = [];
   const seen = new Set<string>();
@@ -82,7 +85,7 @@ export function ghostsOf(
     if (seen.has(id)) continue;
     seen.add(id);
     const [heading, name] = ghostLines(m.expected);
-    ghosts.push({ id, after: m.after_event, label, heading, name, due: dueText(m, now), overdue: m.overdue_ms !== null });
+    ghosts.push({ id, after: m.after_event, label, heading, name, due: dueText(m, now), overdue: m.overdue_ms !== null, failed: deadLettered.has(m.after_event) });
   }
   return { ghosts, edges: ghosts.map((g) => ({ from: g.after, to: g.id })) };
 }
@@ -235,7 +238,8 @@ export const QUICK_LAYOUT_ABOVE = 400;
 export function layoutGraph(graph: Graph, missing: MissingView[] = [], now = Date.now()): Layout {
   const ids = new Set(graph.nodes.map((n) => n.id));
   const edges = graph.edges.filter((e) => ids.has(e.from) && ids.has(e.to) && e.from !== e.to);
-  const ghostsFound = ghostsOf(ids, missing, now);
+  const dead = new Set(graph.nodes.filter((n) => (n.flags as string[]).includes("dead_lettered")).map((n) => n.id));
+  const ghostsFound = ghostsOf(ids, missing, now, dead);
   const { at, width, height } = layered(
     [
       ...graph.nodes.map((n) => ({ id: n.id, width: NODE_WIDTH, height: NODE_HEIGHT })),
