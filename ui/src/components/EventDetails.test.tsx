@@ -77,3 +77,24 @@ describe("event details", () => {
     ]);
   });
 });
+
+describe("an event's dead letters", () => {
+  it("say where the copy is, why, which group gave up, and how it was recognised", () => {
+    const reason = "demo-inventory: java.lang.IllegalStateException: SKU-42 is out of stock in every warehouse";
+    const { getByTestId } = render(
+      <EventDetails
+        event={event({
+          flags: ["dead_lettered"],
+          dead_letters: [
+            { topic: "bank-dlt", partition: 0, offset: 7, reason, group: "demo-inventory", recognised_by: "spring", time: "2026-12-06T20:13:40.242Z" },
+          ],
+        })}
+      />,
+    );
+    const text = getByTestId("dead-letters").textContent ?? "";
+    expect(text).toContain("bank-dlt[0]@7");
+    expect(text).toContain("group demo-inventory");
+    expect(text).toContain("recognised by Spring Kafka's headers");
+    expect(text).toContain(reason);
+  });
+});

@@ -1,6 +1,6 @@
 import type { ReactNode } from "react";
 import { consumerGroupsOf, type EventDetail, type GroupPosition } from "../lib/api";
-import { bytesText, duration, payloadText } from "../lib/format";
+import { bytesText, clock, duration, payloadText } from "../lib/format";
 import { eventHref, flowHref } from "../lib/routes";
 import { Link } from "../navigation";
 
@@ -95,8 +95,11 @@ export function EventDetails({ event, hrefFor = eventHref }: { event: EventDetai
                 <code>
                   {d.topic}[{d.partition}]@{d.offset}
                 </code>{" "}
-                <span className="muted">{d.time}</span>
+                <span className="muted" title={d.time}>
+                  at {clock(d.time)}
+                </span>
                 {d.group && <span className="muted"> · group {d.group}</span>}
+                <span className="muted"> · {recognisedText(d.recognised_by)}</span>
                 <div>{d.reason}</div>
               </li>
             ))}
@@ -224,4 +227,18 @@ function Fact({ name, children }: { name: string; children: ReactNode }) {
       <dd>{children}</dd>
     </>
   );
+}
+
+/** How a dead-letter copy was recognised: `recognised by Spring Kafka's headers`. */
+export function recognisedText(by: string): string {
+  switch (by) {
+    case "spring":
+      return "recognised by Spring Kafka's headers";
+    case "connect":
+      return "recognised by Kafka Connect's headers";
+    case "topic_name":
+      return "recognised by its topic's name";
+    default:
+      return `recognised by ${by}`;
+  }
 }

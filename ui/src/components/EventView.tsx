@@ -1,5 +1,5 @@
 import { useMemo } from "react";
-import { api } from "../lib/api";
+import { api, type EventDetail, type Graph } from "../lib/api";
 import { layoutGraph } from "../lib/layout";
 import { eventHref, flowHref } from "../lib/routes";
 import { useLoad } from "../hooks";
@@ -13,8 +13,8 @@ export function EventView({ id }: { id: string }) {
   const { navigate } = useNavigation();
   const [event] = useLoad((signal) => api.event(id, signal), [id]);
   const [lineage] = useLoad((signal) => api.lineage(id, 10, signal), [id]);
-  const layout = useMemo(() => (lineage.value ? layoutGraph(lineage.value) : null), [lineage.value]);
   const e = event.value;
+  const layout = useMemo(() => (lineage.value ? layoutGraph(withOwnFlags(lineage.value, e)) : null), [lineage.value, e]);
   return (
     <div className="event-view" data-testid="event-view">
       <header className="view-header">
@@ -39,4 +39,19 @@ export function EventView({ id }: { id: string }) {
       </div>
     </div>
   );
+}
+
+/**
+ * The lineage with the event's own flags on its node: a lineage walk does not flag what only a
+ * flow answer or the event's own answer does (`dead_lettered`), and the event's page should
+ * draw it as its flow view does.
+ */
+export function withOwnFlags(g: Graph, e: EventDetail | null | undefined): Graph {
+  if (!e) return g;
+  return {
+    ...g,
+    nodes: g.nodes.map((n) =>
+      n.id === e.id ? { ...n, flags: [...new Set([...n.flags, ...e.flags.filter((f) => f !== "end")])] } : n,
+    ),
+  };
 }

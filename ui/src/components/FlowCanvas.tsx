@@ -51,13 +51,13 @@ function ghostNode(g: Ghost & { x: number; y: number }): Node<GhostNodeData, "gh
 
 /** The dashed edge from an event to the ghost of its missing reaction. */
 function ghostEdge(g: Ghost): Edge {
-  const colour = g.overdue ? "var(--stalled)" : "var(--muted)";
+  const colour = g.failed ? "var(--failed)" : g.overdue ? "var(--stalled)" : "var(--muted)";
   return {
     id: `${g.after}->${g.id}`,
     source: g.after,
     target: g.id,
     style: { stroke: colour, strokeDasharray: "3 4", strokeWidth: 1.5 },
-    markerEnd: { type: MarkerType.ArrowClosed, color: g.overdue ? "#f0b429" : "#8a8f98" },
+    markerEnd: { type: MarkerType.ArrowClosed, color: g.failed ? "#e5484d" : g.overdue ? "#f0b429" : "#8a8f98" },
     focusable: false,
     selectable: false,
     className: "ghost-edge",

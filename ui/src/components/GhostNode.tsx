@@ -10,16 +10,17 @@ export const GhostNode = memo(function GhostNode({ data }: NodeProps<Node<GhostN
   const g = data.ghost;
   return (
     <div
-      className={`ghost-node${g.overdue ? " overdue" : ""}`}
+      className={`ghost-node${g.overdue ? " overdue" : ""}${g.failed ? " failed" : ""}`}
       style={{ width: GHOST_WIDTH, height: GHOST_HEIGHT }}
       data-testid="ghost-node"
       data-after={g.after}
       data-overdue={g.overdue}
-      title={`Expected: ${g.label} — not arrived (${g.due})`}
+      data-failed={g.failed}
+      title={`Expected: ${g.label} — not arrived (${g.due})${g.failed ? "; the event it follows was dead-lettered" : ""}`}
     >
       <Handle type="target" position={Position.Left} isConnectable={false} />
-      <div className="ghost-node-kind">expected reaction</div>
-      <div className="ghost-node-label">{g.label}</div>
+      <div className="ghost-node-kind">{g.heading}</div>
+      <div className="ghost-node-label">{g.name}</div>
       <div className="ghost-node-due">{g.due}</div>
     </div>
   );

@@ -111,6 +111,11 @@ function NeedsAttention() {
           <h3 className="attention-title">
             <span className={`status-dot status-${g.status}`} aria-hidden="true" /> {g.title}
           </h3>
+          {g.sharedDetail && (
+            <p className={`attention-shared attention-detail status-${g.status}`} data-testid="attention-shared">
+              {g.sharedDetail}
+            </p>
+          )}
           <ul className="attention-flows">
             {g.flows.slice(0, FLOWS_PER_GROUP).map((f) => (
               <li key={f.flow} data-testid="attention-flow" data-flow={f.flow}>
@@ -121,7 +126,11 @@ function NeedsAttention() {
                     · {k}
                   </span>
                 ))}{" "}
-                · <span className={`attention-detail status-${g.status}`}>{f.detail}</span>{" "}
+                {!g.sharedDetail && (
+                  <>
+                    · <span className={`attention-detail status-${g.status}`}>{f.detail}</span>{" "}
+                  </>
+                )}
                 <span className="muted">· last event {clock(f.lastActivity)}</span>
               </li>
             ))}

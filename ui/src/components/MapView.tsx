@@ -95,6 +95,7 @@ function MapEdgeView({ id, data, markerEnd, style }: EdgeProps<Edge<MapEdgeData,
           <div
             className={`map-edge-label map-${data.health}`}
             data-testid="map-edge-label"
+            data-edge={id}
             data-health={data.health}
             style={{ transform: `translate(-50%, -50%) translate(${at.x}px, ${at.y}px)`, fontSize: LABEL_SIZE }}
           >
@@ -246,8 +247,8 @@ function MapLegend({ edges }: { edges: MapEdge[] }) {
     <ul className="map-legend" data-testid="map-legend">
       <li>{line("healthy")} produces to a topic</li>
       <li>{line("healthy", true)} consumed by a service</li>
-      <li>{line("stalled", true)} <span className="stalled-text">stalled flows wait for this service ({stalled})</span></li>
-      <li>{line("failed", true)} <span className="failed-text">failed flows dead-lettered here ({failed})</span></li>
+      <li>{line("stalled")} <span className="stalled-text">stalled flows wait for this service ({stalled})</span></li>
+      <li>{line("failed")} <span className="failed-text">failed flows dead-lettered here ({failed})</span></li>
       <li className="muted">labels: events · hop latency (cause → reaction) p50, p95 · stalled, failed flows</li>
     </ul>
   );

@@ -83,8 +83,8 @@ export function TimelineView({
 
 /** The canvas's colours per theme (the same as styles.css's variables of those names). */
 const CANVAS_COLOURS = {
-  dark: { "--bg": "#14161a", "--grid": "#2a2e36", "--edge": "#8a8f98", "--danger": "#ff6b6b", "--accent": "#6ea8fe" },
-  light: { "--bg": "#ffffff", "--grid": "#e6e8ec", "--edge": "#7a808a", "--danger": "#d1242f", "--accent": "#1f6feb" },
+  dark: { "--bg": "#14161a", "--grid": "#2a2e36", "--edge": "#8a8f98", "--danger": "#ff6b6b", "--failed": "#ff6b6b", "--accent": "#6ea8fe" },
+  light: { "--bg": "#ffffff", "--grid": "#e6e8ec", "--edge": "#7a808a", "--danger": "#d1242f", "--failed": "#d1242f", "--accent": "#1f6feb" },
 };
 
 const xOf = (at: number, width: number) => PAD + at * Math.max(width - 2 * PAD, 1);
@@ -133,6 +133,16 @@ function draw(el: HTMLCanvasElement, t: Timeline, width: number, selected: strin
       c.arc(xOf(at, width), yOf(i), 5, 0, 2 * Math.PI);
       c.fill();
       c.stroke();
+      if ((event.flags as string[]).includes("dead_lettered")) {
+        // A dead-lettered event: a red ring, as its node is red.
+        c.save();
+        c.strokeStyle = colour("--failed");
+        c.lineWidth = 2;
+        c.beginPath();
+        c.arc(xOf(at, width), yOf(i), 7, 0, 2 * Math.PI);
+        c.stroke();
+        c.restore();
+      }
       if (event.id === selected) {
         c.save();
         c.strokeStyle = colour("--accent");

@@ -122,6 +122,29 @@ describe("the flow view's banner", () => {
     expect(b.lines).toEqual(["bank-group: card expired — dead-lettered to payments-dlt"]);
   });
 
+  it("says a reaction missing after the dead-lettered event will not come by itself", () => {
+    const b = banner(
+      health({
+        status: "failed",
+        failures: [{ event: "01a2", reason: "demo-inventory: out of stock", dead_letter_topic: "bank-dlt", group: "demo-inventory" }],
+        missing: [
+          missing({
+            after_event: "01a2",
+            after: { service: "bank", event_type: "PaymentConfirmed" },
+            expected: { kind: "specific", service: "inventory", event_type: "InventoryReserved" },
+          }),
+          missing({ after_event: "other" }),
+        ],
+      }),
+      NOW,
+    );
+    expect(b.lines).toEqual([
+      "demo-inventory: out of stock — dead-lettered to bank-dlt",
+      "no InventoryReserved from inventory after the dead-lettered PaymentConfirmed (bank) — 57 s overdue; 98 % of 100 occurrences, learned",
+      "waiting for a reaction from bank after PaymentCreated (payment) — 57 s overdue; 98 % of 100 occurrences, learned",
+    ]);
+  });
+
   it("says when an in-progress flow turns stalled, and a complete flow quietly", () => {
     const b = banner(
       health({
@@ -187,6 +210,26 @@ describe("the start page's needs-attention groups", () => {
       ["c-new", "overdue 2 s", "/flows/correlation/c-new"],
     ]);
     expect(bank.flows[0].keys[0]).toBe("order.id=o-1007");
+    expect(groups.map((g) => g.sharedDetail)).toEqual([null, null, null]);
+  });
+
+  it("say a failed group's reason once when all its flows failed for it", () => {
+    const dead = (id: string, reason: string) =>
+      flow(id, {
+        status: "failed",
+        missing: [],
+        failures: [{ event: `e-${id}`, reason, dead_letter_topic: "bank-dlt", group: "demo-inventory" }],
+      });
+    const summary: FlowsSummary = {
+      counts: { complete: 0, in_progress: 0, stalled: 0, failed: 3 },
+      stopped: [{ status: "failed", after: { service: "bank", event_type: "PaymentConfirmed" }, waiting_for: null, flows: 3, oldest: ["a", "b", "c"] }],
+      lagged_batches: 0,
+    };
+    const same = attentionGroups(summary, [dead("a", "out of stock"), dead("b", "out of stock")], NOW);
+    expect(same[0].sharedDetail).toBe("out of stock — dead-lettered to bank-dlt");
+    const differ = attentionGroups(summary, [dead("a", "out of stock"), dead("b", "card expired")], NOW);
+    expect(differ[0].sharedDetail).toBeNull();
+    expect(attentionGroups(summary, [dead("a", "out of stock")], NOW)[0].sharedDetail).toBeNull();
   });
 
   it("count the flows the summary knows beyond the list, and keep its groups none of whose flows are listed", () => {

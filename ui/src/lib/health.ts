@@ -71,6 +71,17 @@ export function missingText(m: MissingView, now: number): string {
   );
 }
 
+/**
+ * A reaction missing after an event that was dead-lettered (the consumer gave up on it):
+ * `no InventoryReserved from inventory after the dead-lettered PaymentConfirmed (bank) — 26 s
+ * overdue; 97 % of 39 occurrences, learned`. Not "waiting for": it will not come by itself.
+ */
+export function missingAfterFailureText(m: MissingView, now: number): string {
+  const when = m.overdue_ms !== null ? `${waitText(m.overdue_ms)} overdue` : dueText(m, now);
+  const what = m.expected.kind === "any" ? "reaction" : reactionPhrase(m.expected);
+  return `no ${what} after the dead-lettered ${m.after.event_type} (${m.after.service}) — ${when}; ${evidenceText(m)}`;
+}
+
 /** A failure in a sentence: its reason, and where it was dead-lettered. */
 export function failureText(f: FailureView): string {
   return f.dead_letter_topic ? `${f.reason} — dead-lettered to ${f.dead_letter_topic}` : f.reason;
@@ -112,7 +123,8 @@ export function banner(h: FlowHealth, now: number): Banner {
     const inText = Number.isFinite(left) && left > 0 ? ` (in ${waitText(left)})` : "";
     lines.push(`turns stalled at ${clock(h.next_deadline)}${inText} if nothing arrives`);
   }
-  lines.push(...h.missing.map((m) => missingText(m, now)));
+  const failedEvents = new Set(h.failures.map((f) => f.event));
+  lines.push(...h.missing.map((m) => (failedEvents.has(m.after_event) ? missingAfterFailureText(m, now) : missingText(m, now))));
   if (h.status === "complete" && lines.length === 0) {
     lines.push(h.learning.length > 0 ? learningText(h.learning) : "nothing expected is missing");
   }
@@ -162,6 +174,9 @@ export interface AttentionGroup {
   title: string;
   /** The flows listed, oldest first. */
   flows: AttentionFlow[];
+  /** What every flow listed says (a failed group whose flows failed for the same reason): said
+   *  once under the title instead of on every row. Null when they differ or there is one flow. */
+  sharedDetail: string | null;
 }
 
 function groupKey(status: string, after: Step | null, waitingFor: Reaction | null): string {
@@ -197,7 +212,7 @@ export function attentionGroups(summary: FlowsSummary | null, stuck: FlowHealthV
     const key = groupKey(status, after, waitingFor);
     let g = groups.get(key);
     if (!g) {
-      g = { key, status, after, waitingFor: status === "stalled" ? waitingFor : null, count: 0, title: "", flows: [] };
+      g = { key, status, after, waitingFor: status === "stalled" ? waitingFor : null, count: 0, title: "", flows: [], sharedDetail: null };
       groups.set(key, g);
     }
     return g;
@@ -231,6 +246,8 @@ export function attentionGroups(summary: FlowsSummary | null, stuck: FlowHealthV
     g.flows.sort((a, b) => ageOf(b) - ageOf(a) || a.lastActivity.localeCompare(b.lastActivity));
     g.count = Math.max(g.count, g.flows.length);
     g.title = groupTitle(g.status, g.count, g.after, g.waitingFor);
+    const details = new Set(g.flows.map((f) => f.detail));
+    g.sharedDetail = g.status === "failed" && g.flows.length > 1 && details.size === 1 ? g.flows[0].detail : null;
   }
   const oldest = (g: AttentionGroup) => (g.flows.length > 0 ? ageOf(g.flows[0]) : -Infinity);
   return all.sort(

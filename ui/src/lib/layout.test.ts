@@ -115,6 +115,16 @@ describe("the ghosts of missing reactions", () => {
     ]);
     expect(found.edges).toEqual(found.ghosts.map((g) => ({ from: g.after, to: g.id })));
     expect(new Set(found.ghosts.map((g) => g.id)).size).toBe(3);
+    // Two lines in the box: a service and a type side by side would not fit it.
+    expect(found.ghosts.map((g) => [g.heading, g.name])).toEqual([
+      ["expected reaction from", "bank"],
+      ["expected from mail", "EmailSent"],
+      ["expected", "any reaction"],
+    ]);
+    expect(found.ghosts.every((g) => !g.failed)).toBe(true);
+    // After a dead-lettered event, the ghost says so (drawn red).
+    const dead = ghostsOf(new Set(["b"]), [missing("b")], NOW, new Set(["b"]));
+    expect(dead.ghosts.map((g) => g.failed)).toEqual([true]);
   });
 
   it("are laid out as reactions of their event, beside its real reactions, overlapping nothing", () => {

@@ -28,9 +28,15 @@ export interface Ghost {
   after: string;
   /** The reaction expected: `bank`, `bank/PaymentConfirmed`, `any reaction`. */
   label: string;
+  /** The box's two lines: `expected from bank` over `PaymentConfirmed`, `expected reaction from` over
+   *  `bank`, `expected` over `any reaction` (a service and a type on one line do not fit the box). */
+  heading: string;
+  name: string;
   /** `overdue 57 s` or `due in 8 s`. */
   due: string;
   overdue: boolean;
+  /** The event it should follow was dead-lettered: the reaction is missing because a consumer gave up. */
+  failed: boolean;
 }
 
 /** A ghost placed on the canvas (top-left corner). */
@@ -48,6 +54,18 @@ export interface Layout {
   height: number;
 }
 
+/** A ghost's heading and name (see `Ghost`). */
+function ghostLines(r: MissingView["expected"]): [string, string] {
+  switch (r.kind) {
+    case "specific":
+      return [`expected from ${r.service}`, r.event_type];
+    case "by_service":
+      return ["expected reaction from", r.service];
+    case "any":
+      return ["expected", "any reaction"];
+  }
+}
+
 /**
  * The ghosts of a flow's missing reactions (its health's `missing`), at time `now`: one per
  * missing reaction whose event is in the graph (`events`), each joined to that event by an edge.
@@ -56,6 +74,7 @@ export function ghostsOf(
   events: ReadonlySet<string>,
   missing: MissingView[],
   now: number,
+  deadLettered: ReadonlySet<string> = new Set(),
 ): { ghosts: Ghost[]; edges: { from: string; to: string }[] } {
   const ghosts: Ghost[] = [];
   const seen = new Set<string>();
@@ -65,7 +84,8 @@ export function ghostsOf(
     const id = `ghost:${m.after_event}:${label}`;
     if (seen.has(id)) continue;
     seen.add(id);
-    ghosts.push({ id, after: m.after_event, label, due: dueText(m, now), overdue: m.overdue_ms !== null });
+    const [heading, name] = ghostLines(m.expected);
+    ghosts.push({ id, after: m.after_event, label, heading, name, due: dueText(m, now), overdue: m.overdue_ms !== null, failed: deadLettered.has(m.after_event) });
   }
   return { ghosts, edges: ghosts.map((g) => ({ from: g.after, to: g.id })) };
 }
@@ -218,7 +238,8 @@ export const QUICK_LAYOUT_ABOVE = 400;
 export function layoutGraph(graph: Graph, missing: MissingView[] = [], now = Date.now()): Layout {
   const ids = new Set(graph.nodes.map((n) => n.id));
   const edges = graph.edges.filter((e) => ids.has(e.from) && ids.has(e.to) && e.from !== e.to);
-  const ghostsFound = ghostsOf(ids, missing, now);
+  const dead = new Set(graph.nodes.filter((n) => (n.flags as string[]).includes("dead_lettered")).map((n) => n.id));
+  const ghostsFound = ghostsOf(ids, missing, now, dead);
   const { at, width, height } = layered(
     [
       ...graph.nodes.map((n) => ({ id: n.id, width: NODE_WIDTH, height: NODE_HEIGHT })),
