@@ -122,6 +122,8 @@ async fn query(args: QueryArgs) -> anyhow::Result<()> {
     let limits = Limits::default();
     // This process has no tracker of its own: flow health learns from the store's last hour.
     let health = choreoscope::health::HealthHandle::default();
+    // Nor does it poll consumer groups: no diagnoses.
+    let groups = choreoscope::groups::GroupsHandle::default();
     if args.what.needs_health() {
         health
             .backfill(&store, choreoscope::health::service::BACKFILL_MAX)
@@ -130,7 +132,7 @@ async fn query(args: QueryArgs) -> anyhow::Result<()> {
     }
     let (json, text) = match &args.what {
         QueryWhat::Key { name, value } => {
-            let a = query::key_answer(&store, &health, name, value, &limits).await?;
+            let a = query::key_answer(&store, &health, &groups, name, value, &limits).await?;
             (serde_json::to_string_pretty(&a)?, render::key_answer(&a))
         }
         QueryWhat::Event {
@@ -149,15 +151,16 @@ async fn query(args: QueryArgs) -> anyhow::Result<()> {
             (serde_json::to_string_pretty(&g)?, render::lineage(id, &g))
         }
         QueryWhat::Trace { id } => {
-            let a = query::trace_answer(&store, &health, id, &limits).await?;
+            let a = query::trace_answer(&store, &health, &groups, id, &limits).await?;
             (serde_json::to_string_pretty(&a)?, render::flow_answer(&a))
         }
         QueryWhat::Correlation { id } => {
-            let a = query::correlation_answer(&store, &health, id, &limits).await?;
+            let a = query::correlation_answer(&store, &health, &groups, id, &limits).await?;
             (serde_json::to_string_pretty(&a)?, render::flow_answer(&a))
         }
         QueryWhat::Flows { status, limit } => {
-            let page = query::health::flows(&health, &store, *status, *limit, &limits).await?;
+            let page =
+                query::health::flows(&health, &groups, &store, *status, *limit, &limits).await?;
             (
                 serde_json::to_string_pretty(&page)?,
                 render::flows_page(&page),

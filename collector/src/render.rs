@@ -276,6 +276,9 @@ fn health_lines(missing: &[MissingView], failures: &[FailureView]) -> String {
                 crate::health::Origin::Declared => "declared",
             },
         );
+        if let Some(d) = &m.diagnosis {
+            let _ = writeln!(s, "    why: {}", d.text);
+        }
     }
     for failure in failures {
         let _ = write!(s, "  failed at event {}: {}", failure.event, failure.reason);
@@ -437,6 +440,7 @@ mod tests {
                 origin: Origin::Learned,
                 deadline: "2026-12-01T17:32:20.944000Z".into(),
                 overdue_ms: Some(37_000.0),
+                diagnosis: None,
             }],
             failures: vec![],
             next_deadline: None,

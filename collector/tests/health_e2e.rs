@@ -2,8 +2,9 @@
 //! outcomes at the bank (a fifth declined), a fan-out to inventory and notification after a
 //! confirmation — and flows that miss a reaction at three different steps, one whose event was
 //! dead-lettered with Spring Kafka's headers, and an audit step whose reaction stopped happening.
-//! One collector learns with the defaults; a second one, on the same records, with declared
-//! expectations.
+//! One collector learns with the defaults and polls the consumer groups — the bank's group read
+//! every record and reacted to none of the stuck payments, the payment service's group is behind
+//! the stuck orders; a second one, on the same records, learns with declared expectations.
 //!
 //! Events carry their own `ce_time`, minutes in the past, so the model learns and deadlines pass
 //! as soon as the records are read. The choreography is produced and collected once per binary
@@ -14,6 +15,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use choreoscope::groups::GroupsConfig;
 use choreoscope::health::{FlowStatus, HealthConfig, HealthHandle};
 use choreoscope::ingest::TopicFilter;
 use choreoscope::query::{self, Limits};
@@ -22,7 +24,10 @@ use choreoscope_e2e::TestBroker;
 use choreoscope_sdk::RecordHeaders;
 use common::fixture::{Filled, OnceFilled};
 use common::InProcessCollector;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
 const S: i64 = 1_000_000;
@@ -49,8 +54,14 @@ struct Collected {
     summary: Value,
     /// `/api/v1/model`, as JSON.
     model: Value,
-    /// The key answer of `pay-0`, as JSON.
+    /// The key answer of `bank-0`, as JSON.
     key_answer: Value,
+    /// The key answer of `pay-0`, as JSON.
+    lagging_answer: Value,
+    /// The event answer of `pay-0`'s order, as JSON.
+    lagging_event: Value,
+    /// The consumer groups: the bank's, the payment service's.
+    groups: (String, String),
     /// The map of the last hour, as JSON.
     map: Value,
     /// The collector's metrics.
@@ -250,11 +261,15 @@ async fn produce_and_collect(_path: std::path::PathBuf) -> Collected {
         include: Some(TopicPattern::new(&format!(".*{suffix}")).unwrap()),
         exclude: None,
     };
-    let learned = InProcessCollector::start_with_health(
+    let learned = InProcessCollector::start_with(
         &broker,
         &format!("learned-{suffix}"),
         filter(),
         HealthConfig::default(),
+        GroupsConfig {
+            poll_every: Duration::from_millis(500),
+            ..GroupsConfig::default()
+        },
     )
     .await;
     let declared = InProcessCollector::start_with_health(
@@ -349,6 +364,23 @@ async fn produce_and_collect(_path: std::path::PathBuf) -> Collected {
     };
     produce(&producer, std::slice::from_ref(&copy)).await;
 
+    // The bank's group reads every record (and reacts to none: nothing is produced); the payment
+    // service's group stops before the first stuck order.
+    let (bank, payment) = (format!("bank-{suffix}"), format!("payment-{suffix}"));
+    let lagging_at = records
+        .iter()
+        .position(|r| r.headers.first("ce_id") == Some(b"pay-0/o".as_slice()))
+        .expect("pay-0's order");
+    let bank_consumer = consumer(&broker, &bank, &checkout_topic);
+    read_and_commit(
+        &bank_consumer,
+        &checkout_topic,
+        offsets[records.len() - 1] + 1,
+    )
+    .await;
+    let payment_consumer = consumer(&broker, &payment, &checkout_topic);
+    read_and_commit(&payment_consumer, &checkout_topic, offsets[lagging_at]).await;
+
     let flows = NORMAL as usize + 160 + 9;
     learned
         .wait_for_deliveries(records.len() as i64, Duration::from_secs(60))
@@ -361,12 +393,28 @@ async fn produce_and_collect(_path: std::path::PathBuf) -> Collected {
     while !(settled(learned.health(), flows)) && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    // One more sweep, so every flow was reassessed against everything learned.
+    // One more sweep, so every flow was reassessed against everything learned (and the groups
+    // were polled since their commits).
     tokio::time::sleep(Duration::from_secs(11)).await;
 
     let handle = learned.health();
     let limits = Limits::default();
-    let key_answer = query::key_answer(&learned.store, handle, "order.id", "bank-0", &limits)
+    let groups = learned.groups();
+    let key_answer = query::key_answer(
+        &learned.store,
+        handle,
+        groups,
+        "order.id",
+        "bank-0",
+        &limits,
+    )
+    .await
+    .unwrap();
+    let lagging_answer =
+        query::key_answer(&learned.store, handle, groups, "order.id", "pay-0", &limits)
+            .await
+            .unwrap();
+    let lagging_event = query::event_detail(&learned.store, groups, "pay-0/o", &limits)
         .await
         .unwrap();
     let map = query::topology(
@@ -385,12 +433,46 @@ async fn produce_and_collect(_path: std::path::PathBuf) -> Collected {
         summary: serde_json::to_value(query::health::summary(handle)).unwrap(),
         model: serde_json::to_value(query::health::model(handle)).unwrap(),
         key_answer: serde_json::to_value(key_answer).unwrap(),
+        lagging_answer: serde_json::to_value(lagging_answer).unwrap(),
+        lagging_event: serde_json::to_value(lagging_event).unwrap(),
+        groups: (bank, payment),
         map: serde_json::to_value(map).unwrap(),
         metrics: learned.metrics.encode(),
     };
     learned.stop().await;
     declared.stop().await;
+    drop((bank_consumer, payment_consumer));
     out
+}
+
+fn consumer(broker: &TestBroker, group: &str, topic: &str) -> StreamConsumer {
+    let consumer: StreamConsumer = broker
+        .config()
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    consumer
+}
+
+/// Reads records of partition 0 until offset `next - 1`, then commits `next` (what Kafka calls
+/// the next offset to read).
+async fn read_and_commit(consumer: &StreamConsumer, topic: &str, next: i64) {
+    let mut last = -1;
+    while last + 1 < next {
+        let message = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
+            .await
+            .expect("records arrive")
+            .unwrap();
+        last = message.offset();
+    }
+    let mut commit = TopicPartitionList::new();
+    commit
+        .add_partition_offset(topic, 0, Offset::Offset(next))
+        .unwrap();
+    consumer.commit(&commit, CommitMode::Sync).unwrap();
 }
 
 fn flow(name: &str) -> &'static Seen {
@@ -589,4 +671,47 @@ fn the_metrics_count_flows_per_status_and_where_they_stopped() {
         "{m}"
     );
     assert!(m.contains("choreoscope_dead_letters_total 1"), "{m}");
+}
+
+#[test]
+fn a_stall_whose_group_read_the_event_and_produced_nothing_says_so() {
+    let missing = &collected().key_answer["flows"][0]["health"]["missing"][0];
+    let d = &missing["diagnosis"];
+    assert_eq!(d["kind"], "consumed_no_reaction", "{d}");
+    let (bank, _) = &collected().groups;
+    assert!(d["text"].as_str().unwrap().contains(bank.as_str()), "{d}");
+    assert_eq!(d["groups"][0]["group"], bank.as_str());
+    assert_eq!(d["groups"][0]["service"], "bank");
+    assert_eq!(d["groups"][0]["state"], "consumed");
+}
+
+#[test]
+fn a_stall_whose_group_has_not_reached_the_event_is_lagging_with_how_far_behind() {
+    let missing = &collected().lagging_answer["flows"][0]["health"]["missing"][0];
+    assert_eq!(missing["expected"]["service"], "payment");
+    let d = &missing["diagnosis"];
+    assert_eq!(d["kind"], "lagging", "{d}");
+    let (_, payment) = &collected().groups;
+    assert_eq!(d["groups"][0]["group"], payment.as_str());
+    assert_eq!(d["groups"][0]["state"], "pending");
+    assert_eq!(
+        d["groups"][0]["lag_records"], 1,
+        "the group's next record is this one: {d}"
+    );
+}
+
+#[test]
+fn the_event_answer_carries_every_groups_position_against_it() {
+    let positions = collected().lagging_event["consumer_groups"]
+        .as_array()
+        .unwrap();
+    let (bank, payment) = &collected().groups;
+    let state = |group: &str| {
+        positions
+            .iter()
+            .find(|p| p["group"] == group)
+            .map(|p| p["state"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(state(bank).as_deref(), Some("consumed"), "{positions:?}");
+    assert_eq!(state(payment).as_deref(), Some("pending"), "{positions:?}");
 }

@@ -26,6 +26,7 @@ use super::params::{
     LiveKey, SearchParams, Time, TopologyParams, TraceId, TracePath,
 };
 use super::state::AppState;
+use crate::groups::{DiagnosisKind, GroupState};
 use crate::health::model::{Expectation, LatencySummary, StepView};
 use crate::health::{FlowStatus, Origin, Reaction, Step};
 use crate::lineage::{Direction, Flag};
@@ -123,6 +124,10 @@ Every error answer is an `ErrorBody`; no input is answered with a 5xx other than
         MissingView,
         FailureView,
         FlowHealthBrief,
+        GroupPositionView,
+        DiagnosisView,
+        GroupState,
+        DiagnosisKind,
         DeadLetterView,
         FlowHealthView,
         FlowsPage,
@@ -160,7 +165,7 @@ async fn event(
     ApiPath(path): ApiPath<EventPath>,
 ) -> Result<Json<EventDetail>, ApiError> {
     Ok(Json(
-        query::event_detail(&state.store, &path.id, &limits()).await?,
+        query::event_detail(&state.store, &state.groups, &path.id, &limits()).await?,
     ))
 }
 
@@ -216,6 +221,7 @@ async fn key(
         query::key_answer(
             &state.store,
             &state.health,
+            &state.groups,
             &path.name,
             &path.value,
             &limits(),
@@ -237,7 +243,14 @@ async fn trace(
     ApiPath(path): ApiPath<TracePath>,
 ) -> Result<Json<FlowAnswer>, ApiError> {
     Ok(Json(
-        query::trace_answer(&state.store, &state.health, &path.trace_id, &limits()).await?,
+        query::trace_answer(
+            &state.store,
+            &state.health,
+            &state.groups,
+            &path.trace_id,
+            &limits(),
+        )
+        .await?,
     ))
 }
 
@@ -253,7 +266,14 @@ async fn correlation(
     ApiPath(path): ApiPath<CorrelationPath>,
 ) -> Result<Json<FlowAnswer>, ApiError> {
     Ok(Json(
-        query::correlation_answer(&state.store, &state.health, &path.id, &limits()).await?,
+        query::correlation_answer(
+            &state.store,
+            &state.health,
+            &state.groups,
+            &path.id,
+            &limits(),
+        )
+        .await?,
     ))
 }
 
@@ -312,6 +332,7 @@ async fn flows(
     Ok(Json(
         query::health::flows(
             &state.health,
+            &state.groups,
             &state.store,
             params.status,
             params.limit.unwrap_or(50),

@@ -3,14 +3,15 @@
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
-use super::health::{dead_letters_of, flow_health, DeadLetters};
+use super::health::{dead_letters_of, flow_health, DeadLetters, EventsById, Judge};
 use super::model::{
-    ms, rfc3339, EventDetail, EventSummary, Flow, FlowAnswer, FlowEnd, Graph, Hop, KeyAnswer,
-    KeyValue, MapEdge, MapEdgeKind, MapNode, MapNodeKind, SearchPage, Topology,
+    ms, rfc3339, EventDetail, EventSummary, Flow, FlowAnswer, FlowEnd, Graph, GroupPositionView,
+    Hop, KeyAnswer, KeyValue, MapEdge, MapEdgeKind, MapNode, MapNodeKind, SearchPage, Topology,
 };
 use super::Limits;
 use super::QueryError;
 use crate::flow::graph_of;
+use crate::groups::GroupsHandle;
 use crate::health::{FlowEvent, FlowFacts, FlowStatus, HealthHandle};
 use crate::lineage::{lineage, Direction, Flag, Lineage};
 use crate::store::{SearchFilter, Store, SummaryRow};
@@ -23,6 +24,7 @@ fn now_us() -> i64 {
 /// ([`flags_in_flow`]).
 pub async fn event_detail(
     store: &Store,
+    groups: &GroupsHandle,
     id: &str,
     limits: &Limits,
 ) -> Result<EventDetail, QueryError> {
@@ -47,7 +49,12 @@ pub async fn event_detail(
         None => false,
     };
     let dead_letters = store.dead_letters_of(&ids).await?;
-    Ok(EventDetail::new(
+    let at = (
+        event.topic.clone(),
+        event.kafka_partition,
+        event.kafka_offset,
+    );
+    let mut detail = EventDetail::new(
         event,
         keys,
         deliveries,
@@ -55,7 +62,13 @@ pub async fn event_detail(
         cause_stored,
         flags,
         dead_letters,
-    ))
+    );
+    detail.consumer_groups = groups
+        .positions(&at.0, at.1, at.2)
+        .into_iter()
+        .map(GroupPositionView::from)
+        .collect();
+    Ok(detail)
 }
 
 /// The flags of `event`'s node in the graph of its flow — the events of its correlation (or of
@@ -157,6 +170,8 @@ pub async fn lineage_graph(
     if graph.truncated.is_none() {
         graph.truncated = cut;
     }
+    let dead_letters = dead_letters_in(store, &graph).await?;
+    mark_dead_lettered(&mut graph, &dead_letters);
     Ok(Graph::from_lineage(graph, true))
 }
 
@@ -184,20 +199,13 @@ async fn graph_with_causes(store: &Store, events: Vec<SummaryRow>) -> Result<Lin
     Ok(graph_of(events, &stored))
 }
 
-/// How an answer judges the health of its flows: the collector's flow health, and the dead
-/// letters of the answer's events.
-struct HealthView<'a> {
-    handle: &'a HealthHandle,
-    dead_letters: &'a DeadLetters,
-}
-
 /// The [`Flow`] made of the nodes `members` (indexes into `graph.nodes`, in time order), with its
 /// health.
 fn flow_of(
     graph: &Lineage,
     members: &[usize],
     correlation_id: Option<String>,
-    health: &HealthView<'_>,
+    judge: Judge<'_>,
     now: i64,
 ) -> Flow {
     let position: HashMap<&str, usize> = graph
@@ -301,13 +309,16 @@ fn flow_of(
                 .map(|&i| graph.nodes[i].event.event_id.clone())
         })
         .unwrap_or_default();
-    let health = flow_health(
-        health.handle,
-        &key,
-        || facts_of(graph, &by_time),
-        health.dead_letters,
-        now,
-    );
+    let events: EventsById<'_> = by_time
+        .iter()
+        .map(|&i| {
+            (
+                graph.nodes[i].event.event_id.as_str(),
+                &graph.nodes[i].event,
+            )
+        })
+        .collect();
+    let health = flow_health(judge, &key, || facts_of(graph, &by_time), &events, now);
     Flow {
         health,
         correlation_id,
@@ -343,6 +354,7 @@ fn services_in<'a>(events: impl Iterator<Item = &'a SummaryRow>) -> Vec<String> 
 pub async fn key_answer(
     store: &Store,
     health: &HealthHandle,
+    groups: &GroupsHandle,
     name: &str,
     value: &str,
     limits: &Limits,
@@ -387,8 +399,9 @@ pub async fn key_answer(
     let mut graph = graph_with_causes(store, events).await?;
     let dead_letters = dead_letters_in(store, &graph).await?;
     mark_dead_lettered(&mut graph, &dead_letters);
-    let health = HealthView {
-        handle: health,
+    let judge = Judge {
+        health,
+        groups,
         dead_letters: &dead_letters,
     };
     let now = now_us();
@@ -401,7 +414,7 @@ pub async fn key_answer(
         .filter_map(|id| {
             let m = members.get(id.as_str())?;
             let correlated = graph.nodes[m[0]].event.correlation_id.clone();
-            Some(flow_of(&graph, m, correlated, &health, now))
+            Some(flow_of(&graph, m, correlated, judge, now))
         })
         .collect();
     flows.sort_by(|a, b| a.started.cmp(&b.started));
@@ -447,6 +460,7 @@ fn is_invalid_trace_id(id: &str) -> bool {
 async fn flow_answer(
     store: &Store,
     health: &HealthHandle,
+    groups: &GroupsHandle,
     id: &str,
     events: Vec<SummaryRow>,
     limits: &Limits,
@@ -466,11 +480,12 @@ async fn flow_answer(
         .nodes
         .first()
         .and_then(|n| n.event.correlation_id.clone());
-    let health = HealthView {
-        handle: health,
+    let judge = Judge {
+        health,
+        groups,
         dead_letters: &dead_letters,
     };
-    let flow = flow_of(&graph, &members, correlation, &health, now_us());
+    let flow = flow_of(&graph, &members, correlation, judge, now_us());
     let mut graph = Graph::from_lineage(graph, false);
     graph.truncated = truncated;
     Ok(FlowAnswer {
@@ -484,6 +499,7 @@ async fn flow_answer(
 pub async fn trace_answer(
     store: &Store,
     health: &HealthHandle,
+    groups: &GroupsHandle,
     trace_id: &str,
     limits: &Limits,
 ) -> Result<FlowAnswer, QueryError> {
@@ -496,20 +512,21 @@ pub async fn trace_answer(
     let events = store
         .by_trace(trace_id, limits.max_nodes as i64 + 1)
         .await?;
-    flow_answer(store, health, trace_id, events, limits, "trace").await
+    flow_answer(store, health, groups, trace_id, events, limits, "trace").await
 }
 
 /// Every event of correlation `id` (its root included).
 pub async fn correlation_answer(
     store: &Store,
     health: &HealthHandle,
+    groups: &GroupsHandle,
     id: &str,
     limits: &Limits,
 ) -> Result<FlowAnswer, QueryError> {
     let events = store
         .by_correlation(id, limits.max_nodes as i64 + 1)
         .await?;
-    flow_answer(store, health, id, events, limits, "correlation").await
+    flow_answer(store, health, groups, id, events, limits, "correlation").await
 }
 
 /// Stalled and failed flows tracked now whose stopping event is in `[from_us, to_us)`, per map
@@ -917,7 +934,7 @@ mod tests {
         }
 
         async fn flags(store: &Store, id: &str) -> Vec<Flag> {
-            event_detail(store, id, &Limits::default())
+            event_detail(store, &GroupsHandle::default(), id, &Limits::default())
                 .await
                 .unwrap()
                 .flags
@@ -931,7 +948,9 @@ mod tests {
                 record("b", Some("f"), "order", 2),
             ])
             .await;
-            let detail = event_detail(&store, "b", &Limits::default()).await.unwrap();
+            let detail = event_detail(&store, &GroupsHandle::default(), "b", &Limits::default())
+                .await
+                .unwrap();
             assert_eq!(detail.deliveries.len(), 2);
             assert_eq!(detail.flags, [Flag::DuplicatePublish, Flag::End]);
         }
@@ -967,10 +986,15 @@ mod tests {
                 record("e", Some("p"), "mail", 5),
             ])
             .await;
-            let flow =
-                correlation_answer(&store, &HealthHandle::default(), "f", &Limits::default())
-                    .await
-                    .unwrap();
+            let flow = correlation_answer(
+                &store,
+                &HealthHandle::default(),
+                &GroupsHandle::default(),
+                "f",
+                &Limits::default(),
+            )
+            .await
+            .unwrap();
             assert_eq!(flow.graph.nodes.len(), 5);
             for node in &flow.graph.nodes {
                 assert_eq!(flags(&store, &node.id).await, node.flags, "{}", node.id);

@@ -11,11 +11,12 @@ use utoipa::ToSchema;
 
 use super::model::{rfc3339, FailureView, FlowHealthBrief, KeyValue, MissingView};
 use super::{Limits, QueryError};
+use crate::groups::GroupsHandle;
 use crate::health::model::StepView;
 use crate::health::status::{Failure, FlowFacts, MissingReaction};
 use crate::health::tracker::{FlowSummary, StoppedGroup, Tracker};
 use crate::health::{FlowStatus, HealthHandle, Reaction, Step};
-use crate::store::{DeadLetterRow, Store};
+use crate::store::{DeadLetterRow, Store, SummaryRow};
 
 /// How many flows have each status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
@@ -206,8 +207,56 @@ fn missing_views(missing: Vec<MissingReaction>) -> Vec<MissingView> {
             origin: m.origin,
             deadline: rfc3339(m.deadline_us),
             overdue_ms: m.overdue_ms,
+            diagnosis: None,
         })
         .collect()
+}
+
+/// Where the events of an answer sit, by id: what a diagnosis needs of the event a reaction is
+/// missing after.
+pub type EventsById<'a> = HashMap<&'a str, &'a SummaryRow>;
+
+/// Fills each missing reaction's diagnosis from the consumer groups' positions against the event
+/// it follows (left `null` while the groups were never polled, or when that event is not in
+/// `events`).
+pub fn diagnose(
+    groups: &GroupsHandle,
+    missing: &mut [MissingView],
+    events: &EventsById<'_>,
+    now_us: i64,
+) {
+    let book = groups.book();
+    if book.polled_at_us().is_none() {
+        return;
+    }
+    for m in missing {
+        let Some(e) = events.get(m.after_event.as_str()) else {
+            continue;
+        };
+        m.diagnosis = Some(
+            book.diagnose(
+                &e.topic,
+                e.kafka_partition,
+                e.kafka_offset,
+                &m.after.event_type,
+                m.expected.service(),
+                now_us,
+            )
+            .into(),
+        );
+    }
+}
+
+/// The collector's live state an answer judges flows by: flow health, the consumer groups, and
+/// the dead letters of the answer's events.
+#[derive(Debug, Clone, Copy)]
+pub struct Judge<'a> {
+    /// Flow health.
+    pub health: &'a HealthHandle,
+    /// Consumer-group positions.
+    pub groups: &'a GroupsHandle,
+    /// The dead letters of the answer's events.
+    pub dead_letters: &'a DeadLetters,
 }
 
 /// Each failure with where it was dead-lettered and by which group (its latest dead letter).
@@ -228,15 +277,17 @@ fn failure_views(failures: Vec<Failure>, dead_letters: &DeadLetters) -> Vec<Fail
 
 /// The health of the flow `key` of an answer: the tracker's when it tracks that flow (the same
 /// status `/flows` lists), else `facts` assessed now against the learned model. Events with dead
-/// letters fail, whichever it is.
+/// letters fail, whichever it is; each missing reaction is diagnosed from the consumer groups'
+/// positions against `events`.
 pub fn flow_health(
-    handle: &HealthHandle,
+    judge: Judge<'_>,
     key: &str,
     facts: impl FnOnce() -> FlowFacts,
-    dead_letters: &DeadLetters,
+    events: &EventsById<'_>,
     now_us: i64,
 ) -> FlowHealthBrief {
-    let tracker = handle.tracker();
+    let dead_letters = judge.dead_letters;
+    let tracker = judge.health.tracker();
     let (health, tracked) = match tracker.health(key) {
         Some(h) => (h.clone(), true),
         None => {
@@ -250,10 +301,12 @@ pub fn flow_health(
         }
     };
     drop(tracker);
+    let mut missing = missing_views(health.missing);
+    diagnose(judge.groups, &mut missing, events, now_us);
     FlowHealthBrief {
         status: health.status,
         tracked,
-        missing: missing_views(health.missing),
+        missing,
         failures: failure_views(health.failures, dead_letters),
         next_deadline: health.next_deadline_us.map(rfc3339),
         learning: health.learning,
@@ -264,6 +317,7 @@ pub fn flow_health(
 /// [`Limits::max_page`]); their failures named with their dead letters from `store`.
 pub async fn flows(
     handle: &HealthHandle,
+    groups: &GroupsHandle,
     store: &Store,
     status: Option<FlowStatus>,
     limit: i64,
@@ -285,8 +339,22 @@ pub async fn flows(
         .flat_map(|f| f.health.failures.iter().map(|x| x.event.clone()))
         .collect();
     let dead_letters = dead_letters_of(store, &failed).await?;
+    let after: Vec<String> = found
+        .iter()
+        .flat_map(|f| f.health.missing.iter().map(|m| m.after_event.clone()))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let rows = store.summaries(&after).await?;
+    let events: EventsById<'_> = rows.iter().map(|e| (e.event_id.as_str(), e)).collect();
+    let now = chrono::Utc::now().timestamp_micros();
+    let mut flows: Vec<FlowHealthView> =
+        found.into_iter().map(|f| view(f, &dead_letters)).collect();
+    for f in &mut flows {
+        diagnose(groups, &mut f.missing, &events, now);
+    }
     Ok(FlowsPage {
-        flows: found.into_iter().map(|f| view(f, &dead_letters)).collect(),
+        flows,
         limit,
         counts,
     })

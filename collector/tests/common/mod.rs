@@ -47,7 +47,14 @@ impl InProcessCollector {
     /// Starts collecting the topics `filter` lets through, in consumer group `group`, into a
     /// fresh SQLite store; consumer groups are not polled ([`NO_GROUP_POLLS`]).
     pub async fn start_filtered(broker: &TestBroker, group: &str, filter: TopicFilter) -> Self {
-        Self::start_with(broker, group, filter, HealthConfig::default(), no_group_polls()).await
+        Self::start_with(
+            broker,
+            group,
+            filter,
+            HealthConfig::default(),
+            no_group_polls(),
+        )
+        .await
     }
 
     /// Starts collecting the topics `filter` lets through, in consumer group `group`, with flow
