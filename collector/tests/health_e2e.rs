@@ -420,6 +420,7 @@ async fn produce_and_collect(_path: std::path::PathBuf) -> Collected {
     let map = query::topology(
         &learned.store,
         handle,
+        groups,
         now - 3600 * S,
         now + 60 * S,
         &limits,
@@ -660,6 +661,23 @@ fn the_map_counts_stalled_flows_on_the_edge_to_the_service_that_did_not_react() 
     assert_eq!(to_bank["stalled"], 3);
     let failed: i64 = edges.iter().map(|e| e["failed"].as_i64().unwrap()).sum();
     assert_eq!(failed, 1);
+}
+
+#[test]
+fn the_map_counts_a_failed_flow_on_the_edge_to_the_service_that_gave_up_and_not_as_stalled() {
+    let edges = collected().map["edges"].as_array().unwrap();
+    let to_inventory = edges
+        .iter()
+        .find(|e| e["to"] == "service:inventory" && e["kind"] == "consume")
+        .unwrap();
+    assert_eq!(
+        (
+            to_inventory["failed"].as_i64(),
+            to_inventory["stalled"].as_i64()
+        ),
+        (Some(1), Some(0)),
+        "{to_inventory}"
+    );
 }
 
 #[test]

@@ -313,7 +313,15 @@ async fn topology(
         None => to.saturating_sub(24 * 3600 * 1_000_000),
     };
     Ok(Json(
-        query::topology(&state.store, &state.health, from, to, &limits()).await?,
+        query::topology(
+            &state.store,
+            &state.health,
+            &state.groups,
+            from,
+            to,
+            &limits(),
+        )
+        .await?,
     ))
 }
 

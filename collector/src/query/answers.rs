@@ -533,11 +533,14 @@ pub async fn correlation_answer(
 /// edge `(from, to)`: a stalled flow on the consume edge from the topic of the event after which
 /// a reaction is missing to the service expected to react (on the produce edge of that event
 /// when any reaction would do); a failed flow on the consume edge from its dead-lettered event's
-/// topic to the service whose consumer group gave up on it (a group named after the service,
-/// `bank` or `bank-…`), else on that event's produce edge.
+/// topic to the service that gave up on it (its dead letter's consumer group's service, as the
+/// consumer-group positions know it or by name — `bank`, `bank-…` — else the one service whose
+/// reaction to it is missing), else on that event's produce edge. A failed flow does not count as
+/// stalled too.
 async fn stopped_on_edges(
     store: &Store,
     health: &HealthHandle,
+    groups: &GroupsHandle,
     from_us: i64,
     to_us: i64,
 ) -> Result<BTreeMap<(String, String), (i64, i64)>, QueryError> {
@@ -572,7 +575,14 @@ async fn stopped_on_edges(
     let mut out: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
     for f in &stopped {
         let mut edges: HashSet<((String, String), bool)> = HashSet::new();
-        for m in f.health.missing.iter().filter(|m| m.overdue_ms.is_some()) {
+        // A failed flow counts as failed only, not also as stalled on what it misses.
+        let stalled = f.health.status == FlowStatus::Stalled;
+        for m in f
+            .health
+            .missing
+            .iter()
+            .filter(|m| stalled && m.overdue_ms.is_some())
+        {
             let Some(e) = events.get(&m.after_event) else {
                 continue;
             };
@@ -591,15 +601,32 @@ async fn stopped_on_edges(
                 .get(&failure.event)
                 .and_then(|rows| rows.last())
                 .and_then(|d| d.consumer_group.clone());
-            let reacting = group.as_deref().and_then(|g| {
-                f.health
-                    .missing
-                    .iter()
-                    .filter_map(|m| m.expected.service())
-                    .chain(e.source.as_deref())
-                    .find(|s| named_after(g, s))
-                    .map(str::to_owned)
-            });
+            // The service that gave up: its group's (as consumer-group positions know it, else
+            // by name), else the one whose reaction to the event is missing.
+            let reacting = group
+                .as_deref()
+                .and_then(|g| {
+                    groups.book().service_of(g).or_else(|| {
+                        f.health
+                            .missing
+                            .iter()
+                            .filter_map(|m| m.expected.service())
+                            .find(|s| named_after(g, s))
+                            .map(str::to_owned)
+                    })
+                })
+                .or_else(|| {
+                    let mut after = f
+                        .health
+                        .missing
+                        .iter()
+                        .filter(|m| m.after_event == failure.event)
+                        .filter_map(|m| m.expected.service());
+                    match (after.next(), after.next()) {
+                        (Some(only), None) => Some(only.to_owned()),
+                        _ => None,
+                    }
+                });
             edges.insert(match reacting {
                 Some(s) => ((topic, service_node(Some(&s))), false),
                 None => ((service_node(e.source.as_deref()), topic), false),
@@ -703,6 +730,7 @@ pub const UNKNOWN_SERVICE: &str = "(unknown)";
 pub async fn topology(
     store: &Store,
     health: &HealthHandle,
+    groups: &GroupsHandle,
     from_us: i64,
     to_us: i64,
     limits: &Limits,
@@ -771,7 +799,8 @@ pub async fn topology(
             failed: 0,
         });
     }
-    for (edge, (stalled, failed)) in stopped_on_edges(store, health, from_us, to_us).await? {
+    for (edge, (stalled, failed)) in stopped_on_edges(store, health, groups, from_us, to_us).await?
+    {
         let at = match edges
             .iter()
             .position(|e| (e.from.as_str(), e.to.as_str()) == (edge.0.as_str(), edge.1.as_str()))
