@@ -124,6 +124,7 @@ impl Collector {
                 if !groups_config.poll_every.is_zero() {
                     groups_task = Some(tokio::spawn(groups::service::follow(
                         groups.clone(),
+                        store.clone(),
                         config.clone(),
                         metrics.clone(),
                         groups_config.poll_every,

@@ -395,8 +395,16 @@ async fn a_cluster_that_does_not_answer_is_counted_and_never_stops_the_polling()
     let groups = GroupsHandle::default();
     let metrics = Arc::new(Metrics::new());
     let cancel = CancellationToken::new();
+    let dir = tempfile::tempdir().unwrap();
+    let store = choreoscope::store::Store::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("g.db").display()
+    ))
+    .await
+    .unwrap();
     let task = tokio::spawn(follow(
         groups.clone(),
+        store,
         ingest,
         metrics.clone(),
         Duration::from_millis(50),

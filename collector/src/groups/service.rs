@@ -7,7 +7,7 @@
 //! a kind of request starts failing, at `debug` while it goes on failing — and never stops the
 //! task.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
@@ -19,6 +19,7 @@ use super::poll::{Poller, Request};
 use super::position::{Diagnosis, GroupPosition};
 use crate::ingest::IngestConfig;
 use crate::metrics::{GroupPartitionLabel, Metrics, RequestLabel};
+use crate::store::{Store, StoreError};
 
 /// The collector's consumer-group positions, shared by the task that polls and the handlers
 /// that read them. The default is an empty book, never polled (every diagnosis `unknown`).
@@ -116,10 +117,40 @@ fn now_us() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
+/// How often the services reacting to each topic are read again from the store.
+const REACTORS_EVERY: Duration = Duration::from_secs(60);
+
+/// Reactions read from the store's last hour to learn which services react to which topic.
+const REACTORS_SAMPLE: i64 = 20_000;
+
+/// Names, for every topic, the services that reacted to its events in the store's last hour (at
+/// most the [`REACTORS_SAMPLE`] latest reactions): what ties a group to the service it consumes
+/// for when neither the config file nor the names do ([`GroupBook::set_reactors`]).
+///
+/// [`GroupBook::set_reactors`]: super::GroupBook::set_reactors
+pub async fn learn_reactors(groups: &GroupsHandle, store: &Store) -> Result<(), StoreError> {
+    let now = now_us();
+    let hops = store
+        .hops(now.saturating_sub(3_600_000_000), now, REACTORS_SAMPLE)
+        .await?;
+    let mut reactors: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for hop in hops {
+        if let Some(service) = hop.source {
+            reactors.entry(hop.cause_topic).or_default().insert(service);
+        }
+    }
+    for (topic, services) in reactors {
+        groups.set_reactors(&topic, services);
+    }
+    Ok(())
+}
+
 /// Polls the cluster `ingest` consumes into `groups` every `every` until `cancel` fires (see
-/// the module docs), leaving out the collector's own group and the topics it does not collect.
+/// the module docs), leaving out the collector's own group and the topics it does not collect;
+/// every [`REACTORS_EVERY`] it learns from `store` which services react to which topic.
 pub async fn follow(
     groups: GroupsHandle,
+    store: Store,
     ingest: IngestConfig,
     metrics: Arc<Metrics>,
     every: Duration,
@@ -136,11 +167,18 @@ pub async fn follow(
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing: BTreeSet<Request> = BTreeSet::new();
+    let mut reactors_learned: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             biased;
             _ = cancel.cancelled() => return,
             _ = ticks.tick() => {}
+        }
+        if reactors_learned.is_none_or(|at| at.elapsed() >= REACTORS_EVERY) {
+            reactors_learned = Some(tokio::time::Instant::now());
+            if let Err(e) = learn_reactors(&groups, &store).await {
+                tracing::warn!(error = %e, "cannot read which services react to which topic; groups are tied to services by name only");
+            }
         }
         let (poller, stop) = (poller.clone(), cancel.clone());
         let polled = tokio::task::spawn_blocking(move || poller.poll(now_us(), &stop));
@@ -176,5 +214,78 @@ pub async fn follow(
             groups.record(poll);
             groups.export(&metrics);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::groups::PolledGroup;
+    use crate::record::{Interpreter, RawRecord};
+    use choreoscope_sdk::RecordHeaders;
+
+    fn record(
+        id: &str,
+        source: &str,
+        topic: &str,
+        cause: Option<&str>,
+        offset: i64,
+    ) -> crate::record::EventRecord {
+        let mut h = RecordHeaders::new();
+        h.set("ce_id", id);
+        h.set("ce_source", source);
+        h.set("ce_type", "Happened");
+        if let Some(c) = cause {
+            h.set("ce_causationid", c);
+        }
+        Interpreter::new(crate::rules::Rules::default(), 1024).interpret(
+            RawRecord {
+                topic,
+                partition: 0,
+                offset,
+                key: None,
+                payload: None,
+                headers: &h,
+                timestamp_ms: Some(now_us() / 1000),
+            },
+            now_us(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_group_named_after_no_service_is_tied_to_the_one_service_reacting_to_its_topic() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!("sqlite://{}", dir.path().join("r.db").display()))
+            .await
+            .unwrap();
+        store
+            .write_batch(&[
+                record("p", "payment", "payments", None, 0),
+                record("a", "audit", "audits", Some("p"), 0),
+            ])
+            .await
+            .unwrap();
+        let groups = GroupsHandle::default();
+        groups.record(Poll {
+            at_us: now_us(),
+            topics: ["payments".to_owned()].into(),
+            groups: Some(BTreeMap::from([(
+                "ledger-svc-7".to_owned(),
+                PolledGroup {
+                    state: "Stable".into(),
+                    members: 1,
+                    committed: Some(BTreeMap::from([(("payments".to_owned(), 0), 1)])),
+                    read_at_us: now_us(),
+                },
+            )])),
+            watermarks: BTreeMap::new(),
+        });
+        assert_eq!(groups.book().service_of("ledger-svc-7"), None);
+        learn_reactors(&groups, &store).await.unwrap();
+        assert_eq!(
+            groups.book().service_of("ledger-svc-7").as_deref(),
+            Some("audit")
+        );
+        store.close().await;
     }
 }
