@@ -3,6 +3,7 @@
 //! ```text
 //! shop ──CartCheckedOut──▶ carts ──▶ order ──OrderCreated──▶ orders ──▶ payment ──PaymentCreated──▶ payments
 //! payments ──▶ bank ──PaymentConfirmed──▶ bank ──▶ inventory ──InventoryReserved──▶ inventory
+//! payments ──▶ ledger ──LedgerEntryRecorded──▶ ledger
 //!                                         bank ──▶ notification ──EmailSent──▶ notifications
 //! inventory ──▶ support ──RefundRequested──▶ refunds ──▶ payment ──RefundIssued──▶ payments
 //! members ──MemberRegistered──▶ members ──▶ loyalty ──BalanceChanged──▶ balances
@@ -14,6 +15,9 @@
 //!   at `PaymentCreated`, and flow health calls it stalled, waiting for the bank);
 //! - one order in fifty (o-1023, o-1073, …): inventory fails on the bank's confirmation and
 //!   dead-letters it to `bank-dlt` with Spring Kafka's headers (the flow is failed, and says why);
+//! - the ledger stops reading payments for 40 s every two minutes, from one minute in: its
+//!   consumer group falls behind, and the payments of those 40 s stall waiting for the ledger,
+//!   diagnosed as lagging, until it reads again;
 //! - every 9th order: inventory processes the confirmation twice (two `InventoryReserved`);
 //! - every 11th order: notification publishes its `EmailSent` twice with the same id;
 //! - every 5th order: notification is slow (3 s); the bank always takes 0.2–1.2 s;
@@ -35,7 +39,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// Every topic the demo uses.
-pub const TOPICS: [&str; 10] = [
+pub const TOPICS: [&str; 11] = [
     "carts",
     "orders",
     "payments",
@@ -46,7 +50,33 @@ pub const TOPICS: [&str; 10] = [
     "members",
     "balances",
     "bank-dlt",
+    "ledger",
 ];
+
+/// Every service that consumes, each in consumer group `demo-<service>` ([`group_of`]).
+pub const CONSUMERS: [&str; 8] = [
+    "order",
+    "payment",
+    "bank",
+    "ledger",
+    "inventory",
+    "notification",
+    "support",
+    "loyalty",
+];
+
+/// The consumer group of a demo service.
+pub fn group_of(service: &str) -> String {
+    format!("demo-{service}")
+}
+
+/// The ledger stops reading payments for 40 s every two minutes, the first time one minute in
+/// (once flow health has learned that it reacts to every payment).
+const LEDGER_PAUSES: Pauses = Pauses {
+    start: Duration::from_secs(60),
+    length: Duration::from_secs(40),
+    every: Duration::from_secs(120),
+};
 
 /// Orders whose payment the bank never confirms.
 pub fn never_confirmed(order: u64) -> bool {
@@ -102,7 +132,7 @@ fn producer(brokers: &str, service: &str) -> anyhow::Result<TracedProducer> {
 
 fn consumer(brokers: &str, service: &str, topics: &[&str]) -> anyhow::Result<TracedConsumer> {
     let c: StreamConsumer = client(brokers)
-        .set("group.id", format!("demo-{service}"))
+        .set("group.id", group_of(service))
         .set("auto.offset.reset", "earliest")
         .create()?;
     c.subscribe(topics)?;
@@ -123,9 +153,52 @@ where
     F: Fn(TracedProducer, String, Value, OwnedMessage) -> Fut + Send + Sync + Clone + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
 {
+    paused_service(brokers, name, topics, types, None, cancel, react).await
+}
+
+/// When a service stops reading: from `start` on, for `length`, every `every`.
+#[derive(Debug, Clone, Copy)]
+struct Pauses {
+    start: Duration,
+    length: Duration,
+    every: Duration,
+}
+
+impl Pauses {
+    /// How long the pause running `elapsed` into the service's life still lasts, if one does.
+    fn left(&self, elapsed: Duration) -> Option<Duration> {
+        let into = elapsed.checked_sub(self.start)?;
+        let phase = Duration::from_nanos((into.as_nanos() % self.every.as_nanos().max(1)) as u64);
+        self.length
+            .checked_sub(phase)
+            .filter(|left| !left.is_zero())
+    }
+}
+
+/// [`service`], which stops reading during `pauses` (its consumer group falls behind).
+async fn paused_service<F, Fut>(
+    brokers: String,
+    name: &'static str,
+    topics: &'static [&'static str],
+    types: &'static [&'static str],
+    pauses: Option<Pauses>,
+    cancel: CancellationToken,
+    react: F,
+) -> anyhow::Result<()>
+where
+    F: Fn(TracedProducer, String, Value, OwnedMessage) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
     let consumer = consumer(&brokers, name, topics)?;
     let producer = producer(&brokers, name)?;
+    let started = tokio::time::Instant::now();
     loop {
+        if let Some(left) = pauses.and_then(|p| p.left(started.elapsed())) {
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(left) => {}
+            }
+        }
         let received = tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
             r = consumer.recv() => r?,
@@ -227,6 +300,24 @@ pub fn spawn_all(
                 "bank",
                 "PaymentConfirmed",
                 &json!({ "n": n, "authorization": format!("AUTH{n:06}") }),
+            )?)
+            .await?;
+            Ok(())
+        },
+    ));
+
+    set.spawn(paused_service(
+        b(),
+        "ledger",
+        &["payments"],
+        &["PaymentCreated"],
+        Some(LEDGER_PAUSES),
+        c(),
+        |p, _, body, _| async move {
+            p.send(OutgoingEvent::json(
+                "ledger",
+                "LedgerEntryRecorded",
+                &json!({ "n": number(&body), "amount": body["amount"] }),
             )?)
             .await?;
             Ok(())
@@ -483,4 +574,21 @@ async fn legacy_erp(brokers: String, cancel: CancellationToken) -> anyhow::Resul
             .map_err(|(e, _)| e)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_pauses_from_its_start_for_its_length_every_period() {
+        let s = Duration::from_secs;
+        let left = |t| LEDGER_PAUSES.left(s(t));
+        assert_eq!(left(59), None, "not before the first pause");
+        assert_eq!(left(60), Some(s(40)));
+        assert_eq!(left(99), Some(s(1)));
+        assert_eq!(left(100), None, "reading again after 40 s");
+        assert_eq!(left(179), None);
+        assert_eq!(left(190), Some(s(30)), "again two minutes later");
+    }
 }

@@ -1,13 +1,13 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { cleanup, render } from "@testing-library/react";
 import { EventDetails } from "./EventDetails";
-import type { EventDetail, GroupPosition } from "../lib/api";
+import type { EventDetail } from "../lib/api";
 
 afterEach(cleanup);
 
 const hostile = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>';
 
-function event(overrides: Partial<EventDetail> & { consumer_groups?: GroupPosition[] } = {}): EventDetail {
+function event(overrides: Partial<EventDetail> = {}): EventDetail {
   return {
     id: "kafka:inventory/2/3", id_source: "derived", trace_id: null, span_id: null, causation_id: "c-0",
     correlation_id: null, topic: "inventory", partition: 2, offset: 3, key: { encoding: "utf8", data: "SKU-42" },
@@ -19,7 +19,7 @@ function event(overrides: Partial<EventDetail> & { consumer_groups?: GroupPositi
     ],
     payload: { body: { encoding: "utf8", data: hostile }, size: hostile.length, truncated: false, content_type: null },
     problems: [{ kind: "invalid_traceparent", detail: "too short" }],
-    deliveries: [], reactions: [], cause_stored: false, flags: [], dead_letters: [],
+    deliveries: [], reactions: [], cause_stored: false, flags: [], dead_letters: [], consumer_groups: [],
     ...overrides,
   };
 }

@@ -39,7 +39,7 @@ describe("the start page", () => {
         {
           flow: "c-7", status: "stalled", root: { id: "c-7", event_type: "CartCheckedOut", service: "shop", time: "2026-12-06T20:00:00Z" },
           last_activity: "2026-12-06T20:00:02Z", events: 3, keys: [{ name: "order.id", value: "o-1007" }],
-          missing: [{ after_event: "e-3", after, expected, support: 0.98, samples: 100, origin: "learned", deadline: "2026-12-06T20:00:12Z", overdue_ms: 57_000 }],
+          missing: [{ after_event: "e-3", after, expected, support: 0.98, samples: 100, origin: "learned", deadline: "2026-12-06T20:00:12Z", overdue_ms: 57_000, diagnosis: null }],
           failures: [], next_deadline: null, learning: [],
         },
       ],

@@ -45,6 +45,26 @@ export interface Delivery {
   topic: string;
 }
 
+/** What consumer-group positions say about a missing reaction. */
+export type DiagnosisKind = "consumed_no_reaction" | "lagging" | "inactive" | "no_group" | "unknown";
+
+/** Why an expected reaction is missing, from the consumer groups' positions. */
+export interface DiagnosisView {
+  /** The positions it is drawn from. */
+  groups: GroupPositionView[];
+  /**
+   * `consumed_no_reaction` (the service's group read the event and produced nothing: its
+   * handler dropped or failed it), `lagging` (it has not reached the event yet), `inactive`
+   * (its group has no members), `no_group` (no group reads the topic) or `unknown`.
+   */
+  kind: DiagnosisKind;
+  /**
+   * One sentence, e.g. "bank's group `bank` consumed PaymentCreated (payments/2@1234) 40 s ago
+   * and produced nothing".
+   */
+  text: string;
+}
+
 /** Which way to walk from the start event (`up`, `down` or `both` in the API). */
 export type Direction = "up" | "down" | "both";
 
@@ -66,6 +86,12 @@ export interface EventDetail {
   causation_id: string | null;
   /** Whether the cause named by `causation_id` is stored. */
   cause_stored: boolean;
+  /**
+   * Every consumer group reading its topic, against its first delivery: consumed (and when),
+   * pending (and how far behind) or inactive. Empty while the collector has not polled
+   * consumer groups.
+   */
+  consumer_groups: GroupPositionView[];
   /** The conversation's id. */
   correlation_id: string | null;
   /** Its dead-letter copies: who gave up on it and why (none when it was handled). */
@@ -349,6 +375,39 @@ export interface GraphEdge {
   to: string;
 }
 
+/** One consumer group's position against an event's record. */
+export interface GroupPositionView {
+  /** The group's committed offset on that partition (the next it reads), when it has one. */
+  committed_offset: number | null;
+  /**
+   * Consumed only: when the collector first saw the group committed past it (RFC 3339; `null`
+   * when it was already past at the oldest position remembered).
+   */
+  consumed_at: string | null;
+  /** The consumer group. */
+  group: string;
+  /** Pending only: records still to read up to and including this one. */
+  lag_records: number | null;
+  /**
+   * Pending only: seconds until the group reaches it at its recent rate (`null` when it does
+   * not move, or its rate is not known yet).
+   */
+  lag_seconds: number | null;
+  /** The record's offset. */
+  offset: number;
+  /** The record's partition. */
+  partition: number;
+  /** The service whose reactions this group produces, when known. */
+  service: string | null;
+  /** `consumed` (committed past the record), `pending` (not yet) or `inactive` (no members). */
+  state: GroupState;
+  /** The record's topic. */
+  topic: string;
+}
+
+/** Where a consumer group stands against one record. */
+export type GroupState = "consumed" | "pending" | "inactive";
+
 /** One record header, exactly as it arrived. */
 export interface Header {
   /** Header name. */
@@ -479,6 +538,11 @@ export interface MissingView {
   after_event: string;
   /** When it was due (RFC 3339). */
   deadline: string;
+  /**
+   * Why it is missing, from the consumer groups' positions against the event it follows
+   * (`null` while the collector has not polled consumer groups).
+   */
+  diagnosis: null | DiagnosisView;
   /** The reaction expected. */
   expected: Reaction;
   /** Learned, or declared in the config file. */

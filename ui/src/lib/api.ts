@@ -55,43 +55,20 @@ export type FlowHealth = Flow["health"];
 /** A copy of an event on a dead-letter topic. */
 export type DeadLetter = EventDetail["dead_letters"][number];
 
-// Not in the API document yet: the consumer-group part of issue 18 (docs/health.md, "Not yet
-// done"; the shapes of notes/api-18.md). The viewer shows them when the collector sends them;
-// once the document has them, these give way to the generated types.
-
 /** One consumer group's position against one event's record. */
-export interface GroupPosition {
-  group: string;
-  /** The service whose reactions this group produces, when known. */
-  service: string | null;
-  state: "consumed" | "pending" | "inactive";
-  topic: string;
-  partition: number;
-  offset: number;
-  committed_offset: number | null;
-  /** Pending only. */
-  lag_records: number | null;
-  /** Pending only: an estimate at the group's current rate, s. */
-  lag_seconds: number | null;
-  /** Consumed only: when the collector first saw it committed past (RFC 3339). */
-  consumed_at: string | null;
-}
+export type GroupPosition = EventDetail["consumer_groups"][number];
 
 /** Why an expected reaction is missing, from consumer-group positions. */
-export interface Diagnosis {
-  kind: "consumed_no_reaction" | "lagging" | "inactive" | "no_group" | "unknown";
-  text: string;
-  groups: GroupPosition[];
-}
+export type Diagnosis = NonNullable<MissingView["diagnosis"]>;
 
-/** A missing reaction's diagnosis, when the collector sends one. */
+/** A missing reaction's diagnosis (none while the collector polls no consumer groups). */
 export function diagnosisOf(m: MissingView): Diagnosis | null {
-  return (m as MissingView & { diagnosis?: Diagnosis | null }).diagnosis ?? null;
+  return m.diagnosis ?? null;
 }
 
-/** The consumer groups reading an event's topic, when the collector sends them. */
+/** The consumer groups reading an event's topic (none while the collector polls none). */
 export function consumerGroupsOf(e: EventDetail): GroupPosition[] {
-  return (e as EventDetail & { consumer_groups?: GroupPosition[] }).consumer_groups ?? [];
+  return e.consumer_groups;
 }
 
 /** An error answer of the API, or a failure to reach it. */

@@ -18,6 +18,7 @@ function missing(overrides: Partial<MissingView> = {}): MissingView {
     after_event: "e-pay",
     after: { service: "payment", event_type: "PaymentCreated" },
     expected: { kind: "by_service", service: "bank" },
+    diagnosis: null,
     support: 0.98,
     samples: 100,
     origin: "learned",

@@ -88,6 +88,7 @@ describe("the ghosts of missing reactions", () => {
     after_event,
     after: { service: "payment", event_type: "PaymentCreated" },
     expected: { kind: "by_service", service: "bank" },
+    diagnosis: null,
     support: 1,
     samples: 40,
     origin: "learned",
