@@ -9,7 +9,8 @@
 //!
 //! 1. [`rules`] (the config file: alias profiles and key rules) and [`dead_letter`] (a
 //!    dead-letter copy and the event it is a copy of) → [`record`] (raw record →
-//!    [`record::EventRecord`]; never fails, records its problems); [`metrics`] (Prometheus).
+//!    [`record::EventRecord`]; never fails, records its problems); [`metrics`] (Prometheus);
+//!    [`clock`] (times as the API writes them).
 //! 2. [`store`]: the lineage store, one folder per database behind [`store::LineageStore`];
 //!    idempotent batch writes and lookups.
 //! 3. [`lineage`] (causal walks from one event: ancestors, descendants, cycles, missing causes),
@@ -28,6 +29,7 @@
 //! ([`demo`]: mock broker and sample services with trouble) and the tests.
 
 pub mod cli;
+pub mod clock;
 pub mod collector;
 pub mod config;
 pub mod dead_letter;

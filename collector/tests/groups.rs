@@ -17,12 +17,10 @@ use choreoscope::ingest::{IngestConfig, TopicFilter};
 use choreoscope::metrics::Metrics;
 use choreoscope::rules::TopicPattern;
 use choreoscope_e2e::TestBroker;
-use common::{CollectorProcess, InProcessCollector};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::Message;
+use common::{consumer, read_and_commit, CollectorProcess, InProcessCollector};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::producer::FutureRecord;
 use rdkafka::util::Timeout;
-use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 /// Records produced.
@@ -40,36 +38,6 @@ struct Scene {
     ledger: String,
     own: String,
     bank_consumer: StreamConsumer,
-}
-
-fn consumer(broker: &TestBroker, group: &str, topic: &str) -> StreamConsumer {
-    let consumer: StreamConsumer = broker
-        .config()
-        .set("group.id", group)
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .set("session.timeout.ms", "10000")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
-    consumer
-}
-
-/// Reads `n` records and commits the offset after the last one.
-async fn read_and_commit(consumer: &StreamConsumer, topic: &str, n: i64) {
-    let mut last = -1;
-    while last + 1 < n {
-        let message = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
-            .await
-            .expect("records arrive")
-            .unwrap();
-        last = message.offset();
-    }
-    let mut commit = TopicPartitionList::new();
-    commit
-        .add_partition_offset(topic, 0, Offset::Offset(n))
-        .unwrap();
-    consumer.commit(&commit, CommitMode::Sync).unwrap();
 }
 
 impl Scene {
@@ -427,4 +395,76 @@ async fn a_cluster_that_does_not_answer_is_counted_and_never_stops_the_polling()
         .await
         .expect("the task stops at once when cancelled")
         .unwrap();
+}
+
+fn record(
+    id: &str,
+    source: &str,
+    topic: &str,
+    cause: Option<&str>,
+) -> choreoscope::record::EventRecord {
+    let mut h = choreoscope_sdk::RecordHeaders::new();
+    h.set("ce_id", id);
+    h.set("ce_source", source);
+    h.set("ce_type", "Happened");
+    if let Some(c) = cause {
+        h.set("ce_causationid", c);
+    }
+    let now = chrono::Utc::now().timestamp_micros();
+    choreoscope::record::Interpreter::new(choreoscope::rules::Rules::default(), 1024).interpret(
+        choreoscope::record::RawRecord {
+            topic,
+            partition: 0,
+            offset: 0,
+            key: None,
+            payload: None,
+            headers: &h,
+            timestamp_ms: Some(now / 1000),
+        },
+        now,
+    )
+}
+
+#[tokio::test]
+async fn a_group_named_after_no_service_is_tied_to_the_one_service_reacting_to_its_topic() {
+    use choreoscope::groups::service::learn_reactors;
+    use choreoscope::groups::{Poll, PolledGroup};
+    use std::collections::BTreeMap;
+    let dir = tempfile::tempdir().unwrap();
+    let store = choreoscope::store::Store::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("r.db").display()
+    ))
+    .await
+    .unwrap();
+    store
+        .write_batch(&[
+            record("p", "payment", "payments", None),
+            record("a", "audit", "audits", Some("p")),
+        ])
+        .await
+        .unwrap();
+    let now = chrono::Utc::now().timestamp_micros();
+    let groups = GroupsHandle::default();
+    groups.record(Poll {
+        at_us: now,
+        topics: ["payments".to_owned()].into(),
+        groups: Some(BTreeMap::from([(
+            "ledger-svc-7".to_owned(),
+            PolledGroup {
+                state: "Stable".into(),
+                members: 1,
+                committed: Some(BTreeMap::from([(("payments".to_owned(), 0), 1)])),
+                read_at_us: now,
+            },
+        )])),
+        watermarks: BTreeMap::new(),
+    });
+    assert_eq!(groups.book().service_of("ledger-svc-7"), None);
+    learn_reactors(&groups, &store).await.unwrap();
+    assert_eq!(
+        groups.book().service_of("ledger-svc-7").as_deref(),
+        Some("audit")
+    );
+    store.close().await;
 }

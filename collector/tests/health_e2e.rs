@@ -23,11 +23,8 @@ use choreoscope::rules::TopicPattern;
 use choreoscope_e2e::TestBroker;
 use choreoscope_sdk::RecordHeaders;
 use common::fixture::{Filled, OnceFilled};
-use common::InProcessCollector;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::Message;
+use common::{consumer, read_and_commit, InProcessCollector};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
 const S: i64 = 1_000_000;
@@ -444,36 +441,6 @@ async fn produce_and_collect(_path: std::path::PathBuf) -> Collected {
     declared.stop().await;
     drop((bank_consumer, payment_consumer));
     out
-}
-
-fn consumer(broker: &TestBroker, group: &str, topic: &str) -> StreamConsumer {
-    let consumer: StreamConsumer = broker
-        .config()
-        .set("group.id", group)
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
-    consumer
-}
-
-/// Reads records of partition 0 until offset `next - 1`, then commits `next` (what Kafka calls
-/// the next offset to read).
-async fn read_and_commit(consumer: &StreamConsumer, topic: &str, next: i64) {
-    let mut last = -1;
-    while last + 1 < next {
-        let message = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
-            .await
-            .expect("records arrive")
-            .unwrap();
-        last = message.offset();
-    }
-    let mut commit = TopicPartitionList::new();
-    commit
-        .add_partition_offset(topic, 0, Offset::Offset(next))
-        .unwrap();
-    consumer.commit(&commit, CommitMode::Sync).unwrap();
 }
 
 fn flow(name: &str) -> &'static Seen {

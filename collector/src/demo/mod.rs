@@ -129,8 +129,8 @@ pub async fn run(config: DemoConfig, cancel: CancellationToken) -> Result<(), De
          \n    {exe} query key order.id {stalled_order} --db {db_url}\n    curl http://{listen}/api/v1/keys/order.id/{stalled_order}\n\
          \n  Which flows are stuck, where, and since when (flow health learns the choreography in about a minute):\n\
          \n    {exe} query flows --status stalled --db {db_url}\n    curl http://{listen}/api/v1/flows/summary\n\
-         \n  The ledger's consumer group pauses for 40 s every two minutes from 1:00: the payments of\
-         \n  those 40 s stall waiting for the ledger, diagnosed as lagging:  curl http://{listen}/api/v1/flows?status=stalled\n\
+         \n  The ledger's consumer group pauses for 40 s every two minutes from 1:00: the payments\
+         \n  confirmed meanwhile stall waiting for the ledger, diagnosed as lagging:  curl http://{listen}/api/v1/flows?status=stalled\n\
          \n  An order inventory failed on, dead-lettered to bank-dlt: {exe} query key order.id {dead_order} --db {db_url}\
          \n  An order whose confirmation inventory processed twice:  {exe} query key order.id {twice_order} --db {db_url}\
          \n  A member with a refund and balance changes:            {exe} query key member.id m-4 --db {db_url}\n\

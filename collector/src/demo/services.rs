@@ -3,7 +3,7 @@
 //! ```text
 //! shop ──CartCheckedOut──▶ carts ──▶ order ──OrderCreated──▶ orders ──▶ payment ──PaymentCreated──▶ payments
 //! payments ──▶ bank ──PaymentConfirmed──▶ bank ──▶ inventory ──InventoryReserved──▶ inventory
-//! payments ──▶ ledger ──LedgerEntryRecorded──▶ ledger
+//!                                         bank ──▶ ledger ──LedgerEntryRecorded──▶ ledger
 //!                                         bank ──▶ notification ──EmailSent──▶ notifications
 //! inventory ──▶ support ──RefundRequested──▶ refunds ──▶ payment ──RefundIssued──▶ payments
 //! members ──MemberRegistered──▶ members ──▶ loyalty ──BalanceChanged──▶ balances
@@ -15,9 +15,9 @@
 //!   at `PaymentCreated`, and flow health calls it stalled, waiting for the bank);
 //! - one order in fifty (o-1023, o-1073, …): inventory fails on the bank's confirmation and
 //!   dead-letters it to `bank-dlt` with Spring Kafka's headers (the flow is failed, and says why);
-//! - the ledger stops reading payments for 40 s every two minutes, from one minute in: its
-//!   consumer group falls behind, and the payments of those 40 s stall waiting for the ledger,
-//!   diagnosed as lagging, until it reads again;
+//! - the ledger stops reading confirmed payments for 40 s every two minutes, from one minute in:
+//!   its consumer group falls behind, and the payments confirmed in those 40 s stall waiting for
+//!   the ledger, diagnosed as lagging, until it reads again;
 //! - every 9th order: inventory processes the confirmation twice (two `InventoryReserved`);
 //! - every 11th order: notification publishes its `EmailSent` twice with the same id;
 //! - every 5th order: notification is slow (3 s); the bank always takes 0.2–1.2 s;
@@ -70,8 +70,8 @@ pub fn group_of(service: &str) -> String {
     format!("demo-{service}")
 }
 
-/// The ledger stops reading payments for 40 s every two minutes, the first time one minute in
-/// (once flow health has learned that it reacts to every payment).
+/// The ledger stops reading confirmed payments for 40 s every two minutes, the first time one
+/// minute in (once flow health has learned that it reacts to every confirmation).
 const LEDGER_PAUSES: Pauses = Pauses {
     start: Duration::from_secs(60),
     length: Duration::from_secs(40),
@@ -309,8 +309,8 @@ pub fn spawn_all(
     set.spawn(paused_service(
         b(),
         "ledger",
-        &["payments"],
-        &["PaymentCreated"],
+        &["bank"],
+        &["PaymentConfirmed"],
         Some(LEDGER_PAUSES),
         c(),
         |p, _, body, _| async move {

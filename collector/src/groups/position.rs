@@ -1,8 +1,8 @@
 //! The vocabulary of consumer-group positions: where one group stands against one event's record
 //! ([`GroupPosition`]) and why an expected reaction to it is missing ([`Diagnosis`]).
 //!
-//! Times are microseconds since the Unix epoch (fields ending `_us`): the query layer renders
-//! them as RFC 3339 (`consumed_at_us` → `consumed_at`).
+//! Times are microseconds since the Unix epoch (fields ending `_us`), written as RFC 3339 in JSON
+//! (`consumed_at_us` → `consumed_at`).
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -59,8 +59,13 @@ pub struct GroupPosition {
     #[schema(required)]
     pub lag_seconds: Option<f64>,
     /// Consumed only: when the collector first saw the group's committed offset past the record
-    /// (µs); `None` when it was already past at the oldest position remembered.
-    #[schema(required)]
+    /// (µs; RFC 3339 `consumed_at` in JSON); `None` when it was already past at the oldest
+    /// position remembered.
+    #[serde(
+        rename = "consumed_at",
+        serialize_with = "crate::clock::serialize_rfc3339_opt"
+    )]
+    #[schema(value_type = Option<String>, required)]
     pub consumed_at_us: Option<i64>,
 }
 
@@ -125,7 +130,7 @@ mod tests {
                 committed_offset: Some(1240),
                 lag_records: None,
                 lag_seconds: None,
-                consumed_at_us: Some(7),
+                consumed_at_us: Some(1_796_142_055_966_000),
             }],
         };
         assert_eq!(
@@ -137,7 +142,7 @@ mod tests {
                     "group": "bank", "service": "bank", "state": "consumed",
                     "topic": "payments", "partition": 2, "offset": 1234,
                     "committed_offset": 1240, "lag_records": null, "lag_seconds": null,
-                    "consumed_at_us": 7
+                    "consumed_at": "2026-12-01T16:20:55.966000Z"
                 }]
             })
         );

@@ -26,7 +26,7 @@ use super::params::{
     LiveKey, SearchParams, Time, TopologyParams, TraceId, TracePath,
 };
 use super::state::AppState;
-use crate::groups::{DiagnosisKind, GroupState};
+use crate::groups::{Diagnosis, DiagnosisKind, GroupPosition, GroupState};
 use crate::health::model::{Expectation, LatencySummary, StepView};
 use crate::health::{FlowStatus, Origin, Reaction, Step};
 use crate::lineage::{Direction, Flag};
@@ -124,8 +124,8 @@ Every error answer is an `ErrorBody`; no input is answered with a 5xx other than
         MissingView,
         FailureView,
         FlowHealthBrief,
-        GroupPositionView,
-        DiagnosisView,
+        GroupPosition,
+        Diagnosis,
         GroupState,
         DiagnosisKind,
         DeadLetterView,

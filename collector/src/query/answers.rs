@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
 use super::health::{dead_letters_of, flow_health, DeadLetters, EventsById, Judge};
 use super::model::{
-    ms, rfc3339, EventDetail, EventSummary, Flow, FlowAnswer, FlowEnd, Graph, GroupPositionView,
-    Hop, KeyAnswer, KeyValue, MapEdge, MapEdgeKind, MapNode, MapNodeKind, SearchPage, Topology,
+    ms, rfc3339, EventDetail, EventSummary, Flow, FlowAnswer, FlowEnd, Graph, Hop, KeyAnswer,
+    KeyValue, MapEdge, MapEdgeKind, MapNode, MapNodeKind, SearchPage, Topology,
 };
 use super::Limits;
 use super::QueryError;
@@ -63,11 +63,7 @@ pub async fn event_detail(
         flags,
         dead_letters,
     );
-    detail.consumer_groups = groups
-        .positions(&at.0, at.1, at.2)
-        .into_iter()
-        .map(GroupPositionView::from)
-        .collect();
+    detail.consumer_groups = groups.positions(&at.0, at.1, at.2);
     Ok(detail)
 }
 

@@ -233,17 +233,14 @@ pub fn diagnose(
         let Some(e) = events.get(m.after_event.as_str()) else {
             continue;
         };
-        m.diagnosis = Some(
-            book.diagnose(
-                &e.topic,
-                e.kafka_partition,
-                e.kafka_offset,
-                &m.after.event_type,
-                m.expected.service(),
-                now_us,
-            )
-            .into(),
-        );
+        m.diagnosis = Some(book.diagnose(
+            &e.topic,
+            e.kafka_partition,
+            e.kafka_offset,
+            &m.after.event_type,
+            m.expected.service(),
+            now_us,
+        ));
     }
 }
 

@@ -5,22 +5,12 @@ use base64::Engine as _;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::groups::{Diagnosis, DiagnosisKind, GroupPosition, GroupState};
+use crate::groups::{Diagnosis, GroupPosition};
 use crate::health::{FlowStatus, Origin, Reaction, Step};
 use crate::lineage::{Edge, Flag, Lineage, Node};
 use crate::store::{DeadLetterRow, DeliveryRow, EventRow, KeyRow, SummaryRow};
 
-/// RFC 3339 text of a time in µs since the epoch.
-pub fn rfc3339(us: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(us)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-        .unwrap_or_else(|| us.to_string())
-}
-
-/// Milliseconds, with µs precision, of a duration in µs.
-pub fn ms(us: i64) -> f64 {
-    us as f64 / 1000.0
-}
+pub use crate::clock::{ms, rfc3339};
 
 /// An event as a node of a graph or a line of a list.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -247,80 +237,7 @@ pub struct MissingView {
     /// Why it is missing, from the consumer groups' positions against the event it follows
     /// (`null` while the collector has not polled consumer groups).
     #[schema(required)]
-    pub diagnosis: Option<DiagnosisView>,
-}
-
-/// One consumer group's position against an event's record.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct GroupPositionView {
-    /// The consumer group.
-    pub group: String,
-    /// The service whose reactions this group produces, when known.
-    #[schema(required)]
-    pub service: Option<String>,
-    /// `consumed` (committed past the record), `pending` (not yet) or `inactive` (no members).
-    pub state: GroupState,
-    /// The record's topic.
-    pub topic: String,
-    /// The record's partition.
-    pub partition: i32,
-    /// The record's offset.
-    pub offset: i64,
-    /// The group's committed offset on that partition (the next it reads), when it has one.
-    #[schema(required)]
-    pub committed_offset: Option<i64>,
-    /// Pending only: records still to read up to and including this one.
-    #[schema(required)]
-    pub lag_records: Option<i64>,
-    /// Pending only: seconds until the group reaches it at its recent rate (`null` when it does
-    /// not move, or its rate is not known yet).
-    #[schema(required)]
-    pub lag_seconds: Option<f64>,
-    /// Consumed only: when the collector first saw the group committed past it (RFC 3339; `null`
-    /// when it was already past at the oldest position remembered).
-    #[schema(required)]
-    pub consumed_at: Option<String>,
-}
-
-impl From<GroupPosition> for GroupPositionView {
-    fn from(p: GroupPosition) -> Self {
-        Self {
-            group: p.group,
-            service: p.service,
-            state: p.state,
-            topic: p.topic,
-            partition: p.partition,
-            offset: p.offset,
-            committed_offset: p.committed_offset,
-            lag_records: p.lag_records,
-            lag_seconds: p.lag_seconds,
-            consumed_at: p.consumed_at_us.map(rfc3339),
-        }
-    }
-}
-
-/// Why an expected reaction is missing, from the consumer groups' positions.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct DiagnosisView {
-    /// `consumed_no_reaction` (the service's group read the event and produced nothing: its
-    /// handler dropped or failed it), `lagging` (it has not reached the event yet), `inactive`
-    /// (its group has no members), `no_group` (no group reads the topic) or `unknown`.
-    pub kind: DiagnosisKind,
-    /// One sentence, e.g. "bank's group `bank` consumed PaymentCreated (payments/2@1234) 40 s ago
-    /// and produced nothing".
-    pub text: String,
-    /// The positions it is drawn from.
-    pub groups: Vec<GroupPositionView>,
-}
-
-impl From<Diagnosis> for DiagnosisView {
-    fn from(d: Diagnosis) -> Self {
-        Self {
-            kind: d.kind,
-            text: d.text,
-            groups: d.groups.into_iter().map(GroupPositionView::from).collect(),
-        }
-    }
+    pub diagnosis: Option<Diagnosis>,
 }
 
 /// An event of a flow that failed.
@@ -498,7 +415,7 @@ pub struct EventDetail {
     /// Every consumer group reading its topic, against its first delivery: consumed (and when),
     /// pending (and how far behind) or inactive. Empty while the collector has not polled
     /// consumer groups.
-    pub consumer_groups: Vec<GroupPositionView>,
+    pub consumer_groups: Vec<GroupPosition>,
 }
 
 /// Parses the stored header JSON (`[[name, value]]`, value text, null or `{"base64": …}`).

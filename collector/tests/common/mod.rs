@@ -361,3 +361,42 @@ pub async fn wait_for(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A consumer in `group` subscribed to `topic` from its start, committing only when told.
+pub fn consumer(
+    broker: &TestBroker,
+    group: &str,
+    topic: &str,
+) -> rdkafka::consumer::StreamConsumer {
+    use rdkafka::consumer::Consumer;
+    let consumer: rdkafka::consumer::StreamConsumer = broker
+        .config()
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", "10000")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    consumer
+}
+
+/// Reads partition 0 of `topic` up to offset `next - 1`, then commits `next` (Kafka's committed
+/// offset is the next one to read).
+pub async fn read_and_commit(consumer: &rdkafka::consumer::StreamConsumer, topic: &str, next: i64) {
+    use rdkafka::consumer::{CommitMode, Consumer};
+    use rdkafka::message::Message;
+    let mut last = -1;
+    while last + 1 < next {
+        let message = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
+            .await
+            .expect("records arrive")
+            .unwrap();
+        last = message.offset();
+    }
+    let mut commit = rdkafka::TopicPartitionList::new();
+    commit
+        .add_partition_offset(topic, 0, rdkafka::Offset::Offset(next))
+        .unwrap();
+    consumer.commit(&commit, CommitMode::Sync).unwrap();
+}

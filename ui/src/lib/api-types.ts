@@ -45,25 +45,24 @@ export interface Delivery {
   topic: string;
 }
 
-/** What consumer-group positions say about a missing reaction. */
-export type DiagnosisKind = "consumed_no_reaction" | "lagging" | "inactive" | "no_group" | "unknown";
-
-/** Why an expected reaction is missing, from the consumer groups' positions. */
-export interface DiagnosisView {
-  /** The positions it is drawn from. */
-  groups: GroupPositionView[];
+/** Why an expected reaction to an event is missing, from consumer-group positions. */
+export interface Diagnosis {
   /**
-   * `consumed_no_reaction` (the service's group read the event and produced nothing: its
-   * handler dropped or failed it), `lagging` (it has not reached the event yet), `inactive`
-   * (its group has no members), `no_group` (no group reads the topic) or `unknown`.
+   * The positions it is drawn from: the expected service's groups, or every group reading the
+   * topic when the service is not known or none of its groups is.
    */
+  groups: GroupPosition[];
+  /** What kind of cause. */
   kind: DiagnosisKind;
   /**
-   * One sentence, e.g. "bank's group `bank` consumed PaymentCreated (payments/2@1234) 40 s ago
-   * and produced nothing".
+   * One sentence for a person, e.g. "bank's group `bank` consumed PaymentCreated
+   * (payments/2@1234) 40 s ago and produced nothing".
    */
   text: string;
 }
+
+/** What consumer-group positions say about a missing reaction. */
+export type DiagnosisKind = "consumed_no_reaction" | "lagging" | "inactive" | "no_group" | "unknown";
 
 /** Which way to walk from the start event (`up`, `down` or `both` in the API). */
 export type Direction = "up" | "down" | "both";
@@ -91,7 +90,7 @@ export interface EventDetail {
    * pending (and how far behind) or inactive. Empty while the collector has not polled
    * consumer groups.
    */
-  consumer_groups: GroupPositionView[];
+  consumer_groups: GroupPosition[];
   /** The conversation's id. */
   correlation_id: string | null;
   /** Its dead-letter copies: who gave up on it and why (none when it was handled). */
@@ -375,22 +374,29 @@ export interface GraphEdge {
   to: string;
 }
 
-/** One consumer group's position against an event's record. */
-export interface GroupPositionView {
-  /** The group's committed offset on that partition (the next it reads), when it has one. */
+/** One consumer group's position against one event's record. */
+export interface GroupPosition {
+  /**
+   * The group's committed offset on that partition (the next offset it will read), when it
+   * committed one.
+   */
   committed_offset: number | null;
   /**
-   * Consumed only: when the collector first saw the group committed past it (RFC 3339; `null`
-   * when it was already past at the oldest position remembered).
+   * Consumed only: when the collector first saw the group's committed offset past the record
+   * (µs; RFC 3339 `consumed_at` in JSON); `None` when it was already past at the oldest
+   * position remembered.
    */
   consumed_at: string | null;
   /** The consumer group. */
   group: string;
-  /** Pending only: records still to read up to and including this one. */
+  /**
+   * Pending only: records of the partition the group still has to read up to and including
+   * this one (`offset + 1 - committed_offset`).
+   */
   lag_records: number | null;
   /**
-   * Pending only: seconds until the group reaches it at its recent rate (`null` when it does
-   * not move, or its rate is not known yet).
+   * Pending only: seconds until the group reaches the record at its recent commit rate on the
+   * partition; `None` when it has not moved lately or its rate is not known yet.
    */
   lag_seconds: number | null;
   /** The record's offset. */
@@ -399,7 +405,7 @@ export interface GroupPositionView {
   partition: number;
   /** The service whose reactions this group produces, when known. */
   service: string | null;
-  /** `consumed` (committed past the record), `pending` (not yet) or `inactive` (no members). */
+  /** Consumed, pending or inactive. */
   state: GroupState;
   /** The record's topic. */
   topic: string;
@@ -542,7 +548,7 @@ export interface MissingView {
    * Why it is missing, from the consumer groups' positions against the event it follows
    * (`null` while the collector has not polled consumer groups).
    */
-  diagnosis: null | DiagnosisView;
+  diagnosis: null | Diagnosis;
   /** The reaction expected. */
   expected: Reaction;
   /** Learned, or declared in the config file. */
