@@ -263,6 +263,7 @@ pub async fn follow(
         }
     }
     let mut dead_letters_from = health.dead_letters_from();
+    let mut dead_letters_failing = false;
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -280,8 +281,16 @@ pub async fn follow(
             },
             _ = ticks.tick() => {
                 match health.read_dead_letters(&store, dead_letters_from).await {
-                    Ok(next) => dead_letters_from = next,
-                    Err(e) => tracing::warn!(error = %e, "flow health could not read the store's dead letters; trying again"),
+                    Ok(next) => {
+                        dead_letters_from = next;
+                        dead_letters_failing = false;
+                    }
+                    // Said once per outage, not every tick.
+                    Err(e) if !dead_letters_failing => {
+                        dead_letters_failing = true;
+                        tracing::warn!(error = %e, "flow health cannot read the store's dead letters; trying again every tick");
+                    }
+                    Err(e) => tracing::debug!(error = %e, "flow health still cannot read the store's dead letters"),
                 }
                 health.tick(now_us());
                 health.export(&metrics);
