@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio_util::sync::CancellationToken;
 
 use super::config::HealthConfig;
@@ -28,6 +28,13 @@ pub const BACKFILL_MAX: usize = 200_000;
 
 /// Events per page of the backfill.
 const BACKFILL_PAGE: i64 = 5_000;
+
+/// Flows reassessed at once by a sweep (see [`HealthHandle::tick_in_parts`]): about 3 ms of the
+/// tracker's lock for 50-event flows.
+pub const SWEEP_PART: usize = 256;
+
+/// Durable batches taken from the live feed at most before their flows are reassessed.
+const BATCHES_AT_ONCE: usize = 64;
 
 /// Dead letters read from the store at most per tick.
 const DEAD_LETTER_PAGE: i64 = 20_000;
@@ -139,14 +146,42 @@ impl HealthHandle {
         self.lagged.load(Ordering::Relaxed)
     }
 
+    /// Counts `missed` batches the task fell behind on, and says so.
+    fn count_lagged(&self, missed: u64, metrics: &Metrics) {
+        self.lagged.fetch_add(missed, Ordering::Relaxed);
+        metrics.health_lagged_batches.inc_by(missed);
+        tracing::warn!(
+            batches = missed,
+            "flow health fell behind the live feed; those events count again after a restart"
+        );
+    }
+
     /// Adds durable events.
     pub fn observe(&self, events: impl IntoIterator<Item = TrackedEvent>, now_us: i64) {
         self.tracker().observe_all(events, now_us);
     }
 
-    /// Moves time on (see [`Tracker::tick`]).
+    /// Moves time on (see [`Tracker::tick`]), holding the tracker throughout.
     pub fn tick(&self, now_us: i64) {
         self.tracker().tick(now_us);
+    }
+
+    /// Moves time on as [`HealthHandle::tick`] does, but sweeps every flow [`SWEEP_PART`] flows
+    /// at a time, letting go of the tracker (and of the task's thread) between parts: a request
+    /// waits for one part of a sweep, not the whole.
+    pub async fn tick_in_parts(&self, now_us: i64) {
+        let keys = {
+            let mut tracker = self.tracker();
+            if !tracker.advance(now_us) {
+                return;
+            }
+            tracker.flow_keys()
+        };
+        for part in keys.chunks(SWEEP_PART) {
+            self.tracker().sweep(part, now_us);
+            tokio::task::yield_now().await;
+        }
+        self.tracker().swept(now_us);
     }
 
     /// Reads what the store holds of the last `keep_for` into the tracker, newest first, at most
@@ -271,12 +306,25 @@ pub async fn follow(
             biased;
             _ = cancel.cancelled() => return,
             batch = batches.recv() => match batch {
-                Ok(batch) => health.observe(batch.iter().map(TrackedEvent::from), now_us()),
-                Err(RecvError::Lagged(missed)) => {
-                    health.lagged.fetch_add(missed, Ordering::Relaxed);
-                    metrics.health_lagged_batches.inc_by(missed);
-                    tracing::warn!(batches = missed, "flow health fell behind the live feed; those events count again after a restart");
+                Ok(batch) => {
+                    // The batches already waiting join this one: a flow they share is reassessed
+                    // once, not once per batch (under load the task takes in what piled up).
+                    let mut more = Vec::new();
+                    while more.len() < BATCHES_AT_ONCE {
+                        match batches.try_recv() {
+                            Ok(next) => more.push(next),
+                            Err(TryRecvError::Lagged(missed)) => health.count_lagged(missed, &metrics),
+                            Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+                        }
+                    }
+                    health.observe(
+                        std::iter::once(&batch)
+                            .chain(&more)
+                            .flat_map(|b| b.iter().map(TrackedEvent::from)),
+                        now_us(),
+                    );
                 }
+                Err(RecvError::Lagged(missed)) => health.count_lagged(missed, &metrics),
                 Err(RecvError::Closed) => return,
             },
             _ = ticks.tick() => {
@@ -292,7 +340,7 @@ pub async fn follow(
                     }
                     Err(e) => tracing::debug!(error = %e, "flow health still cannot read the store's dead letters"),
                 }
-                health.tick(now_us());
+                health.tick_in_parts(now_us()).await;
                 health.export(&metrics);
             }
         }
@@ -355,6 +403,41 @@ mod tests {
             text.contains("choreoscope_stopped_flows{status=\"stalled\",after=\"order/OrderCreated\",waiting_for=\"payment/PaymentCreated\"} 1"),
             "{text}"
         );
+    }
+
+    /// 600 orders a second apart, the last of each hundred missing its payment, as `health`
+    /// took them in (and ticked) as they came.
+    fn orders(health: &HealthHandle, t: i64) {
+        for i in 0..600i64 {
+            let (o, p) = (format!("o-{i}"), format!("p-{i}"));
+            let mut events = vec![stored(&o, "order/OrderCreated", None, t + i * 1_000_000)];
+            if i % 100 != 99 {
+                events.push(stored(
+                    &p,
+                    "payment/PaymentCreated",
+                    Some(&o),
+                    t + i * 1_000_000 + 1000,
+                ));
+            }
+            for e in &mut events {
+                e.correlation_id = Some(format!("flow-{i}"));
+            }
+            health.observe(events.iter().map(TrackedEvent::from), t + i * 1_000_000);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sweep_in_parts_leaves_every_flow_as_a_whole_sweep_does() {
+        let t = now_us() - 1800 * 1_000_000;
+        let (whole, parts) = (HealthHandle::default(), HealthHandle::default());
+        orders(&whole, t);
+        orders(&parts, t);
+        whole.tick(now_us());
+        parts.tick_in_parts(now_us()).await;
+        let counts = whole.tracker().counts();
+        assert_eq!(counts.get(&FlowStatus::Stalled), Some(&6), "{counts:?}");
+        assert_eq!(parts.tracker().counts(), counts);
+        const { assert!(600 > SWEEP_PART, "the sweep takes more than one part") };
     }
 
     #[tokio::test]

@@ -291,6 +291,18 @@ impl Tracker {
     /// Moves time to `now_us`: learns from settled events, reassesses flows whose deadline passed
     /// (and every flow each `sweep_every`), and forgets quiet complete flows.
     pub fn tick(&mut self, now_us: i64) {
+        if self.advance(now_us) {
+            let keys = self.flow_keys();
+            self.sweep(&keys, now_us);
+            self.swept(now_us);
+        }
+    }
+
+    /// [`Tracker::tick`] without its sweep: learns from settled events, reassesses flows whose
+    /// deadline passed, forgets quiet flows; returns whether a sweep of every flow is due (the
+    /// caller then runs [`Tracker::sweep`] over [`Tracker::flow_keys`], in as many parts as it
+    /// likes, and [`Tracker::swept`]).
+    pub fn advance(&mut self, now_us: i64) -> bool {
         while let Some(Reverse((at, _))) = self.settle.peek() {
             if *at > now_us {
                 break;
@@ -309,34 +321,42 @@ impl Tracker {
                 self.model.observe(&step, &reactions);
             }
         }
-        let sweep = now_us.saturating_sub(self.last_sweep_us) >= micros(self.config.sweep_every);
-        if sweep {
-            self.last_sweep_us = now_us;
-            let keys: Vec<String> = self.flows.keys().cloned().collect();
-            for key in keys {
-                self.reassess(&key, now_us);
+        while let Some(Reverse((at, _))) = self.deadlines.peek() {
+            if *at > now_us {
+                break;
             }
-            // Every flow's pending deadline was queued again by its reassessment, if it changed;
-            // rebuild the queue from the flows so it holds one entry per pending deadline.
-            self.deadlines = self
-                .flows
-                .iter()
-                .filter_map(|(k, f)| f.health.next_deadline_us.map(|at| Reverse((at, k.clone()))))
-                .collect();
-        } else {
-            while let Some(Reverse((at, _))) = self.deadlines.peek() {
-                if *at > now_us {
-                    break;
-                }
-                let Reverse((at, key)) = self.deadlines.pop().expect("peeked");
-                // An entry the flow's later reassessments replaced is stale.
-                let current = self.flows.get(&key).and_then(|f| f.health.next_deadline_us);
-                if current == Some(at) {
-                    self.reassess(&key, now_us);
-                }
+            let Reverse((at, key)) = self.deadlines.pop().expect("peeked");
+            // An entry the flow's later reassessments replaced is stale.
+            let current = self.flows.get(&key).and_then(|f| f.health.next_deadline_us);
+            if current == Some(at) {
+                self.reassess(&key, now_us);
             }
         }
         self.forget_quiet(now_us);
+        now_us.saturating_sub(self.last_sweep_us) >= micros(self.config.sweep_every)
+    }
+
+    /// The keys of every tracked flow, for a sweep.
+    pub fn flow_keys(&self) -> Vec<String> {
+        self.flows.keys().cloned().collect()
+    }
+
+    /// Reassesses the flows `keys` (those still tracked) against what the model has learned.
+    pub fn sweep(&mut self, keys: &[String], now_us: i64) {
+        for key in keys {
+            self.reassess(key, now_us);
+        }
+    }
+
+    /// Ends a sweep begun at `now_us`: the deadline queue is rebuilt from the flows, one entry per
+    /// pending deadline (each reassessment queued its flow's again when it changed).
+    pub fn swept(&mut self, now_us: i64) {
+        self.last_sweep_us = now_us;
+        self.deadlines = self
+            .flows
+            .iter()
+            .filter_map(|(k, f)| f.health.next_deadline_us.map(|at| Reverse((at, k.clone()))))
+            .collect();
     }
 
     fn reassess(&mut self, key: &str, now_us: i64) {
