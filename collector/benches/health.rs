@@ -19,7 +19,8 @@
 //!   1 s tick runs (a sweep of every flow each 10 s, under the tracker's lock) for
 //!   `BENCH_TICKED_SECS` (default 20; 0 skips it) per request kind, the requests due on a fixed
 //!   schedule and timed from when due (so a request held up by a sweep also delays those due
-//!   meanwhile, as arriving clients would be);
+//!   meanwhile, as arriving clients would be), after the same schedule with the tracker idle for
+//!   half as long (the control);
 //! - the same answers computed in-process (no HTTP), to tell the answer from the transport;
 //! - for information, the tracker alone fed 600,000 flows of one event (`BENCH_SINGLE_EVENT_FLOWS`,
 //!   as the ingest bench's topic): µs per event below its bound of 100,000 flows and past it;
@@ -530,6 +531,24 @@ async fn run(url: &str, label: &str, flows: usize) {
     let ticked_secs = env_usize("BENCH_TICKED_SECS", 20);
     let mut ticked = Vec::new();
     if ticked_secs > 0 {
+        // The control: the same schedule with the tracker idle, so that what the tick adds shows.
+        let control_secs = (ticked_secs / 2).max(1);
+        println!(
+            "  requests due on a schedule, tracker idle ({control_secs} s each; latency from when \
+             due):"
+        );
+        for request in Request::ALL {
+            let d = Duration::from_secs(control_secs as u64);
+            let samples = tokio::task::spawn_blocking(move || paced(addr, request, flows, d))
+                .await
+                .unwrap();
+            let label = format!(
+                "{} every {} ms",
+                request.label(),
+                request.every().as_millis()
+            );
+            line(&label, samples);
+        }
         let ticks: Arc<Mutex<Vec<Duration>>> = Arc::default();
         let ticker = {
             let (health, ticks, metrics) = (health.clone(), ticks.clone(), metrics.clone());
