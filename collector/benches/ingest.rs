@@ -26,7 +26,14 @@
 //! leaves the run's topic on the broker (it is deleted otherwise), so that the next run's
 //! collector works on a cluster holding other busy topics.
 //!
-//! Target (issue 3): end to end into SQLite at least half the like-for-like consumer's rate.
+//! 3. flow health on against off (issue 18): the SQLite collector of step 2 run again, alternated
+//!    with flow health on (the default) and off (`--no-flow-health`), `BENCH_HEALTH_PAIRS` pairs
+//!    (default 2; 0 skips them), each into a fresh store, on the same topic; the ratio on/off of
+//!    the summed rates. Every event of the topic is a flow of its own: past 100,000 the tracker
+//!    evicts (its bound), so this is the tracker's worst case per event, not a typical one.
+//!
+//! Targets: end to end into SQLite at least half the like-for-like consumer's rate (issue 3);
+//! with flow health on, at least 0.9 of the rate with it off (issue 18).
 
 use std::time::{Duration, Instant};
 
@@ -293,6 +300,19 @@ fn ingested(listen: &str) -> u64 {
 
 /// Runs the collector binary until it has ingested `n` events; returns (events/s, peak RSS KiB).
 fn collector(brokers: &str, topic: &str, db: &str, n: usize) -> (Rates, u64) {
+    collector_with(brokers, topic, db, n, None)
+}
+
+/// [`collector`] with flow health forced on (`Some(true)`: `CHOREOSCOPE_NO_FLOW_HEALTH` removed
+/// from its environment) or off (`Some(false)`: `--no-flow-health`); `None` leaves it to the
+/// environment.
+fn collector_with(
+    brokers: &str,
+    topic: &str,
+    db: &str,
+    n: usize,
+    flow_health: Option<bool>,
+) -> (Rates, u64) {
     let listen = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -300,7 +320,8 @@ fn collector(brokers: &str, topic: &str, db: &str, n: usize) -> (Rates, u64) {
         .to_string();
     let binary = std::env::var("BENCH_COLLECTOR")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_choreoscope").to_owned());
-    let mut child = std::process::Command::new(binary)
+    let mut command = std::process::Command::new(binary);
+    command
         .args(collect_args(
             brokers,
             topic,
@@ -308,9 +329,17 @@ fn collector(brokers: &str, topic: &str, db: &str, n: usize) -> (Rates, u64) {
             &listen,
             &fresh_group("bench"),
         ))
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .unwrap();
+        .env("RUST_LOG", "warn");
+    match flow_health {
+        Some(true) => {
+            command.env_remove("CHOREOSCOPE_NO_FLOW_HEALTH");
+        }
+        Some(false) => {
+            command.arg("--no-flow-health");
+        }
+        None => {}
+    }
+    let mut child = command.spawn().unwrap();
     let start = Instant::now();
     let mut tenth = None;
     let mut peak = 0;
@@ -385,6 +414,67 @@ fn report_raw(label: &str, rate: Rates, baseline: bool) {
 
 /// Issue 3's target: into SQLite, at least half the like-for-like consumer's rate.
 const TARGET_SQLITE_RATIO: f64 = 0.5;
+
+/// Issue 18's target: with flow health on, at least this share of the rate with it off.
+const TARGET_HEALTH_RATIO: f64 = 0.9;
+
+/// The SQLite collector with flow health on and off, `pairs` times alternated (on, off, on, off:
+/// drift cancels), each into a fresh store, on the same topic with the same settings; prints each
+/// run against `baseline` (the like-for-like consumer), then the ratio on/off.
+fn health_on_off(
+    brokers: &str,
+    topic: &str,
+    dir: &std::path::Path,
+    n: usize,
+    pairs: usize,
+    baseline: Rates,
+) {
+    let mut runs: [Vec<Rates>; 2] = [Vec::new(), Vec::new()];
+    for round in 1..=pairs {
+        for on in [true, false] {
+            let path = dir.join(format!("health-{round}-{on}.db"));
+            let url = format!("sqlite://{}", path.display());
+            let (rate, rss) = collector_with(brokers, topic, &url, n, Some(on));
+            let bytes: u64 = ["", "-wal", "-shm"]
+                .iter()
+                .filter_map(|s| std::fs::metadata(format!("{}{s}", path.display())).ok())
+                .map(|m| m.len())
+                .sum();
+            let label = format!(
+                "collector → SQLite, flow health {} ({round})",
+                if on { "on" } else { "off" }
+            );
+            report(&label, rate, baseline, bytes / n as u64, rss);
+            for s in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{s}", path.display()));
+            }
+            runs[usize::from(!on)].push(rate);
+        }
+    }
+    let sum = |rates: &[Rates], f: fn(&Rates) -> f64| rates.iter().map(f).sum::<f64>();
+    let whole = sum(&runs[0], |r| r.whole) / sum(&runs[1], |r| r.whole);
+    let steady = sum(&runs[0], |r| r.steady) / sum(&runs[1], |r| r.steady);
+    let pairs_whole: Vec<String> = runs[0]
+        .iter()
+        .zip(&runs[1])
+        .map(|(on, off)| format!("{:.2}", on.whole / off.whole))
+        .collect();
+    let cpu = sum(&runs[0], |r| r.cpu_us) / sum(&runs[1], |r| r.cpu_us);
+    println!(
+        "flow health on/off, {pairs} alternated pair(s): rate ratio {whole:.2} whole (pairs: {}), \
+         {steady:.2} steady; CPU per event ratio {cpu:.2}",
+        pairs_whole.join(", ")
+    );
+    println!(
+        "target: collector → SQLite with flow health on at least {TARGET_HEALTH_RATIO:.2} of its \
+         rate with it off: {whole:.2} whole, {steady:.2} steady, {}",
+        if whole >= TARGET_HEALTH_RATIO {
+            "met"
+        } else {
+            "NOT MET"
+        }
+    );
+}
 
 fn main() {
     let n = env_usize("BENCH_EVENTS", 200_000);
@@ -474,6 +564,11 @@ fn main() {
         .sum();
     report("collector → SQLite", rate, baseline, bytes / n as u64, rss);
     let ratios = (rate.whole / baseline.whole, rate.steady / baseline.steady);
+    // BENCH_HEALTH_PAIRS=0 skips the flow health pairs (4 more collector runs by default).
+    let pairs = env_usize("BENCH_HEALTH_PAIRS", 2);
+    if pairs > 0 {
+        health_on_off(&brokers, &topic, dir.path(), n, pairs, baseline);
+    }
     if let Some(admin) = &pg {
         let url = rt.block_on(fresh_pg(admin));
         let baseline = rt.block_on(raw_consume(

@@ -20,6 +20,11 @@ pub fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// The id of event `j` of flow `flow`.
+pub fn event_id(flow: usize, j: usize) -> String {
+    format!("{flow:08}-{j:04}-0000-7000-8000-000000000000")
+}
+
 /// Event `i` of flow `flow` (key `order.id=o-{flow}`), caused by event `cause` of the same flow.
 pub fn record(
     flow: usize,
@@ -28,27 +33,66 @@ pub fn record(
     offset: i64,
     base_us: i64,
 ) -> EventRecord {
-    let id = |j: usize| format!("{flow:08}-{j:04}-0000-7000-8000-000000000000");
+    event(Event {
+        flow,
+        i,
+        cause,
+        service: SERVICES[i % 5],
+        event_type: TYPES[i % 5],
+        topic: &format!("{}s", SERVICES[i % 5]),
+        offset,
+        time_us: base_us + i as i64 * 1000,
+        ingested_at_us: base_us,
+    })
+}
+
+/// What [`event`] builds: event `i` of flow `flow`, a step `service/event_type` on `topic`.
+pub struct Event<'a> {
+    pub flow: usize,
+    pub i: usize,
+    /// The event of the same flow that caused it.
+    pub cause: Option<usize>,
+    pub service: &'a str,
+    pub event_type: &'a str,
+    pub topic: &'a str,
+    pub offset: i64,
+    pub time_us: i64,
+    pub ingested_at_us: i64,
+}
+
+/// An SDK-stamped event of flow `flow` (key `order.id=o-{flow}`, one trace and correlation per
+/// flow, correlated by the flow's event 0).
+pub fn event(e: Event<'_>) -> EventRecord {
+    let Event {
+        flow,
+        i,
+        cause,
+        service,
+        event_type,
+        topic,
+        offset,
+        time_us,
+        ingested_at_us,
+    } = e;
+    let id = |j: usize| event_id(flow, j);
     let order = format!("o-{flow}");
     let headers = format!(
-        r#"[["ce_id","{}"],["ce_type","{}"],["ce_source","{}"],["traceparent","00-{flow:032x}-{:016x}-01"],["baggage","order.id={order}"]]"#,
+        r#"[["ce_id","{}"],["ce_type","{event_type}"],["ce_source","{service}"],["traceparent","00-{flow:032x}-{:016x}-01"],["baggage","order.id={order}"]]"#,
         id(i),
-        TYPES[i % 5],
-        SERVICES[i % 5],
         i + 1
     );
     EventRecord {
         event_id: id(i),
         id_source: "ce_id".into(),
-        topic: format!("{}s", SERVICES[i % 5]),
+        topic: topic.to_owned(),
         partition: (flow % 3) as i32,
         offset,
         record_key: Some(order.clone().into_bytes()),
-        broker_time_us: Some(base_us + i as i64 * 1000),
-        event_time_us: Some(base_us + i as i64 * 1000),
-        time_us: base_us + i as i64 * 1000,
-        event_type: Some(TYPES[i % 5].into()),
-        source: Some(SERVICES[i % 5].into()),
+        broker_time_us: Some(time_us),
+        event_time_us: Some(time_us),
+        time_us,
+        event_type: Some(event_type.into()),
+        source: Some(service.into()),
         subject: Some(format!("order/{order}")),
         content_type: Some("application/json".into()),
         trace_id: Some(format!("{flow:032x}")),
@@ -61,7 +105,7 @@ pub fn record(
         payload_truncated: false,
         problems: Vec::new(),
         keys: vec![("order.id".into(), order)],
-        ingested_at_us: base_us,
+        ingested_at_us,
         dead_letter: None,
     }
 }
