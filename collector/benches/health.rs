@@ -41,6 +41,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use choreoscope::groups::GroupsHandle;
 use choreoscope::health::{FlowStatus, HealthHandle, TrackedEvent};
 use choreoscope::http::{app, AppState};
 use choreoscope::metrics::Metrics;
@@ -375,6 +376,7 @@ async fn in_process(
             Request::Stalled => {
                 let page = choreoscope::query::health::flows(
                     health,
+                    &GroupsHandle::default(),
                     store,
                     Some(FlowStatus::Stalled),
                     50,
@@ -390,7 +392,12 @@ async fn in_process(
             Request::Key => {
                 let value = format!("o-{}", rng.below(flows));
                 let answer = choreoscope::query::answers::key_answer(
-                    store, health, "order.id", &value, &limits,
+                    store,
+                    health,
+                    &GroupsHandle::default(),
+                    "order.id",
+                    &value,
+                    &limits,
                 )
                 .await
                 .unwrap();
@@ -499,6 +506,7 @@ async fn run(url: &str, label: &str, flows: usize) {
         metrics: metrics.clone(),
         live: choreoscope::live::LiveFeed::new(),
         health: health.clone(),
+        groups: GroupsHandle::default(),
     });
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
     let (_, body) = tokio::task::spawn_blocking(move || get(addr, "/api/v1/flows?status=stalled"))
@@ -557,7 +565,8 @@ async fn run(url: &str, label: &str, flows: usize) {
                 loop {
                     every.tick().await;
                     let t = Instant::now();
-                    health.tick(now_us());
+                    // As the collector's health task does: the sweep in parts.
+                    health.tick_in_parts(now_us()).await;
                     health.export(&metrics);
                     ticks.lock().unwrap().push(t.elapsed());
                 }

@@ -502,7 +502,6 @@ test("the map draws the edges failed flows were dead-lettered from in the failed
 
 test(
   "the map puts o-1023's failure on the consume edge bank → inventory",
-  { todo: "the server puts it on bank's produce edge: the demo reads no consumer groups, so it cannot tell demo-inventory is inventory" },
   async () => {
     await failedO1023();
     await failedEdges();

@@ -33,6 +33,9 @@ const BACKFILL_PAGE: i64 = 5_000;
 /// tracker's lock for 50-event flows.
 pub const SWEEP_PART: usize = 256;
 
+/// The pause between two parts of a sweep.
+const SWEEP_PAUSE: Duration = Duration::from_millis(1);
+
 /// Durable batches taken from the live feed at most before their flows are reassessed.
 const BATCHES_AT_ONCE: usize = 64;
 
@@ -167,8 +170,8 @@ impl HealthHandle {
     }
 
     /// Moves time on as [`HealthHandle::tick`] does, but sweeps every flow [`SWEEP_PART`] flows
-    /// at a time, letting go of the tracker (and of the task's thread) between parts: a request
-    /// waits for one part of a sweep, not the whole.
+    /// at a time, letting go of the tracker for a moment between parts: a request waits for one
+    /// part of a sweep, not the whole.
     pub async fn tick_in_parts(&self, now_us: i64) {
         let keys = {
             let mut tracker = self.tracker();
@@ -179,7 +182,8 @@ impl HealthHandle {
         };
         for part in keys.chunks(SWEEP_PART) {
             self.tracker().sweep(part, now_us);
-            tokio::task::yield_now().await;
+            // The lock is not fair: a pause, not a yield, lets a waiting request have it.
+            tokio::time::sleep(SWEEP_PAUSE).await;
         }
         self.tracker().swept(now_us);
     }
