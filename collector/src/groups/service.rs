@@ -118,10 +118,10 @@ fn now_us() -> i64 {
 }
 
 /// How often the services reacting to each topic are read again from the store.
-const REACTORS_EVERY: Duration = Duration::from_secs(60);
+pub const REACTORS_EVERY: Duration = Duration::from_secs(60);
 
 /// Reactions read from the store's last hour to learn which services react to which topic.
-const REACTORS_SAMPLE: i64 = 20_000;
+pub const REACTORS_SAMPLE: i64 = 20_000;
 
 /// Names, for every topic, the services that reacted to its events in the store's last hour (at
 /// most the [`REACTORS_SAMPLE`] latest reactions): what ties a group to the service it consumes
