@@ -141,7 +141,13 @@ struct StepStats {
     /// Settled occurrences seen.
     samples: u64,
     reactions: BTreeMap<Reaction, ReactionStats>,
+    /// Occurrences observed since its expectations were last recomputed.
+    since_refresh: u32,
 }
+
+/// A step's expectations are recomputed at least every this many of its occurrences (their
+/// support, samples and deadlines as shown); sooner when the set of expected reactions changes.
+const REFRESH_EVERY: u32 = 16;
 
 /// Everything the model knows of one step, expected or not (what `GET /api/v1/model` shows).
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -204,7 +210,10 @@ impl ChoreographyModel {
     /// none). Each distinct reaction counts once per occurrence, with its earliest latency.
     pub fn observe(&mut self, step: &Step, reactions: &[ObservedReaction]) {
         let decay = 1.0 - 1.0 / self.config.horizon.max(1) as f64;
-        let stats = self.steps.entry(step.clone()).or_default();
+        if !self.steps.contains_key(step) {
+            self.steps.insert(step.clone(), StepStats::default());
+        }
+        let stats = self.steps.get_mut(step).expect("inserted");
         stats.weight = stats.weight * decay + 1.0;
         stats.samples += 1;
         for r in stats.reactions.values_mut() {
@@ -229,7 +238,69 @@ impl ChoreographyModel {
         for (key, latency) in earliest {
             stats.reactions.entry(key).or_default().record(latency);
         }
-        self.refresh(step);
+        stats.since_refresh += 1;
+        // Recomputing a step's expectations allocates each of them: done when what is expected
+        // may change (while learning, or when a reaction crosses `min_support`), else every
+        // `REFRESH_EVERY` occurrences; in between, their support and samples are brought up to
+        // date in place (their deadlines follow the latency summaries, every 16 samples anyway).
+        let due = stats.samples <= self.config.min_samples
+            || stats.since_refresh >= REFRESH_EVERY
+            || self.passing_changed(step)
+            || !self.update_in_place(step);
+        if due {
+            if let Some(stats) = self.steps.get_mut(step) {
+                stats.since_refresh = 0;
+            }
+            self.refresh(step);
+        }
+    }
+
+    /// Brings the support and samples of `step`'s cached expectations up to date without
+    /// reallocating them; `false` when they are shared and cannot be changed in place.
+    fn update_in_place(&mut self, step: &Step) -> bool {
+        let (Some(stats), Some(cached)) = (self.steps.get(step), self.expected.get_mut(step))
+        else {
+            return true;
+        };
+        let Some(list) = Arc::get_mut(cached) else {
+            return false;
+        };
+        for e in list.iter_mut() {
+            e.samples = stats.samples;
+            if e.origin == Origin::Learned {
+                if let Some(r) = stats.reactions.get(&e.reaction) {
+                    e.support = if stats.weight > 0.0 {
+                        (r.weight / stats.weight).min(1.0)
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
+        true
+    }
+
+    /// Whether the reactions of `step` that pass `min_support` now differ from those its cached
+    /// expectations hold (learned steps only: a declared step's are its declarations).
+    fn passing_changed(&self, step: &Step) -> bool {
+        if self.config.declared_for(step).is_some() {
+            return false;
+        }
+        let Some(stats) = self.steps.get(step) else {
+            return false;
+        };
+        let cached = self.expected.get(step).map(|e| &e[..]).unwrap_or(&[]);
+        let mut passing = stats.reactions.iter().filter(|(_, r)| {
+            stats.weight > 0.0 && (r.weight / stats.weight).min(1.0) >= self.config.min_support
+        });
+        let mut cached = cached.iter();
+        loop {
+            match (passing.next(), cached.next()) {
+                (None, None) => return false,
+                (Some((reaction, _)), Some(e)) if *reaction == e.reaction => {}
+                _ => return true,
+            }
+        }
     }
 
     /// What `step` is expected to get: its declared expectations when the config declares any

@@ -218,48 +218,57 @@ impl Tracker {
     }
 
     /// Adds one event to its flow; returns the flow's key, or `None` for an event seen before.
-    fn insert(&mut self, mut tracked: TrackedEvent) -> Option<String> {
-        let id = tracked.event.id.clone();
+    fn insert(&mut self, tracked: TrackedEvent) -> Option<String> {
+        let TrackedEvent {
+            mut event,
+            causation_id,
+            correlation_id,
+            keys,
+        } = tracked;
+        let id = event.id.clone();
         if self.flow_of.contains_key(&id) {
             return None;
         }
         if let Some(reason) = self.pending_failures.remove(&id) {
-            tracked.event.failure = Some(reason);
+            event.failure = Some(reason);
         }
-        let key = tracked.correlation_id.clone().unwrap_or_else(|| id.clone());
-        let flow = self
-            .flows
-            .entry(key.clone())
-            .or_insert_with(|| TrackedFlow {
-                facts: FlowFacts::default(),
-                index: HashMap::new(),
-                health: FlowHealth {
-                    status: FlowStatus::Complete,
-                    missing: Vec::new(),
-                    failures: Vec::new(),
-                    next_deadline_us: None,
-                    learning: Vec::new(),
-                },
-                last_activity_us: tracked.event.time_us,
-                keys: BTreeSet::new(),
-                waiting: HashMap::new(),
-            });
-        for key in &tracked.keys {
+        let key = correlation_id.unwrap_or_else(|| id.clone());
+        let flow = match self.flows.get_mut(&key) {
+            Some(flow) => flow,
+            None => self
+                .flows
+                .entry(key.clone())
+                .or_insert_with(|| TrackedFlow {
+                    facts: FlowFacts::default(),
+                    index: HashMap::new(),
+                    health: FlowHealth {
+                        status: FlowStatus::Complete,
+                        missing: Vec::new(),
+                        failures: Vec::new(),
+                        next_deadline_us: None,
+                        learning: Vec::new(),
+                    },
+                    last_activity_us: event.time_us,
+                    keys: BTreeSet::new(),
+                    waiting: HashMap::new(),
+                }),
+        };
+        for key in keys {
             if flow.keys.len() >= MAX_FLOW_KEYS {
                 break;
             }
-            flow.keys.insert(key.clone());
+            flow.keys.insert(key);
         }
         let i = flow.facts.events.len();
-        let time_us = tracked.event.time_us;
-        flow.facts.events.push(tracked.event);
+        let time_us = event.time_us;
+        flow.facts.events.push(event);
         flow.index.insert(id.clone(), i);
         flow.last_activity_us = flow.last_activity_us.max(time_us);
         // Causation is followed within the flow; an event naming itself names no cause.
-        if let Some(cause) = tracked.causation_id.as_ref().filter(|c| **c != id) {
-            match flow.index.get(cause) {
+        if let Some(cause) = causation_id.filter(|c| *c != id) {
+            match flow.index.get(&cause) {
                 Some(&c) => flow.facts.edges.push((c, i)),
-                None => flow.waiting.entry(cause.clone()).or_default().push(i),
+                None => flow.waiting.entry(cause).or_default().push(i),
             }
         }
         // Reactions that arrived before it.
