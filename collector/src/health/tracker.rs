@@ -20,7 +20,7 @@
 //! index and is left to query time.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -80,7 +80,9 @@ struct TrackedFlow {
     index: HashMap<String, usize>,
     health: FlowHealth,
     last_activity_us: i64,
-    keys: BTreeSet<(String, String)>,
+    /// The first [`MAX_FLOW_KEYS`] distinct keys seen, in arrival order (a few, usually: a
+    /// vector, not a tree whose first node alone is larger than a small flow).
+    keys: Vec<(String, String)>,
     /// Its reactions stored before their cause: cause id → their indexes.
     waiting: HashMap<String, Vec<usize>>,
 }
@@ -249,7 +251,7 @@ impl Tracker {
                         learning: Vec::new(),
                     },
                     last_activity_us: event.time_us,
-                    keys: BTreeSet::new(),
+                    keys: Vec::new(),
                     waiting: HashMap::new(),
                 }),
         };
@@ -257,7 +259,9 @@ impl Tracker {
             if flow.keys.len() >= MAX_FLOW_KEYS {
                 break;
             }
-            flow.keys.insert(key);
+            if !flow.keys.contains(&key) {
+                flow.keys.push(key);
+            }
         }
         let i = flow.facts.events.len();
         let time_us = event.time_us;
@@ -558,7 +562,11 @@ fn summary(key: &str, f: &TrackedFlow) -> FlowSummary {
             .max()
             .unwrap_or_default(),
         events: f.facts.events.len(),
-        keys: f.keys.iter().cloned().collect(),
+        keys: {
+            let mut keys = f.keys.clone();
+            keys.sort_unstable();
+            keys
+        },
     }
 }
 
