@@ -460,10 +460,7 @@ async fn run(url: &str, label: &str, flows: usize) {
     let feed = t.elapsed();
     let t = Instant::now();
     let now = now_us();
-    health
-        .read_dead_letters(&store, now - 3600 * S)
-        .await
-        .unwrap();
+    health.read_dead_letters(&store).await.unwrap();
     let read_dead = t.elapsed();
     let t = Instant::now();
     health.tick(now);

@@ -85,7 +85,7 @@
 
 use choreoscope_sdk::headers::CE_ID;
 use choreoscope_sdk::RecordHeaders;
-use regex::Regex;
+use regex::{Regex, RegexSet};
 use serde::Serialize;
 
 /// Topic-name patterns of the default [`DeadLetterRules`], each anchored at the end: Spring
@@ -233,6 +233,8 @@ pub enum DeadLetterRulesError {
 #[derive(Debug, Clone)]
 pub struct DeadLetterRules {
     patterns: Vec<Regex>,
+    /// The same, matched in one pass (every record's topic is tested).
+    any: RegexSet,
 }
 
 impl DeadLetterRules {
@@ -243,7 +245,7 @@ impl DeadLetterRules {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let patterns = patterns
+        let patterns: Vec<Regex> = patterns
             .into_iter()
             .enumerate()
             .map(|(index, pattern)| {
@@ -258,12 +260,14 @@ impl DeadLetterRules {
                 })
             })
             .collect::<Result<_, _>>()?;
-        Ok(Self { patterns })
+        let any = RegexSet::new(patterns.iter().map(Regex::as_str))
+            .expect("patterns that compiled alone compile as a set");
+        Ok(Self { patterns, any })
     }
 
     /// Whether `topic` is a dead-letter topic by name.
     pub fn is_dead_letter_topic(&self, topic: &str) -> bool {
-        self.patterns.iter().any(|p| p.is_match(topic))
+        self.any.is_match(topic)
     }
 
     /// The patterns, as given.

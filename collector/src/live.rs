@@ -66,16 +66,8 @@ impl LiveFeed {
         if self.tx.receiver_count() == 0 || records.is_empty() {
             return;
         }
-        // A dead-letter copy is no event of its flow (flow health reads dead letters from the
-        // store).
-        let batch: StoredBatch = records
-            .iter()
-            .filter(|r| r.dead_letter.is_none())
-            .map(StoredEvent::from)
-            .collect();
-        if batch.is_empty() {
-            return;
-        }
+        // A dead-letter copy travels too, marked (`dead_letter_of`): its original's flow failed.
+        let batch: StoredBatch = records.iter().map(StoredEvent::from).collect();
         // An error only means every watcher left meanwhile.
         let _ = self.tx.send(batch);
     }
@@ -256,6 +248,7 @@ mod tests {
             event_type: None,
             causation_id: None,
             time_us: 0,
+            dead_letter_of: None,
         }
     }
 

@@ -145,6 +145,17 @@ struct StepStats {
     since_refresh: u32,
 }
 
+impl StepStats {
+    /// The share of the step's recent occurrences `r` followed (0 before any).
+    fn support(&self, r: &ReactionStats) -> f64 {
+        if self.weight > 0.0 {
+            (r.weight / self.weight).min(1.0)
+        } else {
+            0.0
+        }
+    }
+}
+
 /// A step's expectations are recomputed at least every this many of its occurrences (their
 /// support, samples and deadlines as shown); sooner when the set of expected reactions changes.
 const REFRESH_EVERY: u32 = 16;
@@ -269,11 +280,7 @@ impl ChoreographyModel {
             e.samples = stats.samples;
             if e.origin == Origin::Learned {
                 if let Some(r) = stats.reactions.get(&e.reaction) {
-                    e.support = if stats.weight > 0.0 {
-                        (r.weight / stats.weight).min(1.0)
-                    } else {
-                        0.0
-                    };
+                    e.support = stats.support(r);
                 }
             }
         }
@@ -290,9 +297,10 @@ impl ChoreographyModel {
             return false;
         };
         let cached = self.expected.get(step).map(|e| &e[..]).unwrap_or(&[]);
-        let mut passing = stats.reactions.iter().filter(|(_, r)| {
-            stats.weight > 0.0 && (r.weight / stats.weight).min(1.0) >= self.config.min_support
-        });
+        let mut passing = stats
+            .reactions
+            .iter()
+            .filter(|(_, r)| stats.support(r) >= self.config.min_support);
         let mut cached = cached.iter();
         loop {
             match (passing.next(), cached.next()) {
@@ -374,11 +382,7 @@ impl ChoreographyModel {
                 Expectation {
                     after: step.clone(),
                     reaction: reaction.clone(),
-                    support: if stats.weight > 0.0 {
-                        (r.weight / stats.weight).min(1.0)
-                    } else {
-                        0.0
-                    },
+                    support: stats.support(r),
                     samples: stats.samples,
                     within: self.config.deadline(latency.as_ref()),
                     latency,

@@ -4,9 +4,12 @@
 //! The task subscribes to the live feed (every durable batch, from the ingest loop under
 //! `collect` and from the store under `serve`), then backfills the tracker from what the store
 //! holds of the last `keep_for` (at most [`BACKFILL_MAX`] events, newest first: a restart does not
-//! forget the flows in progress), then follows the feed and ticks every `every`. A batch the task
-//! fell behind on is counted ([`HealthHandle::lagged`]) and logged, never skipped silently: those
-//! events are in the store and the next restart's backfill sees them.
+//! forget the flows in progress), then follows the feed — events join their flows, dead-letter
+//! copies fail their originals — and ticks every `every`, sweeping every flow in parts
+//! ([`HealthHandle::tick_in_parts`]) and reading the store's dead letters again every
+//! [`DEAD_LETTERS_EVERY`]. A batch the task fell behind on is counted ([`HealthHandle::lagged`])
+//! and logged, never skipped silently: those events are in the store and the next restart's
+//! backfill sees them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -39,13 +42,16 @@ const SWEEP_PAUSE: Duration = Duration::from_millis(1);
 /// Durable batches taken from the live feed at most before their flows are reassessed.
 const BATCHES_AT_ONCE: usize = 64;
 
-/// Dead letters read from the store at most per tick.
+/// Dead letters read from the store per page.
 const DEAD_LETTER_PAGE: i64 = 20_000;
 
-/// How far back each tick reads dead letters again: a PostgreSQL transaction may become visible
-/// after a later one, so a dead letter stored meanwhile is not missed (failing an event again is
-/// a no-op).
-const DEAD_LETTER_OVERLAP_US: i64 = 60_000_000;
+/// Pages of dead letters read at most per reading (the newest beyond are read at the next).
+const DEAD_LETTER_PAGES: usize = 5;
+
+/// How often the dead letters of the last `keep_for` are read again from the store: what another
+/// process stored (under `serve`), and any this process's live feed did not bring (a batch the
+/// task fell behind on). Failing an event again is a no-op.
+pub const DEAD_LETTERS_EVERY: Duration = Duration::from_secs(10);
 
 /// The collector's flow health, shared by the task that feeds it and the handlers that read it.
 #[derive(Debug, Clone)]
@@ -164,6 +170,24 @@ impl HealthHandle {
         self.tracker().observe_all(events, now_us);
     }
 
+    /// Takes in what the live feed announced: events are added, dead-letter copies fail the
+    /// events they are copies of (after the events, so an original in the same batches counts).
+    pub fn take_in<'a>(&self, stored: impl IntoIterator<Item = &'a StoredEvent>, now_us: i64) {
+        let mut failures = Vec::new();
+        let events = stored.into_iter().filter_map(|e| match &e.dead_letter_of {
+            Some(failed) => {
+                failures.push(failed);
+                None
+            }
+            None => Some(TrackedEvent::from(e)),
+        });
+        let mut tracker = self.tracker();
+        tracker.observe_all(events.collect::<Vec<_>>(), now_us);
+        for (id, reason) in failures {
+            tracker.fail(id, reason, now_us);
+        }
+    }
+
     /// Moves time on (see [`Tracker::tick`]), holding the tracker throughout.
     pub fn tick(&self, now_us: i64) {
         self.tracker().tick(now_us);
@@ -181,7 +205,8 @@ impl HealthHandle {
             tracker.flow_keys()
         };
         for part in keys.chunks(SWEEP_PART) {
-            self.tracker().sweep(part, now_us);
+            // Each part at its own time: a flow an event reassessed meanwhile stays as current.
+            self.tracker().sweep(part, now_us.max(self::now_us()));
             // The lock is not fair: a pause, not a yield, lets a waiting request have it.
             tokio::time::sleep(SWEEP_PAUSE).await;
         }
@@ -222,29 +247,32 @@ impl HealthHandle {
                 break;
             }
         }
-        self.read_dead_letters(store, self.dead_letters_from())
-            .await?;
+        self.read_dead_letters(store).await?;
         self.tick(now);
         Ok(read)
     }
 
-    /// Fails the events named by the dead letters the store holds from `from_us` on (by when it
-    /// stored them); returns where the next read starts.
-    pub async fn read_dead_letters(&self, store: &Store, from_us: i64) -> Result<i64, StoreError> {
-        let now = now_us();
-        let rows = store.dead_letters_since(from_us, DEAD_LETTER_PAGE).await?;
-        let full = rows.len() as i64 == DEAD_LETTER_PAGE;
-        if !rows.is_empty() {
-            let mut tracker = self.tracker();
-            for row in &rows {
-                tracker.fail(&row.original_id, &row.reason, now);
+    /// Fails the events named by the dead letters the store holds of the last `keep_for` (at
+    /// most [`DEAD_LETTER_PAGES`] pages, oldest first); returns how many were read.
+    pub async fn read_dead_letters(&self, store: &Store) -> Result<usize, StoreError> {
+        let mut from = self.dead_letters_from();
+        let mut read = 0;
+        for _ in 0..DEAD_LETTER_PAGES {
+            let rows = store.dead_letters_since(from, DEAD_LETTER_PAGE).await?;
+            read += rows.len();
+            if !rows.is_empty() {
+                let now = now_us();
+                let mut tracker = self.tracker();
+                for row in &rows {
+                    tracker.fail(&row.original_id, &row.reason, now);
+                }
+            }
+            match rows.last() {
+                Some(last) if rows.len() as i64 == DEAD_LETTER_PAGE => from = last.ingested_at_us,
+                _ => break,
             }
         }
-        Ok(match rows.last() {
-            // More to read: go on from the last one read.
-            Some(last) if full => last.ingested_at_us,
-            _ => from_us.max(now.saturating_sub(DEAD_LETTER_OVERLAP_US)),
-        })
+        Ok(read)
     }
 
     /// Where the first read of dead letters starts: as far back as flows are kept.
@@ -301,7 +329,7 @@ pub async fn follow(
             tracing::warn!(error = %e, "flow health could not read the store's recent events; starting empty")
         }
     }
-    let mut dead_letters_from = health.dead_letters_from();
+    let mut dead_letters_read = tokio::time::Instant::now();
     let mut dead_letters_failing = false;
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -321,22 +349,20 @@ pub async fn follow(
                             Err(TryRecvError::Empty | TryRecvError::Closed) => break,
                         }
                     }
-                    health.observe(
-                        std::iter::once(&batch)
-                            .chain(&more)
-                            .flat_map(|b| b.iter().map(TrackedEvent::from)),
-                        now_us(),
-                    );
+                    health.take_in(std::iter::once(&batch).chain(&more).flat_map(|b| b.iter()), now_us());
                 }
                 Err(RecvError::Lagged(missed)) => health.count_lagged(missed, &metrics),
                 Err(RecvError::Closed) => return,
             },
             _ = ticks.tick() => {
-                match health.read_dead_letters(&store, dead_letters_from).await {
-                    Ok(next) => {
-                        dead_letters_from = next;
-                        dead_letters_failing = false;
-                    }
+                let read = if dead_letters_read.elapsed() >= DEAD_LETTERS_EVERY {
+                    dead_letters_read = tokio::time::Instant::now();
+                    health.read_dead_letters(&store).await
+                } else {
+                    Ok(0)
+                };
+                match read {
+                    Ok(_) => dead_letters_failing = false,
                     // Said once per outage, not every tick.
                     Err(e) if !dead_letters_failing => {
                         dead_letters_failing = true;
@@ -367,6 +393,7 @@ mod tests {
             event_type: Some(event_type.into()),
             causation_id: cause.map(Into::into),
             time_us: t_us,
+            dead_letter_of: None,
         }
     }
 
@@ -486,6 +513,24 @@ mod tests {
         cancel.cancel();
         task.await.unwrap();
         store.close().await;
+    }
+
+    #[test]
+    fn a_dead_letter_on_the_live_feed_fails_its_original_at_once() {
+        let health = HealthHandle::default();
+        let t = now_us();
+        let (o, p) = (
+            stored("o", "order/OrderCreated", None, t),
+            stored("p", "payment/PaymentCreated", Some("o"), t + 1),
+        );
+        let mut copy = stored("p", "payment/PaymentCreated", Some("o"), t + 1);
+        copy.dead_letter_of = Some(("p".into(), "bank: boom".into()));
+        health.take_in([&copy, &o, &p], t + 2);
+        let flows = health.tracker().flows(None, 10);
+        assert_eq!(flows.len(), 1, "the copy is no event of the flow");
+        assert_eq!(flows[0].events, 2);
+        assert_eq!(flows[0].health.status, FlowStatus::Failed);
+        assert_eq!(flows[0].health.failures[0].reason, "bank: boom");
     }
 
     #[tokio::test]

@@ -137,8 +137,9 @@ pub struct Tracker {
     deadlines: BinaryHeap<Reverse<(i64, String)>>,
     last_sweep_us: i64,
     evicted: u64,
-    /// Failures of events not tracked (yet): applied when the event arrives.
-    pending_failures: HashMap<String, String>,
+    /// Failures of events not tracked (yet), with when they were heard of: applied when the
+    /// event arrives, forgotten after `keep_for`.
+    pending_failures: HashMap<String, (String, i64)>,
 }
 
 /// Failures of events not tracked yet kept at most (a dead letter read before its original).
@@ -196,14 +197,14 @@ impl Tracker {
     }
 
     /// Fails event `id` (it was dead-lettered) with `reason`, and reassesses its flow; an event
-    /// not tracked yet fails when it arrives (at most [`MAX_PENDING_FAILURES`] are kept, the
-    /// newest dropped past that). Failing an event again with the same reason changes nothing.
+    /// not tracked yet fails when it arrives within `keep_for` (at most [`MAX_PENDING_FAILURES`]
+    /// are kept, the newest dropped past that). Failing an event again with the same reason changes nothing.
     pub fn fail(&mut self, id: &str, reason: &str, now_us: i64) {
         let Some(key) = self.flow_of.get(id).cloned() else {
             if self.pending_failures.len() < MAX_PENDING_FAILURES {
                 self.pending_failures
                     .entry(id.to_owned())
-                    .or_insert_with(|| reason.to_owned());
+                    .or_insert_with(|| (reason.to_owned(), now_us));
             }
             return;
         };
@@ -231,8 +232,10 @@ impl Tracker {
         if self.flow_of.contains_key(&id) {
             return None;
         }
-        if let Some(reason) = self.pending_failures.remove(&id) {
-            event.failure = Some(reason);
+        if !self.pending_failures.is_empty() {
+            if let Some((reason, _)) = self.pending_failures.remove(&id) {
+                event.failure = Some(reason);
+            }
         }
         let key = correlation_id.unwrap_or_else(|| id.clone());
         let flow = match self.flows.get_mut(&key) {
@@ -302,7 +305,7 @@ impl Tracker {
     }
 
     /// Moves time to `now_us`: learns from settled events, reassesses flows whose deadline passed
-    /// (and every flow each `sweep_every`), and forgets quiet complete flows.
+    /// (and every flow each `sweep_every`), and forgets quiet flows.
     pub fn tick(&mut self, now_us: i64) {
         if self.advance(now_us) {
             let keys = self.flow_keys();
@@ -346,6 +349,11 @@ impl Tracker {
             }
         }
         self.forget_quiet(now_us);
+        if !self.pending_failures.is_empty() {
+            let heard_after = now_us.saturating_sub(micros(self.config.keep_for));
+            self.pending_failures
+                .retain(|_, (_, at)| *at >= heard_after);
+        }
         now_us.saturating_sub(self.last_sweep_us) >= micros(self.config.sweep_every)
     }
 

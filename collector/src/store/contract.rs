@@ -61,7 +61,7 @@ pub struct WriteOutcome {
     /// Dead-letter copies stored for the first time (kept apart from the events; re-delivered
     /// ones count in `redelivered`).
     pub dead_letters: usize,
-    /// The same, per topic.
+    /// New deliveries and duplicate publishes, per topic (dead letters are not counted there).
     pub per_topic: std::collections::BTreeMap<String, TopicOutcome>,
 }
 

@@ -204,6 +204,9 @@ pub struct StoredEvent {
     pub causation_id: Option<String>,
     /// Best-known time, µs since the epoch.
     pub time_us: i64,
+    /// Set when the record is a dead-letter copy, not an event: the failed event's id and why it
+    /// failed (flow health fails that event's flow).
+    pub dead_letter_of: Option<(String, String)>,
 }
 
 impl From<&crate::record::EventRecord> for StoredEvent {
@@ -217,6 +220,10 @@ impl From<&crate::record::EventRecord> for StoredEvent {
             event_type: r.event_type.clone(),
             causation_id: r.causation_id.clone(),
             time_us: r.time_us,
+            dead_letter_of: r
+                .dead_letter
+                .as_ref()
+                .map(|d| (d.original_id.clone(), d.reason.clone())),
         }
     }
 }

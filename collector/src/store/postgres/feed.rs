@@ -78,6 +78,7 @@ impl StoreFeed for PgStore {
                         event_type,
                         causation_id,
                         time_us,
+                        dead_letter_of: None,
                     }
                 },
             )

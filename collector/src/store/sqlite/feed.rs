@@ -66,6 +66,7 @@ impl StoreFeed for SqliteStore {
                         event_type,
                         causation_id,
                         time_us,
+                        dead_letter_of: None,
                     }
                 },
             )

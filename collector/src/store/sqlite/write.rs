@@ -258,7 +258,8 @@ fn write(
         }
     }
     // 4. The key names this batch brings first, for listing.
-    let new_names = names.unknown(batch);
+    // A dead-letter copy's keys are not stored: its names are not listed either (as PostgreSQL).
+    let new_names = names.unknown(batch.iter().filter(|e| e.dead_letter.is_none()));
     for name in &new_names {
         tx.prepare_cached(INSERT_KEY_NAME)?.execute([name])?;
     }
