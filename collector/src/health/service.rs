@@ -43,10 +43,10 @@ const SWEEP_PAUSE: Duration = Duration::from_millis(1);
 const BATCHES_AT_ONCE: usize = 64;
 
 /// Dead letters read from the store per page.
-const DEAD_LETTER_PAGE: i64 = 20_000;
+pub const DEAD_LETTER_PAGE: i64 = 20_000;
 
 /// Pages of dead letters read at most per reading (the newest beyond are read at the next).
-const DEAD_LETTER_PAGES: usize = 5;
+pub const DEAD_LETTER_PAGES: usize = 5;
 
 /// How often the dead letters of the last `keep_for` are read again from the store: what another
 /// process stored (under `serve`), and any this process's live feed did not bring (a batch the
