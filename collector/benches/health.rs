@@ -695,25 +695,8 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        if std::env::var("BENCH_SKIP_SQLITE").is_err() {
-            let url = format!("sqlite://{}", dir.path().join("health.db").display());
-            run(&url, "SQLite", flows).await;
-        }
-        match std::env::var("BENCH_PG") {
-            Ok(admin) => {
-                use sqlx::Connection;
-                let name = format!("cs_bench_{}", uuid::Uuid::new_v4().simple());
-                let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
-                run(&url, "PostgreSQL", flows).await;
-            }
-            Err(_) => println!("PostgreSQL: skipped (set BENCH_PG)"),
-        }
-    });
+    rt.block_on(common::on_each_store(
+        "health.db",
+        |url, label| async move { run(&url, label, flows).await },
+    ));
 }

@@ -197,25 +197,7 @@ fn main() {
         "{:<12} {:>12} {:>12} {:>14} {:>14} {:>14}",
         "store", "key p50", "key p99", "lineage p50", "lineage p99", "key req/s"
     );
-    rt.block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        if std::env::var("BENCH_SKIP_SQLITE").is_err() {
-            let url = format!("sqlite://{}", dir.path().join("query.db").display());
-            run(&url, "SQLite", flows).await;
-        }
-        match std::env::var("BENCH_PG") {
-            Ok(admin) => {
-                use sqlx::Connection;
-                let name = format!("cs_bench_{}", uuid::Uuid::new_v4().simple());
-                let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
-                run(&url, "PostgreSQL", flows).await;
-            }
-            Err(_) => println!("PostgreSQL: skipped (set BENCH_PG)"),
-        }
-    });
+    rt.block_on(common::on_each_store("query.db", |url, label| async move {
+        run(&url, label, flows).await
+    }));
 }

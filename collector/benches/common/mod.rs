@@ -109,3 +109,34 @@ pub fn event(e: Event<'_>) -> EventRecord {
         dead_letter: None,
     }
 }
+
+/// Runs `run(url, label)` on a fresh SQLite file named `file` (unless `BENCH_SKIP_SQLITE` is
+/// set), then on a fresh database of the PostgreSQL server `BENCH_PG` (when set).
+pub async fn on_each_store<F, Fut>(file: &str, mut run: F)
+where
+    F: FnMut(String, &'static str) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    if std::env::var("BENCH_SKIP_SQLITE").is_err() {
+        run(
+            format!("sqlite://{}", dir.path().join(file).display()),
+            "SQLite",
+        )
+        .await;
+    }
+    match std::env::var("BENCH_PG") {
+        Ok(admin) => {
+            use sqlx::Connection;
+            let name = format!("cs_bench_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+            run(url, "PostgreSQL").await;
+        }
+        Err(_) => println!("PostgreSQL: skipped (set BENCH_PG)"),
+    }
+}
