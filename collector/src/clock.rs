@@ -9,6 +9,11 @@ pub fn rfc3339(us: i64) -> String {
         .unwrap_or_else(|| us.to_string())
 }
 
+/// Now, µs since the epoch.
+pub fn now_us() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
 /// Milliseconds, with µs precision, of a duration in µs.
 pub fn ms(us: i64) -> f64 {
     us as f64 / 1000.0

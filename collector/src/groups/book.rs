@@ -286,7 +286,7 @@ impl GroupBook {
         if let Some(s) = self.declared.get(group) {
             return Some(s.clone());
         }
-        if let Some(s) = named(group, known.iter().copied()) {
+        if let Some(s) = named_after(group, known.iter().copied()) {
             return Some(s.to_owned());
         }
         self.learned.get(group).cloned()
@@ -304,7 +304,7 @@ impl GroupBook {
                 .filter(|(name, g)| {
                     g.reads(topic)
                         && !self.declared.contains_key(*name)
-                        && named(name, known.iter().copied()).is_none()
+                        && named_after(name, known.iter().copied()).is_none()
                         && !self.learned.contains_key(*name)
                 })
                 .map(|(name, _)| name.as_str())
@@ -541,7 +541,7 @@ impl GroupBook {
 
 /// The longest of `services` that `group` is named after: the same name, or it followed by `-`,
 /// `.` or `_`.
-fn named<'a>(group: &str, services: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub fn named_after<'a>(group: &str, services: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     services
         .filter(|s| {
             !s.is_empty()

@@ -17,6 +17,7 @@ use super::book::{GroupBook, Poll};
 use super::config::GroupsConfig;
 use super::poll::{Poller, Request};
 use super::position::{Diagnosis, GroupPosition};
+use crate::clock::now_us;
 use crate::ingest::IngestConfig;
 use crate::metrics::{GroupPartitionLabel, Metrics, RequestLabel};
 use crate::store::{Store, StoreError};
@@ -111,10 +112,6 @@ impl GroupsHandle {
             }
         }
     }
-}
-
-fn now_us() -> i64 {
-    chrono::Utc::now().timestamp_micros()
 }
 
 /// How often the services reacting to each topic are read again from the store.

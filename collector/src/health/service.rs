@@ -22,6 +22,7 @@ use super::config::HealthConfig;
 use super::model::ChoreographyModel;
 use super::status::{FlowEvent, FlowStatus};
 use super::tracker::{TrackedEvent, Tracker, TrackerConfig};
+use crate::clock::now_us;
 use crate::live::LiveFeed;
 use crate::metrics::{Metrics, StatusLabel, StoppedLabel};
 use crate::store::{SearchFilter, Store, StoreError, StoredEvent, SummaryRow};
@@ -122,10 +123,6 @@ impl TrackedEvent {
         self.keys = keys;
         self
     }
-}
-
-fn now_us() -> i64 {
-    chrono::Utc::now().timestamp_micros()
 }
 
 impl HealthHandle {

@@ -48,6 +48,7 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::now_us;
 use crate::live::LiveFeed;
 use crate::metrics::{KindLabel, Metrics, TopicLabel};
 use crate::record::{EventRecord, Interpreter, RawRecord};
@@ -60,9 +61,6 @@ pub use config::{IngestConfig, IngestError, TopicFilter};
 pub use consumer::{consumer_config, FETCH_WAIT_MAX_MS};
 pub use subscription::ALL_TOPICS;
 
-fn now_us() -> i64 {
-    chrono::Utc::now().timestamp_micros()
-}
 /// Records taken from the client per turn of the loop's `select!`, at most.
 const DRAIN_AT_ONCE: usize = 256;
 /// The consumer loop. Returns when `cancel` fires, after a final flush and commit.

@@ -3,22 +3,20 @@
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
-use super::health::{dead_letters_of, flow_health, DeadLetters, EventsById, Judge};
+use super::health::{dead_letters_of, flow_health, latest, DeadLetters, EventsById, Judge};
 use super::model::{
     ms, rfc3339, EventDetail, EventSummary, Flow, FlowAnswer, FlowEnd, Graph, Hop, KeyAnswer,
     KeyValue, MapEdge, MapEdgeKind, MapNode, MapNodeKind, SearchPage, Topology,
 };
 use super::Limits;
 use super::QueryError;
+use crate::clock::now_us;
 use crate::flow::graph_of;
+use crate::groups::book::named_after;
 use crate::groups::GroupsHandle;
 use crate::health::{FlowEvent, FlowFacts, FlowStatus, HealthHandle};
 use crate::lineage::{lineage, Direction, Flag, Lineage};
 use crate::store::{SearchFilter, Store, SummaryRow};
-
-fn now_us() -> i64 {
-    chrono::Utc::now().timestamp_micros()
-}
 
 /// Everything about event `id`, with the flags of its node in the graph of its flow
 /// ([`flags_in_flow`]).
@@ -31,12 +29,13 @@ pub async fn event_detail(
     let Some(event) = store.event(id).await? else {
         return Err(QueryError::NotFound(format!("no event with id `{id}`")));
     };
-    let flags = match store.summaries(&[id.to_owned()]).await?.into_iter().next() {
-        Some(summary) => flags_in_flow(store, summary, limits).await?,
+    let ids = [id.to_owned()];
+    let dead_letters = store.dead_letters_of(&ids).await?;
+    let flags = match store.summaries(&ids).await?.into_iter().next() {
+        Some(summary) => flags_in_flow(store, summary, !dead_letters.is_empty(), limits).await?,
         // Gone between the two reads: nothing to mark.
         None => Vec::new(),
     };
-    let ids = [id.to_owned()];
     let keys = store.keys_of(&ids).await?;
     let deliveries = store.deliveries(id).await?;
     let mut reactions: Vec<SummaryRow> = store.children(&ids).await?;
@@ -48,7 +47,6 @@ pub async fn event_detail(
             .is_empty(),
         None => false,
     };
-    let dead_letters = store.dead_letters_of(&ids).await?;
     let at = (
         event.topic.clone(),
         event.kafka_partition,
@@ -73,6 +71,7 @@ pub async fn event_detail(
 pub async fn flags_in_flow(
     store: &Store,
     event: SummaryRow,
+    dead_lettered: bool,
     limits: &Limits,
 ) -> Result<Vec<Flag>, QueryError> {
     let id = event.event_id.clone();
@@ -82,17 +81,18 @@ pub async fn flags_in_flow(
     if !events.iter().any(|e| e.event_id == id) {
         events.push(event);
     }
-    let mut graph = graph_with_causes(store, events).await?;
-    mark_dead_lettered(
-        &mut graph,
-        &dead_letters_of(store, std::slice::from_ref(&id)).await?,
-    );
-    Ok(graph
+    let graph = graph_with_causes(store, events).await?;
+    let mut flags: Vec<Flag> = graph
         .nodes
         .into_iter()
         .find(|n| n.event.event_id == id)
         .map(|n| n.flags.into_iter().collect())
-        .unwrap_or_default())
+        .unwrap_or_default();
+    if dead_lettered {
+        flags.push(Flag::DeadLettered);
+        flags.sort_unstable();
+    }
+    Ok(flags)
 }
 
 /// The dead letters of every event of `graph`, by event.
@@ -566,7 +566,12 @@ async fn stopped_on_edges(
         .filter(|e| e.time_us >= from_us && e.time_us < to_us)
         .map(|e| (e.event_id.clone(), e))
         .collect();
-    let dead_letters = dead_letters_of(store, &ids).await?;
+    let failed: Vec<String> = stopped
+        .iter()
+        .flat_map(|f| f.health.failures.iter().map(|x| x.event.clone()))
+        .collect();
+    let dead_letters = dead_letters_of(store, &failed).await?;
+    let book = groups.book();
     let service_node = |s: Option<&str>| format!("service:{}", s.unwrap_or(UNKNOWN_SERVICE));
     let mut out: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
     for f in &stopped {
@@ -593,22 +598,19 @@ async fn stopped_on_edges(
                 continue;
             };
             let topic = format!("topic:{}", e.topic);
-            let group = dead_letters
-                .get(&failure.event)
-                .and_then(|rows| rows.last())
-                .and_then(|d| d.consumer_group.clone());
+            let group =
+                latest(&dead_letters, &failure.event).and_then(|d| d.consumer_group.clone());
             // The service that gave up: its group's (as consumer-group positions know it, else
             // by name), else the one whose reaction to the event is missing.
             let reacting = group
                 .as_deref()
                 .and_then(|g| {
-                    groups.book().service_of(g).or_else(|| {
-                        f.health
-                            .missing
-                            .iter()
-                            .filter_map(|m| m.expected.service())
-                            .find(|s| named_after(g, s))
-                            .map(str::to_owned)
+                    book.service_of(g).or_else(|| {
+                        named_after(
+                            g,
+                            f.health.missing.iter().filter_map(|m| m.expected.service()),
+                        )
+                        .map(str::to_owned)
                     })
                 })
                 .or_else(|| {
@@ -639,14 +641,6 @@ async fn stopped_on_edges(
         }
     }
     Ok(out)
-}
-
-/// Whether consumer group `group` is named after `service`: the same name, or the name followed by
-/// `-`, `.` or `_` (`bank-consumers`).
-fn named_after(group: &str, service: &str) -> bool {
-    group
-        .strip_prefix(service)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['-', '.', '_']))
 }
 
 /// The pattern of a search cursor in the API: `TIME_US:ID`, the time and id of the last event of

@@ -183,6 +183,11 @@ fn view(flow: FlowSummary, dead_letters: &DeadLetters) -> FlowHealthView {
 /// Dead letters by the id of the event they are copies of.
 pub type DeadLetters = HashMap<String, Vec<DeadLetterRow>>;
 
+/// The latest dead letter of event `id`, if it has any.
+pub fn latest<'a>(dead_letters: &'a DeadLetters, id: &str) -> Option<&'a DeadLetterRow> {
+    dead_letters.get(id).and_then(|rows| rows.last())
+}
+
 /// The dead letters of the events `ids`, by event.
 pub async fn dead_letters_of(store: &Store, ids: &[String]) -> Result<DeadLetters, QueryError> {
     let mut out = DeadLetters::new();
@@ -261,7 +266,7 @@ fn failure_views(failures: Vec<Failure>, dead_letters: &DeadLetters) -> Vec<Fail
     failures
         .into_iter()
         .map(|Failure { event, reason }| {
-            let latest = dead_letters.get(&event).and_then(|rows| rows.last());
+            let latest = latest(dead_letters, &event);
             FailureView {
                 dead_letter_topic: latest.map(|d| d.topic.clone()),
                 group: latest.and_then(|d| d.consumer_group.clone()),
@@ -290,7 +295,7 @@ pub fn flow_health(
         None => {
             let mut facts = facts();
             for e in &mut facts.events {
-                if let Some(latest) = dead_letters.get(&e.id).and_then(|rows| rows.last()) {
+                if let Some(latest) = latest(dead_letters, &e.id) {
                     e.failure = Some(latest.reason.clone());
                 }
             }
