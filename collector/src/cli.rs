@@ -204,6 +204,65 @@ pub struct CollectArgs {
     /// polling off. Overrides the config file's `[consumer_groups] poll_every` (default 5s).
     #[arg(long, env = "CHOREOSCOPE_GROUP_POLL_EVERY", value_parser = duration)]
     pub group_poll_every: Option<Duration>,
+    /// The OTLP trace receiver.
+    #[command(flatten)]
+    pub otlp: OtlpArgs,
+}
+
+/// An address to listen on, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint(pub Option<SocketAddr>);
+
+impl std::str::FromStr for Endpoint {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "off" | "" => Ok(Self(None)),
+            addr => addr.parse().map(|a| Self(Some(a))).map_err(|_| {
+                format!("`{addr}` is not HOST:PORT (an IP address and a port) or `off`")
+            }),
+        }
+    }
+}
+
+/// The OTLP trace receiver's flags (`collect`).
+#[derive(Args, Debug, Clone)]
+pub struct OtlpArgs {
+    /// OTLP/gRPC trace receiver, IP:PORT or `off`.
+    #[arg(long, env = "CHOREOSCOPE_OTLP_GRPC", default_value = "127.0.0.1:4317")]
+    pub otlp_grpc: Endpoint,
+    /// OTLP/HTTP trace receiver (`POST /v1/traces`, protobuf or JSON), IP:PORT or `off`.
+    #[arg(long, env = "CHOREOSCOPE_OTLP_HTTP", default_value = "127.0.0.1:4318")]
+    pub otlp_http: Endpoint,
+    /// Most spans queued for the store; a request beyond it is told to retry (gRPC
+    /// UNAVAILABLE, HTTP 503).
+    #[arg(
+        long,
+        env = "CHOREOSCOPE_OTLP_MAX_QUEUED_SPANS",
+        default_value_t = 100_000
+    )]
+    pub otlp_max_queued_spans: usize,
+    /// How long a span whose trace has shown no messaging span yet is held before it is
+    /// dropped, e.g. 30s.
+    #[arg(long, env = "CHOREOSCOPE_OTLP_HOLD", default_value = "30s", value_parser = duration)]
+    pub otlp_hold: Duration,
+    /// How long spans are kept (by start time), e.g. 7d; 0 keeps them for ever.
+    #[arg(long, env = "CHOREOSCOPE_SPAN_RETENTION", default_value = "7d", value_parser = duration)]
+    pub span_retention: Duration,
+}
+
+impl OtlpArgs {
+    /// The receiver's settings.
+    pub fn config(&self) -> crate::otlp::OtlpConfig {
+        let mut config = crate::otlp::OtlpConfig {
+            max_queued_spans: self.otlp_max_queued_spans,
+            retention: self.span_retention,
+            ..Default::default()
+        };
+        config.sieve.hold = self.otlp_hold;
+        config
+    }
 }
 
 /// Parses a duration such as `5s` or `500ms`; a bare `0` is zero.

@@ -25,6 +25,7 @@ use crate::http::{serve, AppState};
 use crate::ingest::{IngestConfig, IngestError, Ingestor};
 use crate::live::{follow_store, LiveFeed};
 use crate::metrics::Metrics;
+use crate::otlp::OtlpConfig;
 use crate::record::Interpreter;
 use crate::store::Store;
 
@@ -83,6 +84,8 @@ pub struct Collector {
     /// The consumer-group poller (none when not polling).
     groups_task: Option<JoinHandle<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
+    /// The OTLP receiver's tasks (none unless started).
+    otlp_tasks: Vec<JoinHandle<()>>,
 }
 
 impl Collector {
@@ -164,7 +167,26 @@ impl Collector {
             health_task,
             groups_task,
             server,
+            otlp_tasks: Vec::new(),
         })
+    }
+
+    /// Starts the OTLP trace receiver ([`crate::otlp`]) on the listeners given, storing into
+    /// this collector's store; it stops with the collector.
+    pub fn start_otlp(
+        &mut self,
+        config: OtlpConfig,
+        grpc: Option<TcpListener>,
+        http: Option<TcpListener>,
+    ) {
+        self.otlp_tasks.extend(crate::otlp::start(
+            self.store.clone(),
+            self.metrics.clone(),
+            config,
+            grpc,
+            http,
+            self.stop.clone(),
+        ));
     }
 
     /// The store it writes into (or follows).
@@ -215,6 +237,12 @@ impl Collector {
             Some(task) => task.await,
             None => Ok(()),
         };
+        let mut otlp = Ok(());
+        for task in self.otlp_tasks {
+            if task.await.is_err() {
+                otlp = Err(CollectorError::Panicked("OTLP receiver"));
+            }
+        }
         let server = match self.server {
             Some(server) => Some(server.await),
             None => None,
@@ -222,6 +250,7 @@ impl Collector {
         source.map_err(|_| CollectorError::Panicked("ingest"))??;
         health.map_err(|_| CollectorError::Panicked("flow health"))?;
         groups.map_err(|_| CollectorError::Panicked("consumer-group positions"))?;
+        otlp?;
         if let Some(server) = server {
             server.map_err(|_| CollectorError::Panicked("http server"))??;
         }

@@ -1,8 +1,12 @@
 //! The causal graph of a *set* of events — a correlation, a trace, everything about a business
 //! key — with the same edge rules as [`crate::lineage`]:
 //! 1. **declared**: an event's causation id names another event of the set;
-//! 2. **inferred**: an event with no causation id shares its `(trace, span)` with an earlier event
-//!    of the set, the earliest of which is taken as its cause.
+//! 2. **through spans** ([`crate::handling`], resolved by the caller and passed in): an event
+//!    with no causation id produced under a consumer span is a reaction to the record that span
+//!    processed (one edge per record, for a batch);
+//! 3. **same span**: an event with no causation id and no cause through spans shares its
+//!    `(trace, span)` with an earlier event of the set, the earliest of which is taken as its
+//!    cause.
 //!
 //! On top of the edges it marks what a reader of a flow looks for: causes never seen, duplicate
 //! publishes, reactions processed twice, problems, edges that close a cycle (Tarjan's strongly
@@ -13,13 +17,19 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use crate::lineage::{base_flags, Edge, Flag, Lineage, Node};
+use crate::handling::SpanCause;
+use crate::lineage::{base_flags, Edge, Flag, Lineage, Node, Rule};
 use crate::store::SummaryRow;
 
 /// Builds the graph of `events` (any order, duplicates ignored). `stored_causes` are the ids,
 /// among the causes named but not in the set, that the store does hold: the others are marked
-/// [`Flag::CauseMissing`].
-pub fn graph_of(mut events: Vec<SummaryRow>, stored_causes: &HashSet<String>) -> Lineage {
+/// [`Flag::CauseMissing`]. `span_causes` are the edges found through spans
+/// ([`crate::handling::causes`]); those between events of the set are drawn.
+pub fn graph_of(
+    mut events: Vec<SummaryRow>,
+    stored_causes: &HashSet<String>,
+    span_causes: &[SpanCause],
+) -> Lineage {
     events.sort_by(|a, b| (a.time_us, &a.event_id).cmp(&(b.time_us, &b.event_id)));
     events.dedup_by(|a, b| a.event_id == b.event_id);
     let index: HashMap<&str, usize> = events
@@ -28,21 +38,36 @@ pub fn graph_of(mut events: Vec<SummaryRow>, stored_causes: &HashSet<String>) ->
         .map(|(i, e)| (e.event_id.as_str(), i))
         .collect();
 
-    // (cause, reaction, inferred)
-    let mut links: Vec<(usize, usize, bool)> = Vec::new();
+    // (cause, reaction, rule)
+    let mut links: Vec<(usize, usize, Rule)> = Vec::new();
+    // Reactions with a cause through spans (in the set or not): the same-span rule is not theirs.
+    let mut caused_through_spans: HashSet<&str> = HashSet::new();
+    for c in span_causes {
+        caused_through_spans.insert(c.reaction.as_str());
+        if let (Some(&from), Some(&to)) =
+            (index.get(c.cause.as_str()), index.get(c.reaction.as_str()))
+        {
+            if from != to {
+                links.push((from, to, c.rule));
+            }
+        }
+    }
     let mut missing: HashSet<usize> = HashSet::new();
     let mut first_of_span: HashMap<(&str, &str), usize> = HashMap::new();
     for (i, e) in events.iter().enumerate() {
         if let (Some(trace), Some(span)) = (e.trace_id.as_deref(), e.span_id.as_deref()) {
             // Events are in time order: the first seen is the earliest of its span.
             let first = *first_of_span.entry((trace, span)).or_insert(i);
-            if first != i && e.causation_id.is_none() {
-                links.push((first, i, true));
+            if first != i
+                && e.causation_id.is_none()
+                && !caused_through_spans.contains(e.event_id.as_str())
+            {
+                links.push((first, i, Rule::SameSpan));
             }
         }
         if let Some(cause) = e.causation_id.as_deref() {
             match index.get(cause) {
-                Some(&c) => links.push((c, i, false)),
+                Some(&c) => links.push((c, i, Rule::Causation)),
                 None if stored_causes.contains(cause) => {}
                 None => {
                     missing.insert(i);
@@ -71,7 +96,7 @@ pub fn graph_of(mut events: Vec<SummaryRow>, stored_causes: &HashSet<String>) ->
     let mut has_reaction = vec![false; events.len()];
     let mut edges = Vec::with_capacity(links.len());
     let mut seen = HashSet::new();
-    for &(from, to, inferred) in &links {
+    for &(from, to, rule) in &links {
         if !seen.insert((from, to)) {
             continue;
         }
@@ -83,7 +108,8 @@ pub fn graph_of(mut events: Vec<SummaryRow>, stored_causes: &HashSet<String>) ->
             from: events[from].event_id.clone(),
             to: events[to].event_id.clone(),
             latency_us: events[to].time_us - events[from].time_us,
-            inferred,
+            inferred: rule.inferred(),
+            rule,
             cycle,
         });
     }
@@ -91,8 +117,11 @@ pub fn graph_of(mut events: Vec<SummaryRow>, stored_causes: &HashSet<String>) ->
     // Reactions of one service to one cause with one type, beyond the first (time order).
     let mut reactions_seen: HashSet<(usize, Option<&str>, Option<&str>)> = HashSet::new();
     let mut duplicate_reaction: HashSet<usize> = HashSet::new();
-    let mut declared: Vec<(usize, usize)> =
-        links.iter().filter(|l| !l.2).map(|l| (l.0, l.1)).collect();
+    let mut declared: Vec<(usize, usize)> = links
+        .iter()
+        .filter(|l| l.2 == Rule::Causation)
+        .map(|l| (l.0, l.1))
+        .collect();
     declared.sort_unstable_by_key(|&(_, to)| to);
     for (from, to) in declared {
         let e = &events[to];
@@ -176,6 +205,7 @@ mod tests {
                 event("c", 3, Some("a")),
             ],
             &HashSet::new(),
+            &[],
         );
         let ids: Vec<&str> = g.nodes.iter().map(|n| n.event.event_id.as_str()).collect();
         assert_eq!(ids, ["a", "b", "c", "d"], "time order");
@@ -201,6 +231,7 @@ mod tests {
         let g = graph_of(
             vec![event("c", 1, None), again, first, other],
             &HashSet::new(),
+            &[],
         );
         assert!(!flags(&g, "r1").contains(&Flag::DuplicateReaction));
         assert!(flags(&g, "r2").contains(&Flag::DuplicateReaction));
@@ -216,6 +247,7 @@ mod tests {
                 event("y", 2, Some("never")),
             ],
             &stored,
+            &[],
         );
         assert_eq!(flags(&g, "x"), [Flag::End]);
         assert_eq!(flags(&g, "y"), [Flag::CauseMissing, Flag::End]);
@@ -227,6 +259,7 @@ mod tests {
         let g = graph_of(
             vec![event("p", 1, Some("q")), event("q", 2, Some("p"))],
             &HashSet::new(),
+            &[],
         );
         assert_eq!(g.edges.len(), 2);
         let closing: Vec<(&str, &str)> = g
@@ -247,7 +280,7 @@ mod tests {
             e.trace_id = Some("t1".into());
             e.span_id = Some("s1".into());
         }
-        let g = graph_of(vec![legacy, cause], &HashSet::new());
+        let g = graph_of(vec![legacy, cause], &HashSet::new(), &[]);
         assert_eq!(g.edges.len(), 1);
         assert!(g.edges[0].inferred && g.edges[0].from == "cause" && g.edges[0].to == "legacy");
     }

@@ -7,6 +7,10 @@
 //!    earlier event was produced by a service that propagated that event's context unchanged; the
 //!    earliest event of that span is taken as its cause, and the edge is marked `inferred`.
 //!
+//! 3. **Through spans** ([`crate::handling`]): an event with no causation id produced under a
+//!    consumer span is a reaction to the record that span processed (`span_message`,
+//!    `span_link`, `span_parent`); these come before the span rule of 2.
+//!
 //! Walks are breadth-first with a visited set, so a causation cycle terminates; the edge that
 //! closes a cycle is marked `cycle`.
 
@@ -29,8 +33,33 @@ pub enum Direction {
     Both,
 }
 
+/// How an edge was found (`rule` in the API; docs/lineage.md).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// Declared: the reaction's `ce_causationid` (or an alias) names the cause.
+    Causation,
+    /// The reaction carries the same `traceparent` span as the earlier cause.
+    SameSpan,
+    /// Produced under the consumer span that names the cause's message position or id.
+    SpanMessage,
+    /// Produced under a consumer span linked to the cause's producer span.
+    SpanLink,
+    /// Produced under a consumer span whose parent is the cause's producer span.
+    SpanParent,
+}
+
+impl Rule {
+    /// Whether the edge was inferred rather than declared.
+    pub fn inferred(self) -> bool {
+        self != Rule::Causation
+    }
+}
+
 /// A mark on a node: `cause_missing`, `duplicate_publish`, `problems`, `cycle`, `root`,
-/// `duplicate_reaction`, `end` or `dead_lettered` in the API (docs/api.md, "Graph shape").
+/// `duplicate_reaction`, `end`, `dead_lettered` or `handler_failed` in the API (docs/api.md, "Graph shape").
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
 )]
@@ -56,6 +85,10 @@ pub enum Flag {
     /// The event was copied to a dead-letter topic: a consumer gave up on it, and its flow
     /// failed. Set on flow graphs and the event answer.
     DeadLettered,
+    /// A service's handling of the event failed (its OpenTelemetry spans say so, and no later
+    /// handling by that service succeeded): its flow failed. Set on flow graphs and the event
+    /// answer.
+    HandlerFailed,
 }
 
 impl Flag {
@@ -70,6 +103,7 @@ impl Flag {
             Flag::DuplicateReaction => "duplicate_reaction",
             Flag::End => "end",
             Flag::DeadLettered => "dead_lettered",
+            Flag::HandlerFailed => "handler_failed",
         }
     }
 }
@@ -94,8 +128,10 @@ pub struct Edge {
     pub to: String,
     /// Reaction time minus cause time, µs (negative under clock skew).
     pub latency_us: i64,
-    /// Found by the span rule rather than declared.
+    /// Found by a rule rather than declared.
     pub inferred: bool,
+    /// The rule that found it.
+    pub rule: Rule,
     /// This edge closes a cycle.
     pub cycle: bool,
 }
@@ -161,7 +197,7 @@ impl Walk<'_> {
     }
 
     /// Adds `from → to`, both already nodes; `closes_cycle` marks the edge that closes a cycle.
-    fn add_edge(&mut self, from: &str, to: &str, inferred: bool, closes_cycle: bool) {
+    fn add_edge(&mut self, from: &str, to: &str, rule: Rule, closes_cycle: bool) {
         if !self.edges.insert((from.to_owned(), to.to_owned())) {
             return;
         }
@@ -176,7 +212,8 @@ impl Walk<'_> {
             from: from.to_owned(),
             to: to.to_owned(),
             latency_us: self.time(to) - self.time(from),
-            inferred,
+            inferred: rule.inferred(),
+            rule,
             cycle: closes_cycle,
         });
     }
@@ -209,32 +246,71 @@ impl Walk<'_> {
                 .into_iter()
                 .map(|s| (s.event_id.clone(), s))
                 .collect();
+            // Causes through spans of the frontier's events that name none: one walk per level.
+            let nameless: Vec<SummaryRow> = frontier
+                .iter()
+                .map(|&i| self.graph.nodes[i].event.clone())
+                .filter(|e| e.causation_id.is_none())
+                .collect();
+            let span_causes = crate::handling::causes(self.store, &nameless).await?;
+            let cause_ids: Vec<String> = span_causes
+                .iter()
+                .map(|c| c.cause.clone())
+                .filter(|c| !self.index.contains_key(c))
+                .collect();
+            let span_found: HashMap<String, SummaryRow> = self
+                .store
+                .summaries(&cause_ids)
+                .await?
+                .into_iter()
+                .map(|s| (s.event_id.clone(), s))
+                .collect();
             for &i in &frontier {
                 let child = self.graph.nodes[i].event.clone();
-                let (parent, inferred) = match &child.causation_id {
-                    Some(cause) => match found.get(cause).cloned().or_else(|| {
-                        self.index
-                            .get(cause)
-                            .map(|&j| self.graph.nodes[j].event.clone())
-                    }) {
-                        Some(p) => (p, false),
+                let known = |id: &str| {
+                    found
+                        .get(id)
+                        .or_else(|| span_found.get(id))
+                        .cloned()
+                        .or_else(|| {
+                            self.index
+                                .get(id)
+                                .map(|&j| self.graph.nodes[j].event.clone())
+                        })
+                };
+                let parents: Vec<(SummaryRow, Rule)> = match &child.causation_id {
+                    Some(cause) => match known(cause) {
+                        Some(p) => vec![(p, Rule::Causation)],
                         None => {
                             self.graph.nodes[i].flags.insert(Flag::CauseMissing);
                             continue;
                         }
                     },
-                    None => match self.inferred_parent(&child).await? {
-                        Some(p) => (p, true),
-                        None => continue,
-                    },
+                    None => {
+                        let through_spans: Vec<(SummaryRow, Rule)> = span_causes
+                            .iter()
+                            .filter(|c| c.reaction == child.event_id)
+                            .filter_map(|c| Some((known(&c.cause)?, c.rule)))
+                            .collect();
+                        if through_spans.is_empty() {
+                            match self.inferred_parent(&child).await? {
+                                Some(p) => vec![(p, Rule::SameSpan)],
+                                None => continue,
+                            }
+                        } else {
+                            through_spans
+                        }
+                    }
                 };
-                let parent_id = parent.event_id.clone();
-                let fresh = self.add_node(parent, -level);
-                if fresh {
-                    next.push(self.index[&parent_id]);
-                }
-                if self.index.contains_key(&parent_id) {
-                    self.add_edge(&parent_id, &child.event_id, inferred, !fresh);
+                for (parent, rule) in parents {
+                    let parent_id = parent.event_id.clone();
+                    let fresh = self.add_node(parent, -level);
+                    if fresh {
+                        next.push(self.index[&parent_id]);
+                    }
+                    if self.index.contains_key(&parent_id) {
+                        self.add_edge(&parent_id, &child.event_id, rule, !fresh);
+                    }
                 }
             }
             if next.is_empty() || self.graph.truncated.is_some() {
@@ -252,16 +328,27 @@ impl Walk<'_> {
                 .iter()
                 .map(|&i| self.graph.nodes[i].event.event_id.clone())
                 .collect();
-            let mut reactions: Vec<(SummaryRow, String, bool)> = self
+            let mut reactions: Vec<(SummaryRow, String, Rule)> = self
                 .store
                 .children(&ids)
                 .await?
                 .into_iter()
                 .map(|c| {
                     let cause = c.causation_id.clone().unwrap_or_default();
-                    (c, cause, false)
+                    (c, cause, Rule::Causation)
                 })
                 .collect();
+            // Reactions through spans: what the frontier's handlings produced.
+            let frontier_events: Vec<SummaryRow> = frontier
+                .iter()
+                .map(|&i| self.graph.nodes[i].event.clone())
+                .collect();
+            let mut through_spans: HashSet<String> = HashSet::new();
+            for (edge, reaction) in crate::handling::reactions(self.store, &frontier_events).await?
+            {
+                through_spans.insert(reaction.event_id.clone());
+                reactions.push((reaction, edge.cause, edge.rule));
+            }
             // Events without a causation id sharing a frontier event's span: one query per level.
             let spans: Vec<(String, String)> = frontier
                 .iter()
@@ -293,14 +380,15 @@ impl Walk<'_> {
                         same.iter()
                             .skip(1)
                             .filter(|s| s.causation_id.is_none())
-                            .map(|s| (s.clone(), cause.clone(), true)),
+                            .filter(|s| !through_spans.contains(&s.event_id))
+                            .map(|s| (s.clone(), cause.clone(), Rule::SameSpan)),
                     );
                 }
             }
             reactions
                 .sort_by(|a, b| (a.0.time_us, &a.0.event_id).cmp(&(b.0.time_us, &b.0.event_id)));
             let mut next = Vec::new();
-            for (reaction, cause, inferred) in reactions {
+            for (reaction, cause, rule) in reactions {
                 let id = reaction.event_id.clone();
                 let fresh = self.add_node(reaction, level);
                 if fresh {
@@ -310,7 +398,7 @@ impl Walk<'_> {
                     let closes = !fresh
                         && self.graph.nodes[self.index[&id]].depth
                             <= self.graph.nodes[self.index[&cause]].depth;
-                    self.add_edge(&cause, &id, inferred, closes);
+                    self.add_edge(&cause, &id, rule, closes);
                 }
             }
             if next.is_empty() || self.graph.truncated.is_some() {
@@ -366,6 +454,7 @@ mod tests {
             Flag::DuplicateReaction,
             Flag::End,
             Flag::DeadLettered,
+            Flag::HandlerFailed,
         ] {
             assert_eq!(
                 serde_json::to_value(flag).unwrap(),

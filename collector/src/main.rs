@@ -69,17 +69,47 @@ async fn listen(addr: std::net::SocketAddr) -> anyhow::Result<tokio::net::TcpLis
     Ok(listener)
 }
 
-/// Runs `source` into the store until ctrl-c or SIGTERM, then stops in order.
+/// Binds an OTLP receiver's address, when it is not `off`.
+async fn listen_otlp(
+    endpoint: choreoscope::cli::Endpoint,
+    what: &str,
+) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    let Some(addr) = endpoint.0 else {
+        return Ok(None);
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the OTLP/{what} receiver to {addr} (or set it `off`)"))?;
+    tracing::info!(listen = %addr, "receiving OTLP/{what} traces");
+    Ok(Some(listener))
+}
+
+/// Runs `source` into the store until ctrl-c or SIGTERM, then stops in order; with an OTLP
+/// receiver when `otlp` says so.
 async fn run_collector(
     db: &str,
     source: Source,
     health: HealthConfig,
     addr: std::net::SocketAddr,
+    otlp: Option<&choreoscope::cli::OtlpArgs>,
 ) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     spawn_shutdown(&cancel);
     let store = connect_store(db, &cancel).await?;
-    let collector = Collector::start(store.clone(), source, Some(listen(addr).await?), health)?;
+    let receivers = match otlp {
+        Some(args) => Some((
+            args.config(),
+            listen_otlp(args.otlp_grpc, "gRPC").await?,
+            listen_otlp(args.otlp_http, "HTTP").await?,
+        )),
+        None => None,
+    };
+    let mut collector = Collector::start(store.clone(), source, Some(listen(addr).await?), health)?;
+    if let Some((config, grpc, http)) = receivers {
+        if grpc.is_some() || http.is_some() {
+            collector.start_otlp(config, grpc, http);
+        }
+    }
     cancel.cancelled().await;
     let stopped = collector.stop().await;
     store.close().await;
@@ -95,7 +125,14 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         interpreter: Interpreter::new(config.rules, args.max_payload),
         groups: args.groups_config(config.groups),
     };
-    run_collector(&args.store.db, source, config.health, args.listen).await
+    run_collector(
+        &args.store.db,
+        source,
+        config.health,
+        args.listen,
+        Some(&args.otlp),
+    )
+    .await
 }
 
 /// `choreoscope serve`: the API and viewer over a store another process fills.
@@ -108,6 +145,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Source::FollowStore { every },
         config.health,
         args.listen,
+        None,
     )
     .await
 }

@@ -69,6 +69,24 @@ pub struct StoppedLabel {
     pub waiting_for: String,
 }
 
+/// Label: what became of received spans.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SpanOutcomeLabel {
+    /// `received`, `kept` (stored), `dropped` (their trace touched no messaging span in time),
+    /// `rejected` (malformed ids) or `refused` (the store was busy: the sender was told to retry).
+    pub outcome: String,
+}
+
+/// Label: an OTLP request's protocol and answer.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OtlpRequestLabel {
+    /// `grpc` or `http`.
+    pub protocol: String,
+    /// `ok`, `partial` (some spans rejected), `invalid` (malformed request), `unavailable`
+    /// (busy: retry) or `error` (the store failed).
+    pub outcome: String,
+}
+
 /// Every metric the collector exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -120,6 +138,14 @@ pub struct Metrics {
     pub consumer_group_lag_seconds: Family<GroupPartitionLabel, Gauge<f64, AtomicU64>>,
     /// Failed requests of the consumer-group polls, per kind of request.
     pub consumer_group_poll_errors: Family<RequestLabel, Counter>,
+    /// OTLP spans by what became of them.
+    pub otlp_spans: Family<SpanOutcomeLabel, Counter>,
+    /// OTLP export requests by protocol and answer.
+    pub otlp_requests: Family<OtlpRequestLabel, Counter>,
+    /// Spans held in memory until their trace shows a messaging span (or they expire).
+    pub otlp_held_spans: Gauge,
+    /// Spans deleted for being older than the span retention.
+    pub spans_pruned: Counter,
 }
 
 impl Default for Metrics {
@@ -155,6 +181,10 @@ impl Metrics {
             consumer_group_lag: Family::default(),
             consumer_group_lag_seconds: Family::default(),
             consumer_group_poll_errors: Family::default(),
+            otlp_spans: Family::default(),
+            otlp_requests: Family::default(),
+            otlp_held_spans: Gauge::default(),
+            spans_pruned: Counter::default(),
         };
         let registry = m.registry.get_mut().expect("fresh mutex");
         registry.register(
@@ -267,7 +297,48 @@ impl Metrics {
             "Failed requests of the consumer-group polls",
             m.consumer_group_poll_errors.clone(),
         );
+        registry.register(
+            "otlp_spans",
+            "OTLP spans received, kept, dropped (no messaging span in their trace), rejected (malformed) or refused (busy)",
+            m.otlp_spans.clone(),
+        );
+        registry.register(
+            "otlp_requests",
+            "OTLP export requests per protocol and answer",
+            m.otlp_requests.clone(),
+        );
+        registry.register(
+            "otlp_held_spans",
+            "Spans held until their trace shows a messaging span",
+            m.otlp_held_spans.clone(),
+        );
+        registry.register(
+            "spans_pruned",
+            "Spans deleted for being older than the span retention",
+            m.spans_pruned.clone(),
+        );
         m
+    }
+
+    /// Counts `n` spans under `outcome` (see [`SpanOutcomeLabel`]).
+    pub fn count_spans(&self, outcome: &str, n: usize) {
+        if n > 0 {
+            self.otlp_spans
+                .get_or_create(&SpanOutcomeLabel {
+                    outcome: outcome.to_owned(),
+                })
+                .inc_by(n as u64);
+        }
+    }
+
+    /// Counts one OTLP request (see [`OtlpRequestLabel`]).
+    pub fn count_otlp_request(&self, protocol: &str, outcome: &str) {
+        self.otlp_requests
+            .get_or_create(&OtlpRequestLabel {
+                protocol: protocol.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     /// The Prometheus text exposition of every metric.

@@ -23,17 +23,18 @@ use super::extract::{ApiPath, ApiQuery};
 use super::live;
 use super::params::{
     CorrelationPath, Cursor, EventPath, FlowsParams, KeyNamesParams, KeyPath, LineageParams,
-    LiveKey, SearchParams, Time, TopologyParams, TraceId, TracePath,
+    LiveKey, SearchParams, ServicesParams, Time, TopologyParams, TraceId, TracePath, Window,
 };
 use super::state::AppState;
 use crate::groups::{Diagnosis, DiagnosisKind, GroupPosition, GroupState};
 use crate::health::model::{Expectation, LatencySummary, StepView};
 use crate::health::{FlowStatus, Origin, Reaction, Step};
-use crate::lineage::{Direction, Flag};
+use crate::lineage::{Direction, Flag, Rule};
 use crate::query::health::{
     FlowHealthView, FlowRoot, FlowsPage, FlowsSummary, ModelAnswer, StatusCounts, StoppedGroupView,
 };
 use crate::query::model::*;
+use crate::query::services::{LineageLevel, ServiceCoverage, ServicesAnswer, SpanCoverage};
 use crate::query::{self, parse_time, Limits, QueryError};
 
 /// The API's routes, to merge into the collector's router.
@@ -50,6 +51,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/flows", get(flows))
         .route("/api/v1/flows/summary", get(flows_summary))
         .route("/api/v1/model", get(model))
+        .route("/api/v1/services", get(services))
         .route("/api/v1/live", get(live::live))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api", any(not_found))
@@ -77,6 +79,7 @@ Every error answer is an `ErrorBody`; no input is answered with a 5xx other than
         flows,
         flows_summary,
         model,
+        services,
         live::live
     ),
     components(schemas(
@@ -109,7 +112,16 @@ Every error answer is an `ErrorBody`; no input is answered with a 5xx other than
         live::LiveEvent,
         live::LiveEventKind,
         Time,
+        Window,
         Cursor,
+        Rule,
+        ExceptionView,
+        Outcome,
+        HandlingView,
+        LineageLevel,
+        SpanCoverage,
+        ServiceCoverage,
+        ServicesAnswer,
         TraceId,
         LiveKey,
         FlowStatus,
@@ -290,6 +302,24 @@ async fn search(
 ) -> Result<Json<SearchPage>, ApiError> {
     Ok(Json(
         query::search(&state.store, params.to_filter()?, &limits()).await?,
+    ))
+}
+
+/// Per producing service: how its recent events arrive (ids, causation, correlation, trace
+/// context, baggage), whether it sends spans, the lineage that allows, and what to add.
+#[utoipa::path(get, path = "/api/v1/services", params(ServicesParams),
+    responses(
+        (status = 200, body = ServicesAnswer),
+        (status = 400, description = "A `window` that does not parse", body = ErrorBody),
+        (status = 503, description = "The store failed", body = ErrorBody)))]
+async fn services(
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<ServicesParams>,
+) -> Result<Json<ServicesAnswer>, ApiError> {
+    let window = params.window_us()?;
+    let to = chrono::Utc::now().timestamp_micros() + 1;
+    Ok(Json(
+        query::services::services(&state.store, to - window, to).await?,
     ))
 }
 

@@ -219,6 +219,68 @@ pub struct TopologyParams {
     pub to: Option<String>,
 }
 
+/// `/services` parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ServicesParams {
+    /// How far back from now to look: a number and a unit (`s`, `m`, `h`, `d`) such as `1h`,
+    /// `24h` or `7d`; longer than 30 days reads 30 days; default 24h. Anything else: 400.
+    #[param(value_type = Option<Window>)]
+    pub window: Option<String>,
+}
+
+/// What a `window` parameter reads.
+pub const WINDOW_PATTERN: &str = "^[1-9][0-9]{0,5}[smhd]$";
+
+/// The schema of a look-back window ([`WINDOW_PATTERN`]).
+#[derive(Debug)]
+pub struct Window;
+
+impl PartialSchema for Window {
+    fn schema() -> RefOr<Schema> {
+        pattern(
+            WINDOW_PATTERN,
+            "A number (1 to 6 digits, no leading zero) and a unit: s, m, h or d, e.g. 24h.",
+        )
+    }
+}
+
+impl ToSchema for Window {}
+
+/// Longest `/services` window.
+pub const MAX_WINDOW_US: i64 = 30 * 24 * 3600 * 1_000_000;
+
+impl ServicesParams {
+    /// The window in µs: default 24 hours.
+    pub fn window_us(&self) -> Result<i64, QueryError> {
+        let Some(w) = self.window.as_deref() else {
+            return Ok(24 * 3600 * 1_000_000);
+        };
+        let bad = || {
+            QueryError::BadParameter(format!(
+                "`window` = `{w}`: a number and a unit (s, m, h or d), e.g. 24h"
+            ))
+        };
+        let (digits, unit) = w.split_at(w.len().saturating_sub(1));
+        if digits.is_empty()
+            || digits.len() > 6
+            || digits.starts_with('0')
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(bad());
+        }
+        let n: i64 = digits.parse().map_err(|_| bad())?;
+        let seconds = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => return Err(bad()),
+        };
+        Ok((n * seconds * 1_000_000).min(MAX_WINDOW_US))
+    }
+}
+
 /// The live feed's parameters, as the document declares them. The handler reads the raw query
 /// string ([`super::live::parse_filter`]): each parameter repeats. At least one value of one of
 /// them is required, at most 200 in all; otherwise 422.

@@ -3,10 +3,13 @@
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
-use super::health::{dead_letters_of, flow_health, latest, DeadLetters, EventsById, Judge};
+use super::health::{
+    dead_letters_of, flow_health, handler_failure, handler_failures, latest, DeadLetters,
+    EventsById, HandlerFailures, Judge,
+};
 use super::model::{
-    ms, rfc3339, EventDetail, EventSummary, Flow, FlowAnswer, FlowEnd, Graph, Hop, KeyAnswer,
-    KeyValue, MapEdge, MapEdgeKind, MapNode, MapNodeKind, SearchPage, Topology,
+    ms, rfc3339, EventDetail, EventSummary, Flow, FlowAnswer, FlowEnd, Graph, HandlingView, Hop,
+    KeyAnswer, KeyValue, MapEdge, MapEdgeKind, MapNode, MapNodeKind, SearchPage, Topology,
 };
 use super::Limits;
 use super::QueryError;
@@ -38,7 +41,19 @@ pub async fn event_detail(
     };
     let keys = store.keys_of(&ids).await?;
     let deliveries = store.deliveries(id).await?;
+    let summary = store.summaries(&ids).await?;
+    let handlings = crate::handling::handlings(store, &summary)
+        .await?
+        .remove(id)
+        .unwrap_or_default();
     let mut reactions: Vec<SummaryRow> = store.children(&ids).await?;
+    for h in &handlings {
+        for r in &h.produced {
+            if !reactions.iter().any(|x| x.event_id == r.event_id) {
+                reactions.push(r.clone());
+            }
+        }
+    }
     reactions.sort_by(|a, b| (a.time_us, &a.event_id).cmp(&(b.time_us, &b.event_id)));
     let cause_stored = match &event.causation_id {
         Some(cause) => !store
@@ -52,6 +67,16 @@ pub async fn event_detail(
         event.kafka_partition,
         event.kafka_offset,
     );
+    let source_from_span = match (&event.source, &event.trace_id, &event.span_id) {
+        (None, Some(t), Some(s)) => store
+            .spans(&[(t.clone(), s.clone())])
+            .await?
+            .into_iter()
+            .next()
+            .and_then(|span| span.service),
+        _ => None,
+    };
+    let failed_handling = handler_failure(id, &handlings).is_some();
     let mut detail = EventDetail::new(
         event,
         keys,
@@ -62,6 +87,14 @@ pub async fn event_detail(
         dead_letters,
     );
     detail.consumer_groups = groups.positions(&at.0, at.1, at.2);
+    detail.handlings = handlings.iter().map(HandlingView::from).collect();
+    if detail.source.is_none() {
+        detail.source = source_from_span;
+    }
+    if failed_handling && !detail.flags.contains(&Flag::HandlerFailed) {
+        detail.flags.push(Flag::HandlerFailed);
+        detail.flags.sort_unstable();
+    }
     Ok(detail)
 }
 
@@ -78,6 +111,17 @@ pub async fn flags_in_flow(
     let mut events = store
         .by_correlation(flow_key(&event), limits.max_nodes as i64)
         .await?;
+    // Its neighbours through spans (uncorrelated events of OpenTelemetry-only services).
+    let me = [event.clone()];
+    let causes = crate::handling::causes(store, &me).await?;
+    let cause_ids: Vec<String> = causes.into_iter().map(|c| c.cause).collect();
+    events.extend(store.summaries(&cause_ids).await?);
+    events.extend(
+        crate::handling::reactions(store, &me)
+            .await?
+            .into_iter()
+            .map(|(_, r)| r),
+    );
     if !events.iter().any(|e| e.event_id == id) {
         events.push(event);
     }
@@ -192,7 +236,55 @@ async fn graph_with_causes(store: &Store, events: Vec<SummaryRow>) -> Result<Lin
         .into_iter()
         .map(|s| s.event_id)
         .collect();
-    Ok(graph_of(events, &stored))
+    let span_causes = crate::handling::causes(store, &events).await?;
+    let events = with_services_from_spans(store, events).await?;
+    Ok(graph_of(events, &stored, &span_causes))
+}
+
+/// `events` with the service of each that names none (no `ce_source`) taken from the span that
+/// produced it (`service.name`).
+async fn with_services_from_spans(
+    store: &Store,
+    mut events: Vec<SummaryRow>,
+) -> Result<Vec<SummaryRow>, QueryError> {
+    let wanted: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e.source.is_none())
+        .filter_map(|e| Some((e.trace_id.clone()?, e.span_id.clone()?)))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(events);
+    }
+    let services: HashMap<(String, String), String> = store
+        .spans(&wanted)
+        .await?
+        .into_iter()
+        .filter_map(|s| Some((s.key(), s.service?)))
+        .collect();
+    for e in events.iter_mut().filter(|e| e.source.is_none()) {
+        if let (Some(t), Some(s)) = (&e.trace_id, &e.span_id) {
+            e.source = services.get(&(t.clone(), s.clone())).cloned();
+        }
+    }
+    Ok(events)
+}
+
+/// What an answer judges its flows by, beyond flow health: the dead letters and the failed
+/// handlings of `graph`'s events, with the nodes they fail flagged.
+async fn failures_in(
+    store: &Store,
+    graph: &mut Lineage,
+) -> Result<(DeadLetters, HandlerFailures), QueryError> {
+    let dead_letters = dead_letters_in(store, graph).await?;
+    mark_dead_lettered(graph, &dead_letters);
+    let events: Vec<SummaryRow> = graph.nodes.iter().map(|n| n.event.clone()).collect();
+    let failures = handler_failures(&crate::handling::handlings(store, &events).await?);
+    for node in &mut graph.nodes {
+        if failures.contains_key(&node.event.event_id) {
+            node.flags.insert(Flag::HandlerFailed);
+        }
+    }
+    Ok((dead_letters, failures))
 }
 
 /// The [`Flow`] made of the nodes `members` (indexes into `graph.nodes`, in time order), with its
@@ -335,6 +427,49 @@ fn flow_of(
     }
 }
 
+/// The flows of `graph`: its events grouped by correlation (else the event that starts a
+/// conversation) and joined along its edges (an OpenTelemetry-only service's events carry no
+/// correlation: their edges through spans make them one flow). Members in time order.
+fn flows_in(graph: &Lineage) -> Vec<Vec<usize>> {
+    let n = graph.nodes.len();
+    let mut parent: Vec<usize> = (0..n).collect();
+    fn find(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let union = |parent: &mut Vec<usize>, a: usize, b: usize| {
+        let (ra, rb) = (find(parent, a), find(parent, b));
+        if ra != rb {
+            parent[ra.max(rb)] = ra.min(rb);
+        }
+    };
+    let index: HashMap<&str, usize> = graph
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, node)| (node.event.event_id.as_str(), i))
+        .collect();
+    let mut first_of_key: HashMap<&str, usize> = HashMap::new();
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let first = *first_of_key.entry(flow_key(&node.event)).or_insert(i);
+        union(&mut parent, first, i);
+    }
+    for e in &graph.edges {
+        if let (Some(&a), Some(&b)) = (index.get(e.from.as_str()), index.get(e.to.as_str())) {
+            union(&mut parent, a, b);
+        }
+    }
+    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for i in 0..n {
+        let root = find(&mut parent, i);
+        groups.entry(root).or_default().push(i);
+    }
+    groups.into_values().collect()
+}
+
 /// Services of `events`, in order of first appearance.
 fn services_in<'a>(events: impl Iterator<Item = &'a SummaryRow>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
@@ -393,24 +528,21 @@ pub async fn key_answer(
         events.extend(flow.into_iter().take(budget as usize));
     }
     let mut graph = graph_with_causes(store, events).await?;
-    let dead_letters = dead_letters_in(store, &graph).await?;
-    mark_dead_lettered(&mut graph, &dead_letters);
+    let (dead_letters, handler_failures) = failures_in(store, &mut graph).await?;
     let judge = Judge {
         health,
         groups,
         dead_letters: &dead_letters,
+        handler_failures: &handler_failures,
     };
     let now = now_us();
-    let mut members: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (i, n) in graph.nodes.iter().enumerate() {
-        members.entry(flow_key(&n.event)).or_default().push(i);
-    }
-    let mut flows: Vec<Flow> = flow_ids
-        .iter()
-        .filter_map(|id| {
-            let m = members.get(id.as_str())?;
-            let correlated = graph.nodes[m[0]].event.correlation_id.clone();
-            Some(flow_of(&graph, m, correlated, judge, now))
+    let mut flows: Vec<Flow> = flows_in(&graph)
+        .into_iter()
+        .map(|m| {
+            let correlated = m
+                .iter()
+                .find_map(|&i| graph.nodes[i].event.correlation_id.clone());
+            flow_of(&graph, &m, correlated, judge, now)
         })
         .collect();
     flows.sort_by(|a, b| a.started.cmp(&b.started));
@@ -469,8 +601,7 @@ async fn flow_answer(
         .then(|| format!("node limit of {} reached", limits.max_nodes));
     let events: Vec<SummaryRow> = events.into_iter().take(limits.max_nodes).collect();
     let mut graph = graph_with_causes(store, events).await?;
-    let dead_letters = dead_letters_in(store, &graph).await?;
-    mark_dead_lettered(&mut graph, &dead_letters);
+    let (dead_letters, handler_failures) = failures_in(store, &mut graph).await?;
     let members: Vec<usize> = (0..graph.nodes.len()).collect();
     let correlation = graph
         .nodes
@@ -480,6 +611,7 @@ async fn flow_answer(
         health,
         groups,
         dead_letters: &dead_letters,
+        handler_failures: &handler_failures,
     };
     let flow = flow_of(&graph, &members, correlation, judge, now_us());
     let mut graph = Graph::from_lineage(graph, false);

@@ -9,9 +9,10 @@ use std::collections::HashMap;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::model::{rfc3339, FailureView, FlowHealthBrief, KeyValue, MissingView};
+use super::model::{rfc3339, ExceptionView, FailureView, FlowHealthBrief, KeyValue, MissingView};
 use super::{Limits, QueryError};
 use crate::groups::GroupsHandle;
+use crate::handling::Handling;
 use crate::health::model::StepView;
 use crate::health::status::{Failure, FlowFacts, MissingReaction};
 use crate::health::tracker::{FlowSummary, StoppedGroup, Tracker};
@@ -221,6 +222,56 @@ fn missing_views(missing: Vec<MissingReaction>) -> Vec<MissingView> {
 /// missing after.
 pub type EventsById<'a> = HashMap<&'a str, &'a SummaryRow>;
 
+/// The failed handlings of an answer's events, by event.
+pub type HandlerFailures = HashMap<String, FailureView>;
+
+/// The failure of an event whose handling failed (from its handlings, oldest first): per
+/// service, the latest handling counts — a failure followed by a successful retry is no failure.
+pub fn handler_failure(event: &str, handlings: &[Handling]) -> Option<FailureView> {
+    let mut latest: Vec<&Handling> = Vec::new();
+    for h in handlings {
+        let who = (h.service(), h.consumer.consumer_group.as_deref());
+        match latest
+            .iter_mut()
+            .find(|l| (l.service(), l.consumer.consumer_group.as_deref()) == who)
+        {
+            Some(l) if l.consumer.start_us <= h.consumer.start_us => *l = h,
+            Some(_) => {}
+            None => latest.push(h),
+        }
+    }
+    let failed = latest.into_iter().find(|h| h.failed())?;
+    let exception = failed.exception();
+    let service = failed.service().unwrap_or("a service without service.name");
+    let reason = match &exception {
+        Some(e) => format!(
+            "{service}'s handler raised {}{}",
+            e.kind.as_deref().unwrap_or("an error"),
+            e.message
+                .as_deref()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default()
+        ),
+        None => format!("{service}'s handler failed (span status ERROR)"),
+    };
+    Some(FailureView {
+        event: event.to_owned(),
+        reason,
+        service: failed.service().map(str::to_owned),
+        exception: exception.map(ExceptionView::from),
+        dead_letter_topic: None,
+        group: failed.consumer.consumer_group.clone(),
+    })
+}
+
+/// The handler failures of `handlings` (by event), each event's as [`handler_failure`] says.
+pub fn handler_failures(handlings: &HashMap<String, Vec<Handling>>) -> HandlerFailures {
+    handlings
+        .iter()
+        .filter_map(|(event, list)| Some((event.clone(), handler_failure(event, list)?)))
+        .collect()
+}
+
 /// Fills each missing reaction's diagnosis from the consumer groups' positions against the event
 /// it follows (left `null` while the groups were never polled, or when that event is not in
 /// `events`).
@@ -259,6 +310,8 @@ pub struct Judge<'a> {
     pub groups: &'a GroupsHandle,
     /// The dead letters of the answer's events.
     pub dead_letters: &'a DeadLetters,
+    /// The failed handlings of the answer's events (from their spans).
+    pub handler_failures: &'a HandlerFailures,
 }
 
 /// Each failure with where it was dead-lettered and by which group (its latest dead letter).
@@ -272,6 +325,8 @@ fn failure_views(failures: Vec<Failure>, dead_letters: &DeadLetters) -> Vec<Fail
                 group: latest.and_then(|d| d.consumer_group.clone()),
                 event,
                 reason,
+                service: None,
+                exception: None,
             }
         })
         .collect()
@@ -305,11 +360,33 @@ pub fn flow_health(
     drop(tracker);
     let mut missing = missing_views(health.missing);
     diagnose(judge.groups, &mut missing, events, now_us);
+    let mut status = health.status;
+    let mut failures = failure_views(health.failures, dead_letters);
+    // Handlers that raised fail the flow too, with the exception as the reason.
+    let mut raised: Vec<(&SummaryRow, &FailureView)> = events
+        .iter()
+        .filter_map(|(id, e)| Some((*e, judge.handler_failures.get(*id)?)))
+        .collect();
+    raised.sort_by(|a, b| (a.0.time_us, &a.0.event_id).cmp(&(b.0.time_us, &b.0.event_id)));
+    for (_, failure) in raised {
+        status = FlowStatus::Failed;
+        match failures.iter_mut().find(|f| f.event == failure.event) {
+            Some(f) => {
+                f.service = failure.service.clone();
+                f.exception = failure.exception.clone();
+            }
+            None => failures.push(failure.clone()),
+        }
+    }
+    if status == FlowStatus::Failed {
+        // A failed flow waits for nothing more.
+        missing.clear();
+    }
     FlowHealthBrief {
-        status: health.status,
+        status,
         tracked,
         missing,
-        failures: failure_views(health.failures, dead_letters),
+        failures,
         next_deadline: health.next_deadline_us.map(rfc3339),
         learning: health.learning,
     }

@@ -7,6 +7,7 @@
 pub mod answers;
 pub mod health;
 pub mod model;
+pub mod services;
 
 pub use answers::{
     check_trace_id, correlation_answer, decode_cursor, encode_cursor, event_detail, flags_in_flow,

@@ -6,8 +6,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::groups::{Diagnosis, GroupPosition};
+use crate::handling::Handling;
 use crate::health::{FlowStatus, Origin, Reaction, Step};
-use crate::lineage::{Edge, Flag, Lineage, Node};
+use crate::lineage::{Edge, Flag, Lineage, Node, Rule};
+use crate::span::Exception;
 use crate::store::{DeadLetterRow, DeliveryRow, EventRow, KeyRow, SummaryRow};
 
 pub use crate::clock::{ms, rfc3339};
@@ -101,8 +103,11 @@ pub struct GraphEdge {
     pub to: String,
     /// Reaction time minus cause time, ms (negative under clock skew).
     pub latency_ms: f64,
-    /// Found by the span rule, not declared (docs/lineage.md).
+    /// Found by a rule, not declared (every rule but `causation`; docs/lineage.md).
     pub inferred: bool,
+    /// How it was found: `causation` (declared), `same_span`, `span_message`, `span_link` or
+    /// `span_parent` (docs/lineage.md).
+    pub rule: Rule,
     /// This edge closes a causation cycle.
     pub cycle: bool,
 }
@@ -114,6 +119,7 @@ impl From<Edge> for GraphEdge {
             to: e.to,
             latency_ms: ms(e.latency_us),
             inferred: e.inferred,
+            rule: e.rule,
             cycle: e.cycle,
         }
     }
@@ -240,13 +246,40 @@ pub struct MissingView {
     pub diagnosis: Option<Diagnosis>,
 }
 
-/// An event of a flow that failed.
+/// An exception a handler raised.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ExceptionView {
+    /// `exception.type` (or `error.type`).
+    #[serde(rename = "type")]
+    #[schema(required)]
+    pub kind: Option<String>,
+    /// `exception.message` (or the span's status message).
+    #[schema(required)]
+    pub message: Option<String>,
+}
+
+impl From<Exception> for ExceptionView {
+    fn from(e: Exception) -> Self {
+        Self {
+            kind: e.kind,
+            message: e.message,
+        }
+    }
+}
+
+/// An event of a flow that failed: dead-lettered, or its handler raised.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct FailureView {
     /// Event id.
     pub event: String,
-    /// Who failed it and why.
+    /// Who failed it and why, one line.
     pub reason: String,
+    /// The service whose handler failed, when known from its spans.
+    #[schema(required)]
+    pub service: Option<String>,
+    /// The exception the handler raised, when its spans recorded one.
+    #[schema(required)]
+    pub exception: Option<ExceptionView>,
     /// The dead-letter topic it was copied to, when known.
     #[schema(required)]
     pub dead_letter_topic: Option<String>,
@@ -344,6 +377,71 @@ impl From<DeliveryRow> for Delivery {
     }
 }
 
+/// Whether a handling succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// No span of it failed.
+    Ok,
+    /// Its consumer span or a span under it has status ERROR.
+    Failed,
+}
+
+/// A service's processing of an event, from its OpenTelemetry consumer span and the spans under
+/// it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct HandlingView {
+    /// The service (`service.name`).
+    #[schema(required)]
+    pub service: Option<String>,
+    /// Its consumer group, when the span names it.
+    #[schema(required)]
+    pub consumer_group: Option<String>,
+    /// The consumer span's name.
+    pub span_name: String,
+    /// The consumer span's trace id.
+    pub trace_id: String,
+    /// The consumer span's id.
+    pub span_id: String,
+    /// When the handling started (RFC 3339).
+    pub started: String,
+    /// How long the consumer span lasted, ms.
+    pub duration_ms: f64,
+    /// Whether it failed.
+    pub outcome: Outcome,
+    /// The exception, for a failed handling whose spans recorded one.
+    #[schema(required)]
+    pub exception: Option<ExceptionView>,
+    /// Ids of the events produced while handling it (none: handled, produced nothing).
+    pub produced: Vec<String>,
+    /// How its consumer span was tied to the event: `span_message`, `span_link` or
+    /// `span_parent`.
+    pub rule: Rule,
+}
+
+impl From<&Handling> for HandlingView {
+    fn from(h: &Handling) -> Self {
+        let failed = h.failed();
+        Self {
+            service: h.consumer.service.clone(),
+            consumer_group: h.consumer.consumer_group.clone(),
+            span_name: h.consumer.name.clone(),
+            trace_id: h.consumer.trace_id.clone(),
+            span_id: h.consumer.span_id.clone(),
+            started: rfc3339(h.consumer.start_us),
+            duration_ms: ms(h.consumer.end_us - h.consumer.start_us),
+            outcome: if failed { Outcome::Failed } else { Outcome::Ok },
+            exception: if failed {
+                h.exception().map(Into::into)
+            } else {
+                None
+            },
+            produced: h.produced.iter().map(|r| r.event_id.clone()).collect(),
+            rule: h.rule,
+        }
+    }
+}
+
 /// Everything known about one event.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct EventDetail {
@@ -416,6 +514,10 @@ pub struct EventDetail {
     /// pending (and how far behind) or inactive. Empty while the collector has not polled
     /// consumer groups.
     pub consumer_groups: Vec<GroupPosition>,
+    /// Every processing of it known from OpenTelemetry consumer spans, oldest first: which
+    /// service, when, how long, whether it failed, and what it produced. Empty when no consumer
+    /// span names it (not handled yet, or by services that send no spans).
+    pub handlings: Vec<HandlingView>,
 }
 
 /// Parses the stored header JSON (`[[name, value]]`, value text, null or `{"base64": …}`).
@@ -486,6 +588,7 @@ impl EventDetail {
             flags,
             dead_letters: dead_letters.into_iter().map(DeadLetterView::from).collect(),
             consumer_groups: Vec::new(),
+            handlings: Vec::new(),
             id: e.event_id,
             id_source: e.id_source,
             trace_id: e.trace_id,

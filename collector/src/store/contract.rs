@@ -9,7 +9,9 @@ use super::rows::{
     DeadLetterRow, DeliveryRow, EventRow, HopRow, KeyRow, ProduceRow, SearchFilter, StoredEvent,
     SummaryRow,
 };
+use super::span_rows::{CoverageRow, LinkRow, SpanRow, SpanServiceRow};
 use crate::record::EventRecord;
+use crate::span::SpanRecord;
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +84,7 @@ pub struct FeedPosition(pub(crate) i64);
 /// What every backend of the lineage store answers (see the module docs for the rules they share).
 /// [`super::Store`] dispatches each call to the backend it holds. Its business keys and its feed
 /// are traits of their own, each implemented in the backend's `keys` and `feed` modules.
-pub trait LineageStore: BusinessKeys + StoreFeed {
+pub trait LineageStore: BusinessKeys + StoreFeed + SpanStore {
     /// Writes a batch in one transaction, idempotently (see the module docs).
     fn write_batch(
         &self,
@@ -208,6 +210,81 @@ pub trait BusinessKeys {
         name: &str,
         value: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// How a backend keeps OpenTelemetry spans (`collector/src/span`): the reads are shared SQL
+/// (`shared_spans`), the write each store's own.
+pub trait SpanStore {
+    /// Writes spans and their links in one transaction; a span already stored (a retried export)
+    /// is left as it is. Returns how many were new.
+    fn write_spans(
+        &self,
+        spans: &[SpanRecord],
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+
+    /// The spans `(trace id, span id)` (those stored).
+    fn spans(
+        &self,
+        ids: &[(String, String)],
+    ) -> impl Future<Output = Result<Vec<SpanRow>, StoreError>> + Send;
+
+    /// The spans whose parent is one of `parents`.
+    fn span_children(
+        &self,
+        parents: &[(String, String)],
+    ) -> impl Future<Output = Result<Vec<SpanRow>, StoreError>> + Send;
+
+    /// The links of the spans `ids`.
+    fn links_from(
+        &self,
+        ids: &[(String, String)],
+    ) -> impl Future<Output = Result<Vec<LinkRow>, StoreError>> + Send;
+
+    /// The links that point at one of the spans `targets`.
+    fn links_to(
+        &self,
+        targets: &[(String, String)],
+    ) -> impl Future<Output = Result<Vec<LinkRow>, StoreError>> + Send;
+
+    /// Consumer spans that name one of the record positions `(topic, partition, offset)`.
+    fn consumer_spans_at(
+        &self,
+        positions: &[(String, i32, i64)],
+    ) -> impl Future<Output = Result<Vec<SpanRow>, StoreError>> + Send;
+
+    /// Failed spans stored at or after `received_from_us`, oldest first, at most `limit`.
+    fn failed_spans_since(
+        &self,
+        received_from_us: i64,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<SpanRow>, StoreError>> + Send;
+
+    /// Spans per service that started at or after `from_us`.
+    fn span_services(
+        &self,
+        from_us: i64,
+    ) -> impl Future<Output = Result<Vec<SpanServiceRow>, StoreError>> + Send;
+
+    /// How the newest `sample` events in `[from_us, to_us)` arrive, per producing service.
+    fn coverage(
+        &self,
+        from_us: i64,
+        to_us: i64,
+        sample: i64,
+    ) -> impl Future<Output = Result<Vec<CoverageRow>, StoreError>> + Send;
+
+    /// The names of the `baggage` entries on the newest `sample` events of `service` (by
+    /// `ce_source`) in `[from_us, to_us)`, raw header values.
+    fn baggage_of(
+        &self,
+        service: &str,
+        from_us: i64,
+        to_us: i64,
+        sample: i64,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Deletes spans (and their links) that started before `before_us`; returns how many.
+    fn prune_spans(&self, before_us: i64) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 /// What a backend has stored since a position, for a live feed that follows the store.

@@ -19,19 +19,22 @@ mod contract;
 mod known_names;
 pub mod postgres;
 pub mod rows;
+mod shared_spans;
 mod shared_sql;
+pub mod span_rows;
 pub mod sqlite;
 
 use crate::record::EventRecord;
 
 pub use contract::{
-    BusinessKeys, FeedPosition, LineageStore, StoreCounts, StoreError, StoreFeed, StoreProfile,
-    TopicOutcome, WriteOutcome,
+    BusinessKeys, FeedPosition, LineageStore, SpanStore, StoreCounts, StoreError, StoreFeed,
+    StoreProfile, TopicOutcome, WriteOutcome,
 };
 pub use rows::{
     DeadLetterRow, DeliveryRow, EventRow, HopRow, KeyRow, ProduceRow, SearchFilter, StoredEvent,
     SummaryRow, ANY_PROBLEM,
 };
+pub use span_rows::{CoverageRow, LinkRow, SpanRow, SpanServiceRow};
 pub use sqlite::memory::{allocate_with_mimalloc, disable_memory_statistics};
 
 /// A lineage store.
@@ -245,5 +248,86 @@ impl Store {
         limit: i64,
     ) -> Result<(Vec<StoredEvent>, FeedPosition), StoreError> {
         dispatch!(self.stored_after(from, limit))
+    }
+
+    /// Writes spans and their links in one transaction; returns how many were new (see
+    /// [`SpanStore::write_spans`]).
+    pub async fn write_spans(
+        &self,
+        spans: &[crate::span::SpanRecord],
+    ) -> Result<usize, StoreError> {
+        dispatch!(self.write_spans(spans))
+    }
+
+    /// The spans `(trace id, span id)` that are stored.
+    pub async fn spans(&self, ids: &[(String, String)]) -> Result<Vec<SpanRow>, StoreError> {
+        dispatch!(self.spans(ids))
+    }
+
+    /// The spans whose parent is one of `parents`.
+    pub async fn span_children(
+        &self,
+        parents: &[(String, String)],
+    ) -> Result<Vec<SpanRow>, StoreError> {
+        dispatch!(self.span_children(parents))
+    }
+
+    /// The links of the spans `ids`.
+    pub async fn links_from(&self, ids: &[(String, String)]) -> Result<Vec<LinkRow>, StoreError> {
+        dispatch!(self.links_from(ids))
+    }
+
+    /// The links that point at one of `targets`.
+    pub async fn links_to(&self, targets: &[(String, String)]) -> Result<Vec<LinkRow>, StoreError> {
+        dispatch!(self.links_to(targets))
+    }
+
+    /// Consumer spans that name one of the record positions `(topic, partition, offset)`.
+    pub async fn consumer_spans_at(
+        &self,
+        positions: &[(String, i32, i64)],
+    ) -> Result<Vec<SpanRow>, StoreError> {
+        dispatch!(self.consumer_spans_at(positions))
+    }
+
+    /// Failed spans stored at or after `received_from_us`, oldest first, at most `limit`.
+    pub async fn failed_spans_since(
+        &self,
+        received_from_us: i64,
+        limit: i64,
+    ) -> Result<Vec<SpanRow>, StoreError> {
+        dispatch!(self.failed_spans_since(received_from_us, limit))
+    }
+
+    /// Spans per service that started at or after `from_us`.
+    pub async fn span_services(&self, from_us: i64) -> Result<Vec<SpanServiceRow>, StoreError> {
+        dispatch!(self.span_services(from_us))
+    }
+
+    /// How the newest `sample` events in `[from_us, to_us)` arrive, per producing service.
+    pub async fn coverage(
+        &self,
+        from_us: i64,
+        to_us: i64,
+        sample: i64,
+    ) -> Result<Vec<CoverageRow>, StoreError> {
+        dispatch!(self.coverage(from_us, to_us, sample))
+    }
+
+    /// The headers (as stored, JSON) of the newest `sample` events of `service` in
+    /// `[from_us, to_us)` that carry a `baggage` header.
+    pub async fn baggage_of(
+        &self,
+        service: &str,
+        from_us: i64,
+        to_us: i64,
+        sample: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        dispatch!(self.baggage_of(service, from_us, to_us, sample))
+    }
+
+    /// Deletes the spans that started before `before_us`, with their links.
+    pub async fn prune_spans(&self, before_us: i64) -> Result<u64, StoreError> {
+        dispatch!(self.prune_spans(before_us))
     }
 }

@@ -9,6 +9,7 @@
 
 mod feed;
 pub(crate) mod keys;
+mod spans;
 mod write;
 
 use std::str::FromStr;

@@ -13,6 +13,7 @@ mod feed;
 mod keys;
 pub(crate) mod memory;
 mod read;
+mod spans;
 mod statement;
 pub(crate) mod trace_index;
 mod write;

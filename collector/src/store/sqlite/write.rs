@@ -25,7 +25,7 @@ use crate::store::known_names::KnownNames;
 /// The store's single writing connection.
 #[derive(Debug, Clone)]
 pub struct SqliteWriter {
-    connection: Arc<Mutex<Connection>>,
+    pub(super) connection: Arc<Mutex<Connection>>,
     names: Arc<KnownNames>,
 }
 
