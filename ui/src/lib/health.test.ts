@@ -115,7 +115,7 @@ describe("the flow view's banner", () => {
     const b = banner(
       health({
         status: "failed",
-        failures: [{ event: "e", reason: "bank-group: card expired", dead_letter_topic: "payments-dlt", group: "bank-group" }],
+        failures: [{ event: "e", reason: "bank-group: card expired", dead_letter_topic: "payments-dlt", group: "bank-group", service: null, exception: null }],
       }),
       NOW,
     );
@@ -127,7 +127,7 @@ describe("the flow view's banner", () => {
     const b = banner(
       health({
         status: "failed",
-        failures: [{ event: "01a2", reason: "demo-inventory: out of stock", dead_letter_topic: "bank-dlt", group: "demo-inventory" }],
+        failures: [{ event: "01a2", reason: "demo-inventory: out of stock", dead_letter_topic: "bank-dlt", group: "demo-inventory", service: null, exception: null }],
         missing: [
           missing({
             after_event: "01a2",
@@ -187,7 +187,7 @@ describe("the start page's needs-attention groups", () => {
       flow("c-dead", {
         status: "failed",
         missing: [],
-        failures: [{ event: "e", reason: "bank-group: card expired", dead_letter_topic: "payments-dlt", group: "bank-group" }],
+        failures: [{ event: "e", reason: "bank-group: card expired", dead_letter_topic: "payments-dlt", group: "bank-group", service: null, exception: null }],
       }),
     ];
     const summary: FlowsSummary = {
@@ -219,7 +219,7 @@ describe("the start page's needs-attention groups", () => {
       flow(id, {
         status: "failed",
         missing: [],
-        failures: [{ event: `e-${id}`, reason, dead_letter_topic: "bank-dlt", group: "demo-inventory" }],
+        failures: [{ event: `e-${id}`, reason, dead_letter_topic: "bank-dlt", group: "demo-inventory", service: null, exception: null }],
       });
     const summary: FlowsSummary = {
       counts: { complete: 0, in_progress: 0, stalled: 0, failed: 3 },
