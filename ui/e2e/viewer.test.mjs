@@ -512,3 +512,99 @@ test(
     await assertDrawnFailed(edgeId);
   },
 );
+
+/** Demo services that produce from the first orders on (collector/src/demo/services.rs). */
+const DEMO_SERVICES = ["shop", "order", "payment", "bank"];
+
+test("the Services page lists the demo's services by name, each with its events and how they arrive", async () => {
+  await page.goto(BASE + "/");
+  await page.getByTestId("nav-services").click();
+  await page.waitForURL("**/services");
+  await page.getByTestId("services-table").waitFor();
+  const answer = await api("/api/v1/services?window=24h");
+  const asked = answer.services.map((s) => s.service);
+  for (const name of DEMO_SERVICES) {
+    const s = answer.services.find((x) => x.service === name);
+    assert.ok(s, `${name} is among the API's services (${asked.join(", ")})`);
+    assert.ok(s.events > 0, `${name} produced events: ${JSON.stringify(s)}`);
+  }
+  const rows = page.getByTestId("service-row");
+  const listed = await rows.evaluateAll((trs) => trs.map((tr) => tr.dataset.service));
+  assert.deepEqual(listed, [...listed].sort(), "sorted by name");
+  for (const name of DEMO_SERVICES) assert.ok(listed.includes(name), `${name} is listed (${listed.join(", ")})`);
+  assert.ok(listed.length >= DEMO_SERVICES.length);
+  for (const name of DEMO_SERVICES) {
+    const s = answer.services.find((x) => x.service === name);
+    const row = page.locator(`[data-testid="service-row"][data-service="${name}"]`);
+    assert.ok(Number(await row.getByTestId("service-events").textContent()) > 0, `${name}'s events on the page`);
+    for (const share of ["with_ce_id", "with_causation", "with_correlation", "with_traceparent"]) {
+      assert.match(await row.getByTestId(`share-${share}`).textContent(), /^(–|<1 %|\d{1,3} %)$/, `${name} ${share}`);
+    }
+    // The lineage level and its note, as the API says them (they do not change as events arrive).
+    assert.equal(await row.getAttribute("data-lineage"), s.lineage);
+    assert.equal(await row.getByTestId("service-lineage").getAttribute("title"), s.lineage_note);
+    const spans = await row.getByTestId("service-spans").textContent();
+    assert.match(spans, s.spans === null ? /^none$/ : /^\d+ received/);
+  }
+  // The demo's services are on the SDK: every event carries a CloudEvents id.
+  const shop = page.locator('[data-testid="service-row"][data-service="shop"]');
+  assert.equal(await shop.getByTestId("share-with_ce_id").textContent(), "100 %");
+  assert.deepEqual(pageErrors, []);
+  await shot(page, "17-services");
+});
+
+test("the Services page's window goes into the address", async () => {
+  await page.goto(BASE + "/services?window=24h");
+  await page.getByTestId("services-table").waitFor();
+  assert.equal(await page.getByTestId("window-24h").getAttribute("aria-pressed"), "true");
+  await page.getByTestId("window-1h").click();
+  await page.waitForURL("**/services?window=1h");
+  assert.equal(await page.getByTestId("window-1h").getAttribute("aria-pressed"), "true");
+  // The demo has been running for less than an hour: its services are in the last hour too.
+  await page.waitForSelector('[data-testid="service-row"][data-service="shop"]');
+  const answer = await api("/api/v1/services?window=1h");
+  assert.ok(answer.services.some((s) => s.service === "shop" && s.events > 0), JSON.stringify(answer.services.map((s) => s.service)));
+  await page.goto(BASE + "/services?window=7d");
+  await page.waitForSelector('[data-testid="service-row"][data-service="payment"]');
+  assert.equal(await page.getByTestId("window-7d").getAttribute("aria-pressed"), "true");
+  await shot(page, "18-services-7d");
+});
+
+test("an event's details say who handled it, or that no consumer span was received", async () => {
+  const o9 = await api("/api/v1/keys/order.id/o-1009");
+  const created = o9.graph.nodes.find((n) => n.type === "OrderCreated");
+  const event = await api("/api/v1/events/" + encodeURIComponent(created.id));
+  assert.ok(Array.isArray(event.handlings), "the event answer has handlings");
+  await page.goto(BASE + "/events/" + encodeURIComponent(created.id));
+  await page.getByTestId("handlings").waitFor();
+  if (event.handlings.length === 0) {
+    // The demo's services are on the SDK, not OpenTelemetry: the collector has no consumer span.
+    assert.match(await page.getByTestId("handlings-none").textContent(), /No consumer spans received for this event/);
+  } else {
+    assert.equal(await page.getByTestId("handling").count(), event.handlings.length);
+    const produced = event.handlings.flatMap((h) => h.produced);
+    assert.equal(await page.getByTestId("produced-link").count(), produced.length);
+  }
+});
+
+test("each edge of a flow graph says on hover how it was found", async () => {
+  const answer = await api("/api/v1/keys/order.id/o-1009");
+  await page.goto(BASE + "/flows/key/order.id/o-1009");
+  await canvasCounts();
+  const words = {
+    causation: "declared (ce_causationid)",
+    same_span: "inferred from the same trace span",
+    span_message: "inferred from the consumer span's message position",
+    span_link: "inferred from the consumer span's link",
+    span_parent: "inferred from the consumer span's parent",
+  };
+  for (const e of answer.graph.edges) {
+    assert.ok(e.rule in words, `edge ${e.from} → ${e.to} has a known rule: ${JSON.stringify(e)}`);
+    assert.equal(e.inferred, e.rule !== "causation", JSON.stringify(e));
+    const edge = page.locator(`.react-flow__edge[data-id="${e.from}->${e.to}"]`);
+    await edge.waitFor({ state: "attached" });
+    assert.match(await edge.getAttribute("class"), new RegExp(`rule-${e.rule}`));
+    const title = await edge.locator("title").textContent();
+    assert.ok(title.startsWith(words[e.rule]), `${e.from} → ${e.to}: ${title}`);
+  }
+});

@@ -6,6 +6,7 @@ import { EventView } from "./components/EventView";
 import { MapView } from "./components/MapView";
 import { HomeView } from "./components/HomeView";
 import { SearchView } from "./components/SearchView";
+import { ServicesView } from "./components/ServicesView";
 
 type Theme = "dark" | "light";
 
@@ -47,6 +48,9 @@ export function App() {
           <Link href="/map" aria-current={route.view === "map" ? "page" : undefined}>
             Map
           </Link>
+          <Link href="/services" aria-current={route.view === "services" ? "page" : undefined} data-testid="nav-services">
+            Services
+          </Link>
           <button
             type="button"
             className="theme-toggle"
@@ -65,6 +69,7 @@ export function App() {
         {route.view === "flow" && <FlowView target={route.target} selected={route.selected} />}
         {route.view === "event" && <EventView id={route.id} />}
         {route.view === "map" && <MapView from={route.from} to={route.to} />}
+        {route.view === "services" && <ServicesView window={route.window} />}
         {route.view === "not_found" && (
           <section className="page">
             <h1>Nothing here</h1>

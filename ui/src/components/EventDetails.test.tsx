@@ -19,7 +19,7 @@ function event(overrides: Partial<EventDetail> = {}): EventDetail {
     ],
     payload: { body: { encoding: "utf8", data: hostile }, size: hostile.length, truncated: false, content_type: null },
     problems: [{ kind: "invalid_traceparent", detail: "too short" }],
-    deliveries: [], reactions: [], cause_stored: false, flags: [], dead_letters: [], consumer_groups: [],
+    deliveries: [], reactions: [], cause_stored: false, flags: [], dead_letters: [], consumer_groups: [], handlings: [],
     ...overrides,
   };
 }
@@ -96,5 +96,72 @@ describe("an event's dead letters", () => {
     expect(text).toContain("group demo-inventory");
     expect(text).toContain("recognised by Spring Kafka's headers");
     expect(text).toContain(reason);
+  });
+});
+
+describe("who handled an event", () => {
+  const base = {
+    consumer_group: null, trace_id: "4bf92f3577b34da6a3ce929d0e0e4736", span_name: "bank process",
+    duration_ms: 42, exception: null, produced: [] as string[],
+  };
+
+  it("says plainly when no consumer span was received", () => {
+    const { getByTestId, queryAllByTestId } = render(<EventDetails event={event()} />);
+    expect(getByTestId("handlings").querySelector("h3")!.textContent).toBe("Handled by");
+    expect(getByTestId("handlings-none").textContent).toContain("No consumer spans received for this event");
+    expect(queryAllByTestId("handling")).toHaveLength(0);
+  });
+
+  it("lists each handling in the order it started: who, when, how long, ok or failed and why, what it produced", () => {
+    const { getByTestId, getAllByTestId, queryByTestId } = render(
+      <EventDetails
+        hrefFor={(id) => `/x/${id}`}
+        event={event({
+          handlings: [
+            { ...base, service: "ledger", consumer_group: "demo-ledger", span_id: "02", started: "2026-12-06T20:00:01.900Z", outcome: "ok", produced: [] },
+            {
+              ...base, service: "inventory", consumer_group: "demo-inventory", span_id: "01", started: "2026-12-06T20:00:01.250Z",
+              duration_ms: 1500, outcome: "failed", exception: { type: "ValueError", message: "SKU-42 is out of stock" },
+            },
+            { ...base, service: "notification", span_id: "03", started: "2026-12-06T20:00:02.000Z", outcome: "ok", produced: ["e-7", "e-8"] },
+          ],
+        })}
+      />,
+    );
+    expect(getByTestId("handlings").querySelector("h3")!.textContent).toBe("Handled by (3)");
+    expect(queryByTestId("handlings-none")).toBeNull();
+    const rows = getAllByTestId("handling");
+    expect(rows.map((r) => r.querySelector('[data-testid="handling-service"]')!.textContent)).toEqual([
+      "inventory (group demo-inventory)",
+      "ledger (group demo-ledger)",
+      "notification",
+    ]);
+    expect(rows.map((r) => r.querySelector('[data-testid="handling-badge"]')!.textContent)).toEqual(["failed", "ok", "ok"]);
+    expect(rows.map((r) => r.querySelector('[data-testid="handling-outcome"]')!.textContent)).toEqual([
+      "failed: ValueError: SKU-42 is out of stock",
+      "handled, produced nothing",
+      "handled, produced 2 events",
+    ]);
+    // A failed handling and one that produced nothing read differently.
+    expect(rows.map((r) => r.dataset.kind)).toEqual(["failed", "nothing", "produced"]);
+    expect(rows[0].textContent).toContain("at 20:00:01.250 · took 1.5 s");
+    const links = [...rows[2].querySelectorAll('[data-testid="produced-link"]')];
+    expect(links.map((a) => [a.textContent, a.getAttribute("href")])).toEqual([
+      ["e-7", "/x/e-7"],
+      ["e-8", "/x/e-8"],
+    ]);
+    expect(rows[0].querySelectorAll('[data-testid="produced-link"]')).toHaveLength(0);
+  });
+
+  it("renders the exception a handler raised as text", () => {
+    const { getByTestId, container } = render(
+      <EventDetails
+        event={event({
+          handlings: [{ ...base, service: "inventory", span_id: "01", started: "2026-12-06T20:00:01Z", outcome: "failed", exception: { type: null, message: hostile } }],
+        })}
+      />,
+    );
+    expect(getByTestId("handling-outcome").textContent).toBe(`failed: ${hostile}`);
+    expect(container.querySelectorAll("img, script").length).toBe(0);
   });
 });

@@ -1,6 +1,7 @@
 import type { ReactNode } from "react";
-import { consumerGroupsOf, type EventDetail, type GroupPosition } from "../lib/api";
+import { consumerGroupsOf, type EventDetail, type GroupPosition, type Handling } from "../lib/api";
 import { bytesText, clock, duration, payloadText } from "../lib/format";
+import { byStart, handlerText, handlingOutcome } from "../lib/spans";
 import { eventHref, flowHref } from "../lib/routes";
 import { Link } from "../navigation";
 
@@ -74,6 +75,7 @@ export function EventDetails({ event, hrefFor = eventHref }: { event: EventDetai
           <FlowLink kind="correlation" id={event.correlation_id} />
         </Fact>
       </dl>
+      <Handlings handlings={event.handlings ?? []} hrefFor={hrefFor} />
       {event.problems.length > 0 && (
         <section>
           <h3>Problems</h3>
@@ -198,6 +200,61 @@ export function EventDetails({ event, hrefFor = eventHref }: { event: EventDetai
         )}
       </section>
     </article>
+  );
+}
+
+/**
+ * Who handled the event (from its consumers' OpenTelemetry spans): each handling's service and
+ * group, when, how long, ok or failed (and the exception), and the events it produced, linked.
+ */
+function Handlings({ handlings, hrefFor }: { handlings: Handling[]; hrefFor: (id: string) => string }) {
+  return (
+    <section data-testid="handlings">
+      <h3>Handled by{handlings.length > 0 ? ` (${handlings.length})` : ""}</h3>
+      {handlings.length === 0 ? (
+        <p className="muted" data-testid="handlings-none">
+          No consumer spans received for this event: the collector learns who handled an event only from its consumers'
+          OpenTelemetry spans.
+        </p>
+      ) : (
+        <ul className="handlings">
+          {byStart(handlings).map((h) => {
+            const outcome = handlingOutcome(h);
+            return (
+              <li key={`${h.trace_id}/${h.span_id}`} data-testid="handling" data-outcome={h.outcome} data-kind={outcome.kind}>
+                <span className={`badge badge-${outcome.badge}`} data-testid="handling-badge">
+                  {outcome.badge}
+                </span>{" "}
+                <strong data-testid="handling-service">{handlerText(h)}</strong>{" "}
+                <span className="muted" title={h.started}>
+                  at {clock(h.started)} · took {duration(h.duration_ms)}
+                </span>
+                <div className={`handling-outcome handling-${outcome.kind}`} data-testid="handling-outcome">
+                  {outcome.text}
+                </div>
+                {h.produced.length > 0 && (
+                  <ul className="inline-list">
+                    {h.produced.map((id) => (
+                      <li key={id}>
+                        <Link href={hrefFor(id)} data-testid="produced-link">
+                          {id}
+                        </Link>
+                      </li>
+                    ))}
+                  </ul>
+                )}
+                <div className="muted handling-span">
+                  span <code>{h.span_name}</code> ·{" "}
+                  <Link href={flowHref({ kind: "trace", id: h.trace_id })} title={`The flow of trace ${h.trace_id}`}>
+                    its trace
+                  </Link>
+                </div>
+              </li>
+            );
+          })}
+        </ul>
+      )}
+    </section>
   );
 }
 

@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useMemo, useRef, useState, type KeyboardEvent } from "react";
 import {
   Background,
+  BezierEdge,
   Controls,
   MarkerType,
   MiniMap,
@@ -8,10 +9,13 @@ import {
   ReactFlowProvider,
   useReactFlow,
   type Edge,
+  type EdgeProps,
   type Node,
   type Viewport,
 } from "@xyflow/react";
+import type { GraphEdge } from "../lib/api";
 import { duration } from "../lib/format";
+import { edgeTitle } from "../lib/spans";
 import {
   contains,
   moveOf,
@@ -31,6 +35,45 @@ import { EventNode, type EventNodeData } from "./EventNode";
 import { GhostNode, type GhostNodeData } from "./GhostNode";
 
 const nodeTypes = { event: EventNode, ghost: GhostNode };
+
+/** What a causal edge carries: how it was found, in words, for its tooltip. */
+type CausalEdgeData = { inferred: boolean; cycle: boolean; rule: GraphEdge["rule"]; title: string };
+
+/** A causal edge: React Flow's bezier edge, with a tooltip saying how it was found (SVG's
+ *  `<title>` names its parent, the edge's group, so hovering the line or its label shows it). */
+function CausalEdge(props: EdgeProps<Edge<CausalEdgeData, "causal">>) {
+  return (
+    <>
+      {props.data && <title>{props.data.title}</title>}
+      <BezierEdge {...props} />
+    </>
+  );
+}
+
+const edgeTypes = { causal: CausalEdge };
+
+/** A cause → reaction edge for React Flow: dashed when inferred, red when it closes a cycle,
+ *  labelled with the hop's latency, and saying how it was found on hover. */
+export function causalEdge(e: GraphEdge): Edge<CausalEdgeData, "causal"> {
+  const colour = e.cycle ? "var(--danger)" : "var(--edge)";
+  const title = edgeTitle(e);
+  return {
+    id: `${e.from}->${e.to}`,
+    type: "causal",
+    source: e.from,
+    target: e.to,
+    label: duration(e.latency_ms),
+    labelStyle: { fill: "var(--muted)", fontSize: 11 },
+    labelBgStyle: { fill: "var(--bg)" },
+    style: { stroke: colour, strokeDasharray: e.inferred ? "5 4" : undefined, strokeWidth: 1.5 },
+    markerEnd: { type: MarkerType.ArrowClosed, color: e.cycle ? "#e15759" : "#8a8f98" },
+    focusable: false,
+    selectable: false,
+    className: [e.inferred && "inferred", e.cycle && "cycle", `rule-${e.rule ?? "causation"}`].filter(Boolean).join(" "),
+    ariaLabel: `${e.from} → ${e.to}: ${title}`,
+    data: { inferred: e.inferred, cycle: e.cycle, rule: e.rule, title },
+  };
+}
 
 /** A ghost's React Flow node: not selectable, not focusable (the keyboard walks events). */
 function ghostNode(g: Ghost & { x: number; y: number }): Node<GhostNodeData, "ghost"> {
@@ -143,27 +186,7 @@ function Canvas({ layout, selected, onSelect, onOpen }: Props) {
     ],
     [baseNodes, ghostNodes, selected, shown],
   );
-  const allEdges: Edge[] = useMemo(
-    () =>
-      layout.edges.map((e) => {
-        const colour = e.cycle ? "var(--danger)" : "var(--edge)";
-        return {
-          id: `${e.from}->${e.to}`,
-          source: e.from,
-          target: e.to,
-          label: duration(e.latency_ms),
-          labelStyle: { fill: "var(--muted)", fontSize: 11 },
-          labelBgStyle: { fill: "var(--bg)" },
-          style: { stroke: colour, strokeDasharray: e.inferred ? "5 4" : undefined, strokeWidth: 1.5 },
-          markerEnd: { type: MarkerType.ArrowClosed, color: e.cycle ? "#e15759" : "#8a8f98" },
-          focusable: false,
-          selectable: false,
-          className: [e.inferred ? "inferred" : "", e.cycle ? "cycle" : ""].join(" ").trim(),
-          data: { inferred: e.inferred, cycle: e.cycle },
-        };
-      }),
-    [layout],
-  );
+  const allEdges: Edge[] = useMemo(() => layout.edges.map(causalEdge), [layout]);
   const edges = useMemo(() => {
     const ghosts = layout.ghosts.filter((g) => shown === null || shown.nodes.has(g.after)).map(ghostEdge);
     if (shown === null) return [...allEdges, ...ghosts];
@@ -229,6 +252,7 @@ function Canvas({ layout, selected, onSelect, onOpen }: Props) {
         nodes={nodes}
         edges={edges}
         nodeTypes={nodeTypes}
+        edgeTypes={edgeTypes}
         onNodeClick={(_, node) => node.type === "event" && onSelect(node.id)}
         onPaneClick={() => onSelect(null)}
         fitView={!large}

@@ -104,6 +104,8 @@ export interface EventDetail {
    * its own tree when it has no correlation): the same flags a graph shows for it.
    */
   flags: Flag[];
+  /** Who handled it, from consumer spans (none when no span of a consumer of it was received). */
+  handlings: Handling[];
   /** Every header, in order. */
   headers: Header[];
   /** Event id. */
@@ -204,10 +206,19 @@ export interface FailureView {
   dead_letter_topic: string | null;
   /** Event id. */
   event: string;
+  /** The exception a handler raised (a failed handling), when that is what failed it. */
+  exception: null | {
+    /** The exception's message. */
+    message: string | null;
+    /** The exception's type, e.g. `ValueError`. */
+    type: string | null;
+  };
   /** The consumer group that gave up on it, when known. */
   group: string | null;
   /** Who failed it and why. */
   reason: string;
+  /** The service that failed it, when known. */
+  service: string | null;
 }
 
 /**
@@ -370,6 +381,8 @@ export interface GraphEdge {
   inferred: boolean;
   /** Reaction time minus cause time, ms (negative under clock skew). */
   latency_ms: number;
+  /** How the edge was found: `causation` (declared), else the inference rule that found it. */
+  rule: "causation" | "same_span" | "span_message" | "span_link" | "span_parent";
   /** The reaction's id. */
   to: string;
 }
@@ -413,6 +426,35 @@ export interface GroupPosition {
 
 /** Where a consumer group stands against one record. */
 export type GroupState = "consumed" | "pending" | "inactive";
+
+/** One handling of an event by a consumer, from its OpenTelemetry consumer span. */
+export interface Handling {
+  /** The consumer group, when the span names it. */
+  consumer_group: string | null;
+  /** How long the handling took, ms. */
+  duration_ms: number;
+  /** The exception of a failed handling, when the spans carry one. */
+  exception: null | {
+    /** The exception's message. */
+    message: string | null;
+    /** The exception's type, e.g. `ValueError`. */
+    type: string | null;
+  };
+  /** `failed` when the consumer span or a span under it has status ERROR. */
+  outcome: "ok" | "failed";
+  /** Ids of the events produced while handling it. */
+  produced: string[];
+  /** The handling service (`service.name`). */
+  service: string | null;
+  /** The consumer span's id. */
+  span_id: string;
+  /** The consumer span's name. */
+  span_name: string;
+  /** When the handling started (RFC 3339). */
+  started: string;
+  /** The consumer span's trace id. */
+  trace_id: string;
+}
 
 /** One record header, exactly as it arrived. */
 export interface Header {
@@ -617,6 +659,56 @@ export interface SearchPage {
   limit: number;
   /** Pass as `cursor` for the next page; absent on the last one. */
   next_cursor: string | null;
+}
+
+/** How one service's events arrive, what lineage that allows, and what to add. */
+export interface ServiceCoverage {
+  /** What to add, one sentence each. */
+  advice: string[];
+  /** Baggage keys seen on its events. */
+  baggage_keys: string[];
+  /** Records it produced in the window. */
+  events: number;
+  /** The best lineage its events allow. */
+  lineage: "declared" | "spans" | "same_span" | "none";
+  /** That, in one sentence. */
+  lineage_note: string;
+  /** The service. */
+  service: string;
+  /** Its spans received (`null`: none). */
+  spans: null | SpanCoverage;
+  /** Of them, with a causation id. */
+  with_causation: number;
+  /** Of them, with `ce_id`. */
+  with_ce_id: number;
+  /** Of them, with a correlation id. */
+  with_correlation: number;
+  /** Of them, with a valid `traceparent`. */
+  with_traceparent: number;
+}
+
+/** Instrumentation coverage per service over a window. */
+export interface ServicesAnswer {
+  /** Start of the window (RFC 3339). */
+  from: string;
+  /** Every service that produced events or sent spans in it. */
+  services: ServiceCoverage[];
+  /** End of the window (RFC 3339). */
+  to: string;
+}
+
+/** The OpenTelemetry spans received from a service. */
+export interface SpanCoverage {
+  /** Consumer spans among them. */
+  consumer: number;
+  /** Spans with status ERROR among them. */
+  failed: number;
+  /** When the last one was received (RFC 3339). */
+  last_seen: string;
+  /** Producer spans among them. */
+  producer: number;
+  /** Spans received in the window. */
+  received: number;
 }
 
 /** How many flows have each status. */

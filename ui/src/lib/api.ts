@@ -4,6 +4,9 @@
 // api-types`), so they cannot drift from what the collector serves.
 import type {
   EventDetail,
+  GraphEdge,
+  Handling,
+  ServiceCoverage,
   Flow,
   MissingView,
   FlowAnswer,
@@ -14,6 +17,7 @@ import type {
   KeyAnswer,
   KeyNames,
   SearchPage,
+  ServicesAnswer,
   Topology,
 } from "./api-types";
 
@@ -34,6 +38,7 @@ export type {
   FlowStatus,
   Graph,
   GraphEdge,
+  Handling,
   Hop,
   KeyAnswer,
   KeyNames,
@@ -43,6 +48,9 @@ export type {
   MissingView,
   Reaction,
   SearchPage,
+  ServiceCoverage,
+  ServicesAnswer,
+  SpanCoverage,
   StatusCounts,
   Step,
   StoppedGroupView,
@@ -54,6 +62,15 @@ export type {
 export type FlowHealth = Flow["health"];
 /** A copy of an event on a dead-letter topic. */
 export type DeadLetter = EventDetail["dead_letters"][number];
+
+/** How a graph edge was found: declared (`causation`) or the inference rule that found it. */
+export type EdgeRule = GraphEdge["rule"];
+
+/** The exception a handler raised, as a handling or a failure carries it. */
+export type ExceptionInfo = NonNullable<Handling["exception"]>;
+
+/** The best lineage a service's events allow. */
+export type LineageLevel = ServiceCoverage["lineage"];
 
 /** One consumer group's position against one event's record. */
 export type GroupPosition = EventDetail["consumer_groups"][number];
@@ -157,6 +174,10 @@ export class Api {
   /** Counts per status, and the stalled and failed flows grouped by where they stopped. */
   flowsSummary(signal?: AbortSignal) {
     return this.get<FlowsSummary>(`/flows/summary`, signal);
+  }
+  /** Per service, how its events arrive and what lineage that allows, over the last `window` (`1h`, `24h`, `7d`). */
+  services(window: string, signal?: AbortSignal) {
+    return this.get<ServicesAnswer>(`/services?window=${enc(window)}`, signal);
   }
   /** The URL of the live feed following these keys, correlations and traces. */
   liveUrl(follow: { keys?: [string, string][]; correlations?: string[]; traces?: string[] }) {

@@ -4,6 +4,7 @@ import {
   attentionGroups,
   banner,
   dueText,
+  failureText,
   flowHealthHref,
   keysText,
   missingText,
@@ -115,7 +116,7 @@ describe("the flow view's banner", () => {
     const b = banner(
       health({
         status: "failed",
-        failures: [{ event: "e", reason: "bank-group: card expired", dead_letter_topic: "payments-dlt", group: "bank-group" }],
+        failures: [{ event: "e", reason: "bank-group: card expired", dead_letter_topic: "payments-dlt", group: "bank-group", service: null, exception: null }],
       }),
       NOW,
     );
@@ -127,7 +128,7 @@ describe("the flow view's banner", () => {
     const b = banner(
       health({
         status: "failed",
-        failures: [{ event: "01a2", reason: "demo-inventory: out of stock", dead_letter_topic: "bank-dlt", group: "demo-inventory" }],
+        failures: [{ event: "01a2", reason: "demo-inventory: out of stock", dead_letter_topic: "bank-dlt", group: "demo-inventory", service: null, exception: null }],
         missing: [
           missing({
             after_event: "01a2",
@@ -144,6 +145,40 @@ describe("the flow view's banner", () => {
       "no InventoryReserved from inventory after the dead-lettered PaymentConfirmed (bank) — 57 s overdue; 98 % of 100 occurrences, learned",
       "waiting for a reaction from bank after PaymentCreated (payment) — 57 s overdue; 98 % of 100 occurrences, learned",
     ]);
+  });
+
+  it("gives the exception of a handler that raised, and says the reaction after it is missing because it failed", () => {
+    const b = banner(
+      health({
+        status: "failed",
+        failures: [
+          {
+            event: "01a2", reason: "inventory's handler failed", dead_letter_topic: null, group: "demo-inventory", service: "inventory",
+            exception: { type: "ValueError", message: "SKU-42 is out of stock" },
+          },
+        ],
+        missing: [
+          missing({
+            after_event: "01a2",
+            after: { service: "bank", event_type: "PaymentConfirmed" },
+            expected: { kind: "specific", service: "inventory", event_type: "InventoryReserved" },
+          }),
+        ],
+      }),
+      NOW,
+    );
+    expect(b.lines).toEqual([
+      "inventory's handler failed — ValueError: SKU-42 is out of stock",
+      "no InventoryReserved from inventory after the failed PaymentConfirmed (bank) — 57 s overdue; 98 % of 100 occurrences, learned",
+    ]);
+  });
+
+  it("does not repeat an exception the failure's reason already gives", () => {
+    const exception = { type: "java.lang.IllegalStateException", message: "SKU-42 is out of stock in every warehouse" };
+    const reason = `demo-inventory: ${exception.type}: ${exception.message}`;
+    const f = { event: "e", reason, dead_letter_topic: "bank-dlt", group: "demo-inventory", service: "inventory", exception };
+    expect(failureText(f)).toBe(`${reason} — dead-lettered to bank-dlt`);
+    expect(failureText({ ...f, reason: "", dead_letter_topic: null })).toBe(`${exception.type}: ${exception.message}`);
   });
 
   it("says when an in-progress flow turns stalled, and a complete flow quietly", () => {
@@ -187,7 +222,7 @@ describe("the start page's needs-attention groups", () => {
       flow("c-dead", {
         status: "failed",
         missing: [],
-        failures: [{ event: "e", reason: "bank-group: card expired", dead_letter_topic: "payments-dlt", group: "bank-group" }],
+        failures: [{ event: "e", reason: "bank-group: card expired", dead_letter_topic: "payments-dlt", group: "bank-group", service: null, exception: null }],
       }),
     ];
     const summary: FlowsSummary = {
@@ -219,7 +254,7 @@ describe("the start page's needs-attention groups", () => {
       flow(id, {
         status: "failed",
         missing: [],
-        failures: [{ event: `e-${id}`, reason, dead_letter_topic: "bank-dlt", group: "demo-inventory" }],
+        failures: [{ event: `e-${id}`, reason, dead_letter_topic: "bank-dlt", group: "demo-inventory", service: null, exception: null }],
       });
     const summary: FlowsSummary = {
       counts: { complete: 0, in_progress: 0, stalled: 0, failed: 3 },

@@ -5,6 +5,7 @@
 import type { FailureView, FlowHealth, FlowHealthView, FlowsSummary, FlowStatus, KeyValue, MissingView, Reaction, Step } from "./api";
 import { diagnosisOf } from "./api";
 import { clock, duration } from "./format";
+import { exceptionText } from "./spans";
 import { eventHref, flowHref } from "./routes";
 
 /** `payment/PaymentCreated`. */
@@ -72,19 +73,29 @@ export function missingText(m: MissingView, now: number): string {
 }
 
 /**
- * A reaction missing after an event that was dead-lettered (the consumer gave up on it):
- * `no InventoryReserved from inventory after the dead-lettered PaymentConfirmed (bank) — 26 s
- * overdue; 97 % of 39 occurrences, learned`. Not "waiting for": it will not come by itself.
+ * A reaction missing after an event that failed — dead-lettered (the consumer gave up on it) or
+ * whose handler raised: `no InventoryReserved from inventory after the dead-lettered
+ * PaymentConfirmed (bank) — 26 s overdue; 97 % of 39 occurrences, learned` (`after the failed
+ * …` when it was not dead-lettered). Not "waiting for": it will not come by itself.
  */
-export function missingAfterFailureText(m: MissingView, now: number): string {
+export function missingAfterFailureText(m: MissingView, now: number, deadLettered = true): string {
   const when = m.overdue_ms !== null ? `${waitText(m.overdue_ms)} overdue` : dueText(m, now);
   const what = m.expected.kind === "any" ? "reaction" : reactionPhrase(m.expected);
-  return `no ${what} after the dead-lettered ${m.after.event_type} (${m.after.service}) — ${when}; ${evidenceText(m)}`;
+  const how = deadLettered ? "dead-lettered" : "failed";
+  return `no ${what} after the ${how} ${m.after.event_type} (${m.after.service}) — ${when}; ${evidenceText(m)}`;
 }
 
-/** A failure in a sentence: its reason, and where it was dead-lettered. */
+/**
+ * A failure in a sentence: its reason, the exception its handler raised (unless the reason
+ * already says it), and where it was dead-lettered — `inventory failed — ValueError: SKU-42 is out of
+ * stock`, `demo-inventory: … — dead-lettered to bank-dlt`.
+ */
 export function failureText(f: FailureView): string {
-  return f.dead_letter_topic ? `${f.reason} — dead-lettered to ${f.dead_letter_topic}` : f.reason;
+  let text = f.reason;
+  const exception = exceptionText(f.exception);
+  const said = f.exception?.message?.trim() || exception;
+  if (exception && said && !text.includes(said)) text = text ? `${text} — ${exception}` : exception;
+  return f.dead_letter_topic ? `${text} — dead-lettered to ${f.dead_letter_topic}` : text;
 }
 
 /** What the flow view's banner says about a flow's health. */
@@ -123,8 +134,14 @@ export function banner(h: FlowHealth, now: number): Banner {
     const inText = Number.isFinite(left) && left > 0 ? ` (in ${waitText(left)})` : "";
     lines.push(`turns stalled at ${clock(h.next_deadline)}${inText} if nothing arrives`);
   }
-  const failedEvents = new Set(h.failures.map((f) => f.event));
-  lines.push(...h.missing.map((m) => (failedEvents.has(m.after_event) ? missingAfterFailureText(m, now) : missingText(m, now))));
+  const failed = new Map(h.failures.map((f) => [f.event, f]));
+  lines.push(
+    ...h.missing.map((m) => {
+      const f = failed.get(m.after_event);
+      // A failure without a dead-letter topic is a handler that raised (from its spans).
+      return f ? missingAfterFailureText(m, now, f.dead_letter_topic !== null || f.exception === null) : missingText(m, now);
+    }),
+  );
   if (h.status === "complete" && lines.length === 0) {
     lines.push(h.learning.length > 0 ? learningText(h.learning) : "nothing expected is missing");
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { EventSummary, Flag, Graph, MissingView } from "./api";
+import type { EventSummary, Flag, Graph, GraphEdge, MissingView } from "./api";
 import { contains, ghostsOf, layoutGraph, moveOf, neighbour, regionOf, serviceColor, windowOf, GHOST_HEIGHT, GHOST_WIDTH, NODE_HEIGHT, NODE_WIDTH } from "./layout";
 
 function ev(id: string, t: number, flags: Flag[] = [], source = "svc"): EventSummary {
@@ -10,7 +10,7 @@ function ev(id: string, t: number, flags: Flag[] = [], source = "svc"): EventSum
   };
 }
 
-const edge = (from: string, to: string, cycle = false) => ({ from, to, latency_ms: 1, inferred: false, cycle });
+const edge = (from: string, to: string, cycle = false): GraphEdge => ({ from, to, latency_ms: 1, inferred: false, rule: "causation", cycle });
 
 // a → b → {c, d}; d → e
 const fanOut: Graph = {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { eventHref, flowHref, mapHref, parseRoute, type FlowTarget } from "./routes";
+import { eventHref, flowHref, mapHref, parseRoute, servicesHref, type FlowTarget } from "./routes";
 
 describe("addresses", () => {
   it("read every view's address", () => {
@@ -17,6 +17,8 @@ describe("addresses", () => {
     expect(parseRoute("/events/e-1")).toEqual({ view: "event", id: "e-1" });
     expect(parseRoute("/search", "?q=o-1")).toEqual({ view: "search", q: "o-1" });
     expect(parseRoute("/map", "?from=2026-01-01T00:00:00Z")).toEqual({ view: "map", from: "2026-01-01T00:00:00Z", to: null });
+    expect(parseRoute("/services")).toEqual({ view: "services", window: null });
+    expect(parseRoute("/services", "?window=7d")).toEqual({ view: "services", window: "7d" });
   });
 
   it("round-trip ids holding slashes, colons, spaces and non-ASCII", () => {
@@ -43,5 +45,12 @@ describe("addresses", () => {
   it("write the map's range only when there is one", () => {
     expect(mapHref()).toBe("/map");
     expect(mapHref("2026-01-01T00:00:00.000Z", null)).toBe("/map?from=2026-01-01T00%3A00%3A00.000Z");
+  });
+
+  it("put the Services page's window in the query", () => {
+    expect(servicesHref()).toBe("/services");
+    expect(servicesHref("1h")).toBe("/services?window=1h");
+    const url = new URL(servicesHref("24h"), "http://x");
+    expect(parseRoute(url.pathname, url.search)).toEqual({ view: "services", window: "24h" });
   });
 });

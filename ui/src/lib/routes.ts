@@ -13,6 +13,7 @@ export type Route =
   | { view: "event"; id: string }
   | { view: "search"; q: string }
   | { view: "map"; from: string | null; to: string | null }
+  | { view: "services"; window: string | null }
   | { view: "not_found"; path: string };
 
 const enc = encodeURIComponent;
@@ -47,6 +48,7 @@ export function parseRoute(pathname: string, search = ""): Route {
   if (p[0] === "map" && p.length === 1) {
     return { view: "map", from: query.get("from"), to: query.get("to") };
   }
+  if (p[0] === "services" && p.length === 1) return { view: "services", window: query.get("window") };
   return { view: "not_found", path: pathname };
 }
 
@@ -76,6 +78,11 @@ export function mapHref(from?: string | null, to?: string | null): string {
   if (to) q.set("to", to);
   const s = q.toString();
   return s ? `/map?${s}` : "/map";
+}
+
+/** The address of the Services page (instrumentation coverage) over a window (`1h`, `24h`, `7d`). */
+export function servicesHref(window?: string | null): string {
+  return window ? `/services?window=${enc(window)}` : "/services";
 }
 
 /** A short title of a flow target, for headings. */

@@ -11,7 +11,7 @@ describe("the timeline", () => {
   it("has one lane per service in order of first appearance, events placed by time", () => {
     const t = buildTimeline(
       [ev("c", 3000, "payment"), ev("a", 1000, "shop"), ev("b", 2000, "order"), ev("d", 5000, "shop"), ev("x", 4000, null)],
-      [{ from: "a", to: "b", latency_ms: 1, inferred: false, cycle: false }, { from: "b", to: "gone", latency_ms: 1, inferred: false, cycle: false }],
+      [{ from: "a", to: "b", latency_ms: 1, inferred: false, rule: "causation" as const, cycle: false }, { from: "b", to: "gone", latency_ms: 1, inferred: false, rule: "causation" as const, cycle: false }],
     );
     expect(t.lanes.map((l) => l.service)).toEqual(["shop", "order", "payment", UNKNOWN_SERVICE]);
     expect(t.lanes[0].events.map((e) => [e.event.id, e.at])).toEqual([["a", 0], ["d", 1]]);
