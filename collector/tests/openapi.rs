@@ -115,6 +115,7 @@ fn node_flags_are_an_enum_of_the_names_the_viewer_knows() {
             "duplicate_publish",
             "duplicate_reaction",
             "end",
+            "handler_failed",
             "problems",
             "root"
         ]

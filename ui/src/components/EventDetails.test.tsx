@@ -102,7 +102,7 @@ describe("an event's dead letters", () => {
 describe("who handled an event", () => {
   const base = {
     consumer_group: null, trace_id: "4bf92f3577b34da6a3ce929d0e0e4736", span_name: "bank process",
-    duration_ms: 42, exception: null, produced: [] as string[],
+    duration_ms: 42, exception: null, produced: [] as string[], rule: "span_link" as const,
   };
 
   it("says plainly when no consumer span was received", () => {

@@ -13,7 +13,7 @@ export const EventNode = memo(function EventNode({ data, selected }: NodeProps<N
   const flags = (e.flags as string[]).filter((f) => f !== "root");
   return (
     <div
-      className={`event-node${selected ? " selected" : ""}${flags.includes("end") ? " is-end" : ""}${flags.includes("dead_lettered") ? " is-dead" : ""}`}
+      className={`event-node${selected ? " selected" : ""}${flags.includes("end") ? " is-end" : ""}${flags.includes("dead_lettered") || flags.includes("handler_failed") ? " is-dead" : ""}`}
       style={{ width: NODE_WIDTH, height: NODE_HEIGHT, borderLeftColor: serviceColor(e.source) }}
       data-testid="event-node"
       data-event-id={e.id}

@@ -18,7 +18,7 @@ function coverage(service: string, overrides: Partial<ServiceCoverage> = {}): Se
 }
 
 function answer(services: ServiceCoverage[]): ServicesAnswer {
-  return { from: "2026-12-05T20:00:00Z", to: "2026-12-06T20:00:00Z", services };
+  return { from: "2026-12-05T20:00:00Z", to: "2026-12-06T20:00:00Z", sampled_events: services.reduce((n, s) => n + s.events, 0), services };
 }
 
 function renderAt(window: string | null, navigate = vi.fn()) {

@@ -133,7 +133,7 @@ function draw(el: HTMLCanvasElement, t: Timeline, width: number, selected: strin
       c.arc(xOf(at, width), yOf(i), 5, 0, 2 * Math.PI);
       c.fill();
       c.stroke();
-      if ((event.flags as string[]).includes("dead_lettered")) {
+      if ((event.flags as string[]).some((f) => f === "dead_lettered" || f === "handler_failed")) {
         // A dead-lettered event: a red ring, as its node is red.
         c.save();
         c.strokeStyle = colour("--failed");

@@ -104,8 +104,12 @@ export interface EventDetail {
    * its own tree when it has no correlation): the same flags a graph shows for it.
    */
   flags: Flag[];
-  /** Who handled it, from consumer spans (none when no span of a consumer of it was received). */
-  handlings: Handling[];
+  /**
+   * Every processing of it known from OpenTelemetry consumer spans, oldest first: which
+   * service, when, how long, whether it failed, and what it produced. Empty when no consumer
+   * span names it (not handled yet, or by services that send no spans).
+   */
+  handlings: HandlingView[];
   /** Every header, in order. */
   headers: Header[];
   /** Event id. */
@@ -182,6 +186,14 @@ export interface EventSummary {
   type: string | null;
 }
 
+/** An exception a handler raised. */
+export interface ExceptionView {
+  /** `exception.message` (or the span's status message). */
+  message: string | null;
+  /** `exception.type` (or `error.type`). */
+  type: string | null;
+}
+
 /** A reaction a step is expected to get, and within how long. */
 export interface Expectation {
   /** The step it follows. */
@@ -200,32 +212,27 @@ export interface Expectation {
   within_ms: number;
 }
 
-/** An event of a flow that failed. */
+/** An event of a flow that failed: dead-lettered, or its handler raised. */
 export interface FailureView {
   /** The dead-letter topic it was copied to, when known. */
   dead_letter_topic: string | null;
   /** Event id. */
   event: string;
-  /** The exception a handler raised (a failed handling), when that is what failed it. */
-  exception: null | {
-    /** The exception's message. */
-    message: string | null;
-    /** The exception's type, e.g. `ValueError`. */
-    type: string | null;
-  };
+  /** The exception the handler raised, when its spans recorded one. */
+  exception: null | ExceptionView;
   /** The consumer group that gave up on it, when known. */
   group: string | null;
-  /** Who failed it and why. */
+  /** Who failed it and why, one line. */
   reason: string;
-  /** The service that failed it, when known. */
+  /** The service whose handler failed, when known from its spans. */
   service: string | null;
 }
 
 /**
  * A mark on a node: `cause_missing`, `duplicate_publish`, `problems`, `cycle`, `root`,
- * `duplicate_reaction`, `end` or `dead_lettered` in the API (docs/api.md, "Graph shape").
+ * `duplicate_reaction`, `end`, `dead_lettered` or `handler_failed` in the API (docs/api.md, "Graph shape").
  */
-export type Flag = "cause_missing" | "duplicate_publish" | "problems" | "cycle" | "root" | "duplicate_reaction" | "end" | "dead_lettered";
+export type Flag = "cause_missing" | "duplicate_publish" | "problems" | "cycle" | "root" | "duplicate_reaction" | "end" | "dead_lettered" | "handler_failed";
 
 /** One flow (a correlation, or one event's own tree when it has none). */
 export interface Flow {
@@ -377,12 +384,15 @@ export interface GraphEdge {
   cycle: boolean;
   /** The cause's id. */
   from: string;
-  /** Found by the span rule, not declared (docs/lineage.md). */
+  /** Found by a rule, not declared (every rule but `causation`; docs/lineage.md). */
   inferred: boolean;
   /** Reaction time minus cause time, ms (negative under clock skew). */
   latency_ms: number;
-  /** How the edge was found: `causation` (declared), else the inference rule that found it. */
-  rule: "causation" | "same_span" | "span_message" | "span_link" | "span_parent";
+  /**
+   * How it was found: `causation` (declared), `same_span`, `span_message`, `span_link` or
+   * `span_parent` (docs/lineage.md).
+   */
+  rule: Rule;
   /** The reaction's id. */
   to: string;
 }
@@ -427,24 +437,27 @@ export interface GroupPosition {
 /** Where a consumer group stands against one record. */
 export type GroupState = "consumed" | "pending" | "inactive";
 
-/** One handling of an event by a consumer, from its OpenTelemetry consumer span. */
-export interface Handling {
-  /** The consumer group, when the span names it. */
+/**
+ * A service's processing of an event, from its OpenTelemetry consumer span and the spans under
+ * it.
+ */
+export interface HandlingView {
+  /** Its consumer group, when the span names it. */
   consumer_group: string | null;
-  /** How long the handling took, ms. */
+  /** How long the consumer span lasted, ms. */
   duration_ms: number;
-  /** The exception of a failed handling, when the spans carry one. */
-  exception: null | {
-    /** The exception's message. */
-    message: string | null;
-    /** The exception's type, e.g. `ValueError`. */
-    type: string | null;
-  };
-  /** `failed` when the consumer span or a span under it has status ERROR. */
-  outcome: "ok" | "failed";
-  /** Ids of the events produced while handling it. */
+  /** The exception, for a failed handling whose spans recorded one. */
+  exception: null | ExceptionView;
+  /** Whether it failed. */
+  outcome: Outcome;
+  /** Ids of the events produced while handling it (none: handled, produced nothing). */
   produced: string[];
-  /** The handling service (`service.name`). */
+  /**
+   * How its consumer span was tied to the event: `span_message`, `span_link` or
+   * `span_parent`.
+   */
+  rule: Rule;
+  /** The service (`service.name`). */
   service: string | null;
   /** The consumer span's id. */
   span_id: string;
@@ -521,6 +534,9 @@ export interface LatencySummary {
   /** 99th percentile, ms. */
   p99_ms: number;
 }
+
+/** The best lineage a service's events allow. */
+export type LineageLevel = "declared" | "spans" | "same_span" | "none";
 
 /** One server-sent event of the live feed (the document describes each event of the stream). */
 export interface LiveEvent {
@@ -616,6 +632,9 @@ export interface ModelAnswer {
 /** Whether an expectation was learned or declared in the config file. */
 export type Origin = "learned" | "declared";
 
+/** Whether a handling succeeded. */
+export type Outcome = "ok" | "failed";
+
 /** The payload as stored. */
 export interface Payload {
   /** The kept bytes. */
@@ -651,6 +670,9 @@ export type Reaction = {
   kind: "any";
 };
 
+/** How an edge was found (`rule` in the API; docs/lineage.md). */
+export type Rule = "causation" | "same_span" | "span_message" | "span_link" | "span_parent";
+
 /** A page of search results. */
 export interface SearchPage {
   /** Matching events, newest first. */
@@ -661,53 +683,55 @@ export interface SearchPage {
   next_cursor: string | null;
 }
 
-/** How one service's events arrive, what lineage that allows, and what to add. */
+/** One service's instrumentation. */
 export interface ServiceCoverage {
-  /** What to add, one sentence each. */
+  /** What to add, each a sentence. */
   advice: string[];
-  /** Baggage keys seen on its events. */
+  /** Names of the `baggage` entries its recent events carry. */
   baggage_keys: string[];
-  /** Records it produced in the window. */
+  /** Events it produced in the window (of the newest read). */
   events: number;
   /** The best lineage its events allow. */
-  lineage: "declared" | "spans" | "same_span" | "none";
-  /** That, in one sentence. */
+  lineage: LineageLevel;
+  /** That, in a sentence. */
   lineage_note: string;
-  /** The service. */
+  /** The service: `ce_source`, else the `service.name` of the span that produced the record. */
   service: string;
-  /** Its spans received (`null`: none). */
+  /** Spans received from it (`null`: none). */
   spans: null | SpanCoverage;
-  /** Of them, with a causation id. */
+  /** With a causation id. */
   with_causation: number;
-  /** Of them, with `ce_id`. */
+  /** Of those, with an id header (`ce_id` or an alias). */
   with_ce_id: number;
-  /** Of them, with a correlation id. */
+  /** With a correlation id. */
   with_correlation: number;
-  /** Of them, with a valid `traceparent`. */
+  /** With a `traceparent`. */
   with_traceparent: number;
 }
 
-/** Instrumentation coverage per service over a window. */
+/** The services answer. */
 export interface ServicesAnswer {
   /** Start of the window (RFC 3339). */
   from: string;
-  /** Every service that produced events or sent spans in it. */
+  /** Events read: the newest of the window, at most [`SAMPLE`]. */
+  sampled_events: number;
+  /** One entry per service, by name. */
   services: ServiceCoverage[];
   /** End of the window (RFC 3339). */
   to: string;
 }
 
-/** The OpenTelemetry spans received from a service. */
+/** Spans received from a service. */
 export interface SpanCoverage {
-  /** Consumer spans among them. */
+  /** Consumer spans. */
   consumer: number;
-  /** Spans with status ERROR among them. */
+  /** Failed spans. */
   failed: number;
-  /** When the last one was received (RFC 3339). */
+  /** When its newest span started (RFC 3339). */
   last_seen: string;
-  /** Producer spans among them. */
+  /** Producer spans. */
   producer: number;
-  /** Spans received in the window. */
+  /** Spans stored. */
   received: number;
 }
 
@@ -778,3 +802,6 @@ export interface Topology {
 
 /** W3C trace id: 32 lower-case hex digits. The all-zero id has this shape but is invalid under W3C; no event carries it, so it is never found (404). */
 export type TraceId = string;
+
+/** A number (1 to 6 digits, no leading zero) and a unit: s, m, h or d, e.g. 24h. */
+export type Window = string;

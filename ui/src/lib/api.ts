@@ -5,7 +5,7 @@
 import type {
   EventDetail,
   GraphEdge,
-  Handling,
+  HandlingView,
   ServiceCoverage,
   Flow,
   MissingView,
@@ -38,7 +38,6 @@ export type {
   FlowStatus,
   Graph,
   GraphEdge,
-  Handling,
   Hop,
   KeyAnswer,
   KeyNames,
@@ -65,6 +64,9 @@ export type DeadLetter = EventDetail["dead_letters"][number];
 
 /** How a graph edge was found: declared (`causation`) or the inference rule that found it. */
 export type EdgeRule = GraphEdge["rule"];
+
+/** A service's processing of an event, from its consumer span. */
+export type Handling = HandlingView;
 
 /** The exception a handler raised, as a handling or a failure carries it. */
 export type ExceptionInfo = NonNullable<Handling["exception"]>;

@@ -54,4 +54,5 @@ export const FLAG_LABELS: Record<string, { short: string; title: string }> = {
   problems: { short: "problems", title: "Parts of the record could not be interpreted" },
   cycle: { short: "cycle", title: "Part of a causation cycle" },
   dead_lettered: { short: "dead letter", title: "Copied to a dead-letter topic: a consumer gave up on it, and its flow failed" },
+  handler_failed: { short: "handler failed", title: "A service's handler raised while processing it (from its OpenTelemetry spans): its flow failed" },
 };

@@ -238,7 +238,11 @@ export const QUICK_LAYOUT_ABOVE = 400;
 export function layoutGraph(graph: Graph, missing: MissingView[] = [], now = Date.now()): Layout {
   const ids = new Set(graph.nodes.map((n) => n.id));
   const edges = graph.edges.filter((e) => ids.has(e.from) && ids.has(e.to) && e.from !== e.to);
-  const dead = new Set(graph.nodes.filter((n) => (n.flags as string[]).includes("dead_lettered")).map((n) => n.id));
+  const dead = new Set(
+    graph.nodes
+      .filter((n) => (n.flags as string[]).some((f) => f === "dead_lettered" || f === "handler_failed"))
+      .map((n) => n.id),
+  );
   const ghostsFound = ghostsOf(ids, missing, now, dead);
   const { at, width, height } = layered(
     [

@@ -4,7 +4,7 @@ import { byStart, edgeTitle, exceptionText, handlerText, handlingOutcome, ruleTe
 
 const handling = (overrides: Partial<Handling> = {}): Handling => ({
   service: "inventory", consumer_group: "demo-inventory", span_name: "bank process", trace_id: "4bf92f3577b34da6a3ce929d0e0e4736",
-  span_id: "00f067aa0ba902b7", started: "2026-12-06T20:00:01.250Z", duration_ms: 42, outcome: "ok", exception: null, produced: [],
+  span_id: "00f067aa0ba902b7", started: "2026-12-06T20:00:01.250Z", duration_ms: 42, outcome: "ok", exception: null, produced: [], rule: "span_link",
   ...overrides,
 });
 
