@@ -78,7 +78,7 @@ impl World {
                 key: None,
                 payload: Some(payload.as_bytes()),
                 headers: &headers,
-                timestamp_ms: Some(1_765_000_000_000 + offset),
+                timestamp_ms: Some(chrono::Utc::now().timestamp_millis() - 60_000 + offset),
             },
             1,
         )
@@ -950,4 +950,43 @@ mod blocker {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn flow_health_lists_the_flow_of_a_handler_that_raised_as_failed() {
+    let w = World::new().await;
+    w.write(&[w.record("orders", 0, "o-9", 1, 1)]).await;
+    let health = HealthHandle::default();
+    health.backfill(&w.store, 1000).await.unwrap();
+    w.send(vec![
+        span(1, 1, None, SpanKind::Producer, "shop send"),
+        link(
+            span(2, 2, None, SpanKind::Consumer, "inventory process"),
+            1,
+            1,
+        ),
+        failing(
+            span(2, 3, Some(2), SpanKind::Internal, "inventory reserve"),
+            "OutOfStock",
+            "no stock for o-9",
+        ),
+    ])
+    .await;
+    assert_eq!(health.read_failed_handlings(&w.store).await.unwrap(), 1);
+    let page = query::health::flows(
+        &health,
+        &GroupsHandle::default(),
+        &w.store,
+        Some(choreoscope::health::FlowStatus::Failed),
+        10,
+        &Limits::default(),
+    )
+    .await
+    .unwrap();
+    let page = serde_json::to_value(page).unwrap();
+    assert_eq!(page["flows"].as_array().unwrap().len(), 1, "{page}");
+    assert_eq!(
+        page["flows"][0]["failures"][0]["reason"],
+        "inventory's handler raised OutOfStock: no stock for o-9"
+    );
 }

@@ -67,6 +67,67 @@ impl Handling {
     }
 }
 
+/// The handling that fails an event, from its handlings (oldest first): per service and consumer
+/// group the latest handling counts — a failure that a retry got through is no failure.
+pub fn failed_handling(handlings: &[Handling]) -> Option<&Handling> {
+    let mut latest: Vec<&Handling> = Vec::new();
+    for h in handlings {
+        let who = (h.service(), h.consumer.consumer_group.as_deref());
+        match latest
+            .iter_mut()
+            .find(|l| (l.service(), l.consumer.consumer_group.as_deref()) == who)
+        {
+            Some(l) if l.consumer.start_us <= h.consumer.start_us => *l = h,
+            Some(_) => {}
+            None => latest.push(h),
+        }
+    }
+    latest.into_iter().find(|h| h.failed())
+}
+
+impl Handling {
+    /// Why it failed, one line: `inventory's handler raised OutOfStock: no stock for o-3`.
+    pub fn reason(&self) -> String {
+        let service = self.service().unwrap_or("a service without service.name");
+        match self.exception() {
+            Some(e) => format!(
+                "{service}'s handler raised {}{}",
+                e.kind.as_deref().unwrap_or("an error"),
+                e.message.map(|m| format!(": {m}")).unwrap_or_default()
+            ),
+            None => format!("{service}'s handler failed (span status ERROR)"),
+        }
+    }
+}
+
+/// The events that the failed spans `failed` were handling, each with the reason its handling
+/// failed (per [`failed_handling`]: events whose latest handling succeeded are left out).
+pub async fn failed_events(
+    store: &Store,
+    failed: &[SpanRow],
+) -> Result<Vec<(String, String)>, StoreError> {
+    let keys: Vec<SpanKey> = failed.iter().map(SpanRow::key).collect();
+    let above = walk::consumer_above(store, &keys).await?;
+    let mut consumers: Vec<SpanRow> = above.into_values().collect();
+    consumers.sort_by(|a, b| a.key().cmp(&b.key()));
+    consumers.dedup_by(|a, b| a.key() == b.key());
+    let mut events: Vec<SummaryRow> = walk::processed(store, &consumers)
+        .await?
+        .into_values()
+        .flatten()
+        .map(|(e, _)| e)
+        .collect();
+    events.sort_by(|a, b| a.event_id.cmp(&b.event_id));
+    events.dedup_by(|a, b| a.event_id == b.event_id);
+    let handlings = handlings(store, &events).await?;
+    let mut out: Vec<(String, String)> = handlings
+        .iter()
+        .filter_map(|(event, list)| Some((event.clone(), failed_handling(list)?.reason())))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
 /// Causes, found through spans, of those of `events` that name none.
 pub async fn causes(store: &Store, events: &[SummaryRow]) -> Result<Vec<SpanCause>, StoreError> {
     let starts: Vec<SpanKey> = events

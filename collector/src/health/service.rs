@@ -54,12 +54,17 @@ pub const DEAD_LETTER_PAGES: usize = 5;
 /// task fell behind on). Failing an event again is a no-op.
 pub const DEAD_LETTERS_EVERY: Duration = Duration::from_secs(10);
 
+/// How far back failed spans are read again, µs: the records they handled may arrive after them.
+const FAILED_SPANS_AGAIN_US: i64 = 5 * 60 * 1_000_000;
+
 /// The collector's flow health, shared by the task that feeds it and the handlers that read it.
 #[derive(Debug, Clone)]
 pub struct HealthHandle {
     tracker: Arc<Mutex<Tracker>>,
     lagged: Arc<AtomicU64>,
     keep_for: Duration,
+    /// Where the next read of failed spans starts (µs of storing; `None`: not read yet).
+    failed_spans_from: Arc<Mutex<Option<i64>>>,
 }
 
 impl Default for HealthHandle {
@@ -136,6 +141,7 @@ impl HealthHandle {
             ))),
             lagged: Arc::default(),
             keep_for,
+            failed_spans_from: Arc::default(),
         }
     }
 
@@ -272,6 +278,46 @@ impl HealthHandle {
         Ok(read)
     }
 
+    /// Fails the events whose handling failed, from the failed spans stored since the last read
+    /// (the first read goes back as far as flows are kept): a handler that raised fails its
+    /// flow as a dead letter does. Returns how many failed spans were read.
+    pub async fn read_failed_handlings(&self, store: &Store) -> Result<usize, StoreError> {
+        let from = {
+            let mut from = self
+                .failed_spans_from
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            *from.get_or_insert_with(|| self.dead_letters_from())
+        };
+        let rows = store.failed_spans_since(from, DEAD_LETTER_PAGE).await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let failed = crate::handling::failed_events(store, &rows).await?;
+        let now = now_us();
+        {
+            let mut tracker = self.tracker();
+            for (event, reason) in &failed {
+                tracker.fail(event, reason, now);
+            }
+        }
+        // Read again from the newest one read: a handling whose record arrives later is failed
+        // then, and re-failing with the same reason changes nothing.
+        if let Some(last) = rows.last() {
+            let next = if rows.len() as i64 == DEAD_LETTER_PAGE {
+                last.received_us
+            } else {
+                last.received_us
+                    .max(now.saturating_sub(FAILED_SPANS_AGAIN_US))
+            };
+            *self
+                .failed_spans_from
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(next);
+        }
+        Ok(rows.len())
+    }
+
     /// Where the first read of dead letters starts: as far back as flows are kept.
     fn dead_letters_from(&self) -> i64 {
         now_us().saturating_sub(i64::try_from(self.keep_for.as_micros()).unwrap_or(i64::MAX))
@@ -354,7 +400,10 @@ pub async fn follow(
             _ = ticks.tick() => {
                 let read = if dead_letters_read.elapsed() >= DEAD_LETTERS_EVERY {
                     dead_letters_read = tokio::time::Instant::now();
-                    health.read_dead_letters(&store).await
+                    match health.read_dead_letters(&store).await {
+                        Ok(n) => health.read_failed_handlings(&store).await.map(|m| n + m),
+                        Err(e) => Err(e),
+                    }
                 } else {
                     Ok(0)
                 };
@@ -363,7 +412,7 @@ pub async fn follow(
                     // Said once per outage, not every tick.
                     Err(e) if !dead_letters_failing => {
                         dead_letters_failing = true;
-                        tracing::warn!(error = %e, "flow health cannot read the store's dead letters; trying again every tick");
+                        tracing::warn!(error = %e, "flow health cannot read the store's dead letters or failed spans; trying again every tick");
                     }
                     Err(e) => tracing::debug!(error = %e, "flow health still cannot read the store's dead letters"),
                 }

@@ -225,40 +225,15 @@ pub type EventsById<'a> = HashMap<&'a str, &'a SummaryRow>;
 /// The failed handlings of an answer's events, by event.
 pub type HandlerFailures = HashMap<String, FailureView>;
 
-/// The failure of an event whose handling failed (from its handlings, oldest first): per
-/// service, the latest handling counts — a failure followed by a successful retry is no failure.
+/// The failure of an event whose handling failed, from its handlings (oldest first; see
+/// [`crate::handling::failed_handling`]).
 pub fn handler_failure(event: &str, handlings: &[Handling]) -> Option<FailureView> {
-    let mut latest: Vec<&Handling> = Vec::new();
-    for h in handlings {
-        let who = (h.service(), h.consumer.consumer_group.as_deref());
-        match latest
-            .iter_mut()
-            .find(|l| (l.service(), l.consumer.consumer_group.as_deref()) == who)
-        {
-            Some(l) if l.consumer.start_us <= h.consumer.start_us => *l = h,
-            Some(_) => {}
-            None => latest.push(h),
-        }
-    }
-    let failed = latest.into_iter().find(|h| h.failed())?;
-    let exception = failed.exception();
-    let service = failed.service().unwrap_or("a service without service.name");
-    let reason = match &exception {
-        Some(e) => format!(
-            "{service}'s handler raised {}{}",
-            e.kind.as_deref().unwrap_or("an error"),
-            e.message
-                .as_deref()
-                .map(|m| format!(": {m}"))
-                .unwrap_or_default()
-        ),
-        None => format!("{service}'s handler failed (span status ERROR)"),
-    };
+    let failed = crate::handling::failed_handling(handlings)?;
     Some(FailureView {
         event: event.to_owned(),
-        reason,
+        reason: failed.reason(),
         service: failed.service().map(str::to_owned),
-        exception: exception.map(ExceptionView::from),
+        exception: failed.exception().map(ExceptionView::from),
         dead_letter_topic: None,
         group: failed.consumer.consumer_group.clone(),
     })
