@@ -152,3 +152,21 @@ ensure_schemathesis() {
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 }
+
+# The OpenTelemetry-instrumented Python services of the OTLP end-to-end test (tests/otel): their
+# pinned PyPI packages (tests/otel/requirements.txt) in their own virtual environment (.venv-otel).
+# Installed when the requirements changed (a stamp holds their hash), then reused. Exports
+# CHOREOSCOPE_OTEL_PYTHON, the interpreter the test runs tests/otel/services.py with.
+ensure_otel_python() {
+  local venv="$ROOT/.venv-otel" requirements="$ROOT/tests/otel/requirements.txt"
+  local stamp="$venv/.requirements.sha256" want
+  want=$(sha256sum "$requirements" | cut -d' ' -f1)
+  if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    log "installing the OpenTelemetry test services' Python packages into $venv"
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    rm -f "$stamp"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
+    echo "$want" >"$stamp"
+  fi
+  export CHOREOSCOPE_OTEL_PYTHON="$venv/bin/python"
+}
