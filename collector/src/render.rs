@@ -368,6 +368,7 @@ mod tests {
             to: to.into(),
             latency_ms: ms,
             inferred: false,
+            rule: crate::lineage::Rule::Causation,
             cycle: false,
         }
     }

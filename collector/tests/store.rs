@@ -772,7 +772,210 @@ on_both_stores!(
     keys_are_listed_searched_and_gathered_from_every_publish,
     a_dead_letter_copy_is_kept_apart_as_its_originals_failure,
     a_dead_letter_names_a_header_less_original_by_its_position,
+    spans_are_stored_once_and_found_by_id_parent_link_and_position,
+    lineage_follows_a_consumer_span_s_link_on_either_store,
+    coverage_counts_each_service_s_events_and_spans,
+    old_spans_are_pruned_with_their_links,
 );
+
+fn span_record(
+    trace: &str,
+    id: &str,
+    parent: Option<&str>,
+    kind: choreoscope::span::SpanKind,
+) -> choreoscope::span::SpanRecord {
+    choreoscope::span::SpanRecord {
+        trace_id: trace.repeat(32 / trace.len()),
+        span_id: id.repeat(16 / id.len()),
+        parent_span_id: parent.map(|p| p.repeat(16 / p.len())),
+        kind,
+        name: format!("{id} span"),
+        service: Some("payment".into()),
+        start_us: 1_000_000,
+        end_us: 1_002_000,
+        failed: false,
+        status_message: None,
+        exception: None,
+        messaging: choreoscope::span::Messaging {
+            system: Some("kafka".into()),
+            ..Default::default()
+        },
+        links: vec![],
+    }
+}
+
+fn key(trace: &str, id: &str) -> (String, String) {
+    (trace.repeat(32 / trace.len()), id.repeat(16 / id.len()))
+}
+
+async fn spans_are_stored_once_and_found_by_id_parent_link_and_position(f: Fixture) {
+    use choreoscope::span::SpanKind::*;
+    let mut consumer = span_record("b", "2", None, Consumer);
+    consumer.links = vec![key("a", "1")];
+    consumer.messaging.destination = Some("orders".into());
+    consumer.messaging.partition = Some(0);
+    consumer.messaging.offset = Some(7);
+    let mut handler = span_record("b", "3", Some("2"), Internal);
+    handler.failed = true;
+    handler.exception = Some(choreoscope::span::Exception {
+        kind: Some("OutOfStock".into()),
+        message: Some("none".into()),
+    });
+    let spans = vec![span_record("a", "1", None, Producer), consumer, handler];
+    assert_eq!(f.store.write_spans(&spans).await.unwrap(), 3);
+    assert_eq!(
+        f.store.write_spans(&spans).await.unwrap(),
+        0,
+        "a retried export adds nothing"
+    );
+    let got = f
+        .store
+        .spans(&[key("b", "2"), key("b", "9")])
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].position(), Some(("orders".into(), 0, 7)));
+    let children = f.store.span_children(&[key("b", "2")]).await.unwrap();
+    assert_eq!(
+        children.iter().map(|s| s.key()).collect::<Vec<_>>(),
+        [key("b", "3")]
+    );
+    let links = f.store.links_to(&[key("a", "1")]).await.unwrap();
+    assert_eq!(
+        (links[0].trace_id.clone(), links[0].span_id.clone()),
+        key("b", "2")
+    );
+    assert_eq!(f.store.links_from(&[key("b", "2")]).await.unwrap(), links);
+    let at = f
+        .store
+        .consumer_spans_at(&[("orders".into(), 0, 7), ("orders".into(), 0, 8)])
+        .await
+        .unwrap();
+    assert_eq!(
+        at.iter().map(|s| s.key()).collect::<Vec<_>>(),
+        [key("b", "2")]
+    );
+    let failed = f.store.failed_spans_since(0, 10).await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(
+        failed[0].exception().unwrap().kind.as_deref(),
+        Some("OutOfStock")
+    );
+}
+
+async fn lineage_follows_a_consumer_span_s_link_on_either_store(f: Fixture) {
+    use choreoscope::span::SpanKind::*;
+    let traced = |offset: i64, topic: &str, trace: &str, span: &str| {
+        let mut h = RecordHeaders::new();
+        let (t, s) = key(trace, span);
+        h.set("traceparent", format!("00-{t}-{s}-01"));
+        Interpreter::new(Rules::default(), 1024).interpret(
+            RawRecord {
+                topic,
+                partition: 0,
+                offset,
+                key: None,
+                payload: None,
+                headers: &h,
+                timestamp_ms: Some(1_000 + offset),
+            },
+            0,
+        )
+    };
+    f.store
+        .write_batch(&[
+            traced(0, "orders", "a", "1"),
+            traced(1, "payments", "b", "4"),
+        ])
+        .await
+        .unwrap();
+    let mut consumer = span_record("b", "2", None, Consumer);
+    consumer.links = vec![key("a", "1")];
+    f.store
+        .write_spans(&[consumer, span_record("b", "4", Some("2"), Producer)])
+        .await
+        .unwrap();
+    let l = lineage(&f.store, "kafka:orders/0/0", Direction::Down, 3, 10)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        edges(&l),
+        [(
+            "kafka:orders/0/0".to_owned(),
+            "kafka:payments/0/1".to_owned()
+        )]
+    );
+    assert_eq!(l.edges[0].rule, choreoscope::lineage::Rule::SpanLink);
+}
+
+async fn coverage_counts_each_service_s_events_and_spans(f: Fixture) {
+    use choreoscope::span::SpanKind::*;
+    let mut traced = ev("a", None, 0);
+    traced.extra = vec![
+        (
+            "traceparent",
+            format!("00-{}-{}-01", "c".repeat(32), "d".repeat(16)),
+        ),
+        ("baggage", "tenant=acme".into()),
+    ];
+    f.store
+        .write_batch(&[traced.record(), ev("b", Some("a"), 1).record()])
+        .await
+        .unwrap();
+    f.store
+        .write_spans(&[
+            span_record("a", "1", None, Producer),
+            span_record("a", "2", Some("1"), Consumer),
+        ])
+        .await
+        .unwrap();
+    let rows = f.store.coverage(0, i64::MAX, 1000).await.unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let svc = &rows[0];
+    assert_eq!(
+        (
+            svc.service.as_str(),
+            svc.events,
+            svc.with_ce_id,
+            svc.with_causation,
+            svc.with_traceparent,
+            svc.with_baggage
+        ),
+        ("svc", 2, 2, 1, 1, 1)
+    );
+    let headers = f.store.baggage_of("svc", 0, i64::MAX, 10).await.unwrap();
+    assert_eq!(headers.len(), 1);
+    let spans = f.store.span_services(0).await.unwrap();
+    assert_eq!(
+        spans
+            .iter()
+            .map(|s| (s.service.as_str(), s.received, s.consumer, s.producer))
+            .collect::<Vec<_>>(),
+        [("payment", 2, 1, 1)]
+    );
+}
+
+async fn old_spans_are_pruned_with_their_links(f: Fixture) {
+    use choreoscope::span::SpanKind::*;
+    let mut old = span_record("a", "1", None, Consumer);
+    old.links = vec![key("c", "9")];
+    let mut new = span_record("a", "2", None, Consumer);
+    new.start_us = 5_000_000;
+    new.links = vec![key("c", "8")];
+    f.store.write_spans(&[old, new]).await.unwrap();
+    assert_eq!(f.store.prune_spans(2_000_000).await.unwrap(), 1);
+    assert_eq!(
+        f.store
+            .spans(&[key("a", "1"), key("a", "2")])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(f.store.links_to(&[key("c", "9")]).await.unwrap().is_empty());
+    assert_eq!(f.store.links_to(&[key("c", "8")]).await.unwrap().len(), 1);
+}
 
 /// Every key of events "a" and "b" as sorted `(name, value, event id)`.
 async fn key_rows(store: &Store) -> Vec<(String, String, String)> {

@@ -96,6 +96,40 @@ fn record(span: &Span, service: Option<&str>) -> Result<SpanRecord, String> {
             })
         });
     let a = &span.attributes;
+    let messaging = with_position_from_message_id(Messaging {
+        system: text(a, &["messaging.system"]),
+        destination: text(a, &["messaging.destination.name", "messaging.destination"]),
+        partition: int(
+            a,
+            &[
+                "messaging.destination.partition.id",
+                "messaging.kafka.destination.partition",
+                "messaging.kafka.partition",
+            ],
+        )
+        .and_then(|p| i32::try_from(p).ok()),
+        offset: int(
+            a,
+            &["messaging.kafka.offset", "messaging.kafka.message.offset"],
+        ),
+        consumer_group: text(
+            a,
+            &[
+                "messaging.consumer.group.name",
+                "messaging.kafka.consumer.group",
+                "messaging.kafka.consumer_group",
+            ],
+        ),
+        message_id: text(a, &["messaging.message.id", "messaging.message_id"]),
+        operation: text(
+            a,
+            &[
+                "messaging.operation.type",
+                "messaging.operation",
+                "messaging.operation.name",
+            ],
+        ),
+    });
     Ok(SpanRecord {
         trace_id,
         span_id,
@@ -108,42 +142,35 @@ fn record(span: &Span, service: Option<&str>) -> Result<SpanRecord, String> {
         failed,
         status_message,
         exception,
-        messaging: Messaging {
-            system: text(a, &["messaging.system"]),
-            destination: text(a, &["messaging.destination.name", "messaging.destination"]),
-            partition: int(
-                a,
-                &[
-                    "messaging.destination.partition.id",
-                    "messaging.kafka.destination.partition",
-                    "messaging.kafka.partition",
-                ],
-            )
-            .and_then(|p| i32::try_from(p).ok()),
-            offset: int(
-                a,
-                &["messaging.kafka.offset", "messaging.kafka.message.offset"],
-            ),
-            consumer_group: text(
-                a,
-                &[
-                    "messaging.consumer.group.name",
-                    "messaging.kafka.consumer.group",
-                    "messaging.kafka.consumer_group",
-                ],
-            ),
-            message_id: text(a, &["messaging.message.id", "messaging.message_id"]),
-            operation: text(
-                a,
-                &[
-                    "messaging.operation.type",
-                    "messaging.operation",
-                    "messaging.operation.name",
-                ],
-            ),
-        },
+        messaging,
         links,
     })
+}
+
+/// Some instrumentations (Python's confluent-kafka) write no offset attribute, only a message id
+/// `TOPIC.PARTITION.OFFSET`: the position is read from it when its topic is the destination.
+fn with_position_from_message_id(mut m: Messaging) -> Messaging {
+    if m.offset.is_some() {
+        return m;
+    }
+    let (Some(id), Some(topic)) = (&m.message_id, &m.destination) else {
+        return m;
+    };
+    let Some(rest) = id
+        .strip_prefix(topic.as_str())
+        .and_then(|r| r.strip_prefix('.'))
+    else {
+        return m;
+    };
+    if let Some((partition, offset)) = rest.split_once('.') {
+        if let (Ok(p), Ok(o)) = (partition.parse::<i32>(), offset.parse::<i64>()) {
+            if m.partition.is_none_or(|known| known == p) {
+                m.partition = Some(p);
+                m.offset = Some(o);
+            }
+        }
+    }
+    m
 }
 
 fn micros(nanos: u64) -> i64 {
@@ -308,6 +335,25 @@ mod tests {
             c.first_error.as_deref(),
             Some("trace_id is 15 bytes, not 16")
         );
+    }
+
+    #[test]
+    fn a_message_id_of_topic_partition_offset_gives_the_position() {
+        let mut python = consumer_span();
+        python.attributes = vec![
+            kv("messaging.system", Value::StringValue("kafka".into())),
+            kv(
+                "messaging.destination",
+                Value::StringValue("t.payments".into()),
+            ),
+            kv("messaging.kafka.partition", Value::IntValue(1)),
+            kv(
+                "messaging.message.id",
+                Value::StringValue("t.payments.1.42".into()),
+            ),
+        ];
+        let m = &spans_of(&request(vec![python])).spans[0].messaging;
+        assert_eq!((m.partition, m.offset), (Some(1), Some(42)));
     }
 
     #[test]
