@@ -38,8 +38,9 @@ pub struct Cli {
 /// The commands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Consume every topic of a cluster into the lineage store, and serve the API and /metrics.
-    Collect(CollectArgs),
+    /// Consume every topic of a cluster into the lineage store, receive OTLP traces, and serve
+    /// the API and /metrics.
+    Collect(Box<CollectArgs>),
     /// Serve the query API (and the UI) over an existing store, without consuming.
     Serve(ServeArgs),
     /// Ask the store a question and print the answer as a causal tree (or the API's JSON).
@@ -329,10 +330,35 @@ mod tests {
         Cli::try_parse_from(std::iter::once("choreoscope").chain(args.iter().copied())).unwrap()
     }
 
+    #[test]
+    fn the_otlp_receivers_listen_on_their_default_ports_or_are_off() {
+        let defaults = collect_args(&[]);
+        assert_eq!(
+            defaults.otlp.otlp_grpc.0,
+            Some("127.0.0.1:4317".parse().unwrap())
+        );
+        assert_eq!(
+            defaults.otlp.otlp_http.0,
+            Some("127.0.0.1:4318".parse().unwrap())
+        );
+        let off = collect_args(&["--otlp-grpc", "off", "--otlp-http", "0.0.0.0:9418"]);
+        assert_eq!(off.otlp.otlp_grpc.0, None);
+        assert_eq!(off.otlp.otlp_http.0, Some("0.0.0.0:9418".parse().unwrap()));
+        assert!(Cli::try_parse_from([
+            "choreoscope",
+            "collect",
+            "--brokers",
+            "b",
+            "--otlp-grpc",
+            "nope"
+        ])
+        .is_err());
+    }
+
     fn collect_args(args: &[&str]) -> CollectArgs {
         let all = [&["collect", "--brokers", "b:9092"], args].concat();
         match parse(&all).command {
-            Command::Collect(a) => a,
+            Command::Collect(a) => *a,
             _ => unreachable!(),
         }
     }

@@ -316,7 +316,7 @@ async fn run(untuned: Untuned) -> anyhow::Result<()> {
         .init();
     report_untuned(untuned);
     match cli.command {
-        Command::Collect(args) => collect(args).await,
+        Command::Collect(args) => collect(*args).await,
         Command::Serve(args) => serve(args).await,
         Command::Query(args) => query(args).await,
         Command::Demo(args) => demo(args).await,

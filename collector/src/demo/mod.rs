@@ -3,6 +3,7 @@
 //! SQLite, and the API (and UI) on one address.
 
 pub mod services;
+pub mod shipping;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -63,6 +64,17 @@ fn remove_store(db: &std::path::Path) -> Result<(), DemoError> {
     Ok(())
 }
 
+/// The demo's reading rules: the order id of `shipments` (the OpenTelemetry-only service's topic)
+/// comes from its payload.
+fn demo_rules() -> Rules {
+    let table: toml::Table = toml::from_str(&format!(
+        "key_rules = [\"{} : /orderId -> order.id\"]",
+        shipping::TOPIC
+    ))
+    .expect("the demo's rules parse");
+    Rules::from_table(table).expect("the demo's rules are valid")
+}
+
 /// Runs the demo until `cancel` fires, then stops everything in order: services, collector (its
 /// last batch written), server, broker.
 pub async fn run(config: DemoConfig, cancel: CancellationToken) -> Result<(), DemoError> {
@@ -87,7 +99,8 @@ pub async fn run(config: DemoConfig, cancel: CancellationToken) -> Result<(), De
             metadata_refresh: Duration::from_secs(1),
             kafka_properties: vec![],
         },
-        interpreter: Interpreter::new(Rules::default(), 64 * 1024),
+        // The OpenTelemetry-only service carries no baggage: its order id is read from its payload.
+        interpreter: Interpreter::new(demo_rules(), 64 * 1024),
         // librdkafka's mock cluster does not list its groups (ListGroups is `UnsupportedFeature`)
         // but answers OffsetFetch: the services' groups are declared, and read on their own.
         groups: crate::groups::GroupsConfig {
@@ -98,14 +111,29 @@ pub async fn run(config: DemoConfig, cancel: CancellationToken) -> Result<(), De
                 .collect(),
         },
     };
-    let collector = Collector::start(
+    let mut collector = Collector::start(
         store.clone(),
         source,
         Some(listener),
         crate::health::HealthConfig::default(),
     )?;
+    // The OTLP/gRPC receiver the OpenTelemetry-only service exports to, on a port of its own.
+    let otlp = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| DemoError::Listen(config.listen, e))?;
+    let otlp_endpoint = format!(
+        "http://{}",
+        otlp.local_addr()
+            .map_err(|e| DemoError::Listen(config.listen, e))?
+    );
+    collector.start_otlp(crate::otlp::OtlpConfig::default(), Some(otlp), None);
     let services_cancel = CancellationToken::new();
     let mut running = services::spawn_all(&brokers, config.orders_per_second, &services_cancel);
+    running.spawn(shipping::run(
+        brokers.clone(),
+        otlp_endpoint.clone(),
+        services_cancel.clone(),
+    ));
 
     // How to call this binary from here, for the printed commands.
     let exe = std::env::current_exe()
@@ -120,6 +148,11 @@ pub async fn run(config: DemoConfig, cancel: CancellationToken) -> Result<(), De
     let stalled = (1..).find(|&n| services::never_confirmed(n)).unwrap_or(7);
     let twice = (1..).find(|&n| services::processed_twice(n)).unwrap_or(9);
     let dead = (1..).find(|&n| services::dead_lettered(n)).unwrap_or(23);
+    let no_courier = (1..)
+        .find(|&n| {
+            shipping::no_courier(n) && !services::never_confirmed(n) && !services::dead_lettered(n)
+        })
+        .unwrap_or(31);
     println!(
         "\nChoreoscope demo: a checkout choreography on an embedded broker ({brokers}), {} new orders/s.\n\
          \n  Viewer       http://{listen}/          {viewer}\
@@ -132,6 +165,8 @@ pub async fn run(config: DemoConfig, cancel: CancellationToken) -> Result<(), De
          \n  The ledger's consumer group pauses for 40 s every two minutes from 1:00: the payments\
          \n  confirmed meanwhile stall waiting for the ledger, diagnosed as lagging:  curl http://{listen}/api/v1/flows?status=stalled\n\
          \n  An order inventory failed on, dead-lettered to bank-dlt: {exe} query key order.id {dead_order} --db {db_url}\
+         \n  An order shipping (OpenTelemetry only, spans to {otlp_endpoint}) failed on:  {exe} query key order.id {no_courier_order} --db {db_url}\
+         \n  How each service is instrumented, and what to add:     curl http://{listen}/api/v1/services\
          \n  An order whose confirmation inventory processed twice:  {exe} query key order.id {twice_order} --db {db_url}\
          \n  A member with a refund and balance changes:            {exe} query key member.id m-4 --db {db_url}\n\
          \nCtrl-C stops it.\n",
@@ -145,6 +180,7 @@ pub async fn run(config: DemoConfig, cancel: CancellationToken) -> Result<(), De
         stalled_order = services::order_id(stalled),
         twice_order = services::order_id(twice),
         dead_order = services::order_id(dead),
+        no_courier_order = services::order_id(no_courier),
     );
 
     cancel.cancelled().await;

@@ -8,6 +8,7 @@
 //! inventory ──▶ support ──RefundRequested──▶ refunds ──▶ payment ──RefundIssued──▶ payments
 //! members ──MemberRegistered──▶ members ──▶ loyalty ──BalanceChanged──▶ balances
 //! payments(RefundIssued) ──▶ loyalty ──BalanceChanged──▶ balances
+//! inventory ──▶ shipping ──ShipmentScheduled──▶ shipments   (OpenTelemetry only: [`super::shipping`])
 //! ```
 //!
 //! Trouble, deterministic by order number so the demo can name an example of each:
@@ -39,7 +40,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// Every topic the demo uses.
-pub const TOPICS: [&str; 11] = [
+pub const TOPICS: [&str; 12] = [
     "carts",
     "orders",
     "payments",
@@ -51,10 +52,11 @@ pub const TOPICS: [&str; 11] = [
     "balances",
     "bank-dlt",
     "ledger",
+    "shipments",
 ];
 
 /// Every service that consumes, each in consumer group `demo-<service>` ([`group_of`]).
-pub const CONSUMERS: [&str; 8] = [
+pub const CONSUMERS: [&str; 9] = [
     "order",
     "payment",
     "bank",
@@ -63,6 +65,7 @@ pub const CONSUMERS: [&str; 8] = [
     "notification",
     "support",
     "loyalty",
+    "shipping",
 ];
 
 /// The consumer group of a demo service.
@@ -119,7 +122,7 @@ fn number(value: &Value) -> u64 {
     value["n"].as_u64().unwrap_or(0)
 }
 
-fn client(brokers: &str) -> ClientConfig {
+pub(super) fn client(brokers: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", brokers);
     c

@@ -109,7 +109,7 @@ pub async fn failed_events(
     let keys: Vec<SpanKey> = failed.iter().map(SpanRow::key).collect();
     let above = walk::consumer_above(store, &keys).await?;
     let mut consumers: Vec<SpanRow> = above.into_values().collect();
-    consumers.sort_by(|a, b| a.key().cmp(&b.key()));
+    consumers.sort_by_key(SpanRow::key);
     consumers.dedup_by(|a, b| a.key() == b.key());
     let mut events: Vec<SummaryRow> = walk::processed(store, &consumers)
         .await?
@@ -142,7 +142,7 @@ pub async fn causes(store: &Store, events: &[SummaryRow]) -> Result<Vec<SpanCaus
     }
     let above = walk::consumer_above(store, &starts).await?;
     let mut consumers: Vec<SpanRow> = above.values().cloned().collect();
-    consumers.sort_by(|a, b| a.key().cmp(&b.key()));
+    consumers.sort_by_key(SpanRow::key);
     consumers.dedup_by(|a, b| a.key() == b.key());
     let processed = walk::processed(store, &consumers).await?;
     let mut out = Vec::new();

@@ -349,6 +349,9 @@ pub fn flow_health(
             Some(f) => {
                 f.service = failure.service.clone();
                 f.exception = failure.exception.clone();
+                if f.group.is_none() {
+                    f.group = failure.group.clone();
+                }
             }
             None => failures.push(failure.clone()),
         }

@@ -126,7 +126,10 @@ fn share(n: i64, of: i64) -> String {
 fn judge(c: &CoverageRow, spans: Option<&SpanServiceRow>) -> (LineageLevel, String, Vec<String>) {
     let has_spans = spans.is_some_and(|s| s.consumer + s.producer > 0);
     let mut advice = Vec::new();
-    let level = if c.with_causation > 0 {
+    // A service whose events carry ids and a correlation but name no cause starts flows: its
+    // events are roots, declared as such.
+    let starts_flows = c.events > 0 && c.with_ce_id == c.events && c.with_correlation == c.events;
+    let level = if c.with_causation > 0 || starts_flows {
         LineageLevel::Declared
     } else if has_spans {
         LineageLevel::Spans
@@ -136,6 +139,9 @@ fn judge(c: &CoverageRow, spans: Option<&SpanServiceRow>) -> (LineageLevel, Stri
         LineageLevel::None
     };
     let note = match level {
+        LineageLevel::Declared if c.with_causation == 0 => "Its events carry ids and a \
+             correlation and name no cause: they start flows."
+            .to_owned(),
         LineageLevel::Declared => format!(
             "{} of its events name their cause (ce_causationid): their edges are declared.",
             share(c.with_causation, c.events)
@@ -313,6 +319,16 @@ mod tests {
         let (level, _, advice) = judge(&row(10), Some(&spans));
         assert_eq!(level, LineageLevel::Spans);
         assert!(!advice.iter().any(|a| a.contains("OTLP")), "{advice:?}");
+    }
+
+    #[test]
+    fn a_service_whose_events_carry_ids_and_correlation_but_no_cause_starts_flows() {
+        let mut c = row(10);
+        c.with_ce_id = 10;
+        c.with_correlation = 10;
+        let (level, note, _) = judge(&c, None);
+        assert_eq!(level, LineageLevel::Declared);
+        assert!(note.contains("start flows"), "{note}");
     }
 
     #[test]
