@@ -94,6 +94,56 @@ fn the_demo_serves_the_order_it_points_at_and_stops_cleanly() {
         .unwrap()
         .iter()
         .any(|s| s == "inventory"));
+    // The OpenTelemetry-only shipping service: linked through its spans, and o-1031's flow failed
+    // with the exception its handler raised.
+    let shipped = loop {
+        if let Some((200, a)) = get(&addr, "/api/v1/keys/order.id/o-1031") {
+            if a["flows"][0]["health"]["status"] == "failed" {
+                break a;
+            }
+        }
+        assert!(Instant::now() < deadline, "o-1031 never failed on shipping");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let failure = &shipped["flows"][0]["health"]["failures"][0];
+    assert_eq!(failure["service"], "shipping", "{shipped}");
+    assert_eq!(
+        failure["exception"]["message"],
+        "no courier serves the address of o-1031"
+    );
+    let linked = loop {
+        if let Some((200, a)) = get(&addr, "/api/v1/keys/order.id/o-1001") {
+            let through_spans = a["graph"]["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["rule"] == "span_link");
+            if through_spans {
+                break a;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "o-1001's shipment never linked through spans"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(linked["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s == "shipping"));
+    let (status, coverage) = get(&addr, "/api/v1/services?window=1h").unwrap();
+    assert_eq!(status, 200);
+    let shipping = coverage["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "shipping")
+        .unwrap_or_else(|| panic!("{coverage}"));
+    assert_eq!(shipping["lineage"], "spans", "{shipping}");
+    assert_eq!(shipping["with_ce_id"], 0, "{shipping}");
+
     let (status, problems) = loop {
         let r = get(&addr, "/api/v1/search?problem=invalid_traceparent").unwrap();
         if !r.1["events"].as_array().unwrap().is_empty() || Instant::now() > deadline {
