@@ -182,7 +182,8 @@ test("the choreography map shows services and topics with the API's edges", asyn
   }
   const produced = topology.edges.find((e) => e.kind === "produce");
   const edgeLabel = await page.locator(`[data-id="produce:${produced.from}->${produced.to}"]`).getAttribute("aria-label");
-  assert.match(edgeLabel, new RegExp(`^${produced.from} produces to ${produced.to}: \\d+`));
+  const literal = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  assert.match(edgeLabel, new RegExp(`^${literal(produced.from)} produces to ${literal(produced.to)}: \\d+`));
   await page.getByRole("button", { name: "15 min" }).click();
   await page.waitForURL(/\/map\?from=/);
   await shot(page, "06-map");

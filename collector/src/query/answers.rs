@@ -921,6 +921,31 @@ pub async fn topology(
             failed: 0,
         });
     }
+    // Consume edges known only from consumer spans (services that declare no causation): their
+    // handlings counted, without hop times.
+    for c in store.consumer_span_counts(from_us, to_us).await? {
+        let service = c.service.unwrap_or_else(|| UNKNOWN_SERVICE.to_owned());
+        let (from, to) = (
+            node(MapNodeKind::Topic, &c.topic),
+            node(MapNodeKind::Service, &service),
+        );
+        if edges
+            .iter()
+            .any(|e| e.kind == MapEdgeKind::Consume && e.from == from && e.to == to)
+        {
+            continue;
+        }
+        edges.push(MapEdge {
+            from,
+            to,
+            kind: MapEdgeKind::Consume,
+            count: c.handlings,
+            latency_p50_ms: None,
+            latency_p95_ms: None,
+            stalled: 0,
+            failed: 0,
+        });
+    }
     for (edge, (stalled, failed)) in stopped_on_edges(store, health, groups, from_us, to_us).await?
     {
         let at = match edges

@@ -9,7 +9,7 @@ use super::rows::{
     DeadLetterRow, DeliveryRow, EventRow, HopRow, KeyRow, ProduceRow, SearchFilter, StoredEvent,
     SummaryRow,
 };
-use super::span_rows::{CoverageRow, LinkRow, SpanRow, SpanServiceRow};
+use super::span_rows::{ConsumeRow, CoverageRow, LinkRow, SpanRow, SpanServiceRow};
 use crate::record::EventRecord;
 use crate::span::SpanRecord;
 
@@ -282,6 +282,14 @@ pub trait SpanStore {
         to_us: i64,
         sample: i64,
     ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Consumer spans that started in `[from_us, to_us)` per topic they name and service: the
+    /// consume edges of the map known from spans.
+    fn consumer_span_counts(
+        &self,
+        from_us: i64,
+        to_us: i64,
+    ) -> impl Future<Output = Result<Vec<ConsumeRow>, StoreError>> + Send;
 
     /// Deletes spans (and their links) that started before `before_us`; returns how many.
     fn prune_spans(&self, before_us: i64) -> impl Future<Output = Result<u64, StoreError>> + Send;

@@ -34,7 +34,7 @@ pub use rows::{
     DeadLetterRow, DeliveryRow, EventRow, HopRow, KeyRow, ProduceRow, SearchFilter, StoredEvent,
     SummaryRow, ANY_PROBLEM,
 };
-pub use span_rows::{CoverageRow, LinkRow, SpanRow, SpanServiceRow};
+pub use span_rows::{ConsumeRow, CoverageRow, LinkRow, SpanRow, SpanServiceRow};
 pub use sqlite::memory::{allocate_with_mimalloc, disable_memory_statistics};
 
 /// A lineage store.
@@ -324,6 +324,15 @@ impl Store {
         sample: i64,
     ) -> Result<Vec<String>, StoreError> {
         dispatch!(self.baggage_of(service, from_us, to_us, sample))
+    }
+
+    /// Consumer spans that started in `[from_us, to_us)` per topic and service.
+    pub async fn consumer_span_counts(
+        &self,
+        from_us: i64,
+        to_us: i64,
+    ) -> Result<Vec<ConsumeRow>, StoreError> {
+        dispatch!(self.consumer_span_counts(from_us, to_us))
     }
 
     /// Deletes the spans that started before `before_us`, with their links.

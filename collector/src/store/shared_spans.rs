@@ -225,6 +225,22 @@ macro_rules! shared_span_reads {
             Ok(rows.into_iter().map(|(h,)| h).collect())
         }
 
+        async fn consumer_span_counts(
+            &self,
+            from_us: i64,
+            to_us: i64,
+        ) -> Result<Vec<ConsumeRow>, StoreError> {
+            let mut qb = QueryBuilder::<$db>::new(
+                "SELECT s.destination AS topic, s.service, COUNT(*) AS handlings FROM spans s \
+                 WHERE s.kind = 5 AND s.destination IS NOT NULL AND s.start_us >= ",
+            );
+            qb.push_bind(from_us);
+            qb.push(" AND s.start_us < ");
+            qb.push_bind(to_us);
+            qb.push(" GROUP BY s.destination, s.service ORDER BY 1, 2");
+            Ok(qb.build_query_as().fetch_all(&self.pool).await?)
+        }
+
         async fn prune_spans(&self, before_us: i64) -> Result<u64, StoreError> {
             let mut tx = self.pool.begin().await?;
             let mut qb = QueryBuilder::<$db>::new(

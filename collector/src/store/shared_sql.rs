@@ -174,10 +174,13 @@ macro_rules! shared_lookups {
             /// Events per (source, topic) in the time range: the produce edges of the topology.
             async fn produce_counts(&self, from_us: i64, to_us: i64) -> Result<Vec<ProduceRow>, StoreError> {
                 let mut qb = QueryBuilder::<$db>::new(
-                    "SELECT e.source, e.topic, COUNT(*) AS events FROM events e WHERE e.time_us >= ",
+                    // A record without `ce_source` is its producing span's service's, when known.
+                    "SELECT COALESCE(e.source, s.service) AS source, e.topic, COUNT(*) AS events \
+                     FROM events e LEFT JOIN spans s ON s.trace_id = e.trace_id AND s.span_id = e.span_id \
+                     WHERE e.time_us >= ",
                 );
                 qb.push_bind(from_us).push(" AND e.time_us < ").push_bind(to_us);
-                qb.push(" GROUP BY e.source, e.topic ORDER BY e.source, e.topic");
+                qb.push(" GROUP BY COALESCE(e.source, s.service), e.topic ORDER BY 1, 2");
                 Ok(qb.build_query_as().fetch_all(&self.pool).await?)
             }
 

@@ -114,6 +114,17 @@ pub struct SpanServiceRow {
     pub last_us: i64,
 }
 
+/// Consumer spans of one service on one topic.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ConsumeRow {
+    /// The topic (`messaging.destination.name`).
+    pub topic: String,
+    /// The service (`service.name`).
+    pub service: Option<String>,
+    /// Consumer spans.
+    pub handlings: i64,
+}
+
 /// How the recent events of one service arrive.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct CoverageRow {

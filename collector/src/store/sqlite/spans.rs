@@ -12,7 +12,9 @@ use crate::store::contract::{SpanStore, StoreError};
 use crate::store::shared_spans::{
     push_pairs, shared_span_reads, Pairs, PAIR_CHUNK, POSITION_CHUNK,
 };
-use crate::store::span_rows::{CoverageRow, LinkRow, SpanRow, SpanServiceRow, SPAN_COLUMNS};
+use crate::store::span_rows::{
+    ConsumeRow, CoverageRow, LinkRow, SpanRow, SpanServiceRow, SPAN_COLUMNS,
+};
 
 const INSERT_SPAN: &str = "INSERT OR IGNORE INTO spans (trace_id, span_id, parent_span_id, kind, \
      name, service, start_us, end_us, failed, status_message, exception_type, exception_message, \
