@@ -10,6 +10,9 @@
 //! time (this process: receiver, sieve, writer, and the record writer beside them) gives the
 //! spans per CPU-second ("per core").
 //!
+//! Two runs on each store, with the same exporters and spans: spans alone, then spans while
+//! records are written at `BENCH_RECORD_RATE` per second (default 20 000) in batches of 2 000.
+//!
 //! `cargo bench -p choreoscope --bench otlp`; `BENCH_SPANS` (default 400 000), `BENCH_CLIENTS`
 //! (4), `BENCH_PG` for a PostgreSQL run too, `BENCH_SKIP_SQLITE`.
 
@@ -190,7 +193,7 @@ fn cpu_seconds() -> f64 {
     t(u.ru_utime) + t(u.ru_stime)
 }
 
-async fn run(url: &str, label: &str, spans: usize, clients: usize) {
+async fn run(url: &str, label: &str, spans: usize, clients: usize, record_rate: usize) {
     let store = Store::connect(url).await.unwrap();
     let metrics = Arc::new(Metrics::new());
     let stop = CancellationToken::new();
@@ -204,15 +207,18 @@ async fn run(url: &str, label: &str, spans: usize, clients: usize) {
         None,
         stop.clone(),
     );
-    // Records ingested meanwhile: batches of 2 000, as fast as the store takes them beside spans.
-    let done = Arc::new(AtomicBool::new(false));
+    // Records ingested meanwhile: batches of 2 000 at `record_rate` per second.
+    let done = Arc::new(AtomicBool::new(record_rate == 0));
     let records = Arc::new(AtomicUsize::new(0));
     let writer = {
         let (store, done, records) = (store.clone(), done.clone(), records.clone());
         tokio::spawn(async move {
             let base = chrono::Utc::now().timestamp_micros();
             let mut flow = 0;
+            let every = Duration::from_secs_f64(2000.0 / record_rate.max(1) as f64);
+            let mut tick = tokio::time::interval(every);
             while !done.load(Ordering::Relaxed) {
+                tick.tick().await;
                 let batch: Vec<_> = (0..400)
                     .flat_map(|_| {
                         flow += 1;
@@ -247,6 +253,11 @@ async fn run(url: &str, label: &str, spans: usize, clients: usize) {
         .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .unwrap_or(0.0) as usize;
     assert_eq!(kept, spans / 4 * 4, "every span stored");
+    let label = if record_rate == 0 {
+        format!("{label}, spans alone")
+    } else {
+        format!("{label}, with records")
+    };
     println!(
         "{label}: {spans} spans in {wall:.2} s = {:.0} spans/s over OTLP/gRPC ({clients} exporters), \
          {:.0} spans per collector CPU-second ({cpu:.2} CPU-s); {records} records ingested meanwhile \
@@ -291,7 +302,10 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(common::on_each_store("otlp.db", |url, label| async move {
-        run(&url, label, spans, clients).await
-    }));
+    let record_rate = env_usize("BENCH_RECORD_RATE", 20_000);
+    for rate in [0, record_rate] {
+        rt.block_on(common::on_each_store("otlp.db", |url, label| async move {
+            run(&url, label, spans, clients, rate).await
+        }));
+    }
 }

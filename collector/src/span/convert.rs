@@ -54,7 +54,13 @@ fn id(bytes: &[u8], len: usize, what: &str) -> Result<String, String> {
     if bytes.iter().all(|&b| b == 0) {
         return Err(format!("{what} is all zero"));
     }
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(len * 2);
+    for &b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    Ok(out)
 }
 
 fn record(span: &Span, service: Option<&str>) -> Result<SpanRecord, String> {

@@ -54,6 +54,42 @@ macro_rules! push_pairs {
     }};
 }
 
+/// `links_where`: the links of the spans `pairs` (`to` false) or to them (`to` true), in the
+/// backend's own `impl` block (the trait's methods call it).
+macro_rules! links_where {
+    ($store:ty, $db:ty) => {
+        impl $store {
+            async fn links_where(
+                &self,
+                pairs: &[(String, String)],
+                to: bool,
+            ) -> Result<Vec<LinkRow>, StoreError> {
+                let mut out = Vec::new();
+                for chunk in pairs.chunks(PAIR_CHUNK) {
+                    let pairs = Pairs::new(chunk);
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "SELECT trace_id, span_id, linked_trace_id, linked_span_id FROM span_links WHERE ",
+                    );
+                    if to {
+                        push_pairs!(qb, "linked_trace_id", "linked_span_id", pairs);
+                    } else {
+                        push_pairs!(qb, "trace_id", "span_id", pairs);
+                    }
+                    let rows: Vec<LinkRow> = qb.build_query_as().fetch_all(&self.pool).await?;
+                    out.extend(rows.into_iter().filter(|l| {
+                        if to {
+                            pairs.keeps(&l.linked_trace_id, &l.linked_span_id)
+                        } else {
+                            pairs.keeps(&l.trace_id, &l.span_id)
+                        }
+                    }));
+                }
+                Ok(out)
+            }
+        }
+    };
+}
+
 macro_rules! shared_span_reads {
     ($db:ty) => {
         async fn spans(&self, ids: &[(String, String)]) -> Result<Vec<SpanRow>, StoreError> {
@@ -90,37 +126,14 @@ macro_rules! shared_span_reads {
         }
 
         async fn links_from(&self, ids: &[(String, String)]) -> Result<Vec<LinkRow>, StoreError> {
-            let mut out = Vec::new();
-            for chunk in ids.chunks(PAIR_CHUNK) {
-                let pairs = Pairs::new(chunk);
-                let mut qb = QueryBuilder::<$db>::new(
-                    "SELECT trace_id, span_id, linked_trace_id, linked_span_id FROM span_links WHERE ",
-                );
-                push_pairs!(qb, "trace_id", "span_id", pairs);
-                let rows: Vec<LinkRow> = qb.build_query_as().fetch_all(&self.pool).await?;
-                out.extend(rows.into_iter().filter(|l| pairs.keeps(&l.trace_id, &l.span_id)));
-            }
-            Ok(out)
+            self.links_where(ids, false).await
         }
 
         async fn links_to(
             &self,
             targets: &[(String, String)],
         ) -> Result<Vec<LinkRow>, StoreError> {
-            let mut out = Vec::new();
-            for chunk in targets.chunks(PAIR_CHUNK) {
-                let pairs = Pairs::new(chunk);
-                let mut qb = QueryBuilder::<$db>::new(
-                    "SELECT trace_id, span_id, linked_trace_id, linked_span_id FROM span_links WHERE ",
-                );
-                push_pairs!(qb, "linked_trace_id", "linked_span_id", pairs);
-                let rows: Vec<LinkRow> = qb.build_query_as().fetch_all(&self.pool).await?;
-                out.extend(
-                    rows.into_iter()
-                        .filter(|l| pairs.keeps(&l.linked_trace_id, &l.linked_span_id)),
-                );
-            }
-            Ok(out)
+            self.links_where(targets, true).await
         }
 
         async fn consumer_spans_at(
@@ -259,4 +272,4 @@ macro_rules! shared_span_reads {
     };
 }
 
-pub(super) use {push_pairs, shared_span_reads};
+pub(super) use {links_where, push_pairs, shared_span_reads};

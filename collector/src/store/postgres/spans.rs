@@ -7,7 +7,7 @@ use super::PgStore;
 use crate::span::SpanRecord;
 use crate::store::contract::{SpanStore, StoreError};
 use crate::store::shared_spans::{
-    push_pairs, shared_span_reads, Pairs, PAIR_CHUNK, POSITION_CHUNK,
+    links_where, push_pairs, shared_span_reads, Pairs, PAIR_CHUNK, POSITION_CHUNK,
 };
 use crate::store::span_rows::{
     ConsumeRow, CoverageRow, LinkRow, SpanRow, SpanServiceRow, SPAN_COLUMNS,
@@ -28,6 +28,8 @@ const INSERT_LINKS: &str = "INSERT INTO span_links (trace_id, span_id, linked_tr
 
 /// Spans per statement.
 const SPAN_CHUNK: usize = 2000;
+
+links_where!(PgStore, Postgres);
 
 impl SpanStore for PgStore {
     shared_span_reads!(Postgres);
