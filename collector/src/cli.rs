@@ -122,13 +122,20 @@ pub enum QueryWhat {
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
+    /// How each service is instrumented: per service, how its events arrive, whether it sends
+    /// spans, the lineage that allows and what to add.
+    Services {
+        /// How far back: a number and s, m, h or d.
+        #[arg(long, default_value = "24h")]
+        window: String,
+    },
 }
 
 impl QueryWhat {
     /// Whether the answer tells flows' health (and so needs the store's recent flows learned
     /// first).
     pub fn needs_health(&self) -> bool {
-        !matches!(self, QueryWhat::Event { .. })
+        !matches!(self, QueryWhat::Event { .. } | QueryWhat::Services { .. })
     }
 }
 

@@ -196,6 +196,12 @@ async fn query(args: QueryArgs) -> anyhow::Result<()> {
             let a = query::correlation_answer(&store, &health, &groups, id, &limits).await?;
             (serde_json::to_string_pretty(&a)?, render::flow_answer(&a))
         }
+        QueryWhat::Services { window } => {
+            let to = chrono::Utc::now().timestamp_micros() + 1;
+            let from = to - query::services::parse_window(window)?;
+            let a = query::services::services(&store, from, to).await?;
+            (serde_json::to_string_pretty(&a)?, render::services(&a))
+        }
         QueryWhat::Flows { status, limit } => {
             let page =
                 query::health::flows(&health, &groups, &store, *status, *limit, &limits).await?;

@@ -316,6 +316,35 @@ pub fn flow_health(f: &FlowHealthView) -> String {
     s
 }
 
+/// Each service's instrumentation, a block each: shares, spans, lineage and what to add.
+pub fn services(a: &crate::query::services::ServicesAnswer) -> String {
+    let mut out = format!("{} → {}: {} events read\n", a.from, a.to, a.sampled_events);
+    let pct = |n: i64, of: i64| if of == 0 { 0 } else { (n * 100 + of / 2) / of };
+    for s in &a.services {
+        let spans = match &s.spans {
+            Some(sp) => format!("{} spans ({} failed)", sp.received, sp.failed),
+            None => "no spans".to_owned(),
+        };
+        out.push_str(&format!(
+            "\n{}  {} events · ce_id {}% · causation {}% · correlation {}% · traceparent {}% · {spans}\n  lineage: {}\n",
+            s.service,
+            s.events,
+            pct(s.with_ce_id, s.events),
+            pct(s.with_causation, s.events),
+            pct(s.with_correlation, s.events),
+            pct(s.with_traceparent, s.events),
+            s.lineage_note
+        ));
+        if !s.baggage_keys.is_empty() {
+            out.push_str(&format!("  baggage: {}\n", s.baggage_keys.join(", ")));
+        }
+        for advice in &s.advice {
+            out.push_str(&format!("  → {advice}\n"));
+        }
+    }
+    out
+}
+
 /// A page of flows with their health, and the counts per status.
 pub fn flows_page(p: &FlowsPage) -> String {
     let c = &p.counts;

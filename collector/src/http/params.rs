@@ -247,37 +247,10 @@ impl PartialSchema for Window {
 
 impl ToSchema for Window {}
 
-/// Longest `/services` window.
-pub const MAX_WINDOW_US: i64 = 30 * 24 * 3600 * 1_000_000;
-
 impl ServicesParams {
-    /// The window in µs: default 24 hours.
+    /// The window in µs (see [`crate::query::services::parse_window`]): default 24 hours.
     pub fn window_us(&self) -> Result<i64, QueryError> {
-        let Some(w) = self.window.as_deref() else {
-            return Ok(24 * 3600 * 1_000_000);
-        };
-        let bad = || {
-            QueryError::BadParameter(format!(
-                "`window` = `{w}`: a number and a unit (s, m, h or d), e.g. 24h"
-            ))
-        };
-        let (digits, unit) = w.split_at(w.len().saturating_sub(1));
-        if digits.is_empty()
-            || digits.len() > 6
-            || digits.starts_with('0')
-            || !digits.bytes().all(|b| b.is_ascii_digit())
-        {
-            return Err(bad());
-        }
-        let n: i64 = digits.parse().map_err(|_| bad())?;
-        let seconds = match unit {
-            "s" => 1,
-            "m" => 60,
-            "h" => 3600,
-            "d" => 86_400,
-            _ => return Err(bad()),
-        };
-        Ok((n * seconds * 1_000_000).min(MAX_WINDOW_US))
+        crate::query::services::parse_window(self.window.as_deref().unwrap_or("24h"))
     }
 }
 

@@ -20,6 +20,36 @@ const BAGGAGE_SAMPLE: i64 = 50;
 /// The name shown for records whose service is not known (no `ce_source`, no span).
 pub const UNKNOWN_SERVICE: &str = "(unknown)";
 
+/// Longest window asked about: 30 days.
+pub const MAX_WINDOW_US: i64 = 30 * 24 * 3600 * 1_000_000;
+
+/// Reads a look-back window, a number (1 to 6 digits, no leading zero) and a unit — `s`, `m`,
+/// `h` or `d` — such as `24h`, in µs; longer than [`MAX_WINDOW_US`] reads as that.
+pub fn parse_window(w: &str) -> Result<i64, QueryError> {
+    let bad = || {
+        QueryError::BadParameter(format!(
+            "`window` = `{w}`: a number and a unit (s, m, h or d), e.g. 24h"
+        ))
+    };
+    let (digits, unit) = w.split_at(w.len().saturating_sub(1));
+    if digits.is_empty()
+        || digits.len() > 6
+        || digits.starts_with('0')
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    let n: i64 = digits.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    Ok((n * seconds * 1_000_000).min(MAX_WINDOW_US))
+}
+
 /// The best lineage a service's events allow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -285,6 +315,18 @@ mod tests {
             with_correlation: 0,
             with_traceparent: events,
             with_baggage: 0,
+        }
+    }
+
+    #[test]
+    fn a_window_is_a_number_and_a_unit_and_at_most_thirty_days() {
+        assert_eq!(parse_window("90s").unwrap(), 90_000_000);
+        assert_eq!(parse_window("24h").unwrap(), 86_400_000_000);
+        assert_eq!(parse_window("999999d").unwrap(), MAX_WINDOW_US);
+        for bad in [
+            "", "h", "0h", "01h", "1w", "1.5h", "-1h", "1234567h", "24 h",
+        ] {
+            assert!(parse_window(bad).is_err(), "{bad}");
         }
     }
 
