@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 
 pub use walk::{SpanKey, MAX_HOPS};
 
-use crate::lineage::Rule;
+use crate::edge_rule::Rule;
 use crate::span::Exception;
 use crate::store::{SpanRow, Store, StoreError, SummaryRow};
 

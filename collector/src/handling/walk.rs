@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::lineage::Rule;
+use crate::edge_rule::Rule;
 use crate::record::derived_id;
 use crate::span::SpanKind;
 use crate::store::{SpanRow, Store, StoreError, SummaryRow};
