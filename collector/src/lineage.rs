@@ -320,6 +320,13 @@ impl Walk<'_> {
                 .iter()
                 .map(|&i| self.graph.nodes[i].event.clone())
                 .collect();
+            // Events of the frontier caused through spans: the same-span rule is not theirs (nor
+            // their span's other events', which have the same cause).
+            let caused: HashSet<String> = crate::handling::causes(self.store, &frontier_events)
+                .await?
+                .into_iter()
+                .map(|c| c.reaction)
+                .collect();
             let mut through_spans: HashSet<String> = HashSet::new();
             for (edge, reaction) in crate::handling::reactions(self.store, &frontier_events).await?
             {
@@ -351,6 +358,7 @@ impl Walk<'_> {
                 if same
                     .first()
                     .is_some_and(|first| first.event_id == e.event_id)
+                    && !caused.contains(&e.event_id)
                 {
                     let cause = e.event_id.clone();
                     reactions.extend(

@@ -990,3 +990,85 @@ async fn flow_health_lists_the_flow_of_a_handler_that_raised_as_failed() {
         "inventory's handler raised OutOfStock: no stock for o-9"
     );
 }
+
+#[tokio::test]
+async fn a_handler_failure_read_before_its_record_arrives_fails_the_flow_once_it_does() {
+    let w = World::new().await;
+    let health = HealthHandle::default();
+    w.send(vec![
+        span(1, 1, None, SpanKind::Producer, "shop send"),
+        link(
+            span(2, 2, None, SpanKind::Consumer, "inventory process"),
+            1,
+            1,
+        ),
+        failing(
+            span(2, 3, Some(2), SpanKind::Internal, "inventory reserve"),
+            "OutOfStock",
+            "no stock for o-10",
+        ),
+    ])
+    .await;
+    health.read_failed_handlings(&w.store).await.unwrap();
+    w.write(&[w.record("orders", 0, "o-10", 1, 1)]).await;
+    health.backfill(&w.store, 1000).await.unwrap();
+    health.read_failed_handlings(&w.store).await.unwrap();
+    let page = query::health::flows(
+        &health,
+        &GroupsHandle::default(),
+        &w.store,
+        Some(choreoscope::health::FlowStatus::Failed),
+        10,
+        &Limits::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(page.flows.len(), 1, "the failed span was read again");
+}
+
+#[tokio::test]
+async fn a_record_produced_in_a_span_with_a_sibling_links_to_what_the_consumer_processed_both_ways()
+{
+    let w = World::new().await;
+    // Two records produced in one span (no producer span per record) under the consumer span.
+    w.write(&[
+        w.record("orders", 0, "o-11", 1, 1),
+        w.record("payments", 0, "o-11", 2, 3),
+        w.record("payments", 1, "o-11", 2, 3),
+    ])
+    .await;
+    w.send(vec![
+        span(1, 1, None, SpanKind::Producer, "shop send"),
+        link(
+            span(2, 2, None, SpanKind::Consumer, "payment process"),
+            1,
+            1,
+        ),
+        span(2, 3, Some(2), SpanKind::Internal, "payment charge"),
+    ])
+    .await;
+    let expected = [
+        edge("kafka:orders/0/0", "kafka:payments/0/0", "span_link"),
+        edge("kafka:orders/0/0", "kafka:payments/0/1", "span_link"),
+    ];
+    assert_eq!(edges(&w.key("o-11").await["graph"]), expected);
+    for (start, direction, want) in [
+        ("kafka:payments/0/0", "both", &expected[..1]),
+        ("kafka:orders/0/0", "down", &expected[..]),
+    ] {
+        let graph = query::answers::lineage_graph(
+            &w.store,
+            start,
+            query::parse_direction(Some(direction)).unwrap(),
+            5,
+            &Limits::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            edges(&serde_json::to_value(graph).unwrap()),
+            want,
+            "no same-span edge between the siblings ({start}, {direction})"
+        );
+    }
+}

@@ -26,7 +26,8 @@ pub async fn consumer_above(
     // (start, where the walk is now)
     let mut frontier: Vec<(SpanKey, SpanKey)> =
         starts.iter().map(|k| (k.clone(), k.clone())).collect();
-    for _ in 0..MAX_HOPS {
+    // The span itself, then up to MAX_HOPS parents (as deep as `spans_under` goes down).
+    for _ in 0..=MAX_HOPS {
         if frontier.is_empty() {
             break;
         }
@@ -54,26 +55,36 @@ pub async fn consumer_above(
 }
 
 /// The records each of `consumers` processed, with the rule that found them, by priority: the
-/// record at the span's message position (or with its message id), else the records of the
-/// spans it links to (one each: a batch consumer links many), else the records of its parent
-/// span (a consumer span started as the producer's child).
+/// record at the span's message position (a record without an id of its own, whose id is its
+/// position), else the records of the spans it links to (one each: a batch consumer links many),
+/// else the records of its parent span (a consumer span started as the producer's child). Under
+/// the last two, a span that names a position (or a topic) takes only the records there.
 pub async fn processed(
     store: &Store,
     consumers: &[SpanRow],
 ) -> Result<HashMap<SpanKey, Vec<(SummaryRow, Rule)>>, StoreError> {
     let mut out: HashMap<SpanKey, Vec<(SummaryRow, Rule)>> = HashMap::new();
-    // 1. The message position (the record's derived id, when it carries no id of its own) or id.
+    // 1. The message position: the record's derived id, when it carries no id of its own.
     let mut by_id: HashMap<String, Vec<SpanKey>> = HashMap::new();
     for c in consumers {
-        let mut ids = Vec::new();
         if let Some((topic, partition, offset)) = c.position() {
-            ids.push(derived_id(&topic, partition, offset));
-        }
-        ids.extend(c.message_id.clone());
-        for id in ids {
-            by_id.entry(id).or_default().push(c.key());
+            by_id
+                .entry(derived_id(&topic, partition, offset))
+                .or_default()
+                .push(c.key());
         }
     }
+    let by_key: HashMap<SpanKey, &SpanRow> = consumers.iter().map(|c| (c.key(), c)).collect();
+    // Under rules 2 and 3, a consumer span that names where its record was takes only that.
+    let fits = |consumer: &SpanKey, record: &SummaryRow| {
+        let Some(c) = by_key.get(consumer) else {
+            return true;
+        };
+        c.destination.as_deref().is_none_or(|t| t == record.topic)
+            && c.kafka_partition
+                .is_none_or(|p| p == record.kafka_partition)
+            && c.kafka_offset.is_none_or(|o| o == record.kafka_offset)
+    };
     let ids: Vec<String> = by_id.keys().cloned().collect();
     for record in store.summaries(&ids).await? {
         for key in &by_id[&record.event_id] {
@@ -97,10 +108,13 @@ pub async fn processed(
     let records = records_of_spans(store, &targets).await?;
     for l in &links {
         let target = (l.linked_trace_id.clone(), l.linked_span_id.clone());
+        let consumer = (l.trace_id.clone(), l.span_id.clone());
         for record in records.get(&target).into_iter().flatten() {
-            out.entry((l.trace_id.clone(), l.span_id.clone()))
-                .or_default()
-                .push((record.clone(), Rule::SpanLink));
+            if fits(&consumer, record) {
+                out.entry(consumer.clone())
+                    .or_default()
+                    .push((record.clone(), Rule::SpanLink));
+            }
         }
     }
     // 3. The parent, for the consumers still unsettled.
@@ -113,9 +127,11 @@ pub async fn processed(
     let records = records_of_spans(store, &wanted).await?;
     for (consumer, parent) in parents {
         for record in records.get(&parent).into_iter().flatten() {
-            out.entry(consumer.clone())
-                .or_default()
-                .push((record.clone(), Rule::SpanParent));
+            if fits(&consumer, record) {
+                out.entry(consumer.clone())
+                    .or_default()
+                    .push((record.clone(), Rule::SpanParent));
+            }
         }
     }
     Ok(out)
@@ -195,6 +211,13 @@ pub async fn consumers_of(
         }
     }
     for list in out.values_mut() {
+        // A consumer span with another of the event's consumer spans under it (a `receive` span
+        // and its `process` child) is not a handling of its own: the inner one is.
+        let parents: HashSet<SpanKey> = list
+            .iter()
+            .filter_map(|(c, _)| Some((c.trace_id.clone(), c.parent_span_id.clone()?)))
+            .collect();
+        list.retain(|(c, _)| !parents.contains(&c.key()));
         list.sort_by(|a, b| (a.0.start_us, &a.0.span_id).cmp(&(b.0.start_us, &b.0.span_id)));
     }
     Ok(out)

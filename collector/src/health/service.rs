@@ -301,14 +301,21 @@ impl HealthHandle {
                 tracker.fail(event, reason, now);
             }
         }
-        // Read again from the newest one read: a handling whose record arrives later is failed
-        // then, and re-failing with the same reason changes nothing.
-        if let Some(last) = rows.last() {
+        // The next read: the rest of a full page, else the last 5 minutes again — a handling
+        // whose record arrives after its spans is failed then (re-failing with the same reason
+        // changes nothing).
+        if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
             let next = if rows.len() as i64 == DEAD_LETTER_PAGE {
-                last.received_us
+                // A page of one storing time cannot move on by it: past it, the rest of that one
+                // write's failed spans unread (more than a page in one write).
+                if first.received_us == last.received_us {
+                    last.received_us + 1
+                } else {
+                    last.received_us
+                }
             } else {
                 last.received_us
-                    .max(now.saturating_sub(FAILED_SPANS_AGAIN_US))
+                    .min(now.saturating_sub(FAILED_SPANS_AGAIN_US))
             };
             *self
                 .failed_spans_from

@@ -44,15 +44,25 @@ pub struct Sifted {
     pub dropped: usize,
 }
 
+/// Spans held for one trace, and which holding of that trace they are (a trace released and held
+/// again is a new holding: the older entry of the hold's queue is then stale).
+#[derive(Debug)]
+struct Holding {
+    generation: u64,
+    spans: Vec<SpanRecord>,
+}
+
 /// The sieve (see the module docs). Not thread-safe: the receiver keeps it behind a mutex.
 #[derive(Debug)]
 pub struct Sieve {
     config: SieveConfig,
     known: HashSet<String>,
     known_order: VecDeque<String>,
-    held: HashMap<String, Vec<SpanRecord>>,
-    held_order: VecDeque<(Instant, String)>,
+    held: HashMap<String, Holding>,
+    /// When each holding began, oldest first; entries of released holdings stay until popped.
+    held_order: VecDeque<(Instant, String, u64)>,
     held_count: usize,
+    generation: u64,
 }
 
 impl Sieve {
@@ -65,6 +75,7 @@ impl Sieve {
             held: HashMap::new(),
             held_order: VecDeque::new(),
             held_count: 0,
+            generation: 0,
         }
     }
 
@@ -73,17 +84,21 @@ impl Sieve {
         self.held_count
     }
 
-    /// Sorts `spans`, received at `now`: kept, held or (later) dropped.
+    /// Sorts `spans`, received at `now`: kept, held or (later) dropped. Any span of a trace known
+    /// to touch messaging releases what is held of it.
     pub fn sift(&mut self, spans: Vec<SpanRecord>, now: Instant) -> Sifted {
         let mut out = Sifted {
             dropped: self.expire(now),
             ..Sifted::default()
         };
         for s in spans.iter().filter(|s| s.is_messaging()) {
-            if self.remember(&s.trace_id) {
-                if let Some(held) = self.held.remove(&s.trace_id) {
-                    self.held_count -= held.len();
-                    out.released.extend(held);
+            self.remember(&s.trace_id);
+        }
+        for s in &spans {
+            if self.known.contains(&s.trace_id) {
+                if let Some(holding) = self.held.remove(&s.trace_id) {
+                    self.held_count -= holding.spans.len();
+                    out.released.extend(holding.spans);
                 }
             }
         }
@@ -98,15 +113,15 @@ impl Sieve {
     }
 
     /// Holds again spans that could not be stored (the store refused the request that released
-    /// them), so that they are not lost with it.
+    /// them): the sender retries that request, and its spans release them again.
     pub fn hold_again(&mut self, spans: Vec<SpanRecord>, now: Instant) -> usize {
         spans.into_iter().map(|s| self.hold(s, now)).sum()
     }
 
-    /// Marks `trace` as touching messaging; whether it is new.
-    fn remember(&mut self, trace: &str) -> bool {
+    /// Marks `trace` as touching messaging.
+    fn remember(&mut self, trace: &str) {
         if self.known.contains(trace) {
-            return false;
+            return;
         }
         self.known.insert(trace.to_owned());
         self.known_order.push_back(trace.to_owned());
@@ -115,20 +130,31 @@ impl Sieve {
                 self.known.remove(&old);
             }
         }
-        true
     }
 
     /// Holds `span`; returns how many spans that pushed out.
     fn hold(&mut self, span: SpanRecord, now: Instant) -> usize {
         let trace = span.trace_id.clone();
-        let spans = self.held.entry(trace.clone()).or_default();
-        if spans.is_empty() {
-            self.held_order.push_back((now, trace));
-        }
-        spans.push(span);
+        let holding = match self.held.get_mut(&trace) {
+            Some(holding) => holding,
+            None => {
+                self.generation += 1;
+                self.held_order
+                    .push_back((now, trace.clone(), self.generation));
+                self.held.entry(trace).or_insert(Holding {
+                    generation: self.generation,
+                    spans: Vec::new(),
+                })
+            }
+        };
+        holding.spans.push(span);
         self.held_count += 1;
         let mut dropped = 0;
-        while self.held_count > self.config.max_held {
+        // The queue also holds entries of released holdings: it is kept within a few times the
+        // hold's size, whatever the trace rate.
+        while self.held_count > self.config.max_held
+            || self.held_order.len() > 4 * self.config.max_held.max(1)
+        {
             dropped += self.drop_oldest();
         }
         dropped
@@ -137,7 +163,7 @@ impl Sieve {
     /// Drops the spans held longer than the hold; returns how many.
     fn expire(&mut self, now: Instant) -> usize {
         let mut dropped = 0;
-        while let Some((since, _)) = self.held_order.front() {
+        while let Some((since, _, _)) = self.held_order.front() {
             if now.duration_since(*since) < self.config.hold {
                 break;
             }
@@ -146,16 +172,20 @@ impl Sieve {
         dropped
     }
 
-    /// Drops the oldest held trace's spans; returns how many.
+    /// Drops the oldest holding's spans (nothing when its entry is stale); returns how many.
     fn drop_oldest(&mut self) -> usize {
-        let Some((_, trace)) = self.held_order.pop_front() else {
+        let Some((_, trace, generation)) = self.held_order.pop_front() else {
             return 0;
         };
-        // A released trace leaves its entry behind: nothing to drop there, unless the trace was
-        // forgotten and held again since (its spans then go a little early).
-        let n = self.held.remove(&trace).map_or(0, |spans| spans.len());
-        self.held_count -= n;
-        n
+        match self.held.get(&trace) {
+            Some(holding) if holding.generation == generation => {
+                let n = holding.spans.len();
+                self.held.remove(&trace);
+                self.held_count -= n;
+                n
+            }
+            _ => 0,
+        }
     }
 }
 
@@ -248,6 +278,44 @@ mod tests {
             ids(&released.keep),
             ["a2"],
             "a's held span was the one dropped"
+        );
+    }
+
+    #[test]
+    fn spans_held_again_after_a_refusal_are_released_by_the_retried_request() {
+        let mut sieve = Sieve::new(SieveConfig::default());
+        let now = Instant::now();
+        sieve.sift(vec![span("t", "handler", SpanKind::Internal)], now);
+        let retry = vec![span("t", "process", SpanKind::Consumer)];
+        let first = sieve.sift(retry.clone(), now);
+        assert_eq!(ids(&first.released), ["handler"]);
+        // The store refused that request: the released span is held again, and the retry brings it.
+        sieve.hold_again(first.released, now);
+        let second = sieve.sift(retry, now);
+        assert_eq!(ids(&second.released), ["handler"]);
+        assert_eq!(sieve.held(), 0);
+    }
+
+    #[test]
+    fn a_trace_held_again_is_not_dropped_by_its_earlier_holding_s_expiry() {
+        let config = SieveConfig {
+            known_traces: 1,
+            hold: Duration::from_secs(30),
+            ..SieveConfig::default()
+        };
+        let mut sieve = Sieve::new(config);
+        let t0 = Instant::now();
+        sieve.sift(vec![span("t", "h1", SpanKind::Internal)], t0);
+        sieve.sift(vec![span("t", "p1", SpanKind::Producer)], t0); // released
+        sieve.sift(vec![span("u", "p2", SpanKind::Producer)], t0); // t forgotten
+        let t1 = t0 + Duration::from_secs(20);
+        sieve.sift(vec![span("t", "h2", SpanKind::Internal)], t1); // held anew
+        let t2 = t0 + Duration::from_secs(31);
+        let out = sieve.sift(vec![], t2);
+        assert_eq!(
+            (out.dropped, sieve.held()),
+            (0, 1),
+            "the first holding's expiry is stale"
         );
     }
 

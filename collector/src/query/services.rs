@@ -31,6 +31,9 @@ pub fn parse_window(w: &str) -> Result<i64, QueryError> {
             "`window` = `{w}`: a number and a unit (s, m, h or d), e.g. 24h"
         ))
     };
+    if !w.is_ascii() {
+        return Err(bad());
+    }
     let (digits, unit) = w.split_at(w.len().saturating_sub(1));
     if digits.is_empty()
         || digits.len() > 6
@@ -324,7 +327,7 @@ mod tests {
         assert_eq!(parse_window("24h").unwrap(), 86_400_000_000);
         assert_eq!(parse_window("999999d").unwrap(), MAX_WINDOW_US);
         for bad in [
-            "", "h", "0h", "01h", "1w", "1.5h", "-1h", "1234567h", "24 h",
+            "", "h", "0h", "01h", "1w", "1.5h", "-1h", "1234567h", "24 h", "1é",
         ] {
             assert!(parse_window(bad).is_err(), "{bad}");
         }

@@ -104,12 +104,20 @@ fn record(span: &Span, service: Option<&str>) -> Result<SpanRecord, String> {
     let a = &span.attributes;
     let messaging = with_position_from_message_id(Messaging {
         system: text(a, &["messaging.system"]),
-        destination: text(a, &["messaging.destination.name", "messaging.destination"]),
+        destination: text(
+            a,
+            &[
+                "messaging.destination.name",
+                "messaging.destination",
+                "messaging.source.name",
+            ],
+        ),
         partition: int(
             a,
             &[
                 "messaging.destination.partition.id",
                 "messaging.kafka.destination.partition",
+                "messaging.kafka.source.partition",
                 "messaging.kafka.partition",
             ],
         )
@@ -360,6 +368,13 @@ mod tests {
         ];
         let m = &spans_of(&request(vec![python])).spans[0].messaging;
         assert_eq!((m.partition, m.offset), (Some(1), Some(42)));
+    }
+
+    #[test]
+    fn nul_characters_are_left_out_of_kept_texts() {
+        let mut nul = consumer_span();
+        nul.name = "pay\0ments".into();
+        assert_eq!(spans_of(&request(vec![nul])).spans[0].name, "payments");
     }
 
     #[test]

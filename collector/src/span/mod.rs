@@ -129,8 +129,12 @@ impl SpanRecord {
     }
 }
 
-/// `s` cut to at most `max` bytes at a character boundary.
+/// `s` without NUL characters (PostgreSQL's text refuses them), cut to at most `max` bytes at a
+/// character boundary.
 pub(crate) fn cut(mut s: String, max: usize) -> String {
+    if s.contains('\0') {
+        s.retain(|c| c != '\0');
+    }
     if s.len() > max {
         let mut end = max;
         while !s.is_char_boundary(end) {

@@ -6,6 +6,9 @@ use std::collections::{BTreeSet, HashSet};
 /// Pairs per lookup by `(trace id, span id)`.
 pub(super) const PAIR_CHUNK: usize = 250;
 
+/// Spans deleted per transaction when pruning.
+pub(super) const PRUNE_CHUNK: i64 = 10_000;
+
 /// Positions per lookup of consumer spans.
 pub(super) const POSITION_CHUNK: usize = 100;
 
@@ -143,13 +146,15 @@ macro_rules! shared_span_reads {
             let mut out = Vec::new();
             for chunk in positions.chunks(POSITION_CHUNK) {
                 let mut qb = QueryBuilder::<$db>::new(format!(
-                    "SELECT {SPAN_COLUMNS} FROM spans s WHERE s.kind = 5 AND s.kafka_offset IS NOT NULL AND ("
+                    "SELECT {SPAN_COLUMNS} FROM spans s WHERE "
                 ));
+                // The partial index's condition in every arm: SQLite then searches the index per
+                // arm instead of scanning it.
                 for (i, (topic, partition, offset)) in chunk.iter().enumerate() {
                     if i > 0 {
                         qb.push(" OR ");
                     }
-                    qb.push("(s.destination = ");
+                    qb.push("(s.kind = 5 AND s.kafka_offset IS NOT NULL AND s.destination = ");
                     qb.push_bind(topic.as_str());
                     qb.push(" AND s.kafka_partition = ");
                     qb.push_bind(*partition);
@@ -157,7 +162,6 @@ macro_rules! shared_span_reads {
                     qb.push_bind(*offset);
                     qb.push(")");
                 }
-                qb.push(")");
                 out.extend(qb.build_query_as::<SpanRow>().fetch_all(&self.pool).await?);
             }
             Ok(out)
@@ -226,13 +230,18 @@ macro_rules! shared_span_reads {
             to_us: i64,
             sample: i64,
         ) -> Result<Vec<String>, StoreError> {
-            let mut qb = QueryBuilder::<$db>::new("SELECT headers FROM events WHERE source = ");
+            // The service as `coverage` names it: `ce_source`, else the producing span's.
+            let mut qb = QueryBuilder::<$db>::new(
+                "SELECT e.headers FROM events e LEFT JOIN spans s \
+                 ON s.trace_id = e.trace_id AND s.span_id = e.span_id \
+                 WHERE COALESCE(e.source, s.service) = ",
+            );
             qb.push_bind(service);
-            qb.push(" AND time_us >= ");
+            qb.push(" AND e.time_us >= ");
             qb.push_bind(from_us);
-            qb.push(" AND time_us < ");
+            qb.push(" AND e.time_us < ");
             qb.push_bind(to_us);
-            qb.push(" AND headers LIKE '%[\"baggage\",%' ORDER BY time_us DESC LIMIT ");
+            qb.push(" AND e.headers LIKE '%[\"baggage\",%' ORDER BY e.time_us DESC LIMIT ");
             qb.push_bind(sample);
             let rows: Vec<(String,)> = qb.build_query_as().fetch_all(&self.pool).await?;
             Ok(rows.into_iter().map(|(h,)| h).collect())
@@ -255,19 +264,36 @@ macro_rules! shared_span_reads {
         }
 
         async fn prune_spans(&self, before_us: i64) -> Result<u64, StoreError> {
-            let mut tx = self.pool.begin().await?;
-            let mut qb = QueryBuilder::<$db>::new(
-                "DELETE FROM span_links WHERE (trace_id, span_id) IN \
-                 (SELECT trace_id, span_id FROM spans WHERE start_us < ",
-            );
-            qb.push_bind(before_us);
-            qb.push(")");
-            qb.build().execute(&mut *tx).await?;
-            let mut qb = QueryBuilder::<$db>::new("DELETE FROM spans WHERE start_us < ");
-            qb.push_bind(before_us);
-            let deleted = qb.build().execute(&mut *tx).await?.rows_affected();
-            tx.commit().await?;
-            Ok(deleted)
+            // In chunks, each its own transaction: a backlog never holds the write lock long.
+            let mut deleted = 0;
+            loop {
+                let mut tx = self.pool.begin().await?;
+                let mut qb = QueryBuilder::<$db>::new(
+                    "DELETE FROM span_links WHERE (trace_id, span_id) IN \
+                     (SELECT trace_id, span_id FROM spans WHERE start_us < ",
+                );
+                qb.push_bind(before_us);
+                // Ordered, so both statements choose the same spans.
+                qb.push(" ORDER BY trace_id, span_id LIMIT ");
+                qb.push_bind(PRUNE_CHUNK);
+                qb.push(")");
+                qb.build().execute(&mut *tx).await?;
+                let mut qb = QueryBuilder::<$db>::new(
+                    "DELETE FROM spans WHERE (trace_id, span_id) IN \
+                     (SELECT trace_id, span_id FROM spans WHERE start_us < ",
+                );
+                qb.push_bind(before_us);
+                // Ordered, so both statements choose the same spans.
+                qb.push(" ORDER BY trace_id, span_id LIMIT ");
+                qb.push_bind(PRUNE_CHUNK);
+                qb.push(")");
+                let n = qb.build().execute(&mut *tx).await?.rows_affected();
+                tx.commit().await?;
+                deleted += n;
+                if n < PRUNE_CHUNK as u64 {
+                    return Ok(deleted);
+                }
+            }
         }
     };
 }

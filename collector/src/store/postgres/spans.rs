@@ -7,7 +7,7 @@ use super::PgStore;
 use crate::span::SpanRecord;
 use crate::store::contract::{SpanStore, StoreError};
 use crate::store::shared_spans::{
-    links_where, push_pairs, shared_span_reads, Pairs, PAIR_CHUNK, POSITION_CHUNK,
+    links_where, push_pairs, shared_span_reads, Pairs, PAIR_CHUNK, POSITION_CHUNK, PRUNE_CHUNK,
 };
 use crate::store::span_rows::{
     ConsumeRow, CoverageRow, LinkRow, SpanRow, SpanServiceRow, SPAN_COLUMNS,
