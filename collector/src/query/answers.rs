@@ -34,24 +34,35 @@ pub async fn event_detail(
     };
     let ids = [id.to_owned()];
     let dead_letters = store.dead_letters_of(&ids).await?;
-    let flags = match store.summaries(&ids).await?.into_iter().next() {
-        Some(summary) => flags_in_flow(store, summary, !dead_letters.is_empty(), limits).await?,
-        // Gone between the two reads: nothing to mark.
-        None => Vec::new(),
-    };
-    let keys = store.keys_of(&ids).await?;
-    let deliveries = store.deliveries(id).await?;
     let summary = store.summaries(&ids).await?;
     let handlings = crate::handling::handlings(store, &summary)
         .await?
         .remove(id)
         .unwrap_or_default();
+    let produced: Vec<SummaryRow> = handlings
+        .iter()
+        .flat_map(|h| h.produced.iter().cloned())
+        .collect();
+    let flags = match summary.into_iter().next() {
+        Some(summary) => {
+            flags_in_flow(
+                store,
+                summary,
+                !dead_letters.is_empty(),
+                produced.clone(),
+                limits,
+            )
+            .await?
+        }
+        // Gone between the two reads: nothing to mark.
+        None => Vec::new(),
+    };
+    let keys = store.keys_of(&ids).await?;
+    let deliveries = store.deliveries(id).await?;
     let mut reactions: Vec<SummaryRow> = store.children(&ids).await?;
-    for h in &handlings {
-        for r in &h.produced {
-            if !reactions.iter().any(|x| x.event_id == r.event_id) {
-                reactions.push(r.clone());
-            }
+    for r in produced {
+        if !reactions.iter().any(|x| x.event_id == r.event_id) {
+            reactions.push(r);
         }
     }
     reactions.sort_by(|a, b| (a.time_us, &a.event_id).cmp(&(b.time_us, &b.event_id)));
@@ -101,10 +112,13 @@ pub async fn event_detail(
 /// The flags of `event`'s node in the graph of its flow — the events of its correlation (or of
 /// the flow it starts), built by the same code (`graph_with_causes`) as the trace, correlation
 /// and key answers. A flow beyond the node limit is cut as those answers cut it, `event` kept in.
+/// `produced` are the events its handlings produced (from its spans), its reactions beside those
+/// that name it.
 pub async fn flags_in_flow(
     store: &Store,
     event: SummaryRow,
     dead_lettered: bool,
+    produced: Vec<SummaryRow>,
     limits: &Limits,
 ) -> Result<Vec<Flag>, QueryError> {
     let id = event.event_id.clone();
@@ -116,12 +130,7 @@ pub async fn flags_in_flow(
     let causes = crate::handling::causes(store, &me).await?;
     let cause_ids: Vec<String> = causes.into_iter().map(|c| c.cause).collect();
     events.extend(store.summaries(&cause_ids).await?);
-    events.extend(
-        crate::handling::reactions(store, &me)
-            .await?
-            .into_iter()
-            .map(|(_, r)| r),
-    );
+    events.extend(produced);
     if !events.iter().any(|e| e.event_id == id) {
         events.push(event);
     }
