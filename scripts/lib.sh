@@ -163,6 +163,10 @@ ensure_otel_python() {
   want=$(sha256sum "$requirements" | cut -d' ' -f1)
   if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     log "installing the OpenTelemetry test services' Python packages into $venv"
+    if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+      log "installing Python 3 with venv from Debian's packages"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null
+    fi
     [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
     rm -f "$stamp"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
