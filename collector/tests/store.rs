@@ -822,7 +822,9 @@ async fn spans_are_stored_once_and_found_by_id_parent_link_and_position(f: Fixtu
         message: Some("none".into()),
     });
     let spans = vec![span_record("a", "1", None, Producer), consumer, handler];
+    assert!(!f.store.has_spans().await.unwrap());
     assert_eq!(f.store.write_spans(&spans).await.unwrap(), 3);
+    assert!(f.store.has_spans().await.unwrap());
     assert_eq!(
         f.store.write_spans(&spans).await.unwrap(),
         0,

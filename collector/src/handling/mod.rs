@@ -137,7 +137,7 @@ pub async fn causes(store: &Store, events: &[SummaryRow]) -> Result<Vec<SpanCaus
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    if starts.is_empty() {
+    if starts.is_empty() || !store.has_spans().await? {
         return Ok(Vec::new());
     }
     let above = walk::consumer_above(store, &starts).await?;
@@ -171,6 +171,9 @@ pub async fn handlings(
     store: &Store,
     events: &[SummaryRow],
 ) -> Result<HashMap<String, Vec<Handling>>, StoreError> {
+    if events.is_empty() || !store.has_spans().await? {
+        return Ok(HashMap::new());
+    }
     let consumers = walk::consumers_of(store, events).await?;
     let all: Vec<SpanRow> = consumers
         .values()

@@ -222,6 +222,10 @@ pub trait SpanStore {
         spans: &[SpanRecord],
     ) -> impl Future<Output = Result<usize, StoreError>> + Send;
 
+    /// Whether any span is stored (one index probe): answers over a store without spans skip
+    /// the span rules.
+    fn has_spans(&self) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// The spans `(trace id, span id)` (those stored).
     fn spans(
         &self,

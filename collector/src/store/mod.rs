@@ -259,6 +259,11 @@ impl Store {
         dispatch!(self.write_spans(spans))
     }
 
+    /// Whether any span is stored.
+    pub async fn has_spans(&self) -> Result<bool, StoreError> {
+        dispatch!(self.has_spans())
+    }
+
     /// The spans `(trace id, span id)` that are stored.
     pub async fn spans(&self, ids: &[(String, String)]) -> Result<Vec<SpanRow>, StoreError> {
         dispatch!(self.spans(ids))

@@ -95,6 +95,13 @@ macro_rules! links_where {
 
 macro_rules! shared_span_reads {
     ($db:ty) => {
+        async fn has_spans(&self) -> Result<bool, StoreError> {
+            let row: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM spans LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok(row.is_some())
+        }
+
         async fn spans(&self, ids: &[(String, String)]) -> Result<Vec<SpanRow>, StoreError> {
             let mut out = Vec::new();
             for chunk in ids.chunks(PAIR_CHUNK) {
