@@ -178,6 +178,11 @@ pub struct CollectArgs {
     /// Do not store topics whose whole name matches this regular expression.
     #[arg(long, env = "CHOREOSCOPE_EXCLUDE", value_parser = topic_pattern)]
     pub exclude: Option<TopicPattern>,
+    /// Also store the internal topics of platform parts (Schema Registry's `_schemas`,
+    /// `_confluent*`, Kafka Connect's `*connect-configs|offsets|status`, Kafka Streams'
+    /// `*-changelog` and `*-repartition`, MirrorMaker's `*.internal`), left out by default.
+    #[arg(long, env = "CHOREOSCOPE_KEEP_PLATFORM_TOPICS")]
+    pub keep_platform_topics: bool,
     /// TOML config file: alias profiles per topic, business-key rules, and flow health's
     /// `[health]` table.
     #[arg(long, env = "CHOREOSCOPE_CONFIG")]
@@ -320,6 +325,7 @@ impl CollectArgs {
             topics: TopicFilter {
                 include: self.include.clone(),
                 exclude: self.exclude.clone(),
+                keep_platform_topics: self.keep_platform_topics,
             },
             batch_size: self.batch_size.max(1),
             batch_timeout: Duration::from_millis(self.batch_ms),

@@ -66,6 +66,7 @@ impl Scene {
             TopicFilter {
                 include: Some(TopicPattern::new(&format!(".*{suffix}")).unwrap()),
                 exclude: None,
+                ..Default::default()
             },
             GroupsConfig {
                 poll_every: Duration::from_millis(200),

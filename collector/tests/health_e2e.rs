@@ -257,6 +257,7 @@ async fn produce_and_collect(_path: std::path::PathBuf) -> Collected {
     let filter = || TopicFilter {
         include: Some(TopicPattern::new(&format!(".*{suffix}")).unwrap()),
         exclude: None,
+        ..Default::default()
     };
     let learned = InProcessCollector::start_with(
         &broker,

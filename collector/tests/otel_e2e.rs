@@ -139,6 +139,7 @@ async fn collector(
             topics: TopicFilter {
                 include: Some(TopicPattern::new(include).unwrap()),
                 exclude: None,
+                ..Default::default()
             },
             batch_size: 500,
             batch_timeout: Duration::from_millis(50),

@@ -41,6 +41,7 @@ async fn a_filter_narrows_the_subscription_and_follows_new_topics() {
     let filter = TopicFilter {
         include: Some(TopicPattern::new(&format!("kept-.*-{suffix}")).unwrap()),
         exclude: Some(TopicPattern::new("kept-dlq-.*").unwrap()),
+        ..Default::default()
     };
     let collector =
         InProcessCollector::start_filtered(&broker, &format!("filtered-{suffix}"), filter).await;

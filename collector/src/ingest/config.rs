@@ -36,24 +36,46 @@ pub enum IngestError {
     Kafka(#[from] KafkaError),
 }
 
-/// Which topics the collector stores: `--include` and `--exclude` over every non-internal topic.
+/// The internal topics of the usual platform parts, left out unless
+/// [`TopicFilter::keep_platform_topics`]: Schema Registry's `_schemas`, Confluent's `_confluent*`
+/// (ksqlDB, Control Center, the balancer), Kafka Connect's config, offset and status topics
+/// (`connect-configs`, `my-cluster-connect-offsets`, …), Kafka Streams' `*-changelog` and
+/// `*-repartition`, MirrorMaker 2's `*.internal`. A whole-name regular expression.
+pub const PLATFORM_TOPICS: &str = r"_schemas|_confluent.*|(.+[-_.])?connect-(configs|offsets|status)|.+-(changelog|repartition)|.+\.internal";
+
+static PLATFORM: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(&format!("^(?:{PLATFORM_TOPICS})$")).expect("PLATFORM_TOPICS compiles")
+});
+
+/// Whether `topic` is a platform part's internal topic ([`PLATFORM_TOPICS`]).
+pub fn is_platform_topic(topic: &str) -> bool {
+    PLATFORM.is_match(topic)
+}
+
+/// Which topics the collector stores: `--include` and `--exclude` over every non-internal topic,
+/// the platform parts' internal topics left out unless kept.
 #[derive(Debug, Clone, Default)]
 pub struct TopicFilter {
     /// Only topics whose whole name matches are stored (all when `None`).
     pub include: Option<TopicPattern>,
     /// Topics whose whole name matches are not stored.
     pub exclude: Option<TopicPattern>,
+    /// Store the platform parts' internal topics too ([`PLATFORM_TOPICS`]; `--keep-platform-topics`).
+    pub keep_platform_topics: bool,
 }
 
 impl TopicFilter {
-    /// Whether neither `--include` nor `--exclude` was given.
+    /// Whether every topic but Kafka's own `__*` is stored: no `--include`, no `--exclude`, and
+    /// the platform topics kept.
     pub fn is_everything(&self) -> bool {
-        self.include.is_none() && self.exclude.is_none()
+        self.include.is_none() && self.exclude.is_none() && self.keep_platform_topics
     }
 
-    /// Whether records of `topic` are stored: not internal, included, not excluded.
+    /// Whether records of `topic` are stored: not internal, not a platform part's (unless kept),
+    /// included, not excluded.
     pub fn wants(&self, topic: &str) -> bool {
         !topic.starts_with("__")
+            && (self.keep_platform_topics || !is_platform_topic(topic))
             && self.include.as_ref().is_none_or(|p| p.matches(topic))
             && !self.exclude.as_ref().is_some_and(|p| p.matches(topic))
     }
@@ -85,6 +107,7 @@ mod tests {
         TopicFilter {
             include: include.map(|p| TopicPattern::new(p).unwrap()),
             exclude: exclude.map(|p| TopicPattern::new(p).unwrap()),
+            keep_platform_topics: true,
         }
     }
 
@@ -140,6 +163,34 @@ mod tests {
         let (wanted, _) = f.split(CLUSTER);
         assert!(!wanted.contains("__consumer_offsets"));
         assert_eq!(wanted.len(), 5);
+    }
+
+    #[test]
+    fn platform_topics_are_left_out_by_default_and_named_as_left_out() {
+        let f = TopicFilter::default();
+        assert!(!f.is_everything(), "the default follows the topic list");
+        let cluster = [
+            "orders",
+            "_schemas",
+            "_confluent-ksql-default__command_topic",
+            "connect-configs",
+            "my-cluster-connect-offsets",
+            "docker-connect-status",
+            "shop-app-KSTREAM-AGGREGATE-STATE-STORE-0000000003-changelog",
+            "shop-app-KSTREAM-KEY-SELECT-0000000002-repartition",
+            "mm2-offset-syncs.east.internal",
+            "__consumer_offsets",
+            "connector-events",
+        ];
+        let (wanted, left_out) = f.split(cluster);
+        assert_eq!(names(&wanted), ["connector-events", "orders"]);
+        assert_eq!(left_out.len(), 8, "{left_out:?}");
+        let kept = TopicFilter {
+            keep_platform_topics: true,
+            ..TopicFilter::default()
+        };
+        assert!(kept.is_everything());
+        assert_eq!(kept.split(cluster).0.len(), 10);
     }
 
     #[test]

@@ -237,7 +237,7 @@ impl Ingestor {
     pub async fn run(mut self, cancel: CancellationToken) -> Result<(), IngestError> {
         let everything = self.config.topics.is_everything();
         tracing::info!(brokers = %self.config.brokers, group = %self.config.group, store = self.store.kind(),
-            "collecting from {}", if everything { "every topic" } else { "the topics --include/--exclude let through" });
+            "collecting from {}", if everything { "every topic" } else { "the topics --include/--exclude let through, platform topics left out unless --keep-platform-topics" });
         let following = CancellationToken::new();
         let subscription = (!everything).then(|| {
             tokio::spawn(subscription::follow(

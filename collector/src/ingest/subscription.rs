@@ -1,9 +1,11 @@
 //! What the collector subscribes to.
 //!
-//! Without `--include`/`--exclude` it is every topic but Kafka's internal `__*` ones, by regex
-//! subscription ([`ALL_TOPICS`]): librdkafka matches new topics on each metadata refresh.
+//! With `--keep-platform-topics` and no `--include`/`--exclude` it is every topic but Kafka's
+//! internal `__*` ones, by regex subscription ([`ALL_TOPICS`]): librdkafka matches new topics on
+//! each metadata refresh.
 //!
-//! With a filter the subscription is narrowed to an explicit list of the topics that pass it, so
+//! Otherwise — by default, the platform parts' internal topics being left out
+//! ([`super::config::PLATFORM_TOPICS`]) — the subscription is narrowed to an explicit list of the topics that pass it, so
 //! the topics left out are never fetched (a collector `--include`d to one topic of a busy cluster
 //! used to read every record of every other topic only to drop it). Our filters are Rust regexes,
 //! which librdkafka's POSIX dialect cannot stand in for, so the list is computed here from the
@@ -88,9 +90,9 @@ pub async fn follow(
         match result {
             Ok(()) => {
                 if wanted.is_empty() {
-                    tracing::warn!(left_out = ?left_out, "no topic passes --include/--exclude yet; waiting for one");
+                    tracing::warn!(left_out = ?left_out, "no topic passes --include/--exclude (and the platform topics left out) yet; waiting for one");
                 } else {
-                    tracing::info!(subscribed = ?wanted, left_out = ?left_out, "subscription narrowed by --include/--exclude");
+                    tracing::info!(subscribed = ?wanted, left_out = ?left_out, "collecting these topics; leaving out those (--include/--exclude, platform topics)");
                 }
                 current = Some(wanted);
             }

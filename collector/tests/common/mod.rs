@@ -40,6 +40,7 @@ impl InProcessCollector {
         let filter = TopicFilter {
             include: Some(TopicPattern::new(&format!(".*{suffix}")).unwrap()),
             exclude: None,
+            ..Default::default()
         };
         Self::start_filtered(broker, &format!("collector-{suffix}"), filter).await
     }
