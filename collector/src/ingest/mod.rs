@@ -57,7 +57,7 @@ use batch::Batch;
 use consumer::{offset_list, LagContext};
 use writer::Writer;
 
-pub use config::{IngestConfig, IngestError, TopicFilter};
+pub use config::{is_platform_topic, IngestConfig, IngestError, TopicFilter, PLATFORM_TOPICS};
 pub use consumer::{consumer_config, FETCH_WAIT_MAX_MS};
 pub use subscription::ALL_TOPICS;
 

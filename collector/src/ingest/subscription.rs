@@ -5,7 +5,7 @@
 //! each metadata refresh.
 //!
 //! Otherwise — by default, the platform parts' internal topics being left out
-//! ([`super::config::PLATFORM_TOPICS`]) — the subscription is narrowed to an explicit list of the topics that pass it, so
+//! ([`super::PLATFORM_TOPICS`]) — the subscription is narrowed to an explicit list of the topics that pass it, so
 //! the topics left out are never fetched (a collector `--include`d to one topic of a busy cluster
 //! used to read every record of every other topic only to drop it). Our filters are Rust regexes,
 //! which librdkafka's POSIX dialect cannot stand in for, so the list is computed here from the
