@@ -173,9 +173,17 @@ test("the choreography map shows services and topics with the API's edges", asyn
   const canvas = page.getByTestId("map-canvas");
   await canvas.waitFor();
   await page.waitForSelector(".react-flow__node");
-  const topology = await api("/api/v1/topology");
-  assert.equal(Number(await canvas.getAttribute("data-node-count")), topology.nodes.length);
-  assert.equal(Number(await canvas.getAttribute("data-edge-count")), topology.edges.length);
+  // The demo keeps running: a service or topic may appear between the page's read and ours. The
+  // page and the API must agree on one read; reload until they do (a few tries).
+  let topology;
+  for (let attempt = 0; ; attempt++) {
+    topology = await api("/api/v1/topology");
+    const shown = [Number(await canvas.getAttribute("data-node-count")), Number(await canvas.getAttribute("data-edge-count"))];
+    if (shown[0] === topology.nodes.length && shown[1] === topology.edges.length) break;
+    assert.ok(attempt < 4, `the map shows ${shown} nodes and edges, the API ${topology.nodes.length} and ${topology.edges.length}`);
+    await page.reload();
+    await page.waitForSelector(".react-flow__node");
+  }
   const labels = await page.locator(".react-flow__node").allTextContents();
   for (const name of ["shop", "payment", "bank", "payments", "orders"]) {
     assert.ok(labels.includes(name), `${name} is on the map (${labels.join(", ")})`);

@@ -28,6 +28,12 @@ const TOPIC = { width: 140, height: 28 };
  */
 const MAP_SPACING = { rankdir: "TB" as const, nodesep: 60, ranksep: 30 };
 
+/**
+ * The default fit zooms out no further than this: the labels (15 px) stay at least 11 px on screen.
+ * A map larger than the canvas at this zoom is panned, not shrunk into illegibility.
+ */
+const MIN_FIT_ZOOM = 0.75;
+
 /** Time ranges offered with one click, in minutes. */
 const PRESETS: [string, number | null][] = [
   ["15 min", 15],
@@ -218,7 +224,7 @@ export function MapView({ from, to }: { from: string | null; to: string | null }
             nodesConnectable={false}
             proOptions={{ hideAttribution: true }}
             minZoom={0.1}
-            fitViewOptions={{ padding: 0.04 }}
+            fitViewOptions={{ padding: 0.04, minZoom: MIN_FIT_ZOOM }}
           >
             <Background gap={24} size={1} color="var(--grid)" />
             <Controls showInteractive={false} />
