@@ -275,26 +275,20 @@ macro_rules! shared_span_reads {
             let mut deleted = 0;
             loop {
                 let mut tx = self.pool.begin().await?;
-                let mut qb = QueryBuilder::<$db>::new(
-                    "DELETE FROM span_links WHERE (trace_id, span_id) IN \
-                     (SELECT trace_id, span_id FROM spans WHERE start_us < ",
-                );
-                qb.push_bind(before_us);
-                // Ordered, so both statements choose the same spans.
-                qb.push(" ORDER BY trace_id, span_id LIMIT ");
-                qb.push_bind(PRUNE_CHUNK);
-                qb.push(")");
-                qb.build().execute(&mut *tx).await?;
-                let mut qb = QueryBuilder::<$db>::new(
-                    "DELETE FROM spans WHERE (trace_id, span_id) IN \
-                     (SELECT trace_id, span_id FROM spans WHERE start_us < ",
-                );
-                qb.push_bind(before_us);
-                // Ordered, so both statements choose the same spans.
-                qb.push(" ORDER BY trace_id, span_id LIMIT ");
-                qb.push_bind(PRUNE_CHUNK);
-                qb.push(")");
-                let n = qb.build().execute(&mut *tx).await?.rows_affected();
+                // The links first, then the spans: the same chunk of spans, chosen in the same
+                // order by both statements.
+                let mut n = 0;
+                for table in ["span_links", "spans"] {
+                    let mut qb = QueryBuilder::<$db>::new(format!(
+                        "DELETE FROM {table} WHERE (trace_id, span_id) IN \
+                         (SELECT trace_id, span_id FROM spans WHERE start_us < "
+                    ));
+                    qb.push_bind(before_us);
+                    qb.push(" ORDER BY trace_id, span_id LIMIT ");
+                    qb.push_bind(PRUNE_CHUNK);
+                    qb.push(")");
+                    n = qb.build().execute(&mut *tx).await?.rows_affected();
+                }
                 tx.commit().await?;
                 deleted += n;
                 if n < PRUNE_CHUNK as u64 {
