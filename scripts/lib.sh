@@ -26,6 +26,30 @@ wait_for_port() {
   return 1
 }
 
+# The C libraries librdkafka is built against (Debian's packages): OpenSSL for TLS, SCRAM and
+# OAUTHBEARER, Cyrus SASL for GSSAPI (Kerberos, with its MIT plugin at run time), libcurl for
+# OAUTHBEARER's OIDC token requests; pkg-config finds them. Installed once when a header is missing.
+BUILD_PACKAGES="pkg-config libssl-dev libsasl2-dev libsasl2-modules-gssapi-mit libcurl4-openssl-dev"
+ensure_build_packages() {
+  if command -v pkg-config >/dev/null 2>&1 && pkg-config --exists openssl libsasl2 libcurl &&
+    ls /usr/lib/*/sasl2/libgssapiv2.so >/dev/null 2>&1; then
+    return 0
+  fi
+  log "installing the libraries librdkafka builds with from Debian's packages ($BUILD_PACKAGES)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $BUILD_PACKAGES >/dev/null
+}
+
+# stunnel (Debian's package): the TLS terminator the TLS tests put in front of tansu. Exports
+# CHOREOSCOPE_STUNNEL, the binary the tests start.
+ensure_stunnel() {
+  if ! command -v stunnel4 >/dev/null 2>&1 && ! command -v stunnel >/dev/null 2>&1; then
+    log "installing stunnel from Debian's packages"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq stunnel4 >/dev/null
+  fi
+  CHOREOSCOPE_STUNNEL=$(command -v stunnel4 || command -v stunnel)
+  export CHOREOSCOPE_STUNNEL
+}
+
 # tansu: a Kafka-compatible broker from crates.io, with its in-memory engine (dynostore) and its
 # SQLite engine (libsql). Built once (about 20 minutes), then reused.
 ensure_tansu() {

@@ -269,7 +269,10 @@ fn collector_config(brokers: &str, topic: &str, db: &str, profile: &StoreProfile
     let Command::Collect(collect) = cli.command else {
         unreachable!("a collect command")
     };
-    consumer_config(&collect.ingest_config(), profile)
+    let config = collect
+        .ingest_config(Default::default())
+        .expect("the benchmark's flags are consistent");
+    consumer_config(&config, profile)
 }
 
 fn vm_hwm_kib(pid: u32) -> u64 {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::cluster::{Cluster, SecurityError, SecuritySettings};
 use crate::groups::GroupsConfig;
 use crate::health::FlowStatus;
 use crate::ingest::{IngestConfig, TopicFilter};
@@ -206,7 +207,12 @@ pub struct CollectArgs {
         default_value_t = 10_000
     )]
     pub metadata_refresh_ms: u64,
-    /// Extra librdkafka property, KEY=VALUE (repeatable), e.g. security.protocol=SSL.
+    /// TLS and SASL (docs/collector.md, "A secured cluster", has examples for Confluent Cloud,
+    /// MSK, Aiven and Strimzi).
+    #[command(flatten)]
+    pub security: SecuritySettings,
+    /// Extra librdkafka property, KEY=VALUE (repeatable), e.g. client.id=choreoscope-1; set
+    /// last, over every other setting.
     #[arg(long = "kafka", value_parser = parse_property)]
     pub kafka_properties: Vec<(String, String)>,
     /// Track no flow health (no learned model, no stalled flows, no /flows list): for a collector
@@ -317,10 +323,19 @@ impl CollectArgs {
         file
     }
 
-    /// How the ingest loop consumes, from these flags.
-    pub fn ingest_config(&self) -> IngestConfig {
-        IngestConfig {
-            brokers: self.brokers.clone(),
+    /// How the ingest loop consumes, from these flags and the config file's `[kafka]` table
+    /// (flags win); reads the secrets and checks the security settings fit together.
+    pub fn ingest_config(&self, file: SecuritySettings) -> Result<IngestConfig, SecurityError> {
+        let settings = self.security.clone().over(file);
+        let security = settings.resolve(|name| std::env::var(name).ok())?;
+        let mut properties: Vec<(String, String)> = settings.properties.into_iter().collect();
+        properties.extend(self.kafka_properties.iter().cloned());
+        Ok(IngestConfig {
+            cluster: Cluster {
+                brokers: self.brokers.clone(),
+                security,
+                properties,
+            },
             group: self.group.clone(),
             topics: TopicFilter {
                 include: self.include.clone(),
@@ -330,8 +345,7 @@ impl CollectArgs {
             batch_size: self.batch_size.max(1),
             batch_timeout: Duration::from_millis(self.batch_ms),
             metadata_refresh: Duration::from_millis(self.metadata_refresh_ms.max(100)),
-            kafka_properties: self.kafka_properties.clone(),
-        }
+        })
     }
 }
 
@@ -445,8 +459,8 @@ mod tests {
         let Command::Collect(args) = cli.command else {
             panic!("collect parsed as {:?}", cli.command)
         };
-        let config = args.ingest_config();
-        assert_eq!(config.brokers, "k1:9092,k2:9092");
+        let config = args.ingest_config(Default::default()).unwrap();
+        assert_eq!(config.cluster.brokers, "k1:9092,k2:9092");
         assert_eq!(config.group, "g");
         assert!(config.topics.wants("orders.v1") && !config.topics.wants("payments"));
         assert_eq!(config.batch_size, 1, "at least one record per batch");
@@ -456,7 +470,7 @@ mod tests {
             "at least 100 ms"
         );
         assert_eq!(
-            config.kafka_properties,
+            config.cluster.properties,
             [("security.protocol".to_owned(), "ssl".to_owned())]
         );
     }
@@ -494,5 +508,63 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(error.contains("`oops` is not KEY=VALUE"), "{error}");
+    }
+
+    #[test]
+    fn security_flags_map_onto_the_cluster_and_the_file_fills_in_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let password = dir.path().join("pw");
+        std::fs::write(&password, "secret\n").unwrap();
+        let args = collect_args(&[
+            "--sasl-mechanism",
+            "SCRAM-SHA-512",
+            "--sasl-username",
+            "alice",
+            "--sasl-password-file",
+            password.to_str().unwrap(),
+            "--kafka",
+            "client.id=flag",
+        ]);
+        let file = SecuritySettings {
+            ssl_ca: Some("/etc/ca.pem".into()),
+            sasl_username: Some("bob".into()),
+            properties: [
+                ("client.id".to_owned(), "file".to_owned()),
+                ("socket.keepalive.enable".to_owned(), "true".to_owned()),
+            ]
+            .into(),
+            ..SecuritySettings::default()
+        };
+        let cluster = args.ingest_config(file).unwrap().cluster;
+        assert_eq!(
+            cluster.security.describe(),
+            "sasl_ssl, SASL SCRAM-SHA-512 as alice"
+        );
+        assert_eq!(
+            cluster.security.password.as_ref().unwrap().expose(),
+            "secret"
+        );
+        let client = cluster.client_config();
+        assert_eq!(client.get("ssl.ca.location"), Some("/etc/ca.pem"));
+        assert_eq!(client.get("client.id"), Some("flag"), "--kafka is set last");
+        assert_eq!(client.get("socket.keepalive.enable"), Some("true"));
+    }
+
+    #[test]
+    fn there_is_no_flag_that_takes_a_password_itself() {
+        let refused = Cli::try_parse_from([
+            "choreoscope",
+            "collect",
+            "--brokers",
+            "b:9092",
+            "--sasl-password",
+            "x",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            refused.contains("unexpected argument '--sasl-password'"),
+            "{refused}"
+        );
     }
 }

@@ -1,11 +1,13 @@
 //! The config file (`--config FILE`, TOML): the reading rules at its top level (alias profiles,
 //! key rules: [`crate::rules`]), flow health's `[health]` table (thresholds and declared
 //! expectations: [`crate::health::config`]) and consumer-group positions' `[consumer_groups]`
-//! table (poll interval, group services: [`crate::groups::config`]). Both are checked when the file is read, and a value
+//! table (poll interval, group services: [`crate::groups::config`]), and the cluster's TLS, SASL
+//! and librdkafka properties in `[kafka]` ([`crate::cluster::SecuritySettings`]). Both are checked when the file is read, and a value
 //! that cannot be used stops the collector with one line naming the file and the value.
 
 use std::path::Path;
 
+use crate::cluster::SecuritySettings;
 use crate::groups::{GroupsConfig, GroupsConfigError};
 use crate::health::{HealthConfig, HealthConfigError};
 use crate::rules::{toml_error_line, RuleError, Rules};
@@ -36,6 +38,9 @@ pub enum ConfigProblem {
     /// Its `[consumer_groups]` table cannot be used.
     #[error("{0}")]
     Groups(GroupsConfigError),
+    /// Its `[kafka]` table cannot be used.
+    #[error("[kafka]: {0}")]
+    Kafka(String),
 }
 
 /// What the config file says.
@@ -47,6 +52,8 @@ pub struct CollectorConfig {
     pub health: HealthConfig,
     /// How consumer groups are polled and which service each consumes for.
     pub groups: GroupsConfig,
+    /// TLS, SASL and librdkafka properties for the cluster (`[kafka]`), under the flags.
+    pub kafka: SecuritySettings,
 }
 
 impl CollectorConfig {
@@ -90,11 +97,23 @@ impl CollectorConfig {
                 )))
             }
         };
+        let kafka = match table.remove("kafka") {
+            None => SecuritySettings::default(),
+            Some(toml::Value::Table(kafka)) => kafka
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigProblem::Kafka(e.message().to_owned()))?,
+            Some(_) => {
+                return Err(ConfigProblem::Kafka(
+                    "`kafka` must be a table, `[kafka]`".into(),
+                ))
+            }
+        };
         let rules = Rules::from_table(table).map_err(ConfigProblem::Rules)?;
         Ok(Self {
             rules,
             health,
             groups,
+            kafka,
         })
     }
 }

@@ -11,7 +11,8 @@
 //!    dead-letter copy and the event it is a copy of) → [`record`] (raw record →
 //!    [`record::EventRecord`]; never fails, records its problems); [`span`] (what is kept of an
 //!    OpenTelemetry span, read from OTLP); [`edge_rule`] (how an edge was found); [`metrics`]
-//!    (Prometheus); [`clock`] (times as the API writes them).
+//!    (Prometheus); [`clock`] (times as the API writes them); [`cluster`] (the Kafka cluster's
+//!    address, TLS and SASL settings, and its refusals in one line each).
 //! 2. [`store`]: the lineage store, one folder per database behind [`store::LineageStore`];
 //!    idempotent batch writes and lookups.
 //! 3. [`lineage`] (causal walks from one event: ancestors, descendants, cycles, missing causes),
@@ -34,6 +35,7 @@
 
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod collector;
 pub mod config;
 pub mod dead_letter;

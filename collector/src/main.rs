@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use choreoscope::cli::{Cli, CollectArgs, Command, DemoArgs, QueryArgs, QueryWhat, ServeArgs};
+use choreoscope::cluster::{reach, Cluster, Reached};
 use choreoscope::collector::{Collector, Source};
 use choreoscope::config::CollectorConfig;
 use choreoscope::health::HealthConfig;
@@ -120,8 +121,10 @@ async fn run_collector(
 async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     let mut config = CollectorConfig::load(args.config.as_deref())?;
     config.health.enabled &= !args.no_flow_health;
+    let ingest = args.ingest_config(config.kafka)?;
+    check_cluster(&ingest.cluster).await?;
     let source = Source::Kafka {
-        config: args.ingest_config(),
+        config: ingest,
         interpreter: Interpreter::new(config.rules, args.max_payload),
         groups: args.groups_config(config.groups),
     };
@@ -134,6 +137,34 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     )
     .await
 }
+
+/// Reaches the cluster before anything starts: a refusal (credentials, certificate, protocol)
+/// stops `collect` with one line; a cluster that does not answer yet is waited for.
+async fn check_cluster(cluster: &Cluster) -> anyhow::Result<()> {
+    let checked = cluster.clone();
+    let reached = tokio::task::spawn_blocking(move || reach(&checked, CLUSTER_PATIENCE))
+        .await
+        .context("the start-up check of the cluster panicked")??;
+    match reached {
+        Reached::Cluster { brokers, topics } => tracing::info!(
+            brokers,
+            topics = topics.len(),
+            security = %cluster.security.describe(),
+            "reached the cluster at {}",
+            cluster.brokers
+        ),
+        Reached::NoAnswer(error) => tracing::warn!(
+            %error,
+            security = %cluster.security.describe(),
+            "no answer from {} yet; collecting once it answers",
+            cluster.brokers
+        ),
+    }
+    Ok(())
+}
+
+/// How long `collect` waits for the cluster's first answer before starting anyway.
+const CLUSTER_PATIENCE: Duration = Duration::from_secs(10);
 
 /// `choreoscope serve`: the API and viewer over a store another process fills.
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

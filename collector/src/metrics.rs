@@ -114,6 +114,9 @@ pub struct Metrics {
     pub store_errors: Counter,
     /// Errors from the Kafka client.
     pub kafka_errors: Counter,
+    /// Refusals by the cluster per kind (`credentials`, `untrusted_certificate`, `topic_acl`, …;
+    /// [`crate::cluster::RefusalKind::label`]): each is also one log line saying what to check.
+    pub kafka_refusals: Family<KindLabel, Counter>,
     /// 1 while consumption is held back because the store is failing.
     pub paused: Gauge,
     /// Topics subscribed to because `--include`/`--exclude` let them through (set only with a filter).
@@ -170,6 +173,7 @@ impl Metrics {
             batch_write_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             store_errors: Counter::default(),
             kafka_errors: Counter::default(),
+            kafka_refusals: Family::default(),
             paused: Gauge::default(),
             topics_subscribed: Gauge::default(),
             topics_left_out: Gauge::default(),
@@ -241,6 +245,11 @@ impl Metrics {
             "kafka_errors",
             "Errors from the Kafka client",
             m.kafka_errors.clone(),
+        );
+        registry.register(
+            "kafka_refusals",
+            "Refusals by the cluster (credentials, certificate, ACL) per kind",
+            m.kafka_refusals.clone(),
         );
         registry.register(
             "paused",

@@ -11,6 +11,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use choreoscope::cluster::Cluster;
 use choreoscope::groups::service::follow;
 use choreoscope::groups::{DiagnosisKind, GroupPosition, GroupState, GroupsConfig, GroupsHandle};
 use choreoscope::ingest::{IngestConfig, TopicFilter};
@@ -353,13 +354,12 @@ async fn a_cluster_that_does_not_answer_is_counted_and_never_stops_the_polling()
     // in the library's unit tests: librdkafka's threads would disturb their glibc-arena count.)
     let port = common::free_addr().port();
     let ingest = IngestConfig {
-        brokers: format!("127.0.0.1:{port}"),
+        cluster: Cluster::plaintext(format!("127.0.0.1:{port}")),
         group: "collector".into(),
         topics: TopicFilter::default(),
         batch_size: 1,
         batch_timeout: Duration::from_millis(10),
         metadata_refresh: Duration::from_secs(1),
-        kafka_properties: vec![],
     };
     let groups = GroupsHandle::default();
     let metrics = Arc::new(Metrics::new());

@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
+use choreoscope::cluster::Cluster;
 use choreoscope::collector::{Collector, Source};
 use choreoscope::groups::{GroupsConfig, GroupsHandle};
 use choreoscope::health::{HealthConfig, HealthHandle};
@@ -134,7 +135,7 @@ async fn collector(
         toml::from_str(r#"key_rules = [".* : /orderId -> order.id"]"#).unwrap();
     let source = Source::Kafka {
         config: IngestConfig {
-            brokers: broker.bootstrap().to_owned(),
+            cluster: Cluster::plaintext(broker.bootstrap().to_owned()),
             group: group.to_owned(),
             topics: TopicFilter {
                 include: Some(TopicPattern::new(include).unwrap()),
@@ -144,7 +145,6 @@ async fn collector(
             batch_size: 500,
             batch_timeout: Duration::from_millis(50),
             metadata_refresh: Duration::from_millis(500),
-            kafka_properties: vec![],
         },
         interpreter: Interpreter::new(Rules::from_table(table).unwrap(), 64 * 1024),
         groups: GroupsConfig {

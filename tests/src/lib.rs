@@ -6,6 +6,9 @@
 //!
 //! # Layout
 //! - [`TestBroker`]: the broker of this run — topics, producers, consumers, raw reads.
+//! - [`secure`]: a secured cluster (TLS through stunnel, SCRAM) for the TLS and SASL tests.
+
+pub mod secure;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -49,6 +52,8 @@ pub enum HarnessError {
 #[derive(Debug, Clone)]
 pub struct TestBroker {
     bootstrap: String,
+    /// Client properties every client of this broker sets (TLS and SASL for a secured one).
+    properties: Vec<(String, String)>,
 }
 
 impl TestBroker {
@@ -64,7 +69,18 @@ impl TestBroker {
                  Run `scripts/test` (it installs and starts one), or set {BROKERS_ENV}=HOST:PORT."
             )
         });
-        Self { bootstrap }
+        Self {
+            bootstrap,
+            properties: Vec::new(),
+        }
+    }
+
+    /// A broker at `bootstrap` whose clients all set `properties` (TLS, SASL).
+    pub fn with_properties(bootstrap: String, properties: Vec<(String, String)>) -> Self {
+        Self {
+            bootstrap,
+            properties,
+        }
     }
 
     /// `HOST:PORT` of the broker.
@@ -78,6 +94,9 @@ impl TestBroker {
         config
             .set("bootstrap.servers", &self.bootstrap)
             .set("broker.address.family", "v4");
+        for (k, v) in &self.properties {
+            config.set(k, v);
+        }
         config
     }
 

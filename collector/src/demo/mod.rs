@@ -12,6 +12,7 @@ use std::time::Duration;
 use rdkafka::mocking::MockCluster;
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::Cluster;
 use crate::collector::{Collector, CollectorError, Source};
 use crate::ingest::{IngestConfig, TopicFilter};
 use crate::record::Interpreter;
@@ -91,13 +92,12 @@ pub async fn run(config: DemoConfig, cancel: CancellationToken) -> Result<(), De
         .map_err(|e| DemoError::Listen(config.listen, e))?;
     let source = Source::Kafka {
         config: IngestConfig {
-            brokers: brokers.clone(),
+            cluster: Cluster::plaintext(brokers.clone()),
             group: "choreoscope-demo".into(),
             topics: TopicFilter::default(),
             batch_size: 1000,
             batch_timeout: Duration::from_millis(100),
             metadata_refresh: Duration::from_secs(1),
-            kafka_properties: vec![],
         },
         // The OpenTelemetry-only service carries no baggage: its order id is read from its payload.
         interpreter: Interpreter::new(demo_rules(), 64 * 1024),

@@ -94,11 +94,7 @@ impl Poller {
     /// out the collector's group and the topics it does not collect. `declared` are the groups
     /// the config file names, read on their own when the cluster does not list its groups.
     pub fn new(ingest: &IngestConfig, declared: Vec<String>) -> Result<Self, KafkaError> {
-        let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", &ingest.brokers);
-        for (k, v) in &ingest.kafka_properties {
-            config.set(k, v);
-        }
+        let mut config = ingest.cluster.client_config();
         config.remove("group.id");
         config
             .set("enable.auto.commit", "false")

@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use rdkafka::error::KafkaError;
 
+use crate::cluster::Cluster;
 use crate::rules::TopicPattern;
 
 /// How the collector consumes.
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
-    /// Bootstrap servers.
-    pub brokers: String,
+    /// The cluster: bootstrap servers, TLS and SASL, `--kafka` properties.
+    pub cluster: Cluster,
     /// Consumer group.
     pub group: String,
     /// Which topics are stored (`--include`/`--exclude`); a filter narrows the subscription.
@@ -23,8 +24,6 @@ pub struct IngestConfig {
     pub batch_timeout: Duration,
     /// How often new topics are looked for.
     pub metadata_refresh: Duration,
-    /// Extra librdkafka properties (`key=value`).
-    pub kafka_properties: Vec<(String, String)>,
 }
 
 /// Why ingestion stopped.

@@ -6,19 +6,27 @@ use std::sync::Arc;
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::ConsumerContext;
+use rdkafka::error::KafkaError;
 use rdkafka::statistics::Statistics;
 use rdkafka::ClientContext;
 
 use super::config::IngestConfig;
+use crate::cluster::RefusalLog;
 use crate::metrics::{Metrics, PartitionLabel};
 use crate::store::StoreProfile;
 
-/// Forwards the client's statistics into the lag gauges.
+/// Forwards the client's statistics into the lag gauges, and its errors into the refusal log.
 pub struct LagContext {
     pub(super) metrics: Arc<Metrics>,
+    pub(super) refusals: RefusalLog,
 }
 
 impl ClientContext for LagContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.metrics.kafka_errors.inc();
+        self.refusals.report(&error, reason);
+    }
+
     fn stats(&self, statistics: Statistics) {
         for (topic, t) in statistics.topics {
             for (partition, p) in t.partitions {
@@ -61,9 +69,8 @@ pub const FETCH_WAIT_MAX_MS: &str = "20";
 /// overrides last: what the ingest loop runs with, and what a like-for-like baseline (the ingest
 /// benchmark's bare consumer) must run with.
 pub fn consumer_config(config: &IngestConfig, profile: &StoreProfile) -> ClientConfig {
-    let mut client = ClientConfig::new();
+    let mut client = config.cluster.base_config();
     client
-        .set("bootstrap.servers", &config.brokers)
         .set("group.id", &config.group)
         // librdkafka never commits on its own (not on a timer, not on a rebalance): the writer
         // commits explicit offsets once their records are durable.
@@ -82,8 +89,6 @@ pub fn consumer_config(config: &IngestConfig, profile: &StoreProfile) -> ClientC
         )
         .set("fetch.max.bytes", "16777216")
         .set("fetch.wait.max.ms", FETCH_WAIT_MAX_MS);
-    for (k, v) in &config.kafka_properties {
-        client.set(k, v);
-    }
+    config.cluster.apply_properties(&mut client);
     client
 }

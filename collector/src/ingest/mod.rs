@@ -49,6 +49,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_us;
+use crate::cluster::RefusalLog;
 use crate::live::LiveFeed;
 use crate::metrics::{KindLabel, Metrics, TopicLabel};
 use crate::record::{EventRecord, Interpreter, RawRecord};
@@ -70,6 +71,8 @@ pub struct Ingestor {
     store: Store,
     metrics: Arc<Metrics>,
     consumer: Arc<StreamConsumer<LagContext>>,
+    /// The cluster's refusals, one line per kind and minute.
+    refusals: RefusalLog,
     batch: Batch,
     /// Told of each durable batch, when someone may watch.
     live: Option<LiveFeed>,
@@ -102,8 +105,10 @@ impl Ingestor {
         metrics: Arc<Metrics>,
     ) -> Result<Self, IngestError> {
         let client = consumer_config(&config, &store.profile());
+        let refusals = RefusalLog::new(metrics.clone());
         let consumer: StreamConsumer<LagContext> = client.create_with_context(LagContext {
             metrics: metrics.clone(),
+            refusals: refusals.clone(),
         })?;
         // With a filter, `subscription::follow` subscribes once it has read the topic list.
         if config.topics.is_everything() {
@@ -116,6 +121,7 @@ impl Ingestor {
             store,
             metrics,
             consumer: Arc::new(consumer),
+            refusals,
             live: None,
             topics: HashMap::new(),
             spent: None,
@@ -209,7 +215,9 @@ impl Ingestor {
             Ok(message) => self.accept(&message),
             Err(e) => {
                 self.metrics.kafka_errors.inc();
-                tracing::warn!(error = %e, "kafka consumer error");
+                if self.refusals.report(&e, "").is_none() {
+                    tracing::warn!(error = %e, "kafka consumer error");
+                }
             }
         }
     }
@@ -236,7 +244,7 @@ impl Ingestor {
     /// order.
     pub async fn run(mut self, cancel: CancellationToken) -> Result<(), IngestError> {
         let everything = self.config.topics.is_everything();
-        tracing::info!(brokers = %self.config.brokers, group = %self.config.group, store = self.store.kind(),
+        tracing::info!(brokers = %self.config.cluster.brokers, security = %self.config.cluster.security.describe(), group = %self.config.group, store = self.store.kind(),
             "collecting from {}", if everything { "every topic" } else { "the topics --include/--exclude let through, platform topics left out unless --keep-platform-topics" });
         let following = CancellationToken::new();
         let subscription = (!everything).then(|| {

@@ -20,11 +20,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::RDKafkaErrorCode;
 use tokio_util::sync::CancellationToken;
 
 use super::config::TopicFilter;
 use super::consumer::LagContext;
-use crate::metrics::Metrics;
+use crate::cluster::RefusalKind;
+use crate::metrics::{KindLabel, Metrics};
 
 /// The regex subscription used without filters: every topic whose name does not start with `__`.
 pub const ALL_TOPICS: &str = "^([^_]|_[^_]).*";
@@ -43,6 +45,7 @@ pub async fn follow(
     cancel: CancellationToken,
 ) {
     let mut current: Option<BTreeSet<String>> = None;
+    let mut last_denied: Vec<String> = Vec::new();
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -54,16 +57,23 @@ pub async fn follow(
             let consumer = consumer.clone();
             tokio::task::spawn_blocking(move || {
                 consumer.fetch_metadata(None, METADATA_TIMEOUT).map(|m| {
-                    m.topics()
-                        .iter()
-                        .map(|t| t.name().to_owned())
-                        .collect::<Vec<_>>()
+                    // A topic the collector may not describe (an ACL) is not subscribed to: it is
+                    // named, and the others are collected.
+                    let (denied, readable): (Vec<_>, Vec<_>) = m.topics().iter().partition(|t| {
+                        t.error().is_some_and(|e| {
+                            RDKafkaErrorCode::from(e) == RDKafkaErrorCode::TopicAuthorizationFailed
+                        })
+                    });
+                    let names = |ts: Vec<&rdkafka::metadata::MetadataTopic>| {
+                        ts.iter().map(|t| t.name().to_owned()).collect::<Vec<_>>()
+                    };
+                    (names(readable), names(denied))
                 })
             })
             .await
         };
-        let names = match names {
-            Ok(Ok(names)) => names,
+        let (names, denied) = match names {
+            Ok(Ok(found)) => found,
             Ok(Err(e)) => {
                 metrics.kafka_errors.inc();
                 tracing::warn!(error = %e, "cannot read the topic list; the subscription stays as it is until the next refresh");
@@ -74,6 +84,16 @@ pub async fn follow(
                 continue;
             }
         };
+        if !denied.is_empty() && denied != last_denied {
+            metrics
+                .kafka_refusals
+                .get_or_create(&KindLabel {
+                    kind: RefusalKind::Topic.label().to_owned(),
+                })
+                .inc();
+            tracing::error!(topics = ?denied, "not authorized to describe these topics (ACL): they are not collected, the others are; grant the collector's principal READ and DESCRIBE on them");
+        }
+        last_denied = denied;
         let (wanted, left_out) = filter.split(names.iter().map(String::as_str));
         metrics.topics_subscribed.set(wanted.len() as i64);
         metrics.topics_left_out.set(left_out.len() as i64);

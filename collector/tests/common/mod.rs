@@ -6,6 +6,7 @@ pub mod fixture;
 use std::sync::Arc;
 use std::time::Duration;
 
+use choreoscope::cluster::Cluster;
 use choreoscope::collector::{Collector, Source};
 use choreoscope::health::{HealthConfig, HealthHandle};
 use choreoscope::ingest::{IngestConfig, TopicFilter};
@@ -96,13 +97,12 @@ impl InProcessCollector {
             .unwrap();
         let source = Source::Kafka {
             config: IngestConfig {
-                brokers: broker.bootstrap().to_owned(),
+                cluster: Cluster::plaintext(broker.bootstrap().to_owned()),
                 group: group.to_owned(),
                 topics: filter,
                 batch_size: 500,
                 batch_timeout: Duration::from_millis(50),
                 metadata_refresh: Duration::from_millis(500),
-                kafka_properties: vec![],
             },
             interpreter: Interpreter::new(Rules::default(), 64 * 1024),
             groups,
@@ -252,8 +252,22 @@ impl CollectorProcess {
         topic: &str,
         extra: &[&str],
     ) -> Self {
+        Self::start_with_env(broker, db, group, topic, extra, &[])
+    }
+
+    /// Starts `choreoscope collect` on `db`, storing only `topic`, with `extra` flags and `env`
+    /// variables.
+    pub fn start_with_env(
+        broker: &TestBroker,
+        db: &str,
+        group: &str,
+        topic: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let listen = free_addr();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_choreoscope"))
+            .envs(env.iter().copied())
             .args([
                 "collect",
                 "--brokers",

@@ -1,0 +1,106 @@
+//! The start-up check: reach the cluster with the collector's settings before consuming, and stop
+//! with one line when the cluster refuses them. A cluster that does not answer yet is no reason
+//! to stop (the collector waits for it, as librdkafka does); a refusal is: a wrong password or an
+//! untrusted certificate does not heal by retrying.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::ClientContext;
+
+use super::{Cluster, Refusal};
+
+/// What the start-up check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reached {
+    /// The cluster answered: its brokers and topics (Kafka's internal `__*` ones included).
+    Cluster {
+        /// Brokers in the cluster's metadata.
+        brokers: usize,
+        /// Topic names the collector may see.
+        topics: Vec<String>,
+    },
+    /// No answer within the time given, and no refusal either: the brokers are down or
+    /// unreachable for now.
+    NoAnswer(String),
+}
+
+/// Why the collector cannot start on this cluster.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReachError {
+    /// The cluster refused the collector's settings.
+    #[error("{0}")]
+    Refused(Refusal),
+    /// librdkafka refused the client settings themselves (an unknown property, a missing file).
+    #[error("kafka client settings: {0}")]
+    Settings(KafkaError),
+}
+
+/// Keeps the first refusal the client reports.
+#[derive(Default)]
+struct Watch {
+    refusal: Arc<Mutex<Option<Refusal>>>,
+}
+
+impl ClientContext for Watch {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if let Some(refusal) = Refusal::of(&error, reason) {
+            if refusal.kind.blocks_connection() {
+                let mut first = self.refusal.lock().unwrap_or_else(|p| p.into_inner());
+                first.get_or_insert(refusal);
+            }
+        } else {
+            tracing::debug!(%error, reason, "kafka client error during the start-up check");
+        }
+    }
+}
+
+impl ConsumerContext for Watch {}
+
+/// Asks the cluster for its metadata with `cluster`'s settings for up to `patience`; returns
+/// early on a refusal. Blocking: run it off the async runtime.
+pub fn reach(cluster: &Cluster, patience: Duration) -> Result<Reached, ReachError> {
+    let mut config = cluster.client_config();
+    config.remove("group.id");
+    let watch = Watch::default();
+    let refusal = watch.refusal.clone();
+    let client: BaseConsumer<Watch> = config
+        .create_with_context(watch)
+        .map_err(ReachError::Settings)?;
+    let start = Instant::now();
+    loop {
+        let last_error = match client.fetch_metadata(None, Duration::from_millis(500)) {
+            Ok(metadata) => {
+                return Ok(Reached::Cluster {
+                    brokers: metadata.brokers().len(),
+                    topics: metadata
+                        .topics()
+                        .iter()
+                        .map(|t| t.name().to_owned())
+                        .collect(),
+                })
+            }
+            Err(e) => e.to_string(),
+        };
+        // Serves the client's events: errors reach the context here.
+        while let Some(event) = client.poll(Duration::ZERO) {
+            if let Err(e) = event {
+                let _ = Refusal::of(&e, "").map(|r| {
+                    let mut first = refusal.lock().unwrap_or_else(|p| p.into_inner());
+                    if r.kind.blocks_connection() {
+                        first.get_or_insert(r);
+                    }
+                });
+            }
+        }
+        if let Some(r) = refusal.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(ReachError::Refused(r));
+        }
+        if start.elapsed() >= patience {
+            return Ok(Reached::NoAnswer(last_error));
+        }
+    }
+}
