@@ -15,6 +15,10 @@ use common::{produce_many, wait_for, CollectorProcess, NO_GROUP_POLLS};
 
 const EVENTS: usize = 300;
 
+/// The OTLP receivers off: the tests of this binary run collectors at once, and the default
+/// ports can be bound by one only.
+const NO_OTLP: [&str; 4] = ["--otlp-grpc", "off", "--otlp-http", "off"];
+
 /// Creates a topic on `broker`, produces `EVENTS` SDK-stamped events into it, and returns it.
 async fn topic_with_events(broker: &TestBroker) -> String {
     let topic = TestBroker::unique_topic("secure");
@@ -31,6 +35,7 @@ fn collect_until_it_exits(cluster: &SecureCluster, args: &[&str], env: &[(&str, 
         .args(["--listen", &common::free_addr().to_string()])
         .args(["--kafka", "broker.address.family=v4"])
         .args(NO_GROUP_POLLS)
+        .args(NO_OTLP)
         .args(args)
         .envs(env.iter().copied())
         .env("RUST_LOG", "warn")
@@ -42,7 +47,11 @@ fn collect_until_it_exits(cluster: &SecureCluster, args: &[&str], env: &[(&str, 
     while child.try_wait().unwrap().is_none() {
         if start.elapsed() > Duration::from_secs(60) {
             child.kill().unwrap();
-            panic!("collect kept running on a cluster that refuses it");
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "collect kept running on a cluster that refuses it: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -89,6 +98,7 @@ async fn tls_with_the_clusters_ca_collects_every_event() {
         &topic,
         &[
             &NO_GROUP_POLLS[..],
+            &NO_OTLP,
             &["--ssl-ca", &ca, "--kafka", "broker.address.family=v4"],
         ]
         .concat(),
@@ -103,13 +113,11 @@ async fn tls_with_the_clusters_ca_collects_every_event() {
 
 #[tokio::test]
 async fn sasl_scram_over_tls_collects_every_event_with_the_password_from_the_environment() {
-    let cluster = SecureCluster::start(Auth::Scram).unwrap();
-    cluster
-        .add_user("orders-service", "orders-pw", "scram256")
-        .unwrap();
-    cluster
-        .add_user("choreoscope", "collector-pw", "scram512")
-        .unwrap();
+    let cluster = SecureCluster::start(Auth::Scram(&[
+        ("orders-service", "orders-pw", "scram256"),
+        ("choreoscope", "collector-pw", "scram512"),
+    ]))
+    .unwrap();
     // The service's own producer: the SDK over the client settings it is given.
     let service = cluster.broker(&[
         ("security.protocol", "sasl_ssl"),
@@ -128,6 +136,7 @@ async fn sasl_scram_over_tls_collects_every_event_with_the_password_from_the_env
         &topic,
         &[
             &NO_GROUP_POLLS[..],
+            &NO_OTLP,
             &[
                 "--security-protocol",
                 "sasl_ssl",
@@ -154,10 +163,8 @@ async fn sasl_scram_over_tls_collects_every_event_with_the_password_from_the_env
 
 #[tokio::test]
 async fn a_wrong_password_stops_collect_with_one_line_naming_the_credentials() {
-    let cluster = SecureCluster::start(Auth::Scram).unwrap();
-    cluster
-        .add_user("choreoscope", "right", "scram512")
-        .unwrap();
+    let cluster =
+        SecureCluster::start(Auth::Scram(&[("choreoscope", "right", "scram512")])).unwrap();
     let ca = cluster.ca_file().display().to_string();
     let output = collect_until_it_exits(
         &cluster,

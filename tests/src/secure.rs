@@ -1,7 +1,7 @@
 //! A secured Kafka-protocol cluster for the TLS and SASL tests: tansu behind stunnel.
 //!
 //! tansu serves the Kafka protocol in plaintext (its SCRAM authentication on with
-//! [`Auth::Scram`], users kept in its SQLite engine); stunnel, from Debian's packages, terminates
+//! [`Auth::Scram`], its users made before and kept in its SQLite engine); stunnel, from Debian's packages, terminates
 //! TLS in front of it with a server certificate signed by a CA made here, and tansu advertises
 //! stunnel's address, so every client connection goes through TLS. A second CA, which signed
 //! nothing the cluster shows, stands for an untrusted certificate.
@@ -22,11 +22,12 @@ use crate::TestBroker;
 
 /// How clients authenticate to the cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Auth {
+pub enum Auth<'a> {
     /// Anyone who completes the TLS handshake.
     None,
-    /// SASL SCRAM-SHA-256 or -512, with the users of [`SecureCluster::add_user`].
-    Scram,
+    /// SASL SCRAM, with these users: `(name, password, mechanism)`, the mechanism `scram256` or
+    /// `scram512`.
+    Scram(&'a [(&'a str, &'a str, &'a str)]),
 }
 
 /// tansu and stunnel, stopped (killed) when dropped.
@@ -34,7 +35,6 @@ pub struct SecureCluster {
     dir: tempfile::TempDir,
     tansu: Child,
     stunnel: Child,
-    plain_port: u16,
     tls_port: u16,
 }
 
@@ -118,6 +118,25 @@ impl Authority {
     }
 }
 
+/// Adds a SCRAM user with tansu's own command, sent to its plaintext listener on `port`.
+fn add_user(port: u16, name: &str, password: &str, mechanism: &str) -> Result<(), ClusterError> {
+    let output = Command::new(binary("CHOREOSCOPE_TANSU", &["tansu"]))
+        .args(["user", "create", "--broker"])
+        .arg(format!("tcp://127.0.0.1:{port}"))
+        .args(["--mechanism", mechanism, name, password])
+        .output()
+        .map_err(|e| ClusterError(format!("cannot run tansu user create: {e}")))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(ClusterError(format!(
+            "tansu user create {name} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )))
+    }
+}
+
 impl SecureCluster {
     /// Starts tansu (with SCRAM when `auth` says so) and stunnel in front of it.
     pub fn start(auth: Auth) -> Result<Self, ClusterError> {
@@ -135,23 +154,44 @@ impl SecureCluster {
 
         let (plain_port, tls_port) = (free_port(), free_port());
         let tansu_log = dir.path().join("tansu.log");
-        let mut tansu = Command::new(binary("CHOREOSCOPE_TANSU", &["tansu"]));
-        tansu
-            .current_dir(dir.path())
-            .args(["broker", "--storage-engine", "sqlite://tansu.db"])
-            .args(["--listener-url", &format!("tcp://127.0.0.1:{plain_port}")])
-            .args([
-                "--advertised-listener-url",
-                &format!("tcp://localhost:{tls_port}"),
-            ]);
-        if auth == Auth::Scram {
-            tansu.arg("--authentication");
-        }
-        let tansu = tansu
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&tansu_log).map_err(|e| ClusterError(e.to_string()))?)
-            .spawn()
-            .map_err(|e| ClusterError(format!("cannot start tansu: {e}")))?;
+        let start_tansu = |authentication: bool| -> Result<Child, ClusterError> {
+            let mut tansu = Command::new(binary("CHOREOSCOPE_TANSU", &["tansu"]));
+            tansu
+                .current_dir(dir.path())
+                .args(["broker", "--storage-engine", "sqlite://tansu.db"])
+                .args(["--listener-url", &format!("tcp://127.0.0.1:{plain_port}")])
+                .args([
+                    "--advertised-listener-url",
+                    &format!("tcp://localhost:{tls_port}"),
+                ]);
+            if authentication {
+                tansu.arg("--authentication");
+            }
+            let child = tansu
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&tansu_log).map_err(|e| ClusterError(e.to_string()))?)
+                .spawn()
+                .map_err(|e| ClusterError(format!("cannot start tansu: {e}")))?;
+            Ok(child)
+        };
+        let tansu = match auth {
+            Auth::None => start_tansu(false)?,
+            // tansu refuses every request of an unauthenticated client once authentication is
+            // on, its own `user create` included: the users are made first, without it, into the
+            // SQLite engine, which keeps them for the restart with it.
+            Auth::Scram(users) => {
+                let mut open = start_tansu(false)?;
+                let made = wait_for_port(plain_port, "tansu", &tansu_log).and_then(|()| {
+                    users.iter().try_for_each(|(name, password, mechanism)| {
+                        add_user(plain_port, name, password, mechanism)
+                    })
+                });
+                let _ = open.kill();
+                let _ = open.wait();
+                made?;
+                start_tansu(true)?
+            }
+        };
 
         let conf = dir.path().join("stunnel.conf");
         let stunnel_log = dir.path().join("stunnel.log");
@@ -174,7 +214,6 @@ impl SecureCluster {
             dir,
             tansu,
             stunnel,
-            plain_port,
             tls_port,
         };
         wait_for_port(plain_port, "tansu", &tansu_log)?;
@@ -200,31 +239,6 @@ impl SecureCluster {
     /// A folder for the test's own files (password files, stores), removed with the cluster.
     pub fn dir(&self) -> &Path {
         self.dir.path()
-    }
-
-    /// Adds a SCRAM user (`mechanism`: `scram256` or `scram512`) with tansu's own command,
-    /// sent to its plaintext listener.
-    pub fn add_user(
-        &self,
-        name: &str,
-        password: &str,
-        mechanism: &str,
-    ) -> Result<(), ClusterError> {
-        let output = Command::new(binary("CHOREOSCOPE_TANSU", &["tansu"]))
-            .args(["user", "create", "--broker"])
-            .arg(format!("tcp://127.0.0.1:{}", self.plain_port))
-            .args(["--mechanism", mechanism, name, password])
-            .output()
-            .map_err(|e| ClusterError(format!("cannot run tansu user create: {e}")))?;
-        if output.status.success() {
-            Ok(())
-        } else {
-            Err(ClusterError(format!(
-                "tansu user create {name} failed: {}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            )))
-        }
     }
 
     /// A test broker handle whose clients connect over TLS (trusting the cluster's CA) with

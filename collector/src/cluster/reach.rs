@@ -3,14 +3,16 @@
 //! to stop (the collector waits for it, as librdkafka does); a refusal is: a wrong password or an
 //! untrusted certificate does not heal by retrying.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::ClientContext;
 
-use super::{Cluster, Refusal};
+use super::{Cluster, Refusal, RefusalKind};
 
 /// What the start-up check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,17 +45,44 @@ pub enum ReachError {
 #[derive(Default)]
 struct Watch {
     refusal: Arc<Mutex<Option<Refusal>>>,
+    /// Connections dropped at their first request so far: one may be a broker going down at
+    /// that moment, two in a row are a listener of another protocol.
+    dropped_at_first_request: AtomicU32,
+}
+
+impl Watch {
+    fn keep(&self, refusal: Refusal) {
+        if refusal.kind.blocks_connection() {
+            let mut first = self.refusal.lock().unwrap_or_else(|p| p.into_inner());
+            first.get_or_insert(refusal);
+        }
+    }
 }
 
 impl ClientContext for Watch {
     fn error(&self, error: KafkaError, reason: &str) {
-        if let Some(refusal) = Refusal::of(&error, reason) {
-            if refusal.kind.blocks_connection() {
-                let mut first = self.refusal.lock().unwrap_or_else(|p| p.into_inner());
-                first.get_or_insert(refusal);
+        match Refusal::of(&error, reason) {
+            Some(refusal) => self.keep(refusal),
+            None => tracing::debug!(%error, reason, "kafka client error during the start-up check"),
+        }
+    }
+
+    fn log(&self, _level: RDKafkaLogLevel, facility: &str, message: &str) {
+        tracing::debug!(target: "librdkafka", facility, "{message}");
+        if facility == "FAIL" {
+            match Refusal::of_connection_failure(message) {
+                Some(r) if r.kind == RefusalKind::ProtocolMismatch => {
+                    if self
+                        .dropped_at_first_request
+                        .fetch_add(1, Ordering::Relaxed)
+                        >= 1
+                    {
+                        self.keep(r);
+                    }
+                }
+                Some(r) => self.keep(r),
+                None => {}
             }
-        } else {
-            tracing::debug!(%error, reason, "kafka client error during the start-up check");
         }
     }
 }
@@ -65,6 +94,9 @@ impl ConsumerContext for Watch {}
 pub fn reach(cluster: &Cluster, patience: Duration) -> Result<Reached, ReachError> {
     let mut config = cluster.client_config();
     config.remove("group.id");
+    // librdkafka logs a failed connection at `info` level; whatever the process's log level,
+    // the check reads those lines (some refusals are told only there) and logs them at debug.
+    config.set_log_level(RDKafkaLogLevel::Info);
     let watch = Watch::default();
     let refusal = watch.refusal.clone();
     let client: BaseConsumer<Watch> = config

@@ -129,6 +129,27 @@ impl Refusal {
         };
         Some(Self { kind, detail: text })
     }
+
+    /// The refusal a librdkafka log line of facility `FAIL` (a connection that failed) stands
+    /// for, if one. Some refusals reach the client only as such a line: a listener that drops the
+    /// connection at the first request (`APIVERSION_QUERY`) speaks another protocol — TLS to a
+    /// plaintext client, which librdkafka's error events report only as "all brokers down".
+    pub fn of_connection_failure(message: &str) -> Option<Self> {
+        let detail = one_line(message);
+        let lower = message.to_ascii_lowercase();
+        let kind = if lower.contains("ssl handshake failed") {
+            tls_kind(&lower)
+        } else if lower.contains("sasl authentication error")
+            || lower.contains("authentication failed")
+        {
+            RefusalKind::Credentials
+        } else if lower.contains("disconnected") && lower.contains("in state apiversion_query") {
+            RefusalKind::ProtocolMismatch
+        } else {
+            return None;
+        };
+        Some(Self { kind, detail })
+    }
 }
 
 fn tls_kind(lower: &str) -> RefusalKind {
@@ -146,9 +167,17 @@ fn tls_kind(lower: &str) -> RefusalKind {
     }
 }
 
-/// librdkafka's text without line breaks or its trailing "(after N ms in state …)".
+/// librdkafka's text without line breaks, its leading "[thrd:…]: " or its trailing "(after N ms
+/// in state …)".
 fn one_line(reason: &str) -> String {
     let flat = reason.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat = match flat
+        .strip_prefix("[thrd:")
+        .and_then(|rest| rest.split_once("]: "))
+    {
+        Some((_, message)) => message.to_owned(),
+        None => flat,
+    };
     match flat.rfind(" (after ") {
         Some(at) if flat.ends_with(')') => flat[..at].to_owned(),
         _ => flat,
@@ -233,6 +262,26 @@ mod tests {
         let group = refusal(RDKafkaErrorCode::GroupAuthorizationFailed, "").unwrap();
         assert_eq!(group.kind, RefusalKind::Group);
         assert!(group.to_string().contains("READ on its consumer group"));
+    }
+
+    #[test]
+    fn a_connection_dropped_at_the_first_request_is_a_protocol_mismatch() {
+        let r = Refusal::of_connection_failure(
+            "localhost:29093/bootstrap: Disconnected: connection reset by peer (after 1ms in state APIVERSION_QUERY)",
+        )
+        .unwrap();
+        assert_eq!(r.kind, RefusalKind::ProtocolMismatch);
+        assert_eq!(
+            r.detail,
+            "localhost:29093/bootstrap: Disconnected: connection reset by peer"
+        );
+        assert_eq!(
+            Refusal::of_connection_failure(
+                "localhost:9092/bootstrap: Connect to ipv4#127.0.0.1:9092 failed: Connection refused (after 0ms in state CONNECT)"
+            ),
+            None,
+            "nobody listening is no refusal"
+        );
     }
 
     #[test]
