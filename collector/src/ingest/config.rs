@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use rdkafka::error::KafkaError;
 
+use super::start::StartAt;
 use crate::rules::TopicPattern;
 
 /// How the collector consumes.
@@ -25,6 +26,8 @@ pub struct IngestConfig {
     pub metadata_refresh: Duration,
     /// Extra librdkafka properties (`key=value`).
     pub kafka_properties: Vec<(String, String)>,
+    /// Where partitions without a committed offset start (`--start-at`).
+    pub start_at: StartAt,
 }
 
 /// Why ingestion stopped.
