@@ -55,7 +55,9 @@ impl PartitionPosition {
         let mut partitions = Vec::new();
         for (topic, t) in &statistics.topics {
             for (&partition, p) in &t.partitions {
-                if partition < 0 || !p.desired {
+                // Partitions the client merely knows of, or no longer fetches (revoked), are
+                // `none` or `stopped`; an assigned one is being placed or fetched.
+                if partition < 0 || matches!(p.fetch_state.as_str(), "none" | "stopped") {
                     continue;
                 }
                 // Before the first record of a partition is handed over, its fetch position.
