@@ -504,6 +504,7 @@ async fn run(url: &str, label: &str, flows: usize) {
         live: choreoscope::live::LiveFeed::new(),
         health: health.clone(),
         groups: GroupsHandle::default(),
+        progress: Default::default(),
     });
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
     let (_, body) = tokio::task::spawn_blocking(move || get(addr, "/api/v1/flows?status=stalled"))

@@ -130,6 +130,7 @@ async fn run(url: &str, label: &str, flows: usize) {
         live: choreoscope::live::LiveFeed::new(),
         health: Default::default(),
         groups: Default::default(),
+        progress: Default::default(),
     });
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
 

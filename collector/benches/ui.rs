@@ -78,6 +78,7 @@ fn main() {
             live: LiveFeed::new(),
         health: Default::default(),
         groups: Default::default(),
+        progress: Default::default(),
         };
         let server = tokio::spawn(serve(listener, state, cancel.clone()));
         let ui = concat!(env!("CARGO_MANIFEST_DIR"), "/../ui");

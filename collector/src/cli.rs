@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::cluster::{Cluster, SecurityError, SecuritySettings};
 use crate::groups::GroupsConfig;
 use crate::health::FlowStatus;
-use crate::ingest::{IngestConfig, TopicFilter};
+use crate::ingest::{IngestConfig, StartAt, TopicFilter};
 use crate::rules::TopicPattern;
 
 /// Where the lineage store is; one flag for every command that opens it.
@@ -215,6 +215,11 @@ pub struct CollectArgs {
     /// last, over every other setting.
     #[arg(long = "kafka", value_parser = parse_property)]
     pub kafka_properties: Vec<(String, String)>,
+    /// Where partitions the group has no committed offset for start (committed offsets always
+    /// win): earliest, latest, a DURATION before the collector started (e.g. 1h, by Kafka's
+    /// offsets-for-times) or an RFC 3339 time (e.g. 2026-05-01T08:00:00Z).
+    #[arg(long, env = "CHOREOSCOPE_START_AT", default_value = "earliest", value_parser = start_at)]
+    pub start_at: StartAt,
     /// Track no flow health (no learned model, no stalled flows, no /flows list): for a collector
     /// that only stores, e.g. beside a `serve` that tracks. Also `[health] enabled = false`.
     #[arg(long, env = "CHOREOSCOPE_NO_FLOW_HEALTH")]
@@ -305,6 +310,12 @@ fn flow_status(s: &str) -> Result<FlowStatus, String> {
         .ok_or_else(|| format!("`{s}` is not complete, in_progress, stalled or failed"))
 }
 
+/// Parses `--start-at`.
+fn start_at(s: &str) -> Result<StartAt, String> {
+    s.parse()
+        .map_err(|e: crate::ingest::StartAtError| e.to_string())
+}
+
 /// Parses `--kafka KEY=VALUE`.
 fn parse_property(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
@@ -345,6 +356,7 @@ impl CollectArgs {
             batch_size: self.batch_size.max(1),
             batch_timeout: Duration::from_millis(self.batch_ms),
             metadata_refresh: Duration::from_millis(self.metadata_refresh_ms.max(100)),
+            start_at: self.start_at,
         })
     }
 }
@@ -565,6 +577,46 @@ mod tests {
         assert!(
             refused.contains("unexpected argument '--sasl-password'"),
             "{refused}"
+        );
+    }
+
+    #[test]
+    fn start_at_defaults_to_earliest_and_reaches_the_ingest_config() {
+        assert_eq!(
+            collect_args(&[])
+                .ingest_config(Default::default())
+                .unwrap()
+                .start_at,
+            StartAt::Earliest
+        );
+        assert_eq!(
+            collect_args(&["--start-at", "1h"])
+                .ingest_config(Default::default())
+                .unwrap()
+                .start_at,
+            StartAt::Ago(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            collect_args(&["--start-at", "latest"]).start_at,
+            StartAt::Latest
+        );
+    }
+
+    #[test]
+    fn a_bad_start_at_is_refused_in_one_clear_line() {
+        let error = Cli::try_parse_from([
+            "choreoscope",
+            "collect",
+            "--brokers",
+            "b",
+            "--start-at",
+            "yesterday",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("invalid value 'yesterday' for '--start-at <START_AT>': `yesterday` is not earliest, latest, a duration such as 1h or 30m, or an RFC 3339 time such as 2026-05-01T08:00:00Z\n"),
+            "{error}"
         );
     }
 }

@@ -22,7 +22,7 @@ use crate::groups::{self, GroupsConfig, GroupsHandle};
 use crate::health::tracker::TrackerConfig;
 use crate::health::{self, HealthConfig, HealthHandle};
 use crate::http::{serve, AppState};
-use crate::ingest::{IngestConfig, IngestError, Ingestor};
+use crate::ingest::{IngestConfig, IngestError, Ingestor, ProgressHandle};
 use crate::live::{follow_store, LiveFeed};
 use crate::metrics::Metrics;
 use crate::otlp::OtlpConfig;
@@ -77,6 +77,7 @@ pub struct Collector {
     live: LiveFeed,
     health: HealthHandle,
     groups: GroupsHandle,
+    progress: ProgressHandle,
     stop: CancellationToken,
     source: JoinHandle<Result<(), IngestError>>,
     /// Flow health's task (none when flow health is off).
@@ -117,6 +118,7 @@ impl Collector {
         });
         let mut groups = GroupsHandle::default();
         let mut groups_task = None;
+        let mut progress = ProgressHandle::default();
         let source = match source {
             Source::Kafka {
                 config,
@@ -136,6 +138,7 @@ impl Collector {
                 }
                 let ingestor = Ingestor::new(config, interpreter, store.clone(), metrics.clone())?
                     .with_live_feed(live.clone());
+                progress = ingestor.progress();
                 tokio::spawn(ingestor.run(stop.clone()))
             }
             Source::FollowStore { every } => {
@@ -153,6 +156,7 @@ impl Collector {
                 live: live.clone(),
                 health: health.clone(),
                 groups: groups.clone(),
+                progress: progress.clone(),
             };
             tokio::spawn(serve(listener, state, stop.clone()))
         });
@@ -162,6 +166,7 @@ impl Collector {
             live,
             health,
             groups,
+            progress,
             stop,
             source,
             health_task,
@@ -212,7 +217,13 @@ impl Collector {
             live: self.live.clone(),
             health: self.health.clone(),
             groups: self.groups.clone(),
+            progress: self.progress.clone(),
         }
+    }
+
+    /// Its backfill progress (answers "not consuming" unless it consumes a cluster).
+    pub fn progress(&self) -> &ProgressHandle {
+        &self.progress
     }
 
     /// Its flow health.

@@ -125,6 +125,15 @@ pub struct Metrics {
     pub topics_left_out: Gauge,
     /// Consumer lag per partition, from the client's statistics.
     pub consumer_lag: Family<PartitionLabel, Gauge>,
+    /// Records between the collector's positions and the ends of the partitions assigned to it,
+    /// per topic (the sum of its partitions' lag; see `ingest::progress`).
+    pub records_behind: Family<TopicLabel, Gauge>,
+    /// 1 while the collector is catching up (a backfill): more than 1000 records and more than
+    /// 5 s of its consumption rate behind.
+    pub catching_up: Gauge,
+    /// Seconds until it has caught up at its recent net rate: 0 when not catching up, +Inf while
+    /// catching up without gaining (or before the rate is known).
+    pub catch_up_seconds: Gauge<f64, AtomicU64>,
     /// Offsets never delivered between two consecutive records of a partition, per topic:
     /// transaction markers and compaction explain some; anything else is a broker fault.
     pub offsets_skipped: Family<TopicLabel, Counter>,
@@ -178,6 +187,9 @@ impl Metrics {
             topics_subscribed: Gauge::default(),
             topics_left_out: Gauge::default(),
             consumer_lag: Family::default(),
+            records_behind: Family::default(),
+            catching_up: Gauge::default(),
+            catch_up_seconds: Gauge::default(),
             offsets_skipped: Family::default(),
             flows: Family::default(),
             stopped_flows: Family::default(),
@@ -270,6 +282,21 @@ impl Metrics {
             "consumer_lag",
             "Consumer lag per partition",
             m.consumer_lag.clone(),
+        );
+        registry.register(
+            "records_behind",
+            "Records between the collector's positions and the ends of its assigned partitions, per topic",
+            m.records_behind.clone(),
+        );
+        registry.register(
+            "catching_up",
+            "1 while the collector is catching up on a backlog (more than 1000 records and 5 s of its consumption behind)",
+            m.catching_up.clone(),
+        );
+        registry.register(
+            "catch_up_seconds",
+            "Estimated seconds until the collector has caught up (0 when not catching up, +Inf while not gaining)",
+            m.catch_up_seconds.clone(),
         );
         registry.register(
             "offsets_skipped",

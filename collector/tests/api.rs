@@ -276,6 +276,7 @@ impl Api {
                 live: LiveFeed::new(),
                 health: Default::default(),
                 groups: Default::default(),
+                progress: Default::default(),
             }),
         }
     }

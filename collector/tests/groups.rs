@@ -360,6 +360,7 @@ async fn a_cluster_that_does_not_answer_is_counted_and_never_stops_the_polling()
         batch_size: 1,
         batch_timeout: Duration::from_millis(10),
         metadata_refresh: Duration::from_secs(1),
+        start_at: Default::default(),
     };
     let groups = GroupsHandle::default();
     let metrics = Arc::new(Metrics::new());

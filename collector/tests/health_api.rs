@@ -94,6 +94,7 @@ async fn get(path: &str) -> (StatusCode, Value) {
         live: LiveFeed::new(),
         health: health(),
         groups: Default::default(),
+        progress: Default::default(),
     });
     let response = router
         .oneshot(Request::get(path).body(Body::empty()).unwrap())

@@ -77,12 +77,13 @@ fn every_operation_that_reads_the_store_can_answer_503() {
     let doc = document();
     for (path, item) in doc["paths"].as_object().unwrap() {
         // These answer from memory: the live feed listens to the ingest loop, flow health reads
-        // its tracker.
-        const FROM_MEMORY: [&str; 4] = [
+        // its tracker, ingest progress the consumer's statistics.
+        const FROM_MEMORY: [&str; 5] = [
             "/api/v1/live",
             "/api/v1/flows",
             "/api/v1/flows/summary",
             "/api/v1/model",
+            "/api/v1/ingest/progress",
         ];
         if FROM_MEMORY.contains(&path.as_str()) {
             assert!(item["get"]["responses"].get("503").is_none());
@@ -177,6 +178,7 @@ async fn get(path: &str) -> (StatusCode, String, Value) {
         live: LiveFeed::new(),
         health: Default::default(),
         groups: Default::default(),
+        progress: Default::default(),
     };
     let response = app(state)
         .oneshot(Request::get(path).body(Body::empty()).unwrap())
@@ -209,4 +211,15 @@ async fn the_api_root_with_a_slash_is_a_json_404_not_the_viewer() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(content_type, "application/json");
     assert_eq!(body["error"], "not_found");
+}
+
+#[tokio::test]
+async fn ingest_progress_of_a_process_that_consumes_nothing_is_zeros() {
+    let (status, _, body) = get("/api/v1/ingest/progress").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["consuming"], false);
+    assert_eq!(body["catching_up"], false);
+    assert_eq!(body["records_behind"], 0);
+    assert_eq!(body["as_of"], Value::Null);
+    assert_eq!(body["topics"], serde_json::json!([]));
 }

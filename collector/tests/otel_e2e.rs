@@ -145,6 +145,7 @@ async fn collector(
             batch_size: 500,
             batch_timeout: Duration::from_millis(50),
             metadata_refresh: Duration::from_millis(500),
+            start_at: Default::default(),
         },
         interpreter: Interpreter::new(Rules::from_table(table).unwrap(), 64 * 1024),
         groups: GroupsConfig {

@@ -26,6 +26,7 @@ async fn state() -> (AppState, tempfile::TempDir) {
         live: LiveFeed::new(),
         health: Default::default(),
         groups: Default::default(),
+        progress: Default::default(),
     };
     (state, dir)
 }

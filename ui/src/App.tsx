@@ -7,6 +7,7 @@ import { MapView } from "./components/MapView";
 import { HomeView } from "./components/HomeView";
 import { SearchView } from "./components/SearchView";
 import { ServicesView } from "./components/ServicesView";
+import { CatchUpBanner } from "./components/CatchUpBanner";
 
 type Theme = "dark" | "light";
 
@@ -63,6 +64,7 @@ export function App() {
           </button>
         </nav>
       </header>
+      <CatchUpBanner />
       <main className="main">
         {route.view === "home" && <HomeView />}
         {route.view === "search" && <SearchView q={route.q} />}

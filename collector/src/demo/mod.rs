@@ -98,6 +98,7 @@ pub async fn run(config: DemoConfig, cancel: CancellationToken) -> Result<(), De
             batch_size: 1000,
             batch_timeout: Duration::from_millis(100),
             metadata_refresh: Duration::from_secs(1),
+            start_at: Default::default(),
         },
         // The OpenTelemetry-only service carries no baggage: its order id is read from its payload.
         interpreter: Interpreter::new(demo_rules(), 64 * 1024),

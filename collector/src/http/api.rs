@@ -29,6 +29,7 @@ use super::state::AppState;
 use crate::groups::{Diagnosis, DiagnosisKind, GroupPosition, GroupState};
 use crate::health::model::{Expectation, LatencySummary, StepView};
 use crate::health::{FlowStatus, Origin, Reaction, Step};
+use crate::ingest::progress::{IngestProgress, TopicBehind};
 use crate::lineage::{Direction, Flag, Rule};
 use crate::query::health::{
     FlowHealthView, FlowRoot, FlowsPage, FlowsSummary, ModelAnswer, StatusCounts, StoppedGroupView,
@@ -52,6 +53,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/flows/summary", get(flows_summary))
         .route("/api/v1/model", get(model))
         .route("/api/v1/services", get(services))
+        .route("/api/v1/ingest/progress", get(ingest_progress))
         .route("/api/v1/live", get(live::live))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api", any(not_found))
@@ -80,6 +82,7 @@ Every error answer is an `ErrorBody`; no input is answered with a 5xx other than
         flows_summary,
         model,
         services,
+        ingest_progress,
         live::live
     ),
     components(schemas(
@@ -145,7 +148,9 @@ Every error answer is an `ErrorBody`; no input is answered with a 5xx other than
         FlowsPage,
         StoppedGroupView,
         FlowsSummary,
-        ModelAnswer
+        ModelAnswer,
+        IngestProgress,
+        TopicBehind
     ))
 )]
 pub struct ApiDoc;
@@ -393,4 +398,12 @@ async fn flows_summary(State(state): State<AppState>) -> Json<FlowsSummary> {
 #[utoipa::path(get, path = "/api/v1/model", responses((status = 200, body = ModelAnswer)))]
 async fn model(State(state): State<AppState>) -> Json<ModelAnswer> {
     Json(query::health::model(&state.health))
+}
+
+/// How far behind the ends of its partitions the collector's consumption is: records behind per
+/// topic, whether it is catching up on a backlog, and when it will have caught up at its recent
+/// pace. Measured from the Kafka client's statistics every 5 s; `consuming` is false in `serve`.
+#[utoipa::path(get, path = "/api/v1/ingest/progress", responses((status = 200, body = IngestProgress)))]
+async fn ingest_progress(State(state): State<AppState>) -> Json<IngestProgress> {
+    Json(state.progress.progress())
 }

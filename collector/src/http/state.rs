@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::groups::GroupsHandle;
 use crate::health::HealthHandle;
+use crate::ingest::ProgressHandle;
 use crate::live::LiveFeed;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -21,4 +22,6 @@ pub struct AppState {
     pub health: HealthHandle,
     /// Consumer-group positions (empty, never polled, when the collector consumes no cluster).
     pub groups: GroupsHandle,
+    /// The ingest loop's backfill progress (answers "not consuming" when there is none).
+    pub progress: ProgressHandle,
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use rdkafka::error::KafkaError;
 
+use super::start::StartAt;
 use crate::cluster::Cluster;
 use crate::rules::TopicPattern;
 
@@ -24,6 +25,8 @@ pub struct IngestConfig {
     pub batch_timeout: Duration,
     /// How often new topics are looked for.
     pub metadata_refresh: Duration,
+    /// Where partitions without a committed offset start (`--start-at`).
+    pub start_at: StartAt,
 }
 
 /// Why ingestion stopped.

@@ -1,24 +1,34 @@
 //! The collector's Kafka consumer: every client setting it runs with, and the context that
-//! forwards the client's statistics into the lag gauges.
+//! forwards the client's statistics into the lag gauges and the backfill progress, and places
+//! partitions without a committed offset at `--start-at` when they are assigned.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::ConsumerContext;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::statistics::Statistics;
-use rdkafka::ClientContext;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, TopicPartitionList};
 
 use super::config::IngestConfig;
+use super::progress::{PartitionPosition, ProgressHandle};
+use super::start::StartPositions;
 use crate::cluster::RefusalLog;
 use crate::metrics::{Metrics, PartitionLabel};
 use crate::store::StoreProfile;
 
-/// Forwards the client's statistics into the lag gauges, and its errors into the refusal log.
+/// Forwards the client's statistics into the lag gauges and the backfill progress, and its
+/// errors into the refusal log; places newly assigned partitions ([`StartPositions`]).
 pub struct LagContext {
     pub(super) metrics: Arc<Metrics>,
+    /// The cluster's refusals, one line per kind and minute.
     pub(super) refusals: RefusalLog,
+    /// Where partitions without a committed offset start.
+    pub(super) start: StartPositions,
+    /// Records behind, fed from the statistics.
+    pub(super) progress: ProgressHandle,
 }
 
 impl ClientContext for LagContext {
@@ -28,6 +38,12 @@ impl ClientContext for LagContext {
     }
 
     fn stats(&self, statistics: Statistics) {
+        self.progress.observe(
+            std::time::Instant::now(),
+            crate::clock::now_us(),
+            PartitionPosition::from_statistics(&statistics),
+            &self.metrics,
+        );
         for (topic, t) in statistics.topics {
             for (partition, p) in t.partitions {
                 if partition >= 0 && p.consumer_lag >= 0 {
@@ -44,7 +60,16 @@ impl ClientContext for LagContext {
     }
 }
 
-impl ConsumerContext for LagContext {}
+impl ConsumerContext for LagContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        self.start.rebalance(consumer, err, tpl);
+    }
+}
 
 /// A topic-partition list committing `next` offsets.
 pub(super) fn offset_list(next: &HashMap<(String, i32), i64>) -> rdkafka::TopicPartitionList {
@@ -75,7 +100,8 @@ pub fn consumer_config(config: &IngestConfig, profile: &StoreProfile) -> ClientC
         // librdkafka never commits on its own (not on a timer, not on a rebalance): the writer
         // commits explicit offsets once their records are durable.
         .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
+        // Only for partitions `--start-at` does not place (see `start`).
+        .set("auto.offset.reset", config.start_at.offset_reset())
         .set("enable.partition.eof", "false")
         .set(
             "topic.metadata.refresh.interval.ms",

@@ -28,6 +28,10 @@
 //! - [`consumer`]: the consumer's client settings ([`consumer_config`]) and the context that
 //!   forwards its statistics into the lag gauges.
 //! - [`subscription`]: what the consumer subscribes to, followed as topics come and go.
+//! - [`start`]: where partitions without a committed offset start (`--start-at`), placed as
+//!   they are assigned.
+//! - [`progress`]: records behind per topic and when the collector will catch up, from the
+//!   client's statistics (log, `/metrics`, `GET /api/v1/ingest/progress`).
 //! - `config`: what the loop is told ([`IngestConfig`]) and why it stops ([`IngestError`]).
 //! - `batch`: a closed batch and the offsets it covers.
 //! - `writer`: the task that makes batches durable, in order, and commits their offsets.
@@ -35,6 +39,8 @@
 mod batch;
 mod config;
 pub mod consumer;
+pub mod progress;
+pub mod start;
 pub mod subscription;
 mod writer;
 
@@ -60,6 +66,8 @@ use writer::Writer;
 
 pub use config::{is_platform_topic, IngestConfig, IngestError, TopicFilter, PLATFORM_TOPICS};
 pub use consumer::{consumer_config, FETCH_WAIT_MAX_MS};
+pub use progress::{IngestProgress, ProgressHandle};
+pub use start::{StartAt, StartAtError};
 pub use subscription::ALL_TOPICS;
 
 /// Records taken from the client per turn of the loop's `select!`, at most.
@@ -73,6 +81,8 @@ pub struct Ingestor {
     consumer: Arc<StreamConsumer<LagContext>>,
     /// The cluster's refusals, one line per kind and minute.
     refusals: RefusalLog,
+    /// Records behind, as the consumer's statistics report them.
+    progress: ProgressHandle,
     batch: Batch,
     /// Told of each durable batch, when someone may watch.
     live: Option<LiveFeed>,
@@ -106,9 +116,14 @@ impl Ingestor {
     ) -> Result<Self, IngestError> {
         let client = consumer_config(&config, &store.profile());
         let refusals = RefusalLog::new(metrics.clone());
+        let progress = ProgressHandle::consuming();
+        // Start positions are fixed now: a `--start-at` duration counts back from here.
+        let started_ms = now_us() / 1000;
         let consumer: StreamConsumer<LagContext> = client.create_with_context(LagContext {
             metrics: metrics.clone(),
             refusals: refusals.clone(),
+            start: start::StartPositions::new(config.start_at.resolve(started_ms)),
+            progress: progress.clone(),
         })?;
         // With a filter, `subscription::follow` subscribes once it has read the topic list.
         if config.topics.is_everything() {
@@ -122,6 +137,7 @@ impl Ingestor {
             metrics,
             consumer: Arc::new(consumer),
             refusals,
+            progress,
             live: None,
             topics: HashMap::new(),
             spent: None,
@@ -132,6 +148,11 @@ impl Ingestor {
     pub fn with_live_feed(mut self, feed: LiveFeed) -> Self {
         self.live = Some(feed);
         self
+    }
+
+    /// Its backfill progress (records behind, catch-up estimate), for the API.
+    pub fn progress(&self) -> ProgressHandle {
+        self.progress.clone()
     }
 
     fn topic_state(&mut self, topic: &str) -> &mut TopicState {
@@ -245,6 +266,7 @@ impl Ingestor {
     pub async fn run(mut self, cancel: CancellationToken) -> Result<(), IngestError> {
         let everything = self.config.topics.is_everything();
         tracing::info!(brokers = %self.config.cluster.brokers, security = %self.config.cluster.security.describe(), group = %self.config.group, store = self.store.kind(),
+            start_at = %self.config.start_at,
             "collecting from {}", if everything { "every topic" } else { "the topics --include/--exclude let through, platform topics left out unless --keep-platform-topics" });
         let following = CancellationToken::new();
         let subscription = (!everything).then(|| {
@@ -256,6 +278,7 @@ impl Ingestor {
                 following.clone(),
             ))
         });
+        let progress_log = tokio::spawn(self.progress.clone().log(following.clone()));
         let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(1);
         let (spent_tx, spent_rx) = std::sync::mpsc::channel();
         self.spent = Some(spent_rx);
@@ -325,6 +348,7 @@ impl Ingestor {
         if let Some(task) = subscription {
             let _ = task.await;
         }
+        let _ = progress_log.await;
         if self.batch.positions > 0 {
             let last = self.take_batch();
             // The writer may be retrying against a store that is down: it gives up on cancel.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use choreoscope::cluster::Cluster;
 use choreoscope::collector::{Collector, Source};
 use choreoscope::health::{HealthConfig, HealthHandle};
-use choreoscope::ingest::{IngestConfig, TopicFilter};
+use choreoscope::ingest::{IngestConfig, StartAt, TopicFilter};
 use choreoscope::metrics::Metrics;
 use choreoscope::record::Interpreter;
 use choreoscope::rules::{Rules, TopicPattern};
@@ -24,6 +24,8 @@ pub struct InProcessCollector {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     collector: Collector,
+    /// Its store's URL (`sqlite://…`).
+    pub url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -91,10 +93,46 @@ impl InProcessCollector {
         health: HealthConfig,
         groups: choreoscope::groups::GroupsConfig,
     ) -> Self {
+        Self::start_configured(broker, group, filter, health, groups, StartAt::default()).await
+    }
+
+    /// Starts collecting `topic` alone, in consumer group `group`, partitions without a committed
+    /// offset starting at `start_at`, into a fresh SQLite store.
+    pub async fn start_at(
+        broker: &TestBroker,
+        group: &str,
+        topic: &str,
+        start_at: StartAt,
+    ) -> Self {
+        let filter = TopicFilter {
+            include: Some(TopicPattern::new(&regex::escape(topic)).unwrap()),
+            ..Default::default()
+        };
+        Self::start_configured(
+            broker,
+            group,
+            filter,
+            HealthConfig::default(),
+            no_group_polls(),
+            start_at,
+        )
+        .await
+    }
+
+    /// Starts collecting the topics `filter` lets through, in consumer group `group`, with flow
+    /// health under `health`, consumer groups polled as `groups` says and partitions without a
+    /// committed offset starting at `start_at`, into a fresh SQLite store.
+    pub async fn start_configured(
+        broker: &TestBroker,
+        group: &str,
+        filter: TopicFilter,
+        health: HealthConfig,
+        groups: choreoscope::groups::GroupsConfig,
+        start_at: StartAt,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::connect(&format!("sqlite://{}", dir.path().join("c.db").display()))
-            .await
-            .unwrap();
+        let url = format!("sqlite://{}", dir.path().join("c.db").display());
+        let store = Store::connect(&url).await.unwrap();
         let source = Source::Kafka {
             config: IngestConfig {
                 cluster: Cluster::plaintext(broker.bootstrap().to_owned()),
@@ -103,6 +141,7 @@ impl InProcessCollector {
                 batch_size: 500,
                 batch_timeout: Duration::from_millis(50),
                 metadata_refresh: Duration::from_millis(500),
+                start_at,
             },
             interpreter: Interpreter::new(Rules::default(), 64 * 1024),
             groups,
@@ -112,8 +151,19 @@ impl InProcessCollector {
             store,
             metrics: collector.metrics().clone(),
             collector,
+            url,
             _dir: dir,
         }
+    }
+
+    /// What its HTTP handlers share (for a router built without a socket).
+    pub fn state(&self) -> choreoscope::http::AppState {
+        self.collector.state()
+    }
+
+    /// Its backfill progress.
+    pub fn progress(&self) -> &choreoscope::ingest::ProgressHandle {
+        self.collector.progress()
     }
 
     /// Its consumer-group positions.

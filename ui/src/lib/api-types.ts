@@ -495,6 +495,35 @@ export interface Hop {
   to_type: string | null;
 }
 
+/** How far behind the collector's consumption is (`GET /api/v1/ingest/progress`). */
+export interface IngestProgress {
+  /** When the client's statistics last reported (every 5 s); none before the first report. */
+  as_of: string | null;
+  /**
+   * How fast records behind fall, per second, over the last minute (consumption minus
+   * production; negative while producers outpace it); none before two reports.
+   */
+  catch_up_rate: number | null;
+  /**
+   * Whether it is catching up: more than 1000 records and more than 5 s of its consumption
+   * rate behind.
+   */
+  catching_up: boolean;
+  /** Records consumed per second over the last minute; none before two reports. */
+  consume_rate: number | null;
+  /** Whether this process consumes a cluster (`collect`); `serve` does not, and answers zeros. */
+  consuming: boolean;
+  /**
+   * Catching up only: seconds until it has caught up at the catch-up rate; none while the
+   * rate is not positive or not known yet.
+   */
+  eta_seconds: number | null;
+  /** Records behind over every partition assigned to it. */
+  records_behind: number;
+  /** Records behind per topic, most behind first (topics with none left out). */
+  topics: TopicBehind[];
+}
+
 /** "What happened to this business entity?" */
 export interface KeyAnswer {
   /** The flows those events belong to, oldest first. */
@@ -785,6 +814,17 @@ export interface StoppedGroupView {
 
 /** Epoch milliseconds (at most 15 digits), or an RFC 3339 date-time (a real calendar date, no leap second, at most 9 fractional digits, an offset within ±23:59). */
 export type Time = string;
+
+/** Records behind on one topic. */
+export interface TopicBehind {
+  /**
+   * Records between the collector's positions and the ends of the topic's partitions assigned
+   * to it.
+   */
+  records_behind: number;
+  /** The topic. */
+  topic: string;
+}
 
 /** The choreography as it really runs in a time range. */
 export interface Topology {

@@ -14,6 +14,7 @@ import type {
   FlowsSummary,
   FlowStatus,
   Graph,
+  IngestProgress,
   KeyAnswer,
   KeyNames,
   SearchPage,
@@ -39,6 +40,7 @@ export type {
   Graph,
   GraphEdge,
   Hop,
+  IngestProgress,
   KeyAnswer,
   KeyNames,
   KeyValue,
@@ -180,6 +182,10 @@ export class Api {
   /** Per service, how its events arrive and what lineage that allows, over the last `window` (`1h`, `24h`, `7d`). */
   services(window: string, signal?: AbortSignal) {
     return this.get<ServicesAnswer>(`/services?window=${enc(window)}`, signal);
+  }
+  /** How far behind its partitions the collector's consumption is, and when it will catch up. */
+  ingestProgress(signal?: AbortSignal) {
+    return this.get<IngestProgress>(`/ingest/progress`, signal);
   }
   /** The URL of the live feed following these keys, correlations and traces. */
   liveUrl(follow: { keys?: [string, string][]; correlations?: string[]; traces?: string[] }) {
