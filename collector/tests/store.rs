@@ -4,7 +4,7 @@
 use choreoscope::lineage::{lineage, Direction, Flag};
 use choreoscope::record::{EventRecord, Interpreter, RawRecord};
 use choreoscope::rules::Rules;
-use choreoscope::store::{SearchFilter, Store};
+use choreoscope::store::{SearchFilter, Store, WriteOutcome};
 use choreoscope_sdk::RecordHeaders;
 
 struct Fixture {
@@ -168,6 +168,70 @@ async fn same_id_at_two_offsets_is_one_event_with_two_deliveries(f: Fixture) {
         .unwrap()
         .unwrap();
     assert!(graph.nodes[0].flags.contains(&Flag::DuplicatePublish));
+}
+
+/// Two collectors of one group given the same records (a rebalance): two stores on one database
+/// write overlapping batches at once — one forwards, the other backwards and forwards, two
+/// batches at a time as the collector does — in batches of different sizes; all their outcomes.
+async fn overlapping_batches_written_at_once(
+    f: &Fixture,
+    records: &[EventRecord],
+) -> Vec<WriteOutcome> {
+    let forward: Vec<EventRecord> = records.to_vec();
+    let backward: Vec<EventRecord> = records.iter().rev().cloned().collect();
+    let other = Store::connect(&f.url).await.unwrap();
+    let write_all = |store: &Store, records: Vec<EventRecord>, size: usize| {
+        let store = store.clone();
+        async move {
+            let mut outcomes = Vec::new();
+            for batch in records.chunks(size) {
+                outcomes.push(store.write_batch(batch).await.expect("no batch fails"));
+            }
+            outcomes
+        }
+    };
+    let (a, b, c) = tokio::join!(
+        write_all(&f.store, forward.clone(), 60),
+        write_all(&other, backward, 45),
+        write_all(&other, forward, 80),
+    );
+    a.into_iter().chain(b).chain(c).collect()
+}
+
+async fn concurrent_writers_of_overlapping_batches_store_each_event_and_delivery_once(f: Fixture) {
+    // 300 events at offsets 0–299; 40 of them published again at offsets 300–339.
+    let ids: Vec<String> = (0..300).map(|i| format!("e{i:03}")).collect();
+    let mut records: Vec<EventRecord> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| ev(id, None, i as i64).record())
+        .collect();
+    records.extend((0..40).map(|i| ev(&ids[i * 7], None, 300 + i as i64).record()));
+
+    let outcomes = overlapping_batches_written_at_once(&f, &records).await;
+
+    let sum = |field: fn(&WriteOutcome) -> usize| outcomes.iter().map(field).sum::<usize>();
+    assert_eq!(sum(|o| o.new_events), 300, "each event is created once");
+    assert_eq!(
+        sum(|o| o.duplicate_publishes),
+        40,
+        "each second publish is counted once"
+    );
+    assert_eq!(sum(|o| o.new_deliveries), 340);
+    assert_eq!(sum(|o| o.redelivered), 3 * 340 - 340);
+    let counts = f.store.counts().await.unwrap();
+    assert_eq!((counts.events, counts.deliveries), (300, 340));
+    for (i, id) in ids.iter().enumerate() {
+        let event = f.store.event(id).await.unwrap().unwrap();
+        let published_twice = i % 7 == 0 && i / 7 < 40;
+        assert_eq!(event.delivery_count, 1 + i64::from(published_twice), "{id}");
+    }
+    let graph = lineage(&f.store, &ids[7], Direction::Both, 5, 100)
+        .await
+        .unwrap()
+        .unwrap();
+    let node = graph.nodes.iter().find(|n| n.event.event_id == ids[7]);
+    assert!(node.unwrap().flags.contains(&Flag::DuplicatePublish));
 }
 
 async fn reaction_stored_before_its_cause_links_once_the_cause_arrives(f: Fixture) {
@@ -759,6 +823,7 @@ macro_rules! on_both_stores {
 on_both_stores!(
     redelivered_records_are_stored_once,
     same_id_at_two_offsets_is_one_event_with_two_deliveries,
+    concurrent_writers_of_overlapping_batches_store_each_event_and_delivery_once,
     reaction_stored_before_its_cause_links_once_the_cause_arrives,
     lineage_terminates_on_a_cycle_and_marks_it,
     fan_out_depth_and_node_limits_are_respected,

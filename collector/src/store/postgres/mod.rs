@@ -1,12 +1,14 @@
-//! The PostgreSQL store: a pool of connections, batch writes of a few multi-row statements
-//! (`write`), business keys as an array on the event row (`keys`), and its own planner
-//! statistics refreshed as it grows.
+//! The PostgreSQL store: a pool of connections, batch writes whose new events go in with one
+//! binary `COPY` (`write`), business keys as an array on the event row (`keys`), and its own
+//! planner statistics refreshed as it grows.
 //!
 //! # Layout
 //! - `write`: the batch write path.
+//! - `binary_copy`: rows in `COPY`'s binary format.
 //! - `keys`: business keys (the key array under a GIN index, the key names table).
 //! - `feed`: what was stored since a position, for `serve`'s live feed.
 
+mod binary_copy;
 mod feed;
 pub(crate) mod keys;
 mod spans;
@@ -40,6 +42,9 @@ pub struct PgStore {
     pool: PgPool,
     analyze: std::sync::Arc<AnalyzeSchedule>,
     names: std::sync::Arc<KnownNames>,
+    /// Whether the last batch written held event ids stored before: the next one is then written
+    /// with `INSERT … ON CONFLICT` straight away instead of a `COPY` likely to fail (`write`).
+    met_stored_ids: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// When the PostgreSQL store refreshes its planner statistics itself.
@@ -88,6 +93,7 @@ impl PgStore {
             pool,
             analyze: Default::default(),
             names: Default::default(),
+            met_stored_ids: Default::default(),
         }
     }
 

@@ -1,10 +1,26 @@
-//! The PostgreSQL write path: a batch in one transaction, a few multi-row statements, the same
-//! rules as SQLite's row-by-row writer (the store suite holds both to the same outcomes).
+//! The PostgreSQL write path: a batch in one transaction, the same rules as SQLite's row-by-row
+//! writer (the store suite holds both to the same outcomes).
+//!
+//! A batch's new events go in with one binary `COPY` (`binary_copy`), which inserts them without
+//! per-row conflict handling: the usual batch holds only ids the store has never seen. When one of
+//! them is stored already (a re-delivery, a duplicate publish, or the same record written by
+//! another collector meanwhile), the `COPY` fails on the primary key, its transaction is rolled
+//! back, and the batch is written again with multi-row `INSERT … ON CONFLICT DO NOTHING`, which
+//! tells the known ids apart; the batches after a conflict take that path first until one meets
+//! no known id.
+//!
+//! Concurrent writers (two batches of one collector, or collectors of one group across a
+//! rebalance) may hold the same records. Every statement takes its rows in one order — dead
+//! letters and deliveries by position, events by id, then key names and problems — and the
+//! events a batch updates are locked in id order before any delivery is inserted, so two batches
+//! wait for each other at most one way: never a deadlock.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering::Relaxed;
 
 use sqlx::{Postgres, QueryBuilder};
 
+use super::binary_copy::BinaryCopy;
 use super::{keys, PgStore};
 use crate::record::EventRecord;
 use crate::store::contract::{StoreError, WriteOutcome};
@@ -13,95 +29,139 @@ use crate::store::contract::{StoreError, WriteOutcome};
 const EVENT_CHUNK: usize = 1000;
 const SMALL_CHUNK: usize = 2000;
 
-impl PgStore {
-    /// Writes a batch in one transaction, idempotently.
-    pub(super) async fn write_batch(
-        &self,
-        batch: &[EventRecord],
-    ) -> Result<WriteOutcome, StoreError> {
-        let mut outcome = WriteOutcome {
-            records: batch.len(),
-            ..WriteOutcome::default()
-        };
-        if batch.is_empty() {
-            return Ok(outcome);
-        }
-        let mut positions = HashSet::new();
-        let (dead, unique): (Vec<&EventRecord>, Vec<&EventRecord>) = batch
+/// The columns a new event fills (`ingest_xid` takes its default, the storing transaction).
+const EVENT_COLUMNS: &str = "event_id, id_source, topic, kafka_partition, kafka_offset, \
+     record_key, broker_time_us, event_time_us, time_us, event_type, source, subject, \
+     content_type, trace_id, span_id, causation_id, correlation_id, headers, payload, \
+     payload_size, payload_truncated, problems, problem_count, delivery_count, ingested_at_us, keys";
+
+/// Bytes of `COPY` data built before they are sent (a batch's whole stream is ~7 MB).
+const COPY_PART: usize = 1 << 20;
+
+/// How many values [`EVENT_COLUMNS`] names.
+const EVENT_FIELDS: i16 = 26;
+
+/// SQLSTATE `unique_violation`.
+const UNIQUE_VIOLATION: &str = "23505";
+
+/// How a batch's new events are inserted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NewEvents {
+    /// One binary `COPY`; fails if an id is stored already.
+    Copy,
+    /// Multi-row `INSERT … ON CONFLICT DO NOTHING`, telling stored ids apart.
+    Insert,
+}
+
+/// A batch sorted out before it is written.
+struct Sorted<'a> {
+    /// Dead-letter copies, by position.
+    dead: Vec<&'a EventRecord>,
+    /// The first record of each id, by id.
+    firsts: Vec<&'a EventRecord>,
+    /// Later records of an id already among `firsts`.
+    repeats: Vec<&'a EventRecord>,
+}
+
+impl<'a> Sorted<'a> {
+    fn of(batch: &'a [EventRecord]) -> Self {
+        let mut positions = HashSet::with_capacity(batch.len());
+        let (mut dead, unique): (Vec<&EventRecord>, Vec<&EventRecord>) = batch
             .iter()
             .filter(|e| positions.insert((e.topic.as_str(), e.partition, e.offset)))
             .partition(|e| e.dead_letter.is_some());
-        let mut tx = self.pool.begin().await?;
-        // 0. Dead-letter copies are kept apart, as their originals' failures.
-        outcome.dead_letters = dead_letters(&mut tx, &dead).await?;
-
-        // 1. The first record of each id in the batch creates its event (the usual case: one
-        //    statement per 1 000 events, nothing else).
+        dead.sort_unstable_by(|a, b| by_position(a).cmp(&by_position(b)));
         let mut firsts: Vec<&EventRecord> = Vec::with_capacity(unique.len());
-        let mut known: Vec<&EventRecord> = Vec::new();
+        let mut repeats: Vec<&EventRecord> = Vec::new();
         let mut seen: HashSet<&str> = HashSet::with_capacity(unique.len());
         for e in unique {
             if seen.insert(e.event_id.as_str()) {
                 firsts.push(e);
             } else {
-                known.push(e);
+                repeats.push(e);
             }
         }
-        let mut created: HashSet<String> = HashSet::with_capacity(firsts.len());
-        for chunk in firsts.chunks(EVENT_CHUNK) {
-            let mut qb = QueryBuilder::<Postgres>::new(
-                "INSERT INTO events (event_id, id_source, topic, kafka_partition, kafka_offset, \
-                 record_key, broker_time_us, event_time_us, time_us, event_type, source, subject, \
-                 content_type, trace_id, span_id, causation_id, correlation_id, headers, payload, \
-                 payload_size, payload_truncated, problems, problem_count, delivery_count, \
-                 ingested_at_us, keys) ",
-            );
-            qb.push_values(chunk, |mut b, e| {
-                b.push_bind(&e.event_id)
-                    .push_bind(&e.id_source)
-                    .push_bind(&e.topic)
-                    .push_bind(e.partition)
-                    .push_bind(e.offset)
-                    .push_bind(e.record_key.as_deref())
-                    .push_bind(e.broker_time_us)
-                    .push_bind(e.event_time_us)
-                    .push_bind(e.time_us)
-                    .push_bind(e.event_type.as_deref())
-                    .push_bind(e.source.as_deref())
-                    .push_bind(e.subject.as_deref())
-                    .push_bind(e.content_type.as_deref())
-                    .push_bind(e.trace_id.as_deref())
-                    .push_bind(e.span_id.as_deref())
-                    .push_bind(e.causation_id.as_deref())
-                    .push_bind(e.correlation_id.as_deref())
-                    .push_bind(&e.headers_json)
-                    .push_bind(e.payload.as_deref())
-                    .push_bind(e.payload_size)
-                    .push_bind(e.payload_truncated)
-                    .push_bind(serde_json::to_string(&e.problems).unwrap_or_else(|_| "[]".into()))
-                    .push_bind(e.problems.len() as i64)
-                    .push_bind(1_i64)
-                    .push_bind(e.ingested_at_us)
-                    .push_bind(keys::keys_array(e));
-            });
-            qb.push(" ON CONFLICT (event_id) DO NOTHING RETURNING event_id");
-            // A full chunk's statement is prepared once per connection; the other sizes (a
-            // batch's last chunk, closed by time) are sent unprepared: each connection's statement
-            // cache kept up to 100 of them, a 26 000-placeholder text and its parameter types
-            // each, which grew the collector's RSS with every new size (and the server's backends
-            // with their plans).
-            let rows: Vec<(String,)> = qb
-                .build_query_as()
-                .persistent(chunk.len() == EVENT_CHUNK)
-                .fetch_all(&mut *tx)
-                .await?;
-            created.extend(rows.into_iter().map(|(id,)| id));
+        firsts.sort_unstable_by(|a, b| a.event_id.cmp(&b.event_id));
+        Self {
+            dead,
+            firsts,
+            repeats,
         }
-        known.extend(
-            firsts
-                .iter()
-                .filter(|e| !created.contains(e.event_id.as_str())),
-        );
+    }
+}
+
+/// A record's position, the order its delivery rows are written in.
+fn by_position(e: &EventRecord) -> (&str, i32, i64) {
+    (e.topic.as_str(), e.partition, e.offset)
+}
+
+/// Whether `e` is PostgreSQL refusing a row whose unique key is stored already.
+fn is_unique_violation(e: &StoreError) -> bool {
+    matches!(e, StoreError::Database(sqlx::Error::Database(db))
+        if db.code().as_deref() == Some(UNIQUE_VIOLATION))
+}
+
+impl PgStore {
+    /// Writes a batch in one transaction, idempotently (see the module docs).
+    pub(super) async fn write_batch(
+        &self,
+        batch: &[EventRecord],
+    ) -> Result<WriteOutcome, StoreError> {
+        if batch.is_empty() {
+            return Ok(WriteOutcome {
+                records: 0,
+                ..WriteOutcome::default()
+            });
+        }
+        let sorted = Sorted::of(batch);
+        if !self.met_stored_ids.load(Relaxed) {
+            match self.write_sorted(batch, &sorted, NewEvents::Copy).await {
+                Err(e) if is_unique_violation(&e) => {
+                    tracing::debug!("a batch holds stored event ids; writing it again with INSERT");
+                    self.met_stored_ids.store(true, Relaxed);
+                }
+                done => return done,
+            }
+        }
+        let outcome = self.write_sorted(batch, &sorted, NewEvents::Insert).await?;
+        let stored_before = sorted.firsts.len() - outcome.new_events;
+        self.met_stored_ids.store(stored_before > 0, Relaxed);
+        Ok(outcome)
+    }
+
+    async fn write_sorted(
+        &self,
+        batch: &[EventRecord],
+        sorted: &Sorted<'_>,
+        how: NewEvents,
+    ) -> Result<WriteOutcome, StoreError> {
+        let mut outcome = WriteOutcome {
+            records: batch.len(),
+            ..WriteOutcome::default()
+        };
+        let mut tx = self.pool.begin().await?;
+        // 0. Dead-letter copies are kept apart, as their originals' failures.
+        outcome.dead_letters = dead_letters(&mut tx, &sorted.dead).await?;
+
+        // 1. The first record of each id in the batch creates its event (the usual case: one
+        //    `COPY`, nothing else).
+        let created: Vec<&EventRecord> = match how {
+            NewEvents::Copy => {
+                copy_events(&mut tx, &sorted.firsts).await?;
+                sorted.firsts.clone()
+            }
+            NewEvents::Insert => insert_events(&mut tx, &sorted.firsts).await?,
+        };
+        let mut known = sorted.repeats.clone();
+        if created.len() < sorted.firsts.len() {
+            let ids: HashSet<&str> = created.iter().map(|e| e.event_id.as_str()).collect();
+            known.extend(
+                sorted
+                    .firsts
+                    .iter()
+                    .filter(|e| !ids.contains(e.event_id.as_str())),
+            );
+        }
 
         // 2. Records of known ids: a delivery seen before (the event's first position or an extra
         //    one), or a new extra delivery — a duplicate publish.
@@ -113,12 +173,7 @@ impl PgStore {
         outcome.duplicate_publishes = duplicates.len();
         outcome.new_deliveries = outcome.new_events + outcome.duplicate_publishes;
         outcome.redelivered = batch.len() - outcome.new_deliveries - outcome.dead_letters;
-        let stored: Vec<&EventRecord> = firsts
-            .iter()
-            .filter(|e| created.contains(e.event_id.as_str()))
-            .chain(duplicates.iter())
-            .copied()
-            .collect();
+        let stored: Vec<&EventRecord> = created.iter().chain(duplicates.iter()).copied().collect();
         // `stored` is the created events, then the duplicate publishes.
         for (i, e) in stored.iter().enumerate() {
             let topic = outcome.per_topic.entry(e.topic.clone()).or_default();
@@ -127,7 +182,8 @@ impl PgStore {
         }
 
         // 3. Key names and problem kinds, for lookups (the keys themselves are on the event row).
-        let names = self.names.unknown(stored.iter().copied());
+        let mut names = self.names.unknown(stored.iter().copied());
+        names.sort_unstable();
         keys::insert_names(&mut tx, &names).await?;
         keys::merge_keys(&mut tx, &duplicates).await?;
         let mut kinds: Vec<(&str, &str)> = stored
@@ -148,7 +204,7 @@ impl PgStore {
                 b.push_bind(*kind).push_bind(*id);
             });
             qb.push(" ON CONFLICT DO NOTHING");
-            // Sizes vary batch to batch: unprepared, like a partial chunk of events above.
+            // Sizes vary batch to batch: unprepared, like a partial chunk of events below.
             qb.build().persistent(false).execute(&mut *tx).await?;
         }
         tx.commit().await?;
@@ -156,6 +212,123 @@ impl PgStore {
         self.maybe_analyze(outcome.new_events as u64).await;
         Ok(outcome)
     }
+}
+
+/// Inserts the events `firsts` (sorted by id) with one binary `COPY`; fails with a unique
+/// violation if one of their ids is stored already.
+async fn copy_events(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    firsts: &[&EventRecord],
+) -> Result<(), StoreError> {
+    if firsts.is_empty() {
+        return Ok(());
+    }
+    let mut sink = tx
+        .copy_in_raw(&format!(
+            "COPY events ({EVENT_COLUMNS}) FROM STDIN (FORMAT binary)"
+        ))
+        .await?;
+    let mut copy = BinaryCopy::with_capacity(COPY_PART + 64 * 1024);
+    for e in firsts {
+        copy.row(EVENT_FIELDS)
+            .field(&e.event_id)?
+            .field(&e.id_source)?
+            .field(&e.topic)?
+            .field(e.partition)?
+            .field(e.offset)?
+            .field(e.record_key.as_deref())?
+            .field(e.broker_time_us)?
+            .field(e.event_time_us)?
+            .field(e.time_us)?
+            .field(e.event_type.as_deref())?
+            .field(e.source.as_deref())?
+            .field(e.subject.as_deref())?
+            .field(e.content_type.as_deref())?
+            .field(e.trace_id.as_deref())?
+            .field(e.span_id.as_deref())?
+            .field(e.causation_id.as_deref())?
+            .field(e.correlation_id.as_deref())?
+            .field(&e.headers_json)?
+            .field(e.payload.as_deref())?
+            .field(e.payload_size)?
+            .field(e.payload_truncated)?
+            .field(problems_json(e))?
+            .field(e.problems.len() as i64)?
+            .field(1_i64)?
+            .field(e.ingested_at_us)?
+            .field(keys::keys_array(e))?;
+        if copy.pending().len() >= COPY_PART {
+            sink.send(copy.pending()).await?;
+            copy.clear();
+        }
+    }
+    copy.end();
+    sink.send(copy.pending()).await?;
+    sink.finish().await?;
+    Ok(())
+}
+
+/// Inserts those of the events `firsts` (sorted by id) whose id is not stored yet; returns them.
+async fn insert_events<'a>(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    firsts: &[&'a EventRecord],
+) -> Result<Vec<&'a EventRecord>, StoreError> {
+    let mut created = Vec::with_capacity(firsts.len());
+    for chunk in firsts.chunks(EVENT_CHUNK) {
+        let mut qb =
+            QueryBuilder::<Postgres>::new(format!("INSERT INTO events ({EVENT_COLUMNS}) "));
+        qb.push_values(chunk, |mut b, e| {
+            b.push_bind(&e.event_id)
+                .push_bind(&e.id_source)
+                .push_bind(&e.topic)
+                .push_bind(e.partition)
+                .push_bind(e.offset)
+                .push_bind(e.record_key.as_deref())
+                .push_bind(e.broker_time_us)
+                .push_bind(e.event_time_us)
+                .push_bind(e.time_us)
+                .push_bind(e.event_type.as_deref())
+                .push_bind(e.source.as_deref())
+                .push_bind(e.subject.as_deref())
+                .push_bind(e.content_type.as_deref())
+                .push_bind(e.trace_id.as_deref())
+                .push_bind(e.span_id.as_deref())
+                .push_bind(e.causation_id.as_deref())
+                .push_bind(e.correlation_id.as_deref())
+                .push_bind(&e.headers_json)
+                .push_bind(e.payload.as_deref())
+                .push_bind(e.payload_size)
+                .push_bind(e.payload_truncated)
+                .push_bind(problems_json(e))
+                .push_bind(e.problems.len() as i64)
+                .push_bind(1_i64)
+                .push_bind(e.ingested_at_us)
+                .push_bind(keys::keys_array(e));
+        });
+        qb.push(" ON CONFLICT (event_id) DO NOTHING RETURNING event_id");
+        // Sent unprepared: this path runs only for batches holding stored ids, and each
+        // connection's statement cache would otherwise keep a 26 000-placeholder text per size.
+        let rows: HashSet<String> = qb
+            .build_query_as::<(String,)>()
+            .persistent(false)
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .map(|(id,)| id)
+            .collect();
+        created.extend(
+            chunk
+                .iter()
+                .copied()
+                .filter(|e| rows.contains(e.event_id.as_str())),
+        );
+    }
+    Ok(created)
+}
+
+/// The `problems` column of `e`: its problems as JSON.
+fn problems_json(e: &EventRecord) -> String {
+    serde_json::to_string(&e.problems).unwrap_or_else(|_| "[]".into())
 }
 
 /// Stores the dead-letter copies `dead`; returns how many were new (the others are re-deliveries).
@@ -191,7 +364,7 @@ async fn dead_letters(
                 .push_bind(&e.headers_json)
                 .push_bind(e.payload.as_deref())
                 .push_bind(e.payload_size)
-                .push_bind(serde_json::to_string(&e.problems).unwrap_or_else(|_| "[]".into()))
+                .push_bind(problems_json(e))
                 .push_bind(e.ingested_at_us);
         });
         qb.push(" ON CONFLICT DO NOTHING");
@@ -218,8 +391,11 @@ async fn extra_deliveries<'a>(
     let mut ids: Vec<&str> = known.iter().map(|e| e.event_id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
+    // Locked in id order: this batch may update these events (their delivery count, their keys),
+    // and another batch holding some of the same ids locks them in the same order.
     let firsts: Vec<(String, String, i32, i64)> = sqlx::query_as(
-        "SELECT event_id, topic, kafka_partition, kafka_offset FROM events WHERE event_id = ANY($1)",
+        "SELECT event_id, topic, kafka_partition, kafka_offset FROM events \
+         WHERE event_id = ANY($1) ORDER BY event_id FOR UPDATE",
     )
     .bind(&ids)
     .fetch_all(&mut **tx)
@@ -228,13 +404,14 @@ async fn extra_deliveries<'a>(
         .iter()
         .map(|(id, t, p, o)| (id.as_str(), t.as_str(), *p, *o))
         .collect();
-    let candidates: Vec<&EventRecord> = known
+    let mut candidates: Vec<&EventRecord> = known
         .iter()
         .filter(|e| {
             !firsts.contains(&(e.event_id.as_str(), e.topic.as_str(), e.partition, e.offset))
         })
         .copied()
         .collect();
+    candidates.sort_unstable_by(|a, b| by_position(a).cmp(&by_position(b)));
     let mut duplicates = Vec::new();
     for chunk in candidates.chunks(SMALL_CHUNK) {
         let mut qb = QueryBuilder::<Postgres>::new(
@@ -267,6 +444,8 @@ async fn extra_deliveries<'a>(
         *per_id.entry(e.event_id.as_str()).or_default() += 1;
     }
     if !per_id.is_empty() {
+        let mut per_id: Vec<(&str, i64)> = per_id.into_iter().collect();
+        per_id.sort_unstable();
         let (ids, counts): (Vec<&str>, Vec<i64>) = per_id.into_iter().unzip();
         sqlx::query(
             "UPDATE events e SET delivery_count = e.delivery_count + n.extra \
