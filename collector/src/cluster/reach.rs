@@ -70,18 +70,17 @@ impl ClientContext for Watch {
     fn log(&self, _level: RDKafkaLogLevel, facility: &str, message: &str) {
         tracing::debug!(target: "librdkafka", facility, "{message}");
         if facility == "FAIL" {
-            match Refusal::of_connection_failure(message) {
-                Some(r) if r.kind == RefusalKind::ProtocolMismatch => {
-                    if self
-                        .dropped_at_first_request
-                        .fetch_add(1, Ordering::Relaxed)
-                        >= 1
-                    {
-                        self.keep(r);
-                    }
-                }
-                Some(r) => self.keep(r),
-                None => {}
+            let Some(refusal) = Refusal::of_connection_failure(message) else {
+                return;
+            };
+            // One dropped connection may be a broker going down; the second is a pattern.
+            let repeated = refusal.kind != RefusalKind::ProtocolMismatch
+                || self
+                    .dropped_at_first_request
+                    .fetch_add(1, Ordering::Relaxed)
+                    >= 1;
+            if repeated {
+                self.keep(refusal);
             }
         }
     }
