@@ -7,7 +7,7 @@
 //!    start at the same moment, so all four migrate the empty database at once;
 //! 2. a watcher follows 20 orders on `serve`'s live feed;
 //! 3. the first half of the events is produced into a 6-partition topic; once the store holds a
-//!    quarter of all of them, one collector is SIGKILLed;
+//!    quarter of all of them and each collector has ingested some, one collector is SIGKILLed;
 //! 4. after the group's session timeout another collector is started (see the note on the test
 //!    broker below), and the second half is produced;
 //! 5. throughout, from the moment every watched order has an event until the end, `serve` is
@@ -128,7 +128,7 @@ async fn scenario() -> Outcome {
     let n: usize = std::env::var("SCALE_OUT_TEST_EVENTS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(240_000);
+        .unwrap_or(40_000);
     assert!(n % 10_000 == 0, "whole rounds of 5000 orders per half");
     let broker = TestBroker::from_env();
     let topic = TestBroker::unique_topic("scale-out");
@@ -170,8 +170,21 @@ async fn scenario() -> Outcome {
     }
     let poller = Poller::start(serve.addr, keys);
 
-    wait_for(&store, (n / 4) as i64, Duration::from_secs(300)).await;
-    let ingested_before_kill: Vec<u64> = collectors.iter().map(ingested).collect();
+    // Killed once a quarter is stored and the group has settled: each of the three has ingested
+    // part of the topic (the first to join holds every partition until the others are in).
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let ingested_before_kill: Vec<u64> = loop {
+        let each: Vec<u64> = collectors.iter().map(ingested).collect();
+        let stored = store.counts().await.map_or(0, |c| c.deliveries);
+        if stored >= (n / 4) as i64 && each.iter().all(|&e| e > 0) {
+            break each;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the group never settled: {each:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let mut killed = collectors.remove(0);
     killed.kill_hard();
     let killed_at = poller.now();
@@ -368,13 +381,14 @@ async fn a_collector_tracking_flow_health_warns_when_its_group_has_other_members
                 ])
                 .env("RUST_LOG", "warn")
                 .env_remove("CHOREOSCOPE_NO_FLOW_HEALTH")
-                .stderr(Stdio::piped())
+                // Its log goes to standard output.
+                .stdout(Stdio::piped())
                 .spawn()
                 .expect("start the collector binary");
-            let stderr = child.stderr.take().unwrap();
+            let log = child.stdout.take().unwrap();
             let (tx, rx) = std::sync::mpsc::channel();
             std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                for line in BufReader::new(log).lines().map_while(Result::ok) {
                     let _ = tx.send(line);
                 }
             });
