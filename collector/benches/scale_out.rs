@@ -7,8 +7,10 @@
 //! health is `serve`'s) and the run ends when the store holds every event. Same topic, same
 //! settings, same machine, in one run: the rates compare like with like.
 //!
-//! Reported per run: the whole rate (start of the processes, group join and first fetch included)
-//! and the steady one (from the tenth of the events on), then CPU time per event of the collectors
+//! Reported per run: the whole rate (start of the processes, group join and first fetch included),
+//! the steady one (from the tenth of the events on), the all-in one (from the moment every
+//! collector had ingested an event — the group had settled, the time after start in brackets —
+//! to the end: the rate of the collectors sharing the partitions), then CPU time per event of the collectors
 //! (all of them), of the PostgreSQL backends serving the run's database, of PostgreSQL's shared
 //! background processes (WAL writer, checkpointer…: the whole server's, other databases'
 //! included), and of the broker; and the machine's busy share of its cores over the run (from
@@ -185,6 +187,10 @@ struct Run {
     collectors: usize,
     whole: f64,
     steady: f64,
+    /// The rate from the moment every collector had ingested an event (the group settled) to the
+    /// end, and that moment (s after start); none when one never got a partition in time.
+    shared: Option<f64>,
+    settled: Option<f64>,
     /// CPU µs per event: the collectors, the run database's backends, PostgreSQL's background
     /// processes, the broker.
     cpu_collectors: f64,
@@ -245,10 +251,15 @@ async fn run(brokers: &str, admin: &str, topic: &str, n: usize, k: usize) -> Run
         })
         .collect();
     let mut tenth = None;
+    let mut all_in = None;
     loop {
-        let sum: u64 = children.iter().map(|(_, l)| ingested(l)).sum();
+        let each: Vec<u64> = children.iter().map(|(_, l)| ingested(l)).collect();
+        let sum: u64 = each.iter().sum();
         if tenth.is_none() && sum >= (n / 10) as u64 {
             tenth = Some(Instant::now());
+        }
+        if all_in.is_none() && each.iter().all(|&e| e > 0) {
+            all_in = Some((Instant::now(), sum));
         }
         if sum >= n as u64 {
             break;
@@ -291,10 +302,19 @@ async fn run(brokers: &str, admin: &str, topic: &str, n: usize, k: usize) -> Run
     store.close().await;
     let us = |t: u64| t as f64 / hz * 1e6 / n as f64;
     let tenth = tenth.unwrap_or(start);
+    let (shared, settled) = match all_in {
+        Some((at, done)) if done < n as u64 => (
+            Some((n as u64 - done) as f64 / (end - at).as_secs_f64()),
+            Some((at - start).as_secs_f64()),
+        ),
+        _ => (None, None),
+    };
     Run {
         collectors: k,
         whole: n as f64 / (end - start).as_secs_f64(),
         steady: (n - n / 10) as f64 / (end - tenth).as_secs_f64(),
+        shared,
+        settled,
         cpu_collectors: us(collector_ticks),
         cpu_backends: us(backend_ticks),
         cpu_pg_background: us(background_ticks),
@@ -351,11 +371,12 @@ fn main() {
         load[0]
     );
     println!(
-        "{:>10} {:>10} {:>12} {:>6}   CPU µs/event: {:>10} {:>9} {:>9} {:>7}  {:>9}  per collector",
+        "{:>10} {:>10} {:>12} {:>6} {:>15}   CPU µs/event: {:>10} {:>9} {:>9} {:>7}  {:>9}  per collector",
         "collectors",
         "events/s",
         "steady ev/s",
         "ratio",
+        "all-in ev/s",
         "collectors",
         "PG backs",
         "PG bkgd",
@@ -367,11 +388,15 @@ fn main() {
         let r = rt.block_on(run(&brokers, &admin, &topic, n, k));
         let base = *first.get_or_insert(r.steady);
         println!(
-            "{:>10} {:>10.0} {:>12.0} {:>6.2}                 {:>10.1} {:>9.1} {:>9.1} {:>7.1}  {:>8.0}%  {:?}",
+            "{:>10} {:>10.0} {:>12.0} {:>6.2} {:>15}                 {:>10.1} {:>9.1} {:>9.1} {:>7.1}  {:>8.0}%  {:?}",
             r.collectors,
             r.whole,
             r.steady,
             r.steady / base,
+            match (r.shared, r.settled) {
+                (Some(rate), Some(at)) => format!("{rate:.0} ({at:.1} s)"),
+                _ => "-".to_owned(),
+            },
             r.cpu_collectors,
             r.cpu_backends,
             r.cpu_pg_background,
