@@ -126,6 +126,10 @@ impl Collector {
                 groups: groups_config,
             } => {
                 groups = GroupsHandle::new(&groups_config);
+                // One of several collectors sees only its partitions: say so (docs/deployment.md).
+                if enabled {
+                    tokio::spawn(groups::peers::warn_if_shared(config.clone(), stop.clone()));
+                }
                 if !groups_config.poll_every.is_zero() {
                     groups_task = Some(tokio::spawn(groups::service::follow(
                         groups.clone(),

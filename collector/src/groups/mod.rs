@@ -12,11 +12,14 @@
 //! - [`poll`]: one poll of the cluster (metadata, ListGroups + DescribeGroups, OffsetFetch per
 //!   group, high watermarks), blocking, each request with a timeout.
 //! - [`service`]: the collector's [`GroupsHandle`] and the task that polls into it.
+//! - [`peers`]: the collector's own group — a warning when a collector tracking flow health
+//!   shares it with other members (docs/deployment.md).
 //!
 //! What the test broker (tansu) answers to these requests is in `docs/health.md`.
 
 pub mod book;
 pub mod config;
+pub mod peers;
 pub mod poll;
 pub mod position;
 pub mod service;

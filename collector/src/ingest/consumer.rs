@@ -3,6 +3,7 @@
 //! partitions without a committed offset at `--start-at` when they are assigned.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rdkafka::config::ClientConfig;
@@ -29,6 +30,9 @@ pub struct LagContext {
     pub(super) start: StartPositions,
     /// Records behind, fed from the statistics.
     pub(super) progress: ProgressHandle,
+    /// Rebalances so far: a partition the group took away and gave back was read by another
+    /// member meanwhile, so the loop forgets its last offsets when this changes.
+    pub(super) rebalances: Arc<AtomicU64>,
 }
 
 impl ClientContext for LagContext {
@@ -67,6 +71,7 @@ impl ConsumerContext for LagContext {
         err: RDKafkaRespErr,
         tpl: &mut TopicPartitionList,
     ) {
+        self.rebalances.fetch_add(1, Ordering::Relaxed);
         self.start.rebalance(consumer, err, tpl);
     }
 }

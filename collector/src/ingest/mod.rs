@@ -45,6 +45,7 @@ pub mod subscription;
 mod writer;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -83,6 +84,10 @@ pub struct Ingestor {
     refusals: RefusalLog,
     /// Records behind, as the consumer's statistics report them.
     progress: ProgressHandle,
+    /// Rebalances the consumer has gone through ([`LagContext`]'s count) ...
+    rebalances: Arc<AtomicU64>,
+    /// ... and the count when the last offsets read were last forgotten.
+    rebalances_seen: u64,
     batch: Batch,
     /// Told of each durable batch, when someone may watch.
     live: Option<LiveFeed>,
@@ -117,6 +122,7 @@ impl Ingestor {
         let client = consumer_config(&config, &store.profile());
         let refusals = RefusalLog::new(metrics.clone());
         let progress = ProgressHandle::consuming();
+        let rebalances = Arc::new(AtomicU64::new(0));
         // Start positions are fixed now: a `--start-at` duration counts back from here.
         let started_ms = now_us() / 1000;
         let consumer: StreamConsumer<LagContext> = client.create_with_context(LagContext {
@@ -124,6 +130,7 @@ impl Ingestor {
             refusals: refusals.clone(),
             start: start::StartPositions::new(config.start_at.resolve(started_ms)),
             progress: progress.clone(),
+            rebalances: rebalances.clone(),
         })?;
         // With a filter, `subscription::follow` subscribes once it has read the topic list.
         if config.topics.is_everything() {
@@ -138,6 +145,8 @@ impl Ingestor {
             consumer: Arc::new(consumer),
             refusals,
             progress,
+            rebalances,
+            rebalances_seen: 0,
             live: None,
             topics: HashMap::new(),
             spent: None,
@@ -232,6 +241,15 @@ impl Ingestor {
 
     /// Takes one result of the consumer: a record into the batch, an error into the metrics.
     fn receive(&mut self, received: rdkafka::error::KafkaResult<BorrowedMessage<'_>>) {
+        // After a rebalance, a partition given back was read by another member meanwhile: the
+        // gap to its last offset read here is no skip.
+        let rebalances = self.rebalances.load(Ordering::Relaxed);
+        if rebalances != self.rebalances_seen {
+            self.rebalances_seen = rebalances;
+            for state in self.topics.values_mut() {
+                state.last_read.clear();
+            }
+        }
         match received {
             Ok(message) => self.accept(&message),
             Err(e) => {
