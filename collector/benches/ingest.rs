@@ -51,6 +51,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 
 mod common;
+
+use common::cluster::{delete_topic, fresh_pg, fresh_topic, ingested};
 use common::env_usize;
 
 const PARTITIONS: i32 = 3;
@@ -287,20 +289,6 @@ fn vm_hwm_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn ingested(listen: &str) -> u64 {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(listen) else {
-        return 0;
-    };
-    let _ = write!(s, "GET /metrics HTTP/1.0\r\n\r\n");
-    let mut body = String::new();
-    let _ = s.read_to_string(&mut body);
-    body.lines()
-        .filter(|l| l.starts_with("choreoscope_events_ingested_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
-}
-
 /// Runs the collector binary until it has ingested `n` events; returns (events/s, peak RSS KiB).
 fn collector(brokers: &str, topic: &str, db: &str, n: usize) -> (Rates, u64) {
     collector_with(brokers, topic, db, n, None)
@@ -367,17 +355,6 @@ fn collector_with(
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     child.wait().unwrap();
     (rate, peak)
-}
-
-async fn fresh_pg(admin: &str) -> String {
-    use sqlx::Connection;
-    let name = format!("cs_bench_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
 }
 
 async fn pg_bytes(url: &str) -> u64 {
@@ -505,7 +482,7 @@ fn main() {
     ));
     match &pg {
         Some(admin) => {
-            rt.block_on(async { store_only(&fresh_pg(admin).await, "PostgreSQL", &recs).await })
+            rt.block_on(async { store_only(&fresh_pg(admin).await.0, "PostgreSQL", &recs).await })
         }
         None => println!("store only, PostgreSQL: skipped (set BENCH_PG)"),
     }
@@ -518,23 +495,7 @@ fn main() {
         println!("end to end: skipped (set BENCH_BROKERS, or run scripts/bench)");
         return;
     };
-    let topic = format!("bench-ingest-{}", uuid::Uuid::new_v4().simple());
-    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
-        ClientConfig::new()
-            .set("bootstrap.servers", &brokers)
-            .create()
-            .unwrap();
-    {
-        rt.block_on(admin.create_topics(
-            &[rdkafka::admin::NewTopic::new(
-                &topic,
-                PARTITIONS,
-                rdkafka::admin::TopicReplication::Fixed(1),
-            )],
-            &rdkafka::admin::AdminOptions::new(),
-        ))
-        .unwrap();
-    }
+    let topic = rt.block_on(fresh_topic(&brokers, "bench-ingest", PARTITIONS));
     eprintln!("producing {n} events to {brokers}");
     rt.block_on(produce(&brokers, &topic, n));
     eprintln!("consuming them with bare consumers, then the collector");
@@ -573,7 +534,7 @@ fn main() {
         health_on_off(&brokers, &topic, dir.path(), n, pairs, baseline);
     }
     if let Some(admin) = &pg {
-        let url = rt.block_on(fresh_pg(admin));
+        let url = rt.block_on(fresh_pg(admin)).0;
         let baseline = rt.block_on(raw_consume(
             collector_config(&brokers, &topic, &url, &StoreProfile::POSTGRES),
             &topic,
@@ -612,14 +573,9 @@ fn main() {
         println!("topic {topic} kept on the broker (BENCH_KEEP_TOPIC)");
         return;
     }
-    let deleted = rt
-        .block_on(admin.delete_topics(&[&topic], &rdkafka::admin::AdminOptions::new()))
-        .expect("delete the bench topic");
-    for result in deleted {
-        if let Err((topic, e)) = result {
-            eprintln!(
-                "bench topic {topic} not deleted ({e}): the next run on this broker reads it too"
-            );
-        }
+    if let Err(e) = rt.block_on(delete_topic(&brokers, &topic)) {
+        eprintln!(
+            "bench topic {topic} not deleted ({e}): the next run on this broker reads it too"
+        );
     }
 }

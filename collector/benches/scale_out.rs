@@ -38,6 +38,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 
 mod common;
+
+use common::cluster::{delete_topic, fresh_pg, fresh_topic, ingested};
 use common::env_usize;
 
 const PARTITIONS: i32 = 6;
@@ -151,35 +153,6 @@ fn machine_jiffies() -> (u64, u64) {
     // idle and iowait
     let idle = cpu.get(3).copied().unwrap_or(0) + cpu.get(4).copied().unwrap_or(0);
     (total - idle, total)
-}
-
-/// `choreoscope_events_ingested_total` of the collector listening at `listen`.
-fn ingested(listen: &str) -> u64 {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(listen) else {
-        return 0;
-    };
-    let _ = write!(s, "GET /metrics HTTP/1.0\r\n\r\n");
-    let mut body = String::new();
-    let _ = s.read_to_string(&mut body);
-    body.lines()
-        .filter(|l| l.starts_with("choreoscope_events_ingested_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
-}
-
-async fn fresh_pg(admin: &str) -> (String, String) {
-    use sqlx::Connection;
-    let name = format!("cs_bench_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    (
-        format!("{}/{name}", admin.rsplit_once('/').unwrap().0),
-        name,
-    )
 }
 
 /// One run's figures.
@@ -341,21 +314,7 @@ fn main() {
         counts.extend(back);
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let topic = format!("bench-scale-{}", uuid::Uuid::new_v4().simple());
-    let admin_client: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
-        ClientConfig::new()
-            .set("bootstrap.servers", &brokers)
-            .create()
-            .unwrap();
-    rt.block_on(admin_client.create_topics(
-        &[rdkafka::admin::NewTopic::new(
-            &topic,
-            PARTITIONS,
-            rdkafka::admin::TopicReplication::Fixed(1),
-        )],
-        &rdkafka::admin::AdminOptions::new(),
-    ))
-    .unwrap();
+    let topic = rt.block_on(fresh_topic(&brokers, "bench-scale", PARTITIONS));
     let produced = Instant::now();
     rt.block_on(produce(&brokers, &topic, n));
     eprintln!("produced {n} events in {:?}", produced.elapsed());
@@ -405,6 +364,5 @@ fn main() {
             r.shares
         );
     }
-    let _ =
-        rt.block_on(admin_client.delete_topics(&[&topic], &rdkafka::admin::AdminOptions::new()));
+    let _ = rt.block_on(delete_topic(&brokers, &topic));
 }

@@ -85,23 +85,28 @@ async fn open(db: &str) -> Store {
     }
 }
 
-#[tokio::test]
-async fn tls_with_the_clusters_ca_collects_every_event() {
-    let cluster = SecureCluster::start(Auth::None).unwrap();
-    let topic = topic_with_events(&cluster.broker(&[])).await;
-    let db = format!("sqlite://{}", cluster.dir().join("tls.db").display());
-    let ca = cluster.ca_file().display().to_string();
-    let collector = CollectorProcess::start_with(
+/// Runs `choreoscope collect` on `topic` of `cluster` with `flags` (besides the test's own) and
+/// `env`, and checks it stores every event exactly once, then stops cleanly.
+async fn collects_every_event(
+    cluster: &SecureCluster,
+    topic: &str,
+    flags: &[&str],
+    env: &[(&str, &str)],
+) {
+    let db = format!("sqlite://{}", cluster.dir().join("collected.db").display());
+    let collector = CollectorProcess::start_with_env(
         &TestBroker::with_properties(cluster.bootstrap(), vec![]),
         &db,
-        "choreoscope-tls",
-        &topic,
+        "choreoscope-secured",
+        topic,
         &[
             &NO_GROUP_POLLS[..],
             &NO_OTLP,
-            &["--ssl-ca", &ca, "--kafka", "broker.address.family=v4"],
+            &["--kafka", "broker.address.family=v4"],
+            flags,
         ]
         .concat(),
+        env,
     );
     let counts = wait_for(&open(&db).await, EVENTS as i64, Duration::from_secs(120)).await;
     assert_eq!(
@@ -109,6 +114,14 @@ async fn tls_with_the_clusters_ca_collects_every_event() {
         (EVENTS as i64, EVENTS as i64)
     );
     assert!(collector.stop().success());
+}
+
+#[tokio::test]
+async fn tls_with_the_clusters_ca_collects_every_event() {
+    let cluster = SecureCluster::start(Auth::None).unwrap();
+    let topic = topic_with_events(&cluster.broker(&[])).await;
+    let ca = cluster.ca_file().display().to_string();
+    collects_every_event(&cluster, &topic, &["--ssl-ca", &ca], &[]).await;
 }
 
 #[tokio::test]
@@ -126,39 +139,25 @@ async fn sasl_scram_over_tls_collects_every_event_with_the_password_from_the_env
         ("sasl.password", "orders-pw"),
     ]);
     let topic = topic_with_events(&service).await;
-    let db = format!("sqlite://{}", cluster.dir().join("scram.db").display());
     let ca = cluster.ca_file().display().to_string();
     // As the README's "On a real cluster" says it.
-    let collector = CollectorProcess::start_with_env(
-        &TestBroker::with_properties(cluster.bootstrap(), vec![]),
-        &db,
-        "choreoscope-scram",
+    let flags = [
+        "--security-protocol",
+        "sasl_ssl",
+        "--sasl-mechanism",
+        "SCRAM-SHA-512",
+        "--sasl-username",
+        "choreoscope",
+        "--ssl-ca",
+        &ca,
+    ];
+    collects_every_event(
+        &cluster,
         &topic,
-        &[
-            &NO_GROUP_POLLS[..],
-            &NO_OTLP,
-            &[
-                "--security-protocol",
-                "sasl_ssl",
-                "--sasl-mechanism",
-                "SCRAM-SHA-512",
-                "--sasl-username",
-                "choreoscope",
-                "--ssl-ca",
-                &ca,
-                "--kafka",
-                "broker.address.family=v4",
-            ],
-        ]
-        .concat(),
+        &flags,
         &[("CHOREOSCOPE_SASL_PASSWORD", "collector-pw")],
-    );
-    let counts = wait_for(&open(&db).await, EVENTS as i64, Duration::from_secs(120)).await;
-    assert_eq!(
-        (counts.events, counts.deliveries),
-        (EVENTS as i64, EVENTS as i64)
-    );
-    assert!(collector.stop().success());
+    )
+    .await;
 }
 
 #[tokio::test]

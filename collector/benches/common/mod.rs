@@ -1,6 +1,8 @@
 //! What the collector's benchmarks share: synthetic events of a choreography.
 #![allow(dead_code)] // each bench uses a part
 
+pub mod cluster;
+
 use choreoscope::record::EventRecord;
 
 pub const TYPES: [&str; 5] = [
