@@ -41,6 +41,7 @@ pub struct Cli {
 pub enum Command {
     /// Consume every topic of a cluster into the lineage store, receive OTLP traces, and serve
     /// the API and /metrics.
+    #[command(after_help = COLLECT_EXAMPLES)]
     Collect(Box<CollectArgs>),
     /// Serve the query API (and the UI) over an existing store, without consuming.
     Serve(ServeArgs),
@@ -160,6 +161,22 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 0)]
     pub seconds: u64,
 }
+
+/// `collect --help`'s examples: secured clusters as the usual providers run them (more in
+/// docs/collector.md, "A secured cluster"). Each secret is in its variable, never a flag.
+const COLLECT_EXAMPLES: &str = "\
+Examples (the password or secret in CHOREOSCOPE_SASL_PASSWORD / CHOREOSCOPE_OAUTH_CLIENT_SECRET):
+  Confluent Cloud:  choreoscope collect --brokers pkc-xxxxx.REGION.aws.confluent.cloud:9092 \\
+                      --security-protocol sasl_ssl --sasl-mechanism PLAIN --sasl-username API_KEY
+  Amazon MSK:       choreoscope collect --brokers b-1.CLUSTER.xxxxxx.c2.kafka.REGION.amazonaws.com:9096 \\
+                      --security-protocol sasl_ssl --sasl-mechanism SCRAM-SHA-512 --sasl-username USER
+  Aiven:            choreoscope collect --brokers kafka-xxxx.aivencloud.com:12345 --ssl-ca ca.pem \\
+                      --sasl-mechanism SCRAM-SHA-256 --sasl-username avnadmin
+  Strimzi (mTLS):   choreoscope collect --brokers CLUSTER-kafka-bootstrap.NAMESPACE:9093 \\
+                      --ssl-ca ca.crt --ssl-cert user.crt --ssl-key user.key
+  OAuth (OIDC):     choreoscope collect --brokers HOST:9092 --security-protocol sasl_ssl \\
+                      --sasl-mechanism OAUTHBEARER --oauth-token-endpoint https://IDP/token --oauth-client-id ID
+  From 1 h ago on a cluster with history: add --start-at 1h";
 
 /// `choreoscope collect`.
 #[derive(Args, Debug)]
@@ -618,5 +635,35 @@ mod tests {
             error.contains("invalid value 'yesterday' for '--start-at <START_AT>': `yesterday` is not earliest, latest, a duration such as 1h or 30m, or an RFC 3339 time such as 2026-05-01T08:00:00Z\n"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn every_example_of_collect_help_parses_and_its_security_settings_fit_together() {
+        let joined = COLLECT_EXAMPLES.replace("\\\n", " ");
+        let commands: Vec<&str> = joined
+            .lines()
+            .filter_map(|l| l.split_once("choreoscope collect").map(|(_, rest)| rest))
+            .collect();
+        assert_eq!(commands.len(), 5, "{joined}");
+        let secrets = |name: &str| Some(format!("secret of {name}"));
+        for rest in commands {
+            let args: Vec<&str> = ["choreoscope", "collect"]
+                .into_iter()
+                .chain(rest.split_whitespace())
+                .collect();
+            let cli = Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{rest}: {e}"));
+            let Command::Collect(collect) = cli.command else {
+                panic!("{rest}: not collect")
+            };
+            let security = collect
+                .security
+                .clone()
+                .resolve(secrets)
+                .unwrap_or_else(|e| panic!("{rest}: {e}"));
+            assert!(
+                security.effective_protocol().is_some_and(|p| p.uses_tls()),
+                "{rest}: every example is over TLS"
+            );
+        }
     }
 }
