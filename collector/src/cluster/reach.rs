@@ -118,13 +118,8 @@ pub fn reach(cluster: &Cluster, patience: Duration) -> Result<Reached, ReachErro
         };
         // Serves the client's events: errors reach the context here.
         while let Some(event) = client.poll(Duration::ZERO) {
-            if let Err(e) = event {
-                let _ = Refusal::of(&e, "").map(|r| {
-                    let mut first = refusal.lock().unwrap_or_else(|p| p.into_inner());
-                    if r.kind.blocks_connection() {
-                        first.get_or_insert(r);
-                    }
-                });
+            if let Some(r) = event.err().and_then(|e| Refusal::of(&e, "")) {
+                client.context().keep(r);
             }
         }
         if let Some(r) = refusal.lock().unwrap_or_else(|p| p.into_inner()).take() {
