@@ -165,11 +165,14 @@ pub struct DemoArgs {
 /// `collect --help`'s examples: secured clusters as the usual providers run them (more in
 /// docs/collector.md, "A secured cluster"). Each secret is in its variable, never a flag.
 const COLLECT_EXAMPLES: &str = "\
-Examples (the password or secret in CHOREOSCOPE_SASL_PASSWORD / CHOREOSCOPE_OAUTH_CLIENT_SECRET):
+Examples (the password or secret in CHOREOSCOPE_SASL_PASSWORD / CHOREOSCOPE_OAUTH_CLIENT_SECRET;
+AWS_MSK_IAM signs with the credentials of the AWS default chain):
   Confluent Cloud:  choreoscope collect --brokers pkc-xxxxx.REGION.aws.confluent.cloud:9092 \\
                       --security-protocol sasl_ssl --sasl-mechanism PLAIN --sasl-username API_KEY
   Amazon MSK:       choreoscope collect --brokers b-1.CLUSTER.xxxxxx.c2.kafka.REGION.amazonaws.com:9096 \\
                       --security-protocol sasl_ssl --sasl-mechanism SCRAM-SHA-512 --sasl-username USER
+  Amazon MSK (IAM): choreoscope collect --brokers b-1.CLUSTER.xxxxxx.c2.kafka.REGION.amazonaws.com:9098 \\
+                      --sasl-mechanism AWS_MSK_IAM --aws-region REGION
   Aiven:            choreoscope collect --brokers kafka-xxxx.aivencloud.com:12345 --ssl-ca ca.pem \\
                       --sasl-mechanism SCRAM-SHA-256 --sasl-username avnadmin
   Strimzi (mTLS):   choreoscope collect --brokers CLUSTER-kafka-bootstrap.NAMESPACE:9093 \\
@@ -359,11 +362,7 @@ impl CollectArgs {
         let mut properties: Vec<(String, String)> = settings.properties.into_iter().collect();
         properties.extend(self.kafka_properties.iter().cloned());
         Ok(IngestConfig {
-            cluster: Cluster {
-                brokers: self.brokers.clone(),
-                security,
-                properties,
-            },
+            cluster: Cluster::new(self.brokers.clone(), security, properties),
             group: self.group.clone(),
             topics: TopicFilter {
                 include: self.include.clone(),
@@ -644,7 +643,7 @@ mod tests {
             .lines()
             .filter_map(|l| l.split_once("choreoscope collect").map(|(_, rest)| rest))
             .collect();
-        assert_eq!(commands.len(), 5, "{joined}");
+        assert_eq!(commands.len(), 6, "{joined}");
         let secrets = |name: &str| Some(format!("secret of {name}"));
         for rest in commands {
             let args: Vec<&str> = ["choreoscope", "collect"]

@@ -27,7 +27,8 @@ async fn topic_with_events(broker: &TestBroker) -> String {
     topic
 }
 
-/// Runs `choreoscope collect` with `args` and `env` until it exits (at most 60 s).
+/// Runs `choreoscope collect` with `args` and `env` (over `RUST_LOG=warn`) until it exits (at
+/// most 60 s).
 fn collect_until_it_exits(cluster: &SecureCluster, args: &[&str], env: &[(&str, &str)]) -> Output {
     let db = format!("sqlite://{}", cluster.dir().join("refused.db").display());
     let mut child = Command::new(env!("CARGO_BIN_EXE_choreoscope"))
@@ -37,8 +38,8 @@ fn collect_until_it_exits(cluster: &SecureCluster, args: &[&str], env: &[(&str, 
         .args(NO_GROUP_POLLS)
         .args(NO_OTLP)
         .args(args)
-        .envs(env.iter().copied())
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -186,6 +187,54 @@ async fn a_wrong_password_stops_collect_with_one_line_naming_the_credentials() {
     assert!(
         !line.contains("wrong"),
         "the password is never shown: {line}"
+    );
+}
+
+#[tokio::test]
+async fn msk_iam_sends_a_token_signed_by_the_aws_chain_and_a_refusal_names_the_aws_credentials() {
+    // The collector signs its token (librdkafka asks for one as the client starts) and sends
+    // it; tansu, which knows no AWS signature, refuses it as it would refuse a signature MSK
+    // cannot verify.
+    let cluster = SecureCluster::start(Auth::Scram(&[("choreoscope", "pw", "scram512")])).unwrap();
+    let ca = cluster.ca_file().display().to_string();
+    let nowhere = cluster.dir().join("no-aws-config").display().to_string();
+    let output = collect_until_it_exits(
+        &cluster,
+        &[
+            "--sasl-mechanism",
+            "AWS_MSK_IAM",
+            "--aws-region",
+            "eu-west-1",
+            "--ssl-ca",
+            &ca,
+        ],
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIDCHOREOSCOPETEST"),
+            ("AWS_SECRET_ACCESS_KEY", "not-a-real-secret-key"),
+            ("AWS_CONFIG_FILE", nowhere.as_str()),
+            ("AWS_SHARED_CREDENTIALS_FILE", nowhere.as_str()),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("RUST_LOG", "warn,choreoscope::cluster=info"),
+        ],
+    );
+    let line = error_line(&output);
+    assert!(
+        line.starts_with("error: the cluster refused the collector's credentials ("),
+        "{line}"
+    );
+    assert!(
+        line.contains("with AWS_MSK_IAM, the AWS credentials"),
+        "{line}"
+    );
+    let log = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        log.contains("AWS_MSK_IAM: signed a new token") && log.contains("eu-west-1"),
+        "the token was asked for and signed: {log}"
+    );
+    let all = format!("{log}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        !all.contains("not-a-real-secret-key"),
+        "the secret key is never shown: {all}"
     );
 }
 

@@ -8,8 +8,12 @@
 //! - `refusal`: the cluster's refusals told apart from transient errors, one line each.
 //! - `settings`: the settings as flags and the config file's `[kafka]` table give them.
 //! - `reach`: the start-up check that stops on a refusal before anything is consumed.
+//! - `msk_iam`: Amazon MSK's IAM tokens for OAUTHBEARER, signed with the AWS credential chain.
+//! - `context`: the client context of the collector's helper clients (token requests, errors).
 
+mod context;
 mod features;
+mod msk_iam;
 mod reach;
 mod refusal;
 mod security;
@@ -24,14 +28,17 @@ use rdkafka::error::KafkaError;
 
 use crate::metrics::{KindLabel, Metrics};
 
+pub use context::{serve_events, ClusterContext};
 pub use features::builtin_features;
+pub use msk_iam::{oauth_token, MskIamTokens, TokenError};
 pub use reach::{reach, ReachError, Reached};
 pub use refusal::{Refusal, RefusalKind};
 pub use security::{
     OAuthSettings, SaslMechanism, Secret, SecretSource, Security, SecurityError, SecurityProtocol,
 };
 pub use settings::{
-    SecuritySettings, OAUTH_CLIENT_SECRET_ENV, SASL_PASSWORD_ENV, SSL_KEY_PASSWORD_ENV,
+    SecuritySettings, AWS_REGION_ENV, OAUTH_CLIENT_SECRET_ENV, SASL_PASSWORD_ENV,
+    SSL_KEY_PASSWORD_ENV,
 };
 
 /// Where the cluster is and how to connect to it.
@@ -43,15 +50,39 @@ pub struct Cluster {
     pub security: Security,
     /// Extra librdkafka properties (`--kafka KEY=VALUE`), set last: they override everything.
     pub properties: Vec<(String, String)>,
+    /// OAUTHBEARER tokens for `AWS_MSK_IAM`, shared by every client of the cluster.
+    pub tokens: Option<Arc<MskIamTokens>>,
 }
 
 impl Cluster {
-    /// A cluster at `brokers`, plaintext, no extra properties.
-    pub fn plaintext(brokers: impl Into<String>) -> Self {
+    /// A cluster at `brokers` with these settings; makes the token source `AWS_MSK_IAM` needs.
+    pub fn new(
+        brokers: impl Into<String>,
+        security: Security,
+        properties: Vec<(String, String)>,
+    ) -> Self {
+        let tokens = match (security.mechanism, &security.aws_region) {
+            (Some(SaslMechanism::AwsMskIam), Some(region)) => {
+                Some(Arc::new(MskIamTokens::new(region.clone())))
+            }
+            _ => None,
+        };
         Self {
             brokers: brokers.into(),
-            ..Self::default()
+            security,
+            properties,
+            tokens,
         }
+    }
+
+    /// A cluster at `brokers`, plaintext, no extra properties.
+    pub fn plaintext(brokers: impl Into<String>) -> Self {
+        Self::new(brokers, Security::default(), Vec::new())
+    }
+
+    /// The context for a helper client of this cluster (no statistics, no rebalances).
+    pub fn context(&self) -> ClusterContext {
+        ClusterContext::new(self.tokens.clone())
     }
 
     /// The bootstrap servers and the security settings, without the passthrough: for a client

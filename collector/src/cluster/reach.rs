@@ -7,11 +7,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rdkafka::client::OAuthToken;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::ClientContext;
 
+use super::msk_iam::{oauth_token, MskIamTokens};
 use super::{Cluster, Refusal, RefusalKind};
 
 /// What the start-up check found.
@@ -48,6 +50,8 @@ struct Watch {
     /// Connections dropped at their first request so far: one may be a broker going down at
     /// that moment, two in a row are a listener of another protocol.
     dropped_at_first_request: AtomicU32,
+    /// OAUTHBEARER tokens, for `AWS_MSK_IAM`.
+    tokens: Option<Arc<MskIamTokens>>,
 }
 
 impl Watch {
@@ -60,6 +64,14 @@ impl Watch {
 }
 
 impl ClientContext for Watch {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _oauthbearer_config: Option<&str>,
+    ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        oauth_token(self.tokens.as_deref())
+    }
     fn error(&self, error: KafkaError, reason: &str) {
         match Refusal::of(&error, reason) {
             Some(refusal) => self.keep(refusal),
@@ -96,12 +108,17 @@ pub fn reach(cluster: &Cluster, patience: Duration) -> Result<Reached, ReachErro
     // librdkafka logs a failed connection at `info` level; whatever the process's log level,
     // the check reads those lines (some refusals are told only there) and logs them at debug.
     config.set_log_level(RDKafkaLogLevel::Info);
-    let watch = Watch::default();
+    let watch = Watch {
+        tokens: cluster.tokens.clone(),
+        ..Watch::default()
+    };
     let refusal = watch.refusal.clone();
     let client: BaseConsumer<Watch> = config
         .create_with_context(watch)
         .map_err(ReachError::Settings)?;
     let start = Instant::now();
+    // Token requests (OAUTHBEARER) are served by polling: the first one is queued already.
+    serve(&client);
     loop {
         let last_error = match client.fetch_metadata(None, Duration::from_millis(500)) {
             Ok(metadata) => {
@@ -116,17 +133,21 @@ pub fn reach(cluster: &Cluster, patience: Duration) -> Result<Reached, ReachErro
             }
             Err(e) => e.to_string(),
         };
-        // Serves the client's events: errors reach the context here.
-        while let Some(event) = client.poll(Duration::ZERO) {
-            if let Some(r) = event.err().and_then(|e| Refusal::of(&e, "")) {
-                client.context().keep(r);
-            }
-        }
+        serve(&client);
         if let Some(r) = refusal.lock().unwrap_or_else(|p| p.into_inner()).take() {
             return Err(ReachError::Refused(r));
         }
         if start.elapsed() >= patience {
             return Ok(Reached::NoAnswer(last_error));
+        }
+    }
+}
+
+/// Serves the client's events: errors reach the context here, and token requests are answered.
+fn serve(client: &BaseConsumer<Watch>) {
+    while let Some(event) = client.poll(Duration::ZERO) {
+        if let Some(r) = event.err().and_then(|e| Refusal::of(&e, "")) {
+            client.context().keep(r);
         }
     }
 }

@@ -60,7 +60,7 @@ impl RefusalKind {
     fn advice(self) -> &'static str {
         match self {
             Self::Credentials => {
-                "check --sasl-mechanism, --sasl-username and the password (--sasl-password-file or CHOREOSCOPE_SASL_PASSWORD)"
+                "check --sasl-mechanism, --sasl-username and the password (--sasl-password-file or CHOREOSCOPE_SASL_PASSWORD); with AWS_MSK_IAM, the AWS credentials, --aws-region and the role's kafka-cluster:Connect permission"
             }
             Self::Mechanism => "check --sasl-mechanism against the mechanisms the listener enables",
             Self::UntrustedCertificate => {

@@ -87,10 +87,15 @@ pub enum SaslMechanism {
     OAuthBearer,
     /// Kerberos, through Cyrus SASL (`--kafka sasl.kerberos.*` for the keytab and principal).
     Gssapi,
+    /// Amazon MSK's IAM access control: OAUTHBEARER with a token signed (AWS SigV4) by the
+    /// credentials of the AWS default chain (environment, profile, web identity on EKS, ECS task
+    /// role, EC2 instance profile) for `--aws-region`; always over TLS.
+    AwsMskIam,
 }
 
 impl SaslMechanism {
-    /// librdkafka's name of it.
+    /// Its name as `--sasl-mechanism` takes it (Kafka's name; `AWS_MSK_IAM` as AWS's own
+    /// clients call it).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Plain => "PLAIN",
@@ -98,6 +103,15 @@ impl SaslMechanism {
             Self::ScramSha512 => "SCRAM-SHA-512",
             Self::OAuthBearer => "OAUTHBEARER",
             Self::Gssapi => "GSSAPI",
+            Self::AwsMskIam => "AWS_MSK_IAM",
+        }
+    }
+
+    /// librdkafka's `sasl.mechanism` for it.
+    pub fn librdkafka_name(self) -> &'static str {
+        match self {
+            Self::AwsMskIam => "OAUTHBEARER",
+            other => other.as_str(),
         }
     }
 
@@ -125,8 +139,9 @@ impl FromStr for SaslMechanism {
             "SCRAM-SHA-512" => Ok(Self::ScramSha512),
             "OAUTHBEARER" => Ok(Self::OAuthBearer),
             "GSSAPI" | "KERBEROS" => Ok(Self::Gssapi),
+            "AWS-MSK-IAM" => Ok(Self::AwsMskIam),
             _ => Err(format!(
-                "`{s}` is not a SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER, GSSAPI)"
+                "`{s}` is not a SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER, GSSAPI, AWS_MSK_IAM)"
             )),
         }
     }
@@ -222,6 +237,8 @@ pub struct Security {
     pub password: Option<Secret>,
     /// OAUTHBEARER by OIDC client credentials.
     pub oauth: Option<OAuthSettings>,
+    /// The AWS region of the MSK cluster, for `AWS_MSK_IAM`'s signed tokens.
+    pub aws_region: Option<String>,
 }
 
 /// Why the security settings cannot be used.
@@ -246,10 +263,12 @@ pub enum SecurityError {
 
 impl Security {
     /// The security protocol these settings amount to: the one given, else SASL's when a
-    /// mechanism is given (over TLS when a CA or certificate is given too), else TLS when a CA or
-    /// certificate is given.
+    /// mechanism is given (over TLS when a CA or certificate is given too, or the mechanism is
+    /// `AWS_MSK_IAM`, which MSK serves over TLS only), else TLS when a CA or certificate is given.
     pub fn effective_protocol(&self) -> Option<SecurityProtocol> {
-        let tls_files = self.ca_file.is_some() || self.cert_file.is_some();
+        let tls_files = self.ca_file.is_some()
+            || self.cert_file.is_some()
+            || self.mechanism == Some(SaslMechanism::AwsMskIam);
         self.protocol
             .or(match (self.mechanism.is_some(), tls_files) {
                 (true, true) => Some(SecurityProtocol::SaslSsl),
@@ -298,6 +317,13 @@ impl Security {
         if self.oauth.is_some() && self.mechanism != Some(SaslMechanism::OAuthBearer) {
             return bad("--oauth-token-endpoint needs --sasl-mechanism OAUTHBEARER");
         }
+        match (self.mechanism, &self.aws_region) {
+            (Some(SaslMechanism::AwsMskIam), None) => {
+                return bad("SASL AWS_MSK_IAM needs --aws-region (or AWS_REGION)")
+            }
+            (Some(SaslMechanism::AwsMskIam), Some(_)) | (_, None) => {}
+            (_, Some(_)) => return bad("--aws-region needs --sasl-mechanism AWS_MSK_IAM"),
+        }
         Ok(())
     }
 
@@ -320,7 +346,7 @@ impl Security {
             client.set("ssl.key.password", password.expose());
         }
         if let Some(m) = self.mechanism {
-            client.set("sasl.mechanism", m.as_str());
+            client.set("sasl.mechanism", m.librdkafka_name());
         }
         if let Some(username) = &self.username {
             client.set("sasl.username", username);
@@ -349,9 +375,12 @@ impl Security {
         let protocol = self
             .effective_protocol()
             .map_or("plaintext (librdkafka's default)", SecurityProtocol::as_str);
-        match (self.mechanism, &self.username) {
-            (Some(m), Some(user)) => format!("{protocol}, SASL {} as {user}", m.as_str()),
-            (Some(m), None) => format!("{protocol}, SASL {}", m.as_str()),
+        match (self.mechanism, &self.username, &self.aws_region) {
+            (Some(m), Some(user), _) => format!("{protocol}, SASL {} as {user}", m.as_str()),
+            (Some(m), None, Some(region)) => {
+                format!("{protocol}, SASL {} in {region}", m.as_str())
+            }
+            (Some(m), None, None) => format!("{protocol}, SASL {}", m.as_str()),
             _ => protocol.to_owned(),
         }
     }
@@ -477,6 +506,38 @@ mod tests {
         assert_eq!(client.get("sasl.oauthbearer.method"), Some("oidc"));
         assert_eq!(client.get("sasl.oauthbearer.client.secret"), Some("cs"));
         assert_eq!(client.get("sasl.oauthbearer.scope"), Some("kafka"));
+    }
+
+    #[test]
+    fn msk_iam_is_oauthbearer_over_tls_in_a_region() {
+        let s = Security {
+            mechanism: Some(SaslMechanism::AwsMskIam),
+            aws_region: Some("eu-west-1".into()),
+            ..Security::default()
+        };
+        assert_eq!(s.validate(), Ok(()));
+        let mut client = ClientConfig::new();
+        s.apply(&mut client);
+        assert_eq!(client.get("security.protocol"), Some("sasl_ssl"));
+        assert_eq!(client.get("sasl.mechanism"), Some("OAUTHBEARER"));
+        assert_eq!(s.describe(), "sasl_ssl, SASL AWS_MSK_IAM in eu-west-1");
+        assert_eq!("aws_msk_iam".parse(), Ok(SaslMechanism::AwsMskIam));
+    }
+
+    #[test]
+    fn msk_iam_without_a_region_is_refused_and_a_region_needs_msk_iam() {
+        let without = Security {
+            mechanism: Some(SaslMechanism::AwsMskIam),
+            ..Security::default()
+        };
+        let e = without.validate().unwrap_err().to_string();
+        assert_eq!(e, "SASL AWS_MSK_IAM needs --aws-region (or AWS_REGION)");
+        let stray = Security {
+            aws_region: Some("eu-west-1".into()),
+            ..scram()
+        };
+        let e = stray.validate().unwrap_err().to_string();
+        assert_eq!(e, "--aws-region needs --sasl-mechanism AWS_MSK_IAM");
     }
 
     #[test]

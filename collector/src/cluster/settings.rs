@@ -18,6 +18,9 @@ pub const SSL_KEY_PASSWORD_ENV: &str = "CHOREOSCOPE_SSL_KEY_PASSWORD";
 /// Environment variable holding the OIDC client secret when no `--oauth-client-secret-file`.
 pub const OAUTH_CLIENT_SECRET_ENV: &str = "CHOREOSCOPE_OAUTH_CLIENT_SECRET";
 
+/// AWS's own environment variable for the region, read when no `--aws-region` is given.
+pub const AWS_REGION_ENV: &str = "AWS_REGION";
+
 /// TLS and SASL to the cluster. Secrets are read from a file (`…-file`) or an environment
 /// variable (CHOREOSCOPE_SASL_PASSWORD, CHOREOSCOPE_SSL_KEY_PASSWORD,
 /// CHOREOSCOPE_OAUTH_CLIENT_SECRET), never from a flag. The config file's `[kafka]` table takes
@@ -42,7 +45,8 @@ pub struct SecuritySettings {
     /// File holding the private key's password (else CHOREOSCOPE_SSL_KEY_PASSWORD, if set).
     #[arg(long, env = "CHOREOSCOPE_SSL_KEY_PASSWORD_FILE", value_name = "FILE")]
     pub ssl_key_password_file: Option<PathBuf>,
-    /// PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER or GSSAPI.
+    /// PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER, GSSAPI or AWS_MSK_IAM (Amazon MSK's IAM
+    /// access control, with the AWS default credential chain and --aws-region).
     #[arg(long, env = "CHOREOSCOPE_SASL_MECHANISM")]
     pub sasl_mechanism: Option<SaslMechanism>,
     /// SASL username (PLAIN, SCRAM).
@@ -67,6 +71,9 @@ pub struct SecuritySettings {
     /// OAUTHBEARER: the scopes to ask for, space-separated.
     #[arg(long, env = "CHOREOSCOPE_OAUTH_SCOPE")]
     pub oauth_scope: Option<String>,
+    /// AWS_MSK_IAM: the MSK cluster's AWS region (else AWS_REGION, if set).
+    #[arg(long, env = "CHOREOSCOPE_AWS_REGION")]
+    pub aws_region: Option<String>,
     /// The config file's `[kafka.properties]`: librdkafka properties, under `--kafka`'s.
     #[arg(skip)]
     #[serde(default)]
@@ -91,6 +98,7 @@ impl SecuritySettings {
                 .oauth_client_secret_file
                 .or(file.oauth_client_secret_file),
             oauth_scope: self.oauth_scope.or(file.oauth_scope),
+            aws_region: self.aws_region.or(file.aws_region),
             properties: {
                 let mut all = file.properties;
                 all.extend(self.properties);
@@ -142,6 +150,13 @@ impl SecuritySettings {
             username: self.sasl_username.clone(),
             password,
             oauth,
+            // AWS's own variable serves AWS_MSK_IAM only: set in a shell, it is no reason to
+            // refuse other mechanisms.
+            aws_region: self.aws_region.clone().or_else(|| {
+                (mechanism == Some(SaslMechanism::AwsMskIam))
+                    .then(|| env(AWS_REGION_ENV))
+                    .flatten()
+            }),
         };
         security.validate()?;
         Ok(security)
@@ -250,5 +265,29 @@ mod tests {
             .resolve(|n| (n == OAUTH_CLIENT_SECRET_ENV).then(|| "s".to_owned()))
             .unwrap();
         assert_eq!(security.oauth.unwrap().client_id, "cs");
+    }
+
+    #[test]
+    fn the_msk_region_falls_back_to_aws_region_for_msk_iam_only() {
+        let env = |n: &str| (n == AWS_REGION_ENV).then(|| "eu-central-1".to_owned());
+        let msk = SecuritySettings {
+            sasl_mechanism: Some(SaslMechanism::AwsMskIam),
+            ..SecuritySettings::default()
+        };
+        assert_eq!(
+            msk.resolve(env).unwrap().aws_region.as_deref(),
+            Some("eu-central-1")
+        );
+        let scram = SecuritySettings {
+            sasl_mechanism: Some(SaslMechanism::ScramSha256),
+            sasl_username: Some("alice".into()),
+            ..SecuritySettings::default()
+        };
+        let env = |n: &str| match n {
+            AWS_REGION_ENV => Some("eu-central-1".to_owned()),
+            SASL_PASSWORD_ENV => Some("pw".to_owned()),
+            _ => None,
+        };
+        assert_eq!(scram.resolve(env).unwrap().aws_region, None);
     }
 }

@@ -16,6 +16,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use tokio_util::sync::CancellationToken;
 
 use super::poll::REQUEST_TIMEOUT;
+use crate::cluster::{serve_events, ClusterContext};
 use crate::ingest::IngestConfig;
 
 /// The first look, once the collector has had time to join its group.
@@ -24,7 +25,11 @@ pub const FIRST_LOOK: Duration = Duration::from_secs(30);
 pub const LOOK_EVERY: Duration = Duration::from_secs(60);
 
 /// Members of `group` as the cluster describes it now (this collector included), or why not.
-fn members(client: &BaseConsumer, group: &str) -> Result<usize, rdkafka::error::KafkaError> {
+fn members(
+    client: &BaseConsumer<ClusterContext>,
+    group: &str,
+) -> Result<usize, rdkafka::error::KafkaError> {
+    serve_events(client);
     let list = client.fetch_group_list(Some(group), REQUEST_TIMEOUT)?;
     Ok(list
         .groups()
@@ -40,7 +45,8 @@ fn members(client: &BaseConsumer, group: &str) -> Result<usize, rdkafka::error::
 pub async fn warn_if_shared(ingest: IngestConfig, cancel: CancellationToken) {
     let mut config = ingest.cluster.client_config();
     config.remove("group.id");
-    let client: Arc<BaseConsumer> = match config.create() {
+    let created = config.create_with_context(ingest.cluster.context());
+    let client: Arc<BaseConsumer<ClusterContext>> = match created {
         Ok(client) => Arc::new(client),
         Err(e) => {
             tracing::debug!(error = %e, "own consumer group: no client");

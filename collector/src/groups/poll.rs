@@ -25,6 +25,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use super::book::{Partition, Poll, PolledGroup};
+use crate::cluster::{serve_events, ClusterContext};
 use crate::ingest::{IngestConfig, TopicFilter};
 
 /// How long each request of a poll may take.
@@ -74,8 +75,9 @@ pub struct Failure {
 
 /// Polls one cluster (see the module docs).
 pub struct Poller {
-    client: BaseConsumer,
+    client: BaseConsumer<ClusterContext>,
     config: ClientConfig,
+    context: ClusterContext,
     own_group: String,
     topics: TopicFilter,
     declared: Vec<String>,
@@ -99,9 +101,11 @@ impl Poller {
         config
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false");
+        let context = ingest.cluster.context();
         Ok(Self {
-            client: config.create()?,
+            client: config.create_with_context(context.clone())?,
             config,
+            context,
             own_group: ingest.group.clone(),
             topics: ingest.topics.clone(),
             declared,
@@ -111,13 +115,10 @@ impl Poller {
     /// Polls the cluster once, starting at `at_us` (each group's offsets are stamped with the time
     /// they were read); stops early (returning nothing) once `cancel` fires.
     pub fn poll(&self, at_us: i64, cancel: &CancellationToken) -> (Option<Poll>, Vec<Failure>) {
-        // The client's own events (connection errors) queue up until served: serve them, so they
-        // do not pile up between polls; the requests below report what matters.
-        while let Some(event) = self.client.poll(Duration::ZERO) {
-            if let Err(e) = event {
-                tracing::debug!(error = %e, "consumer-group poller client event");
-            }
-        }
+        // The client's own events (connection errors, token requests) queue up until served:
+        // serve them, so they do not pile up between polls; the requests below report what
+        // matters.
+        serve_events(&self.client);
         let mut failures = Vec::new();
         let partitions = match self.partitions() {
             Ok(p) => p,
@@ -255,7 +256,12 @@ impl Poller {
         if partitions.is_empty() {
             return Ok(BTreeMap::new());
         }
-        let reader: BaseConsumer = self.config.clone().set("group.id", group).create()?;
+        let reader: BaseConsumer<ClusterContext> = self
+            .config
+            .clone()
+            .set("group.id", group)
+            .create_with_context(self.context.clone())?;
+        serve_events(&reader);
         let mut list = TopicPartitionList::new();
         for (topic, partition) in partitions {
             list.add_partition(topic, *partition);

@@ -16,7 +16,7 @@ use rdkafka::{ClientContext, TopicPartitionList};
 use super::config::IngestConfig;
 use super::progress::{PartitionPosition, ProgressHandle};
 use super::start::StartPositions;
-use crate::cluster::RefusalLog;
+use crate::cluster::{oauth_token, MskIamTokens, RefusalLog};
 use crate::metrics::{Metrics, PartitionLabel};
 use crate::store::StoreProfile;
 
@@ -33,9 +33,20 @@ pub struct LagContext {
     /// Rebalances so far: a partition the group took away and gave back was read by another
     /// member meanwhile, so the loop forgets its last offsets when this changes.
     pub(super) rebalances: Arc<AtomicU64>,
+    /// OAUTHBEARER tokens, for `AWS_MSK_IAM`.
+    pub(super) tokens: Option<Arc<MskIamTokens>>,
 }
 
 impl ClientContext for LagContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _oauthbearer_config: Option<&str>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        oauth_token(self.tokens.as_deref())
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         self.metrics.kafka_errors.inc();
         self.refusals.report(&error, reason);

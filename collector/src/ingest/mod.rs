@@ -131,6 +131,7 @@ impl Ingestor {
             start: start::StartPositions::new(config.start_at.resolve(started_ms)),
             progress: progress.clone(),
             rebalances: rebalances.clone(),
+            tokens: config.cluster.tokens.clone(),
         })?;
         // With a filter, `subscription::follow` subscribes once it has read the topic list.
         if config.topics.is_everything() {
