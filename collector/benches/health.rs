@@ -397,6 +397,7 @@ async fn in_process(
                     &GroupsHandle::default(),
                     "order.id",
                     &value,
+                    None,
                     &limits,
                 )
                 .await
@@ -505,6 +506,7 @@ async fn run(url: &str, label: &str, flows: usize) {
         health: health.clone(),
         groups: GroupsHandle::default(),
         progress: Default::default(),
+        redaction: Default::default(),
     });
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
     let (_, body) = tokio::task::spawn_blocking(move || get(addr, "/api/v1/flows?status=stalled"))

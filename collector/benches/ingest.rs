@@ -32,6 +32,10 @@
 //!    the summed rates. Every event of the topic is a flow of its own: past 100,000 the tracker
 //!    evicts (its bound), so this is the tracker's worst case per event, not a typical one.
 //!
+//! 0. redaction at ingest (issue 21): interpretation alone, without redaction, with the default
+//!    (credential headers) and with pointer rules; ratios to the first. `BENCH_INTERPRET_ONLY=1`
+//!    stops after it.
+//!
 //! Targets: end to end into SQLite at least half the like-for-like consumer's rate (issue 3);
 //! with flow health on, at least 0.9 of the rate with it off (issue 18).
 
@@ -40,6 +44,7 @@ use std::time::{Duration, Instant};
 use choreoscope::cli::{Cli, Command};
 use choreoscope::ingest::consumer_config;
 use choreoscope::record::{EventRecord, Interpreter, RawRecord};
+use choreoscope::redact::{Redaction, RedactionTable};
 use choreoscope::rules::Rules;
 use choreoscope::store::{Store, StoreProfile};
 use choreoscope_sdk::{stamp, OutgoingEvent, RecordHeaders};
@@ -104,6 +109,64 @@ fn records(n: usize) -> Vec<EventRecord> {
         cause = Some(h);
     }
     out
+}
+
+/// Interpretation alone, in events/s (best of three passes over the same raw records), with
+/// `redaction`.
+fn interpret_rate(redaction: Redaction, raw: &[(RecordHeaders, usize)]) -> f64 {
+    let interpreter = Interpreter::new(Rules::default(), 64 * 1024).with_redaction(redaction);
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let start = Instant::now();
+        for (h, i) in raw {
+            std::hint::black_box(interpreter.interpret(
+                RawRecord {
+                    topic: "orders",
+                    partition: (i % 3) as i32,
+                    offset: *i as i64,
+                    key: Some(b"o-1"),
+                    payload: Some(PAYLOAD),
+                    headers: h,
+                    timestamp_ms: Some(1_700_000_000_000 + *i as i64),
+                },
+                0,
+            ));
+        }
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    raw.len() as f64 / best
+}
+
+/// What redaction at ingest costs the interpretation: no redaction (the baseline), the default
+/// (credential headers dropped; one record in ten carries an `authorization` header), and pointer
+/// rules on the topic (a hash and a wildcard mask: every payload parsed and rewritten).
+fn redaction_cost(n: usize) {
+    let raw: Vec<(RecordHeaders, usize)> = (0..n)
+        .map(|i| {
+            let mut h = headers("orders", i, None);
+            if i % 10 == 0 {
+                h.push("authorization", Some(b"Bearer abc".to_vec()));
+            }
+            (h, i)
+        })
+        .collect();
+    let table = |text: &str| {
+        let table: RedactionTable = toml::from_str(text).unwrap();
+        Redaction::from_table(&table, |_| Some("bench-key-0123456789abcdef".into())).unwrap()
+    };
+    let none = interpret_rate(table("drop_headers = []"), &raw);
+    let default = interpret_rate(Redaction::default(), &raw);
+    let pointers = interpret_rate(
+        table("[[topics]]\ntopics = 'orders'\nhash = ['/orderId']\nmask = ['/lines/*/sku']"),
+        &raw,
+    );
+    for (label, rate) in [
+        ("interpret, no redaction", none),
+        ("interpret, default header redaction", default),
+        ("interpret, pointer rules (hash + mask)", pointers),
+    ] {
+        println!("{label:<LABEL$} {rate:>12.0} {:>8.2}", rate / none);
+    }
 }
 
 async fn store_only(url: &str, label: &str, records: &[EventRecord]) {
@@ -474,6 +537,10 @@ fn main() {
         "bytes/event",
         "peak RSS"
     );
+    redaction_cost(n.min(100_000));
+    if std::env::var("BENCH_INTERPRET_ONLY").is_ok() {
+        return;
+    }
     let recs = records(n.min(100_000));
     rt.block_on(store_only(
         &format!("sqlite://{}", dir.path().join("s.db").display()),

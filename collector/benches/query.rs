@@ -131,6 +131,7 @@ async fn run(url: &str, label: &str, flows: usize) {
         health: Default::default(),
         groups: Default::default(),
         progress: Default::default(),
+        redaction: Default::default(),
     });
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
 

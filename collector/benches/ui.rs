@@ -79,6 +79,7 @@ fn main() {
         health: Default::default(),
         groups: Default::default(),
         progress: Default::default(),
+        redaction: Default::default(),
         };
         let server = tokio::spawn(serve(listener, state, cancel.clone()));
         let ui = concat!(env!("CARGO_MANIFEST_DIR"), "/../ui");

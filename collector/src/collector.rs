@@ -27,6 +27,7 @@ use crate::live::{follow_store, LiveFeed};
 use crate::metrics::Metrics;
 use crate::otlp::OtlpConfig;
 use crate::record::Interpreter;
+use crate::redact::Redaction;
 use crate::store::Store;
 
 /// How often flow health moves time on: deadlines passed, events settled.
@@ -78,6 +79,7 @@ pub struct Collector {
     health: HealthHandle,
     groups: GroupsHandle,
     progress: ProgressHandle,
+    redaction: Arc<Redaction>,
     stop: CancellationToken,
     source: JoinHandle<Result<(), IngestError>>,
     /// Flow health's task (none when flow health is off).
@@ -99,6 +101,19 @@ impl Collector {
         listener: Option<TcpListener>,
         health: HealthConfig,
     ) -> Result<Self, CollectorError> {
+        Self::start_redacting(store, source, listener, health, Redaction::default())
+    }
+
+    /// [`Collector::start`], its API looking for hashed key values under `redaction`'s key (the
+    /// ingest side redacts by the interpreter's rules).
+    pub fn start_redacting(
+        store: Store,
+        source: Source,
+        listener: Option<TcpListener>,
+        health: HealthConfig,
+        redaction: Redaction,
+    ) -> Result<Self, CollectorError> {
+        let redaction = Arc::new(redaction);
         crate::memory::apply_store_profile(&store.profile());
         let metrics = Arc::new(Metrics::new());
         let live = LiveFeed::new();
@@ -161,6 +176,7 @@ impl Collector {
                 health: health.clone(),
                 groups: groups.clone(),
                 progress: progress.clone(),
+                redaction: redaction.clone(),
             };
             tokio::spawn(serve(listener, state, stop.clone()))
         });
@@ -171,6 +187,7 @@ impl Collector {
             health,
             groups,
             progress,
+            redaction,
             stop,
             source,
             health_task,
@@ -222,6 +239,7 @@ impl Collector {
             health: self.health.clone(),
             groups: self.groups.clone(),
             progress: self.progress.clone(),
+            redaction: self.redaction.clone(),
         }
     }
 

@@ -10,6 +10,7 @@ use std::path::Path;
 use crate::cluster::SecuritySettings;
 use crate::groups::{GroupsConfig, GroupsConfigError};
 use crate::health::{HealthConfig, HealthConfigError};
+use crate::redact::{Redaction, RedactionError, RedactionTable};
 use crate::rules::{toml_error_line, RuleError, Rules};
 
 /// Why the config file cannot be used: the file, and what is wrong with it.
@@ -41,6 +42,9 @@ pub enum ConfigProblem {
     /// Its `[kafka]` table cannot be used.
     #[error("[kafka]: {0}")]
     Kafka(String),
+    /// Its `[redaction]` table cannot be used.
+    #[error("{0}")]
+    Redaction(RedactionError),
 }
 
 /// What the config file says.
@@ -54,6 +58,8 @@ pub struct CollectorConfig {
     pub groups: GroupsConfig,
     /// TLS, SASL and librdkafka properties for the cluster (`[kafka]`), under the flags.
     pub kafka: SecuritySettings,
+    /// What is redacted at ingest (`[redaction]`; credential headers when absent).
+    pub redaction: Redaction,
 }
 
 impl CollectorConfig {
@@ -108,12 +114,28 @@ impl CollectorConfig {
                 ))
             }
         };
+        let redaction_table: RedactionTable = match table.remove("redaction") {
+            None => RedactionTable::default(),
+            Some(toml::Value::Table(redaction)) => {
+                redaction.try_into().map_err(|e: toml::de::Error| {
+                    ConfigProblem::Redaction(RedactionError(e.message().to_owned()))
+                })?
+            }
+            Some(_) => {
+                return Err(ConfigProblem::Redaction(RedactionError(
+                    "`redaction` must be a table, `[redaction]`".into(),
+                )))
+            }
+        };
+        let redaction = Redaction::from_table(&redaction_table, |name| std::env::var(name).ok())
+            .map_err(ConfigProblem::Redaction)?;
         let rules = Rules::from_table(table).map_err(ConfigProblem::Rules)?;
         Ok(Self {
             rules,
             health,
             groups,
             kafka,
+            redaction,
         })
     }
 }

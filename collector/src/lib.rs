@@ -54,6 +54,7 @@ pub mod metrics;
 pub mod otlp;
 pub mod query;
 pub mod record;
+pub mod redact;
 pub mod render;
 pub mod rules;
 pub mod span;

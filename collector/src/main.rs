@@ -12,6 +12,7 @@ use choreoscope::config::CollectorConfig;
 use choreoscope::health::HealthConfig;
 use choreoscope::memory::{self, Untuned};
 use choreoscope::record::Interpreter;
+use choreoscope::redact::Redaction;
 use choreoscope::store::Store;
 use clap::Parser as _;
 use tokio_util::sync::CancellationToken;
@@ -93,6 +94,7 @@ async fn run_collector(
     health: HealthConfig,
     addr: std::net::SocketAddr,
     otlp: Option<&choreoscope::cli::OtlpArgs>,
+    redaction: Redaction,
 ) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     spawn_shutdown(&cancel);
@@ -105,7 +107,13 @@ async fn run_collector(
         )),
         None => None,
     };
-    let mut collector = Collector::start(store.clone(), source, Some(listen(addr).await?), health)?;
+    let mut collector = Collector::start_redacting(
+        store.clone(),
+        source,
+        Some(listen(addr).await?),
+        health,
+        redaction,
+    )?;
     if let Some((config, grpc, http)) = receivers {
         if grpc.is_some() || http.is_some() {
             collector.start_otlp(config, grpc, http);
@@ -125,7 +133,8 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     check_cluster(&ingest.cluster).await?;
     let source = Source::Kafka {
         config: ingest,
-        interpreter: Interpreter::new(config.rules, args.max_payload),
+        interpreter: Interpreter::new(config.rules, args.max_payload)
+            .with_redaction(config.redaction.clone()),
         groups: args.groups_config(config.groups),
     };
     run_collector(
@@ -134,6 +143,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         config.health,
         args.listen,
         Some(&args.otlp),
+        config.redaction,
     )
     .await
 }
@@ -177,6 +187,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.health,
         args.listen,
         None,
+        config.redaction,
     )
     .await
 }
@@ -201,7 +212,21 @@ async fn query(args: QueryArgs) -> anyhow::Result<()> {
     }
     let (json, text) = match &args.what {
         QueryWhat::Key { name, value } => {
-            let a = query::key_answer(&store, &health, &groups, name, value, &limits).await?;
+            // Values hashed at ingest are found with the same key (CHOREOSCOPE_REDACTION_KEY).
+            let hashed = std::env::var(choreoscope::redact::HASH_KEY_ENV)
+                .ok()
+                .and_then(|key| choreoscope::redact::HashKey::new(key).ok())
+                .map(|key| key.hash(value));
+            let a = query::key_answer(
+                &store,
+                &health,
+                &groups,
+                name,
+                value,
+                hashed.as_deref(),
+                &limits,
+            )
+            .await?;
             (serde_json::to_string_pretty(&a)?, render::key_answer(&a))
         }
         QueryWhat::Event {

@@ -117,6 +117,9 @@ pub struct Metrics {
     /// Refusals by the cluster per kind (`credentials`, `untrusted_certificate`, `topic_acl`, …;
     /// [`crate::cluster::RefusalKind::label`]): each is also one log line saying what to check.
     pub kafka_refusals: Family<KindLabel, Counter>,
+    /// Redactions at ingest per kind (`masked`, `hashed`, `dropped`: pointers reached;
+    /// `header`, `key`: values; `payload`, `record_key`: records), see [`crate::redact`].
+    pub redactions: Family<KindLabel, Counter>,
     /// 1 while consumption is held back because the store is failing.
     pub paused: Gauge,
     /// Topics subscribed to because `--include`/`--exclude` let them through (set only with a filter).
@@ -183,6 +186,7 @@ impl Metrics {
             store_errors: Counter::default(),
             kafka_errors: Counter::default(),
             kafka_refusals: Family::default(),
+            redactions: Family::default(),
             paused: Gauge::default(),
             topics_subscribed: Gauge::default(),
             topics_left_out: Gauge::default(),
@@ -262,6 +266,11 @@ impl Metrics {
             "kafka_refusals",
             "Refusals by the cluster (credentials, certificate, ACL) per kind",
             m.kafka_refusals.clone(),
+        );
+        registry.register(
+            "redactions",
+            "Values redacted at ingest per kind (masked, hashed, dropped, header, key, payload, record_key)",
+            m.redactions.clone(),
         );
         registry.register(
             "paused",

@@ -10,6 +10,7 @@ use choreoscope_sdk::{EventContext, HeaderProblem, RecordHeaders};
 use serde::{Deserialize, Serialize};
 
 use crate::dead_letter::{self, Original};
+use crate::redact::{KeyPolicy, PayloadPolicy, Redaction, RedactionNote, MASK};
 use crate::rules::Rules;
 
 /// The raw fields of a consumed record.
@@ -100,6 +101,8 @@ pub struct EventRecord {
     pub keys: Vec<(String, String)>,
     /// When the collector read it, µs since the epoch.
     pub ingested_at_us: i64,
+    /// What redaction removed before it was stored, when anything.
+    pub redactions: Option<RedactionNote>,
     /// Set when the record is a dead-letter copy of another event (see [`crate::dead_letter`]):
     /// the store keeps it apart, as that event's failure, neither a new event nor a delivery.
     pub dead_letter: Option<DeadLetterMark>,
@@ -139,6 +142,7 @@ pub fn derived_id(topic: &str, partition: i32, offset: i64) -> String {
 pub struct Interpreter {
     rules: Rules,
     max_payload: usize,
+    redaction: Redaction,
 }
 
 /// Encodes business keys as JSON, `[["name","value"],…]` (what the SQLite store keeps on the row).
@@ -184,6 +188,27 @@ pub fn headers_to_json(headers: &RecordHeaders) -> String {
             }
         },
     })
+}
+
+/// [`headers_to_json`] with the values of the headers `drops` names replaced by
+/// [`MASK`], and their names noted.
+fn headers_to_json_dropping(
+    headers: &RecordHeaders,
+    drops: impl Fn(&str) -> bool,
+    note: &mut RedactionNote,
+) -> String {
+    let mut kept = RecordHeaders::default();
+    for (name, value) in headers.iter() {
+        if drops(name) {
+            if !note.headers.iter().any(|n| n == name) {
+                note.headers.push(name.to_owned());
+            }
+            kept.push(name, Some(MASK.as_bytes().to_vec()));
+        } else {
+            kept.push(name, value.map(<[u8]>::to_vec));
+        }
+    }
+    headers_to_json(&kept)
 }
 
 /// Writes `[[name, value], …]`: each name a JSON string, each value as `value` writes it (which
@@ -265,9 +290,19 @@ fn scalar_text(value: &serde_json::Value) -> Option<String> {
 }
 
 impl Interpreter {
-    /// An interpreter with these rules, keeping at most `max_payload` bytes of each payload.
+    /// An interpreter with these rules, keeping at most `max_payload` bytes of each payload,
+    /// redacting by default ([`Redaction::default`]: credential headers).
     pub fn new(rules: Rules, max_payload: usize) -> Self {
-        Self { rules, max_payload }
+        Self {
+            rules,
+            max_payload,
+            redaction: Redaction::default(),
+        }
+    }
+
+    /// This interpreter redacting by `redaction` instead.
+    pub fn with_redaction(self, redaction: Redaction) -> Self {
+        Self { redaction, ..self }
     }
 
     /// Interprets one record. Never fails.
@@ -287,17 +322,61 @@ impl Interpreter {
             }
         };
 
+        let plan = self.redaction.plan(raw.topic);
+        let mut note = RedactionNote::default();
         let payload_size = raw.payload.map_or(0, <[u8]>::len);
-        let payload_truncated = payload_size > self.max_payload;
-        if payload_truncated {
-            problems.push(Problem {
+        // Pointer rules rewrite the payload's JSON before anything else reads it; a payload
+        // they cannot read is withheld, never stored as it came.
+        let mut redacted: Option<(Option<Vec<u8>>, Option<serde_json::Value>)> = None;
+        if plan.has_pointers() {
+            redacted = Some(
+                match raw.payload.map(serde_json::from_slice::<serde_json::Value>) {
+                    None => (None, None),
+                    Some(Ok(mut doc)) => {
+                        plan.rewrite(&mut doc, &mut note);
+                        (serde_json::to_vec(&doc).ok(), Some(doc))
+                    }
+                    Some(Err(e)) => {
+                        let why = format!("withheld: not JSON under pointer rules ({e})");
+                        problems.push(Problem {
+                            kind: "payload_withheld".into(),
+                            detail: format!("payload of {payload_size} bytes not stored: {why}"),
+                        });
+                        note.payload = Some(why);
+                        (None, None)
+                    }
+                },
+            );
+        }
+        let kept = match &redacted {
+            Some((bytes, _)) => bytes.as_deref(),
+            None => raw.payload,
+        };
+        let limit = match plan.payload {
+            PayloadPolicy::Full => self.max_payload,
+            PayloadPolicy::Truncated => plan.truncate_at.min(self.max_payload),
+            PayloadPolicy::None => 0,
+        };
+        let kept_size = kept.map_or(0, <[u8]>::len);
+        let payload_truncated = kept_size > limit;
+        match plan.payload {
+            PayloadPolicy::None if raw.payload.is_some() => note.payload = Some("none".into()),
+            PayloadPolicy::Truncated if payload_truncated => {
+                note.payload = Some("truncated".into())
+            }
+            _ if payload_truncated => problems.push(Problem {
                 kind: "payload_truncated".into(),
                 detail: format!(
                     "payload of {payload_size} bytes cut to {} bytes",
                     self.max_payload
                 ),
-            });
+            }),
+            _ => {}
         }
+        let stored_payload = match plan.payload {
+            PayloadPolicy::None => None,
+            _ => kept.map(|p| p[..p.len().min(limit)].to_vec()),
+        };
         let content_type = cx.cloud_event.content_type.clone();
         let claims_json = content_type
             .as_deref()
@@ -308,8 +387,9 @@ impl Interpreter {
             .iter()
             .filter(|r| r.topics.matches(raw.topic))
             .peekable();
-        let json = match raw.payload {
-            Some(p) if claims_json || (content_type.is_none() && looks_like_json(p)) => {
+        let json = match (redacted, raw.payload) {
+            (Some((_, doc)), _) => doc,
+            (None, Some(p)) if claims_json || (content_type.is_none() && looks_like_json(p)) => {
                 match parse_json(p, rules.peek().is_some()) {
                     Ok(v) => v,
                     Err(e) => {
@@ -340,7 +420,23 @@ impl Interpreter {
                 }
             }
         }
-        if let Some(key) = raw.key.and_then(|k| std::str::from_utf8(k).ok()) {
+        let record_key = match (plan.record_key, raw.key) {
+            (_, None) => None,
+            (KeyPolicy::Keep, Some(k)) => Some(k.to_vec()),
+            (KeyPolicy::Hash, Some(k)) => {
+                note.record_key = Some("hashed".into());
+                plan.hash(&String::from_utf8_lossy(k))
+                    .map(String::into_bytes)
+            }
+            (KeyPolicy::Drop, Some(_)) => {
+                note.record_key = Some("dropped".into());
+                None
+            }
+        };
+        if let Some(key) = record_key
+            .as_deref()
+            .and_then(|k| std::str::from_utf8(k).ok())
+        {
             if !key.is_empty() {
                 keys.insert(("kafka.key".into(), key.to_owned()));
             }
@@ -352,6 +448,18 @@ impl Interpreter {
                 }
             }
         }
+        let keys: Vec<(String, String)> = keys
+            .into_iter()
+            .map(|(name, value)| {
+                let value = plan.key_value(&name, value, &mut note);
+                (name, value)
+            })
+            .collect();
+        let headers_json = if raw.headers.iter().any(|(name, _)| plan.drops_header(name)) {
+            headers_to_json_dropping(raw.headers, |name| plan.drops_header(name), &mut note)
+        } else {
+            headers_to_json(raw.headers)
+        };
 
         let carried_id = (id_source != "derived").then_some(event_id.as_str());
         let dead_letter = self.dead_letter(&raw, carried_id, &mut problems);
@@ -363,7 +471,7 @@ impl Interpreter {
             topic: raw.topic.to_owned(),
             partition: raw.partition,
             offset: raw.offset,
-            record_key: raw.key.map(<[u8]>::to_vec),
+            record_key,
             broker_time_us,
             event_time_us,
             time_us: event_time_us.or(broker_time_us).unwrap_or(ingested_at_us),
@@ -375,15 +483,14 @@ impl Interpreter {
             span_id: cx.trace_parent.map(|t| t.parent_id.to_string()),
             causation_id: cx.causation_id.map(|s| s.value),
             correlation_id: cx.correlation_id.map(|s| s.value),
-            headers_json: headers_to_json(raw.headers),
-            payload: raw
-                .payload
-                .map(|p| p[..p.len().min(self.max_payload)].to_vec()),
+            headers_json,
+            payload: stored_payload,
             payload_size: payload_size as i64,
             payload_truncated,
             problems,
-            keys: keys.into_iter().collect(),
+            keys,
             ingested_at_us,
+            redactions: (!note.is_empty()).then_some(note),
             dead_letter,
         }
     }
@@ -499,6 +606,66 @@ mod tests {
             ]
         );
         assert!(e.problems.is_empty());
+    }
+
+    fn redacting(rules: &[&str], redaction: &str) -> Interpreter {
+        let table: crate::redact::RedactionTable = toml::from_str(redaction).unwrap();
+        let key = |_: &str| Some("interpreter-test-key-0123456789".to_owned());
+        interpreter(rules).with_redaction(Redaction::from_table(&table, key).unwrap())
+    }
+
+    #[test]
+    fn a_hashed_pointer_becomes_a_hashed_business_key_and_the_clear_value_is_kept_nowhere() {
+        let h: RecordHeaders = [("ce_id", "e-1"), ("x-api-key", "k-secret")]
+            .into_iter()
+            .collect();
+        let i = redacting(
+            &["orders : /email -> customer.email"],
+            "[[topics]]\ntopics = 'orders'\nhash = ['/email']\nmask = ['/card']",
+        );
+        let payload = br#"{"email":"a@b.example","card":"4111"}"#;
+        let e = i.interpret(raw(&h, Some(payload)), 0);
+        let hashed = i.redaction.hash("a@b.example").unwrap();
+        assert!(e.keys.contains(&("customer.email".into(), hashed.clone())));
+        let stored = format!(
+            "{} {} {:?}",
+            String::from_utf8_lossy(e.payload.as_deref().unwrap()),
+            e.headers_json,
+            e.keys
+        );
+        for secret in ["a@b.example", "4111", "k-secret"] {
+            assert!(!stored.contains(secret), "{secret} in {stored}");
+        }
+        let note = e.redactions.unwrap();
+        assert_eq!(note.hashed, ["/email"]);
+        assert_eq!(note.masked, ["/card"]);
+        assert_eq!(note.headers, ["x-api-key"]);
+    }
+
+    #[test]
+    fn a_payload_policy_of_none_keeps_the_size_only_and_a_hashed_record_key_hashes_kafka_key() {
+        let h: RecordHeaders = [("ce_id", "e-1")].into_iter().collect();
+        let i = redacting(
+            &[],
+            "[[topics]]\ntopics = 'orders'\npayload = 'none'\nrecord_key = 'hash'",
+        );
+        let e = i.interpret(raw(&h, Some(b"{}")), 0);
+        assert_eq!(e.payload, None);
+        assert_eq!(e.payload_size, 2);
+        let hashed = i.redaction.hash("o-1").unwrap();
+        assert_eq!(e.record_key.as_deref(), Some(hashed.as_bytes()));
+        assert_eq!(e.keys, vec![("kafka.key".to_string(), hashed)]);
+        let note = e.redactions.unwrap();
+        assert_eq!(note.payload.as_deref(), Some("none"));
+        assert_eq!(note.record_key.as_deref(), Some("hashed"));
+        assert!(e.problems.is_empty(), "redaction is not a problem");
+    }
+
+    #[test]
+    fn a_record_without_anything_to_redact_carries_no_note() {
+        let h: RecordHeaders = [("ce_id", "e-1")].into_iter().collect();
+        let e = interpreter(&[]).interpret(raw(&h, Some(b"{}")), 0);
+        assert_eq!(e.redactions, None);
     }
 
     #[test]

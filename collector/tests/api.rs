@@ -277,6 +277,7 @@ impl Api {
                 health: Default::default(),
                 groups: Default::default(),
                 progress: Default::default(),
+                redaction: Default::default(),
             }),
         }
     }

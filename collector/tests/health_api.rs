@@ -95,6 +95,7 @@ async fn get(path: &str) -> (StatusCode, Value) {
         health: health(),
         groups: Default::default(),
         progress: Default::default(),
+        redaction: Default::default(),
     });
     let response = router
         .oneshot(Request::get(path).body(Body::empty()).unwrap())

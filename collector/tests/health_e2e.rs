@@ -404,14 +404,22 @@ async fn produce_and_collect(_path: std::path::PathBuf) -> Collected {
         groups,
         "order.id",
         "bank-0",
+        None,
         &limits,
     )
     .await
     .unwrap();
-    let lagging_answer =
-        query::key_answer(&learned.store, handle, groups, "order.id", "pay-0", &limits)
-            .await
-            .unwrap();
+    let lagging_answer = query::key_answer(
+        &learned.store,
+        handle,
+        groups,
+        "order.id",
+        "pay-0",
+        None,
+        &limits,
+    )
+    .await
+    .unwrap();
     let lagging_event = query::event_detail(&learned.store, groups, "pay-0/o", &limits)
         .await
         .unwrap();

@@ -179,6 +179,7 @@ async fn get(path: &str) -> (StatusCode, String, Value) {
         health: Default::default(),
         groups: Default::default(),
         progress: Default::default(),
+        redaction: Default::default(),
     };
     let response = app(state)
         .oneshot(Request::get(path).body(Body::empty()).unwrap())

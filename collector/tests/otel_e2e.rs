@@ -294,6 +294,7 @@ async fn key_answer(store: &Store, order: &str) -> Value {
         &GroupsHandle::default(),
         "order.id",
         order,
+        None,
         &Limits::default(),
     )
     .await

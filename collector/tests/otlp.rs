@@ -114,6 +114,7 @@ impl World {
             &GroupsHandle::default(),
             "order.id",
             order,
+            None,
             &Limits::default(),
         )
         .await

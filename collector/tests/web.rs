@@ -27,6 +27,7 @@ async fn state() -> (AppState, tempfile::TempDir) {
         health: Default::default(),
         groups: Default::default(),
         progress: Default::default(),
+        redaction: Default::default(),
     };
     (state, dir)
 }

@@ -108,6 +108,7 @@ pub fn event(e: Event<'_>) -> EventRecord {
         problems: Vec::new(),
         keys: vec![("order.id".into(), order)],
         ingested_at_us,
+        redactions: None,
         dead_letter: None,
     }
 }

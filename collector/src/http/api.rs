@@ -100,6 +100,7 @@ Every error answer is an `ErrorBody`; no input is answered with a 5xx other than
         Header,
         Payload,
         ProblemView,
+        RedactionView,
         Delivery,
         EventDetail,
         Hop,
@@ -241,6 +242,7 @@ async fn key(
             &state.groups,
             &path.name,
             &path.value,
+            state.redaction.hash(&path.value).as_deref(),
             &limits(),
         )
         .await?,

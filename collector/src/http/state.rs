@@ -7,6 +7,7 @@ use crate::health::HealthHandle;
 use crate::ingest::ProgressHandle;
 use crate::live::LiveFeed;
 use crate::metrics::Metrics;
+use crate::redact::Redaction;
 use crate::store::Store;
 
 /// What handlers share.
@@ -24,4 +25,6 @@ pub struct AppState {
     pub groups: GroupsHandle,
     /// The ingest loop's backfill progress (answers "not consuming" when there is none).
     pub progress: ProgressHandle,
+    /// Redaction at ingest: a key query also looks for the value's hash under its key.
+    pub redaction: Arc<Redaction>,
 }

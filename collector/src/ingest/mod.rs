@@ -237,6 +237,16 @@ impl Ingestor {
                 })
                 .inc();
         }
+        if let Some(note) = &record.redactions {
+            for (kind, n) in note.counts() {
+                self.metrics
+                    .redactions
+                    .get_or_create(&KindLabel {
+                        kind: kind.to_owned(),
+                    })
+                    .inc_by(n as u64);
+            }
+        }
         self.batch.records.push(record);
     }
 

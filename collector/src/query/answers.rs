@@ -497,11 +497,18 @@ pub async fn key_answer(
     groups: &GroupsHandle,
     name: &str,
     value: &str,
+    hashed: Option<&str>,
     limits: &Limits,
 ) -> Result<KeyAnswer, QueryError> {
-    let matched = store
+    let mut matched = store
         .by_key(name, value, limits.max_nodes as i64 + 1)
         .await?;
+    // A value stored hashed at ingest (docs/security.md) is found by its hash.
+    if let (true, Some(hashed)) = (matched.is_empty(), hashed) {
+        matched = store
+            .by_key(name, hashed, limits.max_nodes as i64 + 1)
+            .await?;
+    }
     if matched.is_empty() {
         return Err(QueryError::NotFound(format!(
             "no event carries the key {name} = {value}"

@@ -352,6 +352,35 @@ pub struct ProblemView {
     pub detail: String,
 }
 
+/// What redaction at ingest removed from the event before it was stored (docs/security.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+pub struct RedactionView {
+    /// JSON pointers whose values were masked (`"[redacted]"`).
+    #[serde(default)]
+    pub masked: Vec<String>,
+    /// JSON pointers whose values were hashed (`"hmac:…"`).
+    #[serde(default)]
+    pub hashed: Vec<String>,
+    /// JSON pointers whose values were removed.
+    #[serde(default)]
+    pub dropped: Vec<String>,
+    /// Headers whose values were dropped.
+    #[serde(default)]
+    pub headers: Vec<String>,
+    /// Business keys whose values are stored hashed.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// What became of the payload when not all of it was kept: `none`, `truncated`, or
+    /// `withheld: …` with why.
+    #[serde(default)]
+    #[schema(required)]
+    pub payload: Option<String>,
+    /// What became of the record key: `hashed` or `dropped`.
+    #[serde(default)]
+    #[schema(required)]
+    pub record_key: Option<String>,
+}
+
 /// Where the event was delivered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Delivery {
@@ -499,6 +528,9 @@ pub struct EventDetail {
     pub payload: Option<Payload>,
     /// Problems found while reading it.
     pub problems: Vec<ProblemView>,
+    /// What redaction at ingest removed from it; `null` when nothing.
+    #[schema(required)]
+    pub redactions: Option<RedactionView>,
     /// Every delivery (more than one: a duplicate publish).
     pub deliveries: Vec<Delivery>,
     /// Marks of the event's node in the graph of its flow (`/correlations/{correlation_id}`, or
@@ -589,6 +621,10 @@ impl EventDetail {
             dead_letters: dead_letters.into_iter().map(DeadLetterView::from).collect(),
             consumer_groups: Vec::new(),
             handlings: Vec::new(),
+            redactions: e
+                .redactions
+                .as_deref()
+                .and_then(|json| serde_json::from_str(json).ok()),
             id: e.event_id,
             id_source: e.id_source,
             trace_id: e.trace_id,

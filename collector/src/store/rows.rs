@@ -109,6 +109,8 @@ pub struct EventRow {
     pub delivery_count: i64,
     /// When it was first ingested, µs.
     pub ingested_at_us: i64,
+    /// What redaction at ingest removed, as JSON; `None` when nothing.
+    pub redactions: Option<String>,
 }
 
 /// One delivery of an event.

@@ -20,11 +20,35 @@ function event(overrides: Partial<EventDetail> = {}): EventDetail {
     payload: { body: { encoding: "utf8", data: hostile }, size: hostile.length, truncated: false, content_type: null },
     problems: [{ kind: "invalid_traceparent", detail: "too short" }],
     deliveries: [], reactions: [], cause_stored: false, flags: [], dead_letters: [], consumer_groups: [], handlings: [],
+    redactions: null,
     ...overrides,
   };
 }
 
 describe("event details", () => {
+  it("say what redaction removed at ingest, and nothing when it removed nothing", () => {
+    const none = render(<EventDetails event={event()} />);
+    expect(none.queryByTestId("redactions")).toBeNull();
+    none.unmount();
+    const redacted = render(
+      <EventDetails
+        event={event({
+          redactions: {
+            masked: ["/card/number"], hashed: ["/customer/email"], dropped: [], headers: ["authorization"],
+            keys: [], payload: null, record_key: "hashed",
+          },
+        })}
+      />,
+    );
+    const items = [...redacted.getByTestId("redactions").querySelectorAll("li")].map((li) => li.textContent);
+    const text = items.join("\n");
+    expect(text).toContain("masked: /card/number");
+    expect(text).toContain("hashed: /customer/email");
+    expect(text).toContain("header values dropped: authorization");
+    expect(text).toContain("record key: hashed");
+    expect(items.length).toBe(4);
+  });
+
   it("render untrusted payloads and headers as text, creating no elements from them", () => {
     const { container, getByTestId } = render(<EventDetails event={event()} />);
     expect(getByTestId("payload").textContent).toBe(hostile);

@@ -88,6 +88,16 @@ export function EventDetails({ event, hrefFor = eventHref }: { event: EventDetai
           </ul>
         </section>
       )}
+      {event.redactions && (
+        <section>
+          <h3>Redacted at ingest</h3>
+          <ul className="redactions" data-testid="redactions">
+            {redactionLines(event.redactions).map((line) => (
+              <li key={line}>{line}</li>
+            ))}
+          </ul>
+        </section>
+      )}
       {(event.dead_letters ?? []).length > 0 && (
         <section>
           <h3 className="failed-text">Dead-lettered ({event.dead_letters.length})</h3>
@@ -298,4 +308,20 @@ export function recognisedText(by: string): string {
     default:
       return `recognised by ${by}`;
   }
+}
+
+/** One line per kind of redaction the collector applied before storing the event. */
+function redactionLines(r: NonNullable<EventDetail["redactions"]>): string[] {
+  const lines: string[] = [];
+  const list = (label: string, items: string[] | undefined) => {
+    if (items && items.length > 0) lines.push(`${label}: ${items.join(", ")}`);
+  };
+  list("masked", r.masked);
+  list("hashed", r.hashed);
+  list("dropped", r.dropped);
+  list("header values dropped", r.headers);
+  list("keys hashed", r.keys);
+  if (r.payload) lines.push(`payload: ${r.payload}`);
+  if (r.record_key) lines.push(`record key: ${r.record_key}`);
+  return lines;
 }

@@ -132,6 +132,8 @@ export interface EventDetail {
   problems: ProblemView[];
   /** Ids of the events caused by this one. */
   reactions: string[];
+  /** What redaction at ingest removed from it; `null` when nothing. */
+  redactions: null | RedactionView;
   /** The producing service. */
   source: string | null;
   /** Producing span id. */
@@ -698,6 +700,27 @@ export type Reaction = {
 } | {
   kind: "any";
 };
+
+/** What redaction at ingest removed from the event before it was stored (docs/security.md). */
+export interface RedactionView {
+  /** JSON pointers whose values were removed. */
+  dropped?: string[];
+  /** JSON pointers whose values were hashed (`"hmac:…"`). */
+  hashed?: string[];
+  /** Headers whose values were dropped. */
+  headers?: string[];
+  /** Business keys whose values are stored hashed. */
+  keys?: string[];
+  /** JSON pointers whose values were masked (`"[redacted]"`). */
+  masked?: string[];
+  /**
+   * What became of the payload when not all of it was kept: `none`, `truncated`, or
+   * `withheld: …` with why.
+   */
+  payload: string | null;
+  /** What became of the record key: `hashed` or `dropped`. */
+  record_key: string | null;
+}
 
 /** How an edge was found (`rule` in the API; docs/lineage.md). */
 export type Rule = "causation" | "same_span" | "span_message" | "span_link" | "span_parent";

@@ -33,13 +33,13 @@ const SMALL_CHUNK: usize = 2000;
 const EVENT_COLUMNS: &str = "event_id, id_source, topic, kafka_partition, kafka_offset, \
      record_key, broker_time_us, event_time_us, time_us, event_type, source, subject, \
      content_type, trace_id, span_id, causation_id, correlation_id, headers, payload, \
-     payload_size, payload_truncated, problems, problem_count, delivery_count, ingested_at_us, keys";
+     payload_size, payload_truncated, problems, problem_count, delivery_count, ingested_at_us, keys, redactions";
 
 /// Bytes of `COPY` data built before they are sent (a batch's whole stream is ~7 MB).
 const COPY_PART: usize = 1 << 20;
 
 /// How many values [`EVENT_COLUMNS`] names.
-const EVENT_FIELDS: i16 = 26;
+const EVENT_FIELDS: i16 = 27;
 
 /// SQLSTATE `unique_violation`.
 const UNIQUE_VIOLATION: &str = "23505";
@@ -256,7 +256,8 @@ async fn copy_events(
             .field(e.problems.len() as i64)?
             .field(1_i64)?
             .field(e.ingested_at_us)?
-            .field(keys::keys_array(e))?;
+            .field(keys::keys_array(e))?
+            .field(redactions_json(e))?;
         if copy.pending().len() >= COPY_PART {
             sink.send(copy.pending()).await?;
             copy.clear();
@@ -303,7 +304,8 @@ async fn insert_events<'a>(
                 .push_bind(e.problems.len() as i64)
                 .push_bind(1_i64)
                 .push_bind(e.ingested_at_us)
-                .push_bind(keys::keys_array(e));
+                .push_bind(keys::keys_array(e))
+                .push_bind(redactions_json(e));
         });
         qb.push(" ON CONFLICT (event_id) DO NOTHING RETURNING event_id");
         // Sent unprepared: this path runs only for batches holding stored ids, and each
@@ -327,6 +329,11 @@ async fn insert_events<'a>(
 }
 
 /// The `problems` column of `e`: its problems as JSON.
+/// What redaction removed from `e`, as stored (NULL when nothing).
+fn redactions_json(e: &EventRecord) -> Option<String> {
+    e.redactions.as_ref().and_then(|r| r.to_json())
+}
+
 fn problems_json(e: &EventRecord) -> String {
     serde_json::to_string(&e.problems).unwrap_or_else(|_| "[]".into())
 }

@@ -35,9 +35,10 @@ pub struct SqliteWriter {
 const INSERT_EVENT: &str = "INSERT OR IGNORE INTO events (event_id, id_source, topic, kafka_partition, \
      kafka_offset, record_key, broker_time_us, event_time_us, time_us, event_type, source, subject, \
      content_type, trace_id, span_id, causation_id, correlation_id, headers, payload, payload_size, \
-     payload_truncated, problems, problem_count, delivery_count, ingested_at_us, keys, generation) \
+     payload_truncated, problems, problem_count, delivery_count, ingested_at_us, keys, generation, \
+     redactions) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, \
-     ?23, 1, ?24, ?25, ?26)";
+     ?23, 1, ?24, ?25, ?26, ?27)";
 
 const FIRST_POSITION: &str =
     "SELECT topic, kafka_partition, kafka_offset FROM events WHERE event_id = ?1";
@@ -175,6 +176,7 @@ fn write(
                 Cow::Owned(serde_json::to_string(&e.problems).unwrap_or_else(|_| "[]".into()))
             };
             let keys = crate::record::keys_to_json(&e.keys);
+            let redactions = e.redactions.as_ref().and_then(|r| r.to_json());
             let created = event.execute(&[
                 Param::Text(&e.event_id),
                 Param::Text(&e.id_source),
@@ -202,6 +204,7 @@ fn write(
                 Param::Int(e.ingested_at_us),
                 Param::Text(&keys),
                 Param::Int(generation),
+                redactions.as_deref().into(),
             ])? == 1;
             // 2. A known id: this record is a delivery seen before (its first one, or an extra
             //    one), or a new extra delivery — a duplicate publish.
