@@ -72,6 +72,49 @@ async fn every_viewer_address_gets_the_viewer_or_says_how_to_build_it() {
 }
 
 #[tokio::test]
+async fn every_answer_carries_the_security_headers() {
+    let (state, _dir) = state().await;
+    let check = |path: &str, headers: &axum::http::HeaderMap| {
+        for (name, value) in choreoscope::http::SECURITY_HEADERS {
+            assert_eq!(
+                headers.get(&name).map(|v| v.to_str().unwrap()),
+                Some(value),
+                "{path}: {name}"
+            );
+        }
+    };
+    for path in [
+        "/",
+        "/events/e-1",
+        "/assets/missing.js",
+        "/api/v1/keys",
+        "/api/v1/openapi.json",
+        "/api/v1/events/missing",
+        "/api/v1/search?from=yesterday",
+        "/api/v1/nope",
+        "/metrics",
+        "/healthz",
+    ] {
+        let (_, headers, _) = get(&state, path).await;
+        check(path, &headers);
+    }
+    // The live feed streams forever: its headers come first.
+    let live = app(state.clone())
+        .oneshot(
+            Request::get("/api/v1/live?correlation=c-1")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(live.status(), StatusCode::OK);
+    check("/api/v1/live", live.headers());
+    let csp = choreoscope::http::VIEWER_CSP;
+    assert!(csp.contains("script-src 'self';") && !csp.contains("script-src 'self' 'unsafe"));
+    assert!(csp.contains("frame-ancestors 'none'"));
+}
+
+#[tokio::test]
 async fn unknown_api_paths_and_assets_are_errors_not_pages() {
     let (state, _dir) = state().await;
     let (status, headers, body) = get(&state, "/api/v1/nope").await;

@@ -10,12 +10,18 @@ if (!BASE) throw new Error("CHOREOSCOPE_URL is not set: run the e2e tests with `
 let browser;
 let page;
 const pageErrors = [];
+/** What Chromium refused under the collector's Content-Security-Policy, over every test. */
+const cspViolations = [];
 
 before(async () => {
   browser = await launch();
   const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
   page = await context.newPage();
   page.on("pageerror", (e) => pageErrors.push(e.message));
+  // Chromium reports each refusal of the policy as a console error.
+  page.on("console", (m) => {
+    if (m.type() === "error" && m.text().includes("Content Security Policy")) cspViolations.push(m.text());
+  });
   page.on("dialog", (d) => {
     pageErrors.push(`dialog opened: ${d.message()}`);
     return d.dismiss();
@@ -616,4 +622,28 @@ test("each edge of a flow graph says on hover how it was found", async () => {
     const title = await edge.locator("title").textContent();
     assert.ok(title.startsWith(words[e.rule]), `${e.from} → ${e.to}: ${title}`);
   }
+});
+
+test("the viewer works under the collector's Content-Security-Policy, which refuses inline scripts", async () => {
+  const answer = await fetch(BASE + "/");
+  const csp = answer.headers.get("content-security-policy");
+  assert.match(csp, /script-src 'self';/);
+  assert.match(csp, /frame-ancestors 'none'/);
+  assert.equal(answer.headers.get("x-content-type-options"), "nosniff");
+  assert.equal(answer.headers.get("referrer-policy"), "no-referrer");
+  // The policy is enforced: an inline script injected into the page does not run…
+  await page.goto(BASE + "/");
+  await page.getByTestId("home").waitFor();
+  const ran = await page.evaluate(() => {
+    const s = document.createElement("script");
+    s.textContent = "window.__inlineRan = true";
+    document.body.appendChild(s);
+    return window.__inlineRan === true;
+  });
+  assert.equal(ran, false, "an inline script ran");
+  await page.waitForTimeout(200);
+  assert.equal(cspViolations.filter((v) => v.includes("inline")).length >= 1, true, "the refusal was reported");
+  // …and everything the viewer did in the tests above ran without a refusal.
+  const others = cspViolations.filter((v) => !v.includes("inline"));
+  assert.deepEqual(others, []);
 });

@@ -10,15 +10,19 @@
 //! - [`live`]: `GET /api/v1/live`, server-sent events.
 //! - [`web`]: the embedded viewer.
 //! - `state`: [`AppState`], what every handler shares.
+//! - `security_headers`: the headers every answer carries (CSP, nosniff, no framing, no
+//!   referrer).
 
 pub mod api;
 pub mod error;
 pub mod extract;
 pub mod live;
 pub mod params;
+mod security_headers;
 mod state;
 pub mod web;
 
+pub use security_headers::{SECURITY_HEADERS, VIEWER_CSP};
 pub use state::AppState;
 
 use axum::extract::State;
@@ -50,6 +54,9 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .merge(api::routes())
         .fallback(get(web::serve))
+        .layer(axum::middleware::map_response(
+            security_headers::add_security_headers,
+        ))
         .with_state(state)
 }
 

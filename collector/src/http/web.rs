@@ -16,12 +16,6 @@ use rust_embed::Embed;
 #[allow_missing = true]
 struct Assets;
 
-/// What the page may load and run: only its own scripts, no inline script, nothing framed.
-/// Event payloads and headers are rendered as text anyway; this is the second wall.
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
-                   img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
-                   frame-ancestors 'none'; form-action 'self'";
-
 /// The page served when the binary carries no viewer.
 const NOT_BUILT: &str = "<!doctype html><meta charset=utf-8><title>Choreoscope</title>\
 <h1>Choreoscope</h1><p>This <code>choreoscope</code> binary was built without its web viewer.</p>\
@@ -83,14 +77,8 @@ fn with_headers(body: Vec<u8>, mime: &str, cache: &'static str, status: StatusCo
     if let Ok(v) = HeaderValue::from_str(mime) {
         headers.insert(header::CONTENT_TYPE, v);
     }
+    // The security headers (CSP, nosniff, …) are the router's, on every answer
+    // (`super::security_headers`).
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
     response
 }
