@@ -26,6 +26,9 @@ COPY --from=build /choreoscope /usr/local/bin/choreoscope
 USER choreoscope
 WORKDIR /var/lib/choreoscope
 ENV CHOREOSCOPE_LISTEN=0.0.0.0:8080
+# No login exists yet: a container listens on every address only because it is meant to sit
+# behind the platform's authenticating proxy or network policy (docs/security.md).
+ENV CHOREOSCOPE_ALLOW_UNAUTHENTICATED=true
 EXPOSE 8080
 ENTRYPOINT ["choreoscope"]
 CMD ["collect"]

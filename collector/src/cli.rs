@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::access::AccessArgs;
 use crate::cluster::{Cluster, SecurityError, SecuritySettings};
 use crate::groups::GroupsConfig;
 use crate::health::FlowStatus;
@@ -65,6 +66,9 @@ pub struct ServeArgs {
     /// Address of the HTTP server.
     #[arg(long, env = "CHOREOSCOPE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Who may use the viewer and the API (`--auth`, `--allow-unauthenticated`).
+    #[command(flatten)]
+    pub access: AccessArgs,
     /// How often the live feed looks for events a collector has stored meanwhile (ms).
     #[arg(long, env = "CHOREOSCOPE_FOLLOW_MS", default_value_t = 500)]
     pub follow_ms: u64,
@@ -147,6 +151,9 @@ pub struct DemoArgs {
     /// Address of the API and UI.
     #[arg(long, env = "CHOREOSCOPE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Who may use the viewer and the API (`--auth`, `--allow-unauthenticated`).
+    #[command(flatten)]
+    pub access: AccessArgs,
     /// SQLite store of the demo (recreated at each start).
     #[arg(
         long,
@@ -211,6 +218,9 @@ pub struct CollectArgs {
     /// Address of the HTTP server (/api/v1, /metrics, /healthz).
     #[arg(long, env = "CHOREOSCOPE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Who may use the viewer and the API (`--auth`, `--allow-unauthenticated`).
+    #[command(flatten)]
+    pub access: AccessArgs,
     /// Records per store transaction, at most.
     #[arg(long, env = "CHOREOSCOPE_BATCH_SIZE", default_value_t = 5000)]
     pub batch_size: usize,

@@ -33,6 +33,7 @@
 //! [`collector`] wires store, ingest, HTTP and live feed once, for `collect`, `serve`, `demo`
 //! ([`demo`]: mock broker and sample services with trouble) and the tests.
 
+pub mod access;
 pub mod cli;
 pub mod clock;
 pub mod cluster;

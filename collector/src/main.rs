@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
+use choreoscope::access::AccessArgs;
 use choreoscope::cli::{Cli, CollectArgs, Command, DemoArgs, QueryArgs, QueryWhat, ServeArgs};
 use choreoscope::cluster::{reach, Cluster, Reached};
 use choreoscope::collector::{Collector, Source};
@@ -62,7 +63,11 @@ async fn connect_store(url: &str, cancel: &CancellationToken) -> anyhow::Result<
 }
 
 /// Binds the HTTP server's address, saying what it serves.
-async fn listen(addr: std::net::SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+async fn listen(
+    addr: std::net::SocketAddr,
+    access: &AccessArgs,
+) -> anyhow::Result<tokio::net::TcpListener> {
+    access.check(addr)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
@@ -93,6 +98,7 @@ async fn run_collector(
     source: Source,
     health: HealthConfig,
     addr: std::net::SocketAddr,
+    access: &AccessArgs,
     otlp: Option<&choreoscope::cli::OtlpArgs>,
     redaction: Redaction,
 ) -> anyhow::Result<()> {
@@ -110,7 +116,7 @@ async fn run_collector(
     let mut collector = Collector::start_redacting(
         store.clone(),
         source,
-        Some(listen(addr).await?),
+        Some(listen(addr, access).await?),
         health,
         redaction,
     )?;
@@ -127,6 +133,7 @@ async fn run_collector(
 
 /// `choreoscope collect`.
 async fn collect(args: CollectArgs) -> anyhow::Result<()> {
+    args.access.check(args.listen)?;
     let mut config = CollectorConfig::load(args.config.as_deref())?;
     config.health.enabled &= !args.no_flow_health;
     let ingest = args.ingest_config(config.kafka)?;
@@ -142,6 +149,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         source,
         config.health,
         args.listen,
+        &args.access,
         Some(&args.otlp),
         config.redaction,
     )
@@ -178,6 +186,7 @@ const CLUSTER_PATIENCE: Duration = Duration::from_secs(10);
 
 /// `choreoscope serve`: the API and viewer over a store another process fills.
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    args.access.check(args.listen)?;
     let config = CollectorConfig::load(args.config.as_deref())?;
     tracing::info!(db = %args.store.db, "serving the query API over the store");
     let every = Duration::from_millis(args.follow_ms.max(10));
@@ -186,6 +195,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Source::FollowStore { every },
         config.health,
         args.listen,
+        &args.access,
         None,
         config.redaction,
     )
@@ -273,6 +283,7 @@ async fn query(args: QueryArgs) -> anyhow::Result<()> {
 
 /// `choreoscope demo`.
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    args.access.check(args.listen)?;
     let cancel = CancellationToken::new();
     spawn_shutdown(&cancel);
     if args.seconds > 0 {
