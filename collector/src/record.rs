@@ -190,6 +190,25 @@ pub fn headers_to_json(headers: &RecordHeaders) -> String {
     })
 }
 
+/// `detail` with each `` `quoted` `` part that is (part of) one of the `dropped` header values
+/// replaced by [`MASK`]: a problem quotes what it could not read, and a dropped value is quoted
+/// nowhere.
+fn unquote_dropped(detail: &str, dropped: &[String]) -> String {
+    let mut parts = detail.split('`');
+    let mut out = parts.next().unwrap_or_default().to_owned();
+    // Every other part is quoted; the text between quotes is kept as it is.
+    for (i, part) in parts.enumerate() {
+        out.push('`');
+        let quoted = i % 2 == 0;
+        if quoted && !part.is_empty() && dropped.iter().any(|v| v.contains(part)) {
+            out.push_str(MASK);
+        } else {
+            out.push_str(part);
+        }
+    }
+    out
+}
+
 /// [`headers_to_json`] with the values of the headers `drops` names replaced by
 /// [`MASK`], and their names noted.
 fn headers_to_json_dropping(
@@ -336,6 +355,8 @@ impl Interpreter {
                         plan.rewrite(&mut doc, &mut note);
                         (serde_json::to_vec(&doc).ok(), Some(doc))
                     }
+                    // Under `payload = "none"` nothing of it was to be stored anyway.
+                    Some(Err(_)) if plan.payload == PayloadPolicy::None => (None, None),
                     Some(Err(e)) => {
                         let why = format!("withheld: not JSON under pointer rules ({e})");
                         problems.push(Problem {
@@ -358,7 +379,7 @@ impl Interpreter {
             PayloadPolicy::None => 0,
         };
         let kept_size = kept.map_or(0, <[u8]>::len);
-        let payload_truncated = kept_size > limit;
+        let payload_truncated = plan.payload != PayloadPolicy::None && kept_size > limit;
         match plan.payload {
             PayloadPolicy::None if raw.payload.is_some() => note.payload = Some("none".into()),
             PayloadPolicy::Truncated if payload_truncated => {
@@ -367,7 +388,7 @@ impl Interpreter {
             _ if payload_truncated => problems.push(Problem {
                 kind: "payload_truncated".into(),
                 detail: format!(
-                    "payload of {payload_size} bytes cut to {} bytes",
+                    "payload of {kept_size} bytes cut to {} bytes",
                     self.max_payload
                 ),
             }),
@@ -443,7 +464,12 @@ impl Interpreter {
         }
         if let Some(json) = &json {
             for rule in rules {
-                if let Some(value) = json.pointer(&rule.pointer).and_then(scalar_text) {
+                // A masked value is no key: every event would share it.
+                if let Some(value) = json
+                    .pointer(&rule.pointer)
+                    .and_then(scalar_text)
+                    .filter(|v| v != MASK)
+                {
                     keys.insert((rule.key.clone(), value));
                 }
             }
@@ -456,6 +482,17 @@ impl Interpreter {
             })
             .collect();
         let headers_json = if raw.headers.iter().any(|(name, _)| plan.drops_header(name)) {
+            // A problem may quote a header's value (an invalid baggage member, say): a dropped
+            // one is not quoted either.
+            let dropped: Vec<String> = raw
+                .headers
+                .iter()
+                .filter(|(n, _)| plan.drops_header(n))
+                .filter_map(|(_, v)| v.map(|v| String::from_utf8_lossy(v).into_owned()))
+                .collect();
+            for p in &mut problems {
+                p.detail = unquote_dropped(&p.detail, &dropped);
+            }
             headers_to_json_dropping(raw.headers, |name| plan.drops_header(name), &mut note)
         } else {
             headers_to_json(raw.headers)
@@ -659,6 +696,82 @@ mod tests {
         assert_eq!(note.payload.as_deref(), Some("none"));
         assert_eq!(note.record_key.as_deref(), Some("hashed"));
         assert!(e.problems.is_empty(), "redaction is not a problem");
+    }
+
+    #[test]
+    fn a_key_read_from_a_hashed_pointer_and_named_in_hash_keys_is_hashed_once() {
+        let h: RecordHeaders = [("ce_id", "e-1"), ("baggage", "customer.email=a@b.example")]
+            .into_iter()
+            .collect();
+        let i = redacting(
+            &["orders : /email -> customer.email"],
+            "hash_keys = ['customer.email']\n[[topics]]\ntopics = 'orders'\nhash = ['/email']",
+        );
+        let none = RecordHeaders::new();
+        let from_payload = i.interpret(raw(&none, Some(br#"{"email":"a@b.example"}"#)), 0);
+        let from_baggage = i.interpret(raw(&h, Some(b"{}")), 0);
+        let hashed = i.redaction.hash("a@b.example").unwrap();
+        let key = |e: &EventRecord| {
+            e.keys
+                .iter()
+                .find(|(k, _)| k == "customer.email")
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(key(&from_payload), Some(hashed.clone()));
+        assert_eq!(key(&from_baggage), Some(hashed), "both join on one hash");
+    }
+
+    #[test]
+    fn a_masked_value_is_no_business_key() {
+        let h: RecordHeaders = [("ce_id", "e-1")].into_iter().collect();
+        let i = redacting(
+            &["orders : /card -> card.number"],
+            "[[topics]]\ntopics = 'orders'\nmask = ['/card']",
+        );
+        let e = i.interpret(raw(&h, Some(br#"{"card":"4111"}"#)), 0);
+        assert!(
+            e.keys.iter().all(|(k, _)| k != "card.number"),
+            "{:?}",
+            e.keys
+        );
+    }
+
+    #[test]
+    fn a_problem_does_not_quote_a_dropped_headers_value() {
+        let h: RecordHeaders = [
+            ("ce_id", "e-1"),
+            ("baggage", "secret-member-without-equals,order.id=o-1"),
+        ]
+        .into_iter()
+        .collect();
+        let i = redacting(&[], "drop_headers = ['baggage']");
+        let e = i.interpret(raw(&h, None), 0);
+        let details: Vec<&str> = e.problems.iter().map(|p| p.detail.as_str()).collect();
+        assert!(
+            details
+                .iter()
+                .any(|d| d.starts_with("baggage member `[redacted]` is invalid")),
+            "{details:?}"
+        );
+        assert!(
+            details.iter().all(|d| !d.contains("secret-member")),
+            "{details:?}"
+        );
+    }
+
+    #[test]
+    fn nothing_of_a_payload_under_policy_none_is_cut_or_withheld() {
+        let h: RecordHeaders = [("ce_id", "e-1")].into_iter().collect();
+        let i = redacting(
+            &[],
+            "[[topics]]\ntopics = 'orders'\npayload = 'none'\nmask = ['/x']",
+        );
+        let long = b"not json at all, and long enough to be cut at the test's 64 bytes ...";
+        let e = i.interpret(raw(&h, Some(long)), 0);
+        assert_eq!(e.payload, None);
+        assert!(!e.payload_truncated);
+        assert!(e.problems.is_empty(), "{:?}", e.problems);
+        assert_eq!(e.redactions.unwrap().payload.as_deref(), Some("none"));
     }
 
     #[test]

@@ -9,8 +9,7 @@
 //! client (often a runtime worker), so one thread of its own, started at the first request, runs
 //! them and answers each request over a channel.
 
-use std::sync::mpsc;
-use std::sync::OnceLock;
+use std::sync::{mpsc, Mutex};
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region};
@@ -54,8 +53,8 @@ pub struct MskIamTokens {
     region: String,
     /// Credentials given instead of the default chain (tests, embedders).
     provider: Option<SharedCredentialsProvider>,
-    /// The signing thread's inbox, once started.
-    signer: OnceLock<mpsc::Sender<Request>>,
+    /// The signing thread's inbox, once started (started again if it is gone).
+    signer: Mutex<Option<mpsc::Sender<Request>>>,
 }
 
 impl std::fmt::Debug for MskIamTokens {
@@ -72,7 +71,7 @@ impl MskIamTokens {
         Self {
             region: region.into(),
             provider: None,
-            signer: OnceLock::new(),
+            signer: Mutex::new(None),
         }
     }
 
@@ -93,12 +92,17 @@ impl MskIamTokens {
     /// request (any thread, a runtime worker included).
     pub fn token(&self) -> Result<OAuthToken, TokenError> {
         let (reply, answer) = mpsc::sync_channel(1);
-        let sent = self.signer().send(reply);
-        let signed = match sent {
-            Ok(()) => answer
-                .recv_timeout(SIGN_WITHIN)
-                .unwrap_or_else(|_| Err(TokenError::TimedOut(self.region.clone()))),
-            Err(_) => Err(self.sign_error("the signing thread is gone".into())),
+        let signed = match self.send(reply) {
+            Ok(()) => match answer.recv_timeout(SIGN_WITHIN) {
+                Ok(signed) => signed,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    Err(TokenError::TimedOut(self.region.clone()))
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    Err(self.sign_error("the signing thread stopped".into()))
+                }
+            },
+            Err(e) => Err(e),
         };
         let (token, lifetime_ms) = signed?;
         tracing::info!(
@@ -121,20 +125,29 @@ impl MskIamTokens {
         }
     }
 
-    /// The signing thread's inbox; starts the thread at the first call.
-    fn signer(&self) -> &mpsc::Sender<Request> {
-        self.signer.get_or_init(|| {
-            let (inbox, requests) = mpsc::channel::<Request>();
-            let region = Region::new(self.region.clone());
-            let provider = self.provider.clone();
-            let started = std::thread::Builder::new()
-                .name("msk-iam-signer".into())
-                .spawn(move || sign_requests(region, provider, requests));
-            if let Err(e) = started {
-                tracing::error!(error = %e, "AWS_MSK_IAM: cannot start the signing thread");
-            }
-            inbox
-        })
+    /// Hands `reply` to the signing thread, starting it at the first request and again when
+    /// the one before is gone.
+    fn send(&self, reply: Request) -> Result<(), TokenError> {
+        let mut signer = self.signer.lock().unwrap_or_else(|p| p.into_inner());
+        let reply = match signer.as_ref() {
+            Some(inbox) => match inbox.send(reply) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::SendError(reply)) => reply,
+            },
+            None => reply,
+        };
+        let (inbox, requests) = mpsc::channel::<Request>();
+        let region = Region::new(self.region.clone());
+        let provider = self.provider.clone();
+        std::thread::Builder::new()
+            .name("msk-iam-signer".into())
+            .spawn(move || sign_requests(region, provider, requests))
+            .map_err(|e| self.sign_error(format!("cannot start the signing thread: {e}")))?;
+        inbox
+            .send(reply)
+            .map_err(|_| self.sign_error("the signing thread stopped".into()))?;
+        *signer = Some(inbox);
+        Ok(())
     }
 }
 
@@ -165,7 +178,9 @@ fn sign_requests(
                 .credentials_provider()
         }),
     };
-    for reply in requests {
+    while let Ok(first) = requests.recv() {
+        // Requests queued meanwhile (several clients, or askers that gave up) share one token.
+        let replies: Vec<Request> = std::iter::once(first).chain(requests.try_iter()).collect();
         let signed = match &provider {
             None => Err(TokenError::Sign {
                 region: region.to_string(),
@@ -186,8 +201,10 @@ fn sign_requests(
                 }
             }),
         };
-        // The asker may have given up waiting; nothing to do then.
-        let _ = reply.send(signed);
+        for reply in replies {
+            // The asker may have given up waiting; nothing to do then.
+            let _ = reply.send(signed.clone());
+        }
     }
 }
 

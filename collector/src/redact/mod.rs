@@ -322,9 +322,12 @@ impl Plan<'_> {
         }
     }
 
-    /// The value to store for business key `name`: hashed when the table names it.
+    /// The value to store for business key `name`: hashed when the table names it (a value
+    /// hashed already, read from a hashed pointer or a hashed record key, is kept as it is, so
+    /// it still joins the same value hashed elsewhere).
     pub fn key_value(&self, name: &str, value: String, note: &mut RedactionNote) -> String {
         match &self.redaction.key {
+            Some(_) if value.starts_with(hash::PREFIX) => value,
             Some(key) if self.redaction.hash_keys.contains(name) => {
                 if !note.keys.iter().any(|k| k == name) {
                     note.keys.push(name.to_owned());
@@ -527,5 +530,11 @@ mod tests {
         plan.key_value("customer.email", "bob@example.com".into(), &mut note);
         assert_eq!(plan.key_value("order.id", "o-1".into(), &mut note), "o-1");
         assert_eq!(note.keys, ["customer.email"]);
+        let once = r.hash("carol@example.com").unwrap();
+        assert_eq!(
+            plan.key_value("customer.email", once.clone(), &mut note),
+            once,
+            "a value hashed at its pointer is not hashed again"
+        );
     }
 }
