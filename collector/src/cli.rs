@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::access::AccessArgs;
+use crate::access::{AccessArgs, Role};
 use crate::cluster::{Cluster, SecurityError, SecuritySettings};
 use crate::groups::GroupsConfig;
 use crate::health::FlowStatus;
@@ -51,6 +51,32 @@ pub enum Command {
     /// Run a whole choreography in one process: embedded broker, sample services with trouble
     /// mixed in, the collector, the API and the UI.
     Demo(DemoArgs),
+    /// Make API tokens for `--auth tokens`.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `choreoscope token`.
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Print a new API token and the `[[tokens]]` entry (its hash, never the token) to add to
+    /// the tokens file.
+    New(TokenNewArgs),
+}
+
+/// `choreoscope token new`.
+#[derive(Args, Debug)]
+pub struct TokenNewArgs {
+    /// The token's name, as the audit log shows who asked.
+    #[arg(long)]
+    pub name: String,
+    /// What it may see: viewer (no payloads or header values), reader, admin.
+    #[arg(long, value_enum)]
+    pub role: Role,
+    /// A topic pattern whose events it sees in full (`orders.*`); repeat for more; none: every
+    /// topic.
+    #[arg(long = "topic", value_name = "PATTERN")]
+    pub topics: Vec<String>,
 }
 
 /// `choreoscope serve`.
@@ -472,7 +498,7 @@ mod tests {
             Command::Collect(a) => a.store.db,
             Command::Serve(a) => a.store.db,
             Command::Query(a) => a.store.db,
-            Command::Demo(_) => unreachable!(),
+            Command::Demo(_) | Command::Token(_) => unreachable!(),
         });
         assert_eq!(stores, [db; 4].map(str::to_owned));
     }

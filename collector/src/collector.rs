@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::access::Access;
 use crate::groups::{self, GroupsConfig, GroupsHandle};
 use crate::health::tracker::TrackerConfig;
 use crate::health::{self, HealthConfig, HealthHandle};
@@ -101,15 +102,19 @@ impl Collector {
         listener: Option<TcpListener>,
         health: HealthConfig,
     ) -> Result<Self, CollectorError> {
-        Self::start_redacting(store, source, listener, health, Redaction::default())
+        let mut collector = Self::start_redacting(store, source, health, Redaction::default())?;
+        if let Some(listener) = listener {
+            collector.serve(listener, Arc::new(Access::open()));
+        }
+        Ok(collector)
     }
 
-    /// [`Collector::start`], its API looking for hashed key values under `redaction`'s key (the
-    /// ingest side redacts by the interpreter's rules).
+    /// [`Collector::start`] without a server (start one with [`Collector::serve`]), its API
+    /// looking for hashed key values under `redaction`'s key (the ingest side redacts by the
+    /// interpreter's rules).
     pub fn start_redacting(
         store: Store,
         source: Source,
-        listener: Option<TcpListener>,
         health: HealthConfig,
         redaction: Redaction,
     ) -> Result<Self, CollectorError> {
@@ -168,18 +173,6 @@ impl Collector {
                 })
             }
         };
-        let server = listener.map(|listener| {
-            let state = AppState {
-                store: store.clone(),
-                metrics: metrics.clone(),
-                live: live.clone(),
-                health: health.clone(),
-                groups: groups.clone(),
-                progress: progress.clone(),
-                redaction: redaction.clone(),
-            };
-            tokio::spawn(serve(listener, state, stop.clone()))
-        });
         Ok(Self {
             store,
             metrics,
@@ -192,9 +185,16 @@ impl Collector {
             source,
             health_task,
             groups_task,
-            server,
+            server: None,
             otlp_tasks: Vec::new(),
         })
+    }
+
+    /// Serves the viewer, the API, `/metrics` and `/healthz` on `listener`, every request through
+    /// `access`, until the collector stops.
+    pub fn serve(&mut self, listener: TcpListener, access: Arc<Access>) {
+        let server = tokio::spawn(serve(listener, self.state(), access, self.stop.clone()));
+        self.server = Some(server);
     }
 
     /// Starts the OTLP trace receiver ([`crate::otlp`]) on the listeners given, storing into

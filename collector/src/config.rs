@@ -7,6 +7,7 @@
 
 use std::path::Path;
 
+use crate::access::Grants;
 use crate::cluster::SecuritySettings;
 use crate::groups::{GroupsConfig, GroupsConfigError};
 use crate::health::{HealthConfig, HealthConfigError};
@@ -45,6 +46,9 @@ pub enum ConfigProblem {
     /// Its `[redaction]` table cannot be used.
     #[error("{0}")]
     Redaction(RedactionError),
+    /// Its `[access]` table cannot be used.
+    #[error("[access]: {0}")]
+    Access(String),
 }
 
 /// What the config file says.
@@ -60,6 +64,8 @@ pub struct CollectorConfig {
     pub kafka: SecuritySettings,
     /// What is redacted at ingest (`[redaction]`; credential headers when absent).
     pub redaction: Redaction,
+    /// Which role a user signed in through a proxy gets (`[access]`).
+    pub access: Grants,
 }
 
 impl CollectorConfig {
@@ -114,6 +120,18 @@ impl CollectorConfig {
                 ))
             }
         };
+        let access: Grants = match table.remove("access") {
+            None => Grants::default(),
+            Some(toml::Value::Table(access)) => access
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigProblem::Access(e.message().to_owned()))?,
+            Some(_) => {
+                return Err(ConfigProblem::Access(
+                    "`access` must be a table, `[access]`".into(),
+                ))
+            }
+        };
+        access.check().map_err(ConfigProblem::Access)?;
         let redaction_table: RedactionTable = match table.remove("redaction") {
             None => RedactionTable::default(),
             Some(toml::Value::Table(redaction)) => {
@@ -136,6 +154,7 @@ impl CollectorConfig {
             groups,
             kafka,
             redaction,
+            access,
         })
     }
 }

@@ -2,18 +2,19 @@
 //! process-wide memory settings ([`choreoscope::memory`]), and runs the command; everything else
 //! is the library's.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use choreoscope::access::AccessArgs;
-use choreoscope::cli::{Cli, CollectArgs, Command, DemoArgs, QueryArgs, QueryWhat, ServeArgs};
+use choreoscope::access::{Access, AccessArgs};
+use choreoscope::cli::{
+    Cli, CollectArgs, Command, DemoArgs, QueryArgs, QueryWhat, ServeArgs, TokenCommand,
+};
 use choreoscope::cluster::{reach, Cluster, Reached};
 use choreoscope::collector::{Collector, Source};
 use choreoscope::config::CollectorConfig;
-use choreoscope::health::HealthConfig;
 use choreoscope::memory::{self, Untuned};
 use choreoscope::record::Interpreter;
-use choreoscope::redact::Redaction;
 use choreoscope::store::Store;
 use clap::Parser as _;
 use tokio_util::sync::CancellationToken;
@@ -96,12 +97,12 @@ async fn listen_otlp(
 async fn run_collector(
     db: &str,
     source: Source,
-    health: HealthConfig,
     addr: std::net::SocketAddr,
     access: &AccessArgs,
     otlp: Option<&choreoscope::cli::OtlpArgs>,
-    redaction: Redaction,
+    config: CollectorConfig,
 ) -> anyhow::Result<()> {
+    let guard = Arc::new(Access::from_args(access, config.access)?);
     let cancel = CancellationToken::new();
     spawn_shutdown(&cancel);
     let store = connect_store(db, &cancel).await?;
@@ -113,13 +114,11 @@ async fn run_collector(
         )),
         None => None,
     };
-    let mut collector = Collector::start_redacting(
-        store.clone(),
-        source,
-        Some(listen(addr, access).await?),
-        health,
-        redaction,
-    )?;
+    let listener = listen(addr, access).await?;
+    let mut collector = Collector::start_redacting(store.clone(), source, config.health, config.redaction)?;
+    tracing::info!(auth = guard.mode().as_str(), ops = ?access.ops_access,
+        audit = access.audit_log.as_ref().map(|p| p.display().to_string()), "access to the viewer and the API");
+    collector.serve(listener, guard);
     if let Some((config, grpc, http)) = receivers {
         if grpc.is_some() || http.is_some() {
             collector.start_otlp(config, grpc, http);
@@ -136,22 +135,21 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     args.access.check(args.listen)?;
     let mut config = CollectorConfig::load(args.config.as_deref())?;
     config.health.enabled &= !args.no_flow_health;
-    let ingest = args.ingest_config(config.kafka)?;
+    let ingest = args.ingest_config(std::mem::take(&mut config.kafka))?;
     check_cluster(&ingest.cluster).await?;
     let source = Source::Kafka {
         config: ingest,
-        interpreter: Interpreter::new(config.rules, args.max_payload)
+        interpreter: Interpreter::new(std::mem::take(&mut config.rules), args.max_payload)
             .with_redaction(config.redaction.clone()),
-        groups: args.groups_config(config.groups),
+        groups: args.groups_config(std::mem::take(&mut config.groups)),
     };
     run_collector(
         &args.store.db,
         source,
-        config.health,
         args.listen,
         &args.access,
         Some(&args.otlp),
-        config.redaction,
+        config,
     )
     .await
 }
@@ -193,11 +191,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     run_collector(
         &args.store.db,
         Source::FollowStore { every },
-        config.health,
         args.listen,
         &args.access,
         None,
-        config.redaction,
+        config,
     )
     .await
 }
@@ -299,6 +296,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             listen: args.listen,
             db: args.db,
             orders_per_second: args.rate,
+            access: Arc::new(Access::from_args(&args.access, Default::default())?),
         },
         cancel,
     )
@@ -391,6 +389,15 @@ async fn run(untuned: Untuned) -> anyhow::Result<()> {
     match cli.command {
         Command::Collect(args) => collect(*args).await,
         Command::Serve(args) => serve(args).await,
+        Command::Token(TokenCommand::New(args)) => {
+            let token = choreoscope::access::tokens::new_token();
+            println!("{token}");
+            eprintln!(
+                "# Give the token above to its user; add this entry to the --auth-tokens file:\n{}",
+                choreoscope::access::tokens::entry(&args.name, &token, args.role, &args.topics)
+            );
+            Ok(())
+        }
         Command::Query(args) => query(args).await,
         Command::Demo(args) => demo(args).await,
     }

@@ -388,6 +388,7 @@ mod tests {
             flags: flags.to_vec(),
             problem_count: 0,
             delivery_count: 1,
+            opaque: false,
         }
     }
 

@@ -63,7 +63,7 @@ try {
   await waitForDemo();
   const tests = spawn(process.execPath, ["--test", "--test-concurrency=1", ...testFiles], {
     stdio: "inherit",
-    env: { ...process.env, CHOREOSCOPE_URL: base },
+    env: { ...process.env, CHOREOSCOPE_URL: base, CHOREOSCOPE_BIN: bin, CHOREOSCOPE_DEMO_DB: join(dir, "demo.db") },
   });
   code = await new Promise((ok) => tests.on("exit", (c) => ok(c ?? 1)));
 } catch (e) {

@@ -8,6 +8,9 @@ import { HomeView } from "./components/HomeView";
 import { SearchView } from "./components/SearchView";
 import { ServicesView } from "./components/ServicesView";
 import { CatchUpBanner } from "./components/CatchUpBanner";
+import { LoginView } from "./components/LoginView";
+import { loginNeed, logOut, onLoginNeed, type LoginNeed } from "./lib/session";
+import { api, type Me } from "./lib/api";
 
 type Theme = "dark" | "light";
 
@@ -37,6 +40,14 @@ export function App() {
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
   }, []);
+  const [need, setNeed] = useState<LoginNeed>(loginNeed);
+  useEffect(() => onLoginNeed(setNeed), []);
+  const [me, setMe] = useState<Me | null>(null);
+  useEffect(() => {
+    const abort = new AbortController();
+    api.me(abort.signal).then(setMe, () => setMe(null));
+    return () => abort.abort();
+  }, []);
   const { route } = navigation;
   return (
     <NavigationProvider value={navigation}>
@@ -52,6 +63,21 @@ export function App() {
           <Link href="/services" aria-current={route.view === "services" ? "page" : undefined} data-testid="nav-services">
             Services
           </Link>
+          {me && me.via !== "none" && (
+            <span className="who" data-testid="who" title={me.topics ? `Topics: ${me.topics.join(", ")}` : "Every topic"}>
+              {me.name} · {me.role}
+              {me.via === "token" && (
+                <button
+                  type="button"
+                  className="link"
+                  data-testid="logout"
+                  onClick={() => logOut().then(() => window.location.reload())}
+                >
+                  Log out
+                </button>
+              )}
+            </span>
+          )}
           <button
             type="button"
             className="theme-toggle"
@@ -66,13 +92,14 @@ export function App() {
       </header>
       <CatchUpBanner />
       <main className="main">
-        {route.view === "home" && <HomeView />}
-        {route.view === "search" && <SearchView q={route.q} />}
-        {route.view === "flow" && <FlowView target={route.target} selected={route.selected} />}
-        {route.view === "event" && <EventView id={route.id} />}
-        {route.view === "map" && <MapView from={route.from} to={route.to} />}
-        {route.view === "services" && <ServicesView window={route.window} />}
-        {route.view === "not_found" && (
+        {need && <LoginView detail={need.detail} />}
+        {!need && route.view === "home" && <HomeView />}
+        {!need && route.view === "search" && <SearchView q={route.q} />}
+        {!need && route.view === "flow" && <FlowView target={route.target} selected={route.selected} />}
+        {!need && route.view === "event" && <EventView id={route.id} />}
+        {!need && route.view === "map" && <MapView from={route.from} to={route.to} />}
+        {!need && route.view === "services" && <ServicesView window={route.window} />}
+        {!need && route.view === "not_found" && (
           <section className="page">
             <h1>Nothing here</h1>
             <p>

@@ -28,6 +28,8 @@ pub struct DemoConfig {
     pub db: PathBuf,
     /// New orders per second.
     pub orders_per_second: f64,
+    /// Who may use the viewer and the API.
+    pub access: std::sync::Arc<crate::access::Access>,
 }
 
 /// Why the demo could not run.
@@ -115,9 +117,10 @@ pub async fn run(config: DemoConfig, cancel: CancellationToken) -> Result<(), De
     let mut collector = Collector::start(
         store.clone(),
         source,
-        Some(listener),
+        None,
         crate::health::HealthConfig::default(),
     )?;
+    collector.serve(listener, config.access.clone());
     // The OTLP/gRPC receiver the OpenTelemetry-only service exports to, on a port of its own.
     let otlp = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -15,7 +15,7 @@
 
 use axum::extract::State;
 use axum::routing::{any, get};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use utoipa::OpenApi;
 
 use super::error::{ApiError, ErrorBody};
@@ -26,6 +26,7 @@ use super::params::{
     LiveKey, SearchParams, ServicesParams, Time, TopologyParams, TraceId, TracePath, Window,
 };
 use super::state::AppState;
+use crate::access::Principal;
 use crate::groups::{Diagnosis, DiagnosisKind, GroupPosition, GroupState};
 use crate::health::model::{Expectation, LatencySummary, StepView};
 use crate::health::{FlowStatus, Origin, Reaction, Step};
@@ -55,6 +56,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/services", get(services))
         .route("/api/v1/ingest/progress", get(ingest_progress))
         .route("/api/v1/live", get(live::live))
+        .route("/api/v1/me", get(me))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api", any(not_found))
         .route("/api/", any(not_found))
@@ -83,8 +85,10 @@ Every error answer is an `ErrorBody`; no input is answered with a 5xx other than
         model,
         services,
         ingest_progress,
+        me,
         live::live
     ),
+    modifiers(&Guarded),
     components(schemas(
         ErrorBody,
         Flag,
@@ -151,10 +155,84 @@ Every error answer is an `ErrorBody`; no input is answered with a 5xx other than
         FlowsSummary,
         ModelAnswer,
         IngestProgress,
-        TopicBehind
+        TopicBehind,
+        Me
     ))
 )]
 pub struct ApiDoc;
+
+/// Declares what the access guard ([`crate::access`]) may answer to any operation: 401 without
+/// a usable credential, 403 when the role does not cover it; and the bearer scheme.
+struct Guarded;
+
+impl utoipa::Modify for Guarded {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let refused = |what: &str| {
+            ResponseBuilder::new()
+                .description(what)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                responses.entry("401".to_owned()).or_insert_with(|| {
+                    refused("No credential, or one that is not valid (under `--auth tokens` or `proxy`)")
+                        .into()
+                });
+                responses.entry("403".to_owned()).or_insert_with(|| {
+                    refused("The credential's role does not cover this").into()
+                });
+            }
+        }
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API token (`--auth tokens`)"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Who a request is made by, as the collector authenticated it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Me {
+    /// The user's or token's name (`anonymous` without login).
+    pub name: String,
+    /// `viewer`, `reader` or `admin`.
+    pub role: String,
+    /// How they were authenticated: `none`, `token` or `proxy`.
+    pub via: String,
+    /// Whether payloads, header values and record keys are shown to them.
+    pub payloads: bool,
+    /// The topic patterns whose events they see in full; `null`: every topic.
+    #[schema(required)]
+    pub topics: Option<Vec<String>>,
+}
+
+/// Who you are to the collector: your name, role and the topics you see.
+#[utoipa::path(get, path = "/api/v1/me", responses((status = 200, body = Me)))]
+async fn me(Extension(asker): Extension<Principal>) -> Json<Me> {
+    let sight = asker.sight();
+    Json(Me {
+        name: asker.name,
+        role: asker.role.as_str().to_owned(),
+        via: asker.via.to_owned(),
+        payloads: sight.payloads,
+        topics: sight.topics.map(|t| t.as_slice().to_vec()),
+    })
+}
 
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
@@ -180,11 +258,15 @@ fn limits() -> Limits {
         (status = 503, description = "The store failed", body = ErrorBody)))]
 async fn event(
     State(state): State<AppState>,
+    Extension(asker): Extension<Principal>,
     ApiPath(path): ApiPath<EventPath>,
 ) -> Result<Json<EventDetail>, ApiError> {
-    Ok(Json(
-        query::event_detail(&state.store, &state.groups, &path.id, &limits()).await?,
-    ))
+    let mut detail = query::event_detail(&state.store, &state.groups, &path.id, &limits()).await?;
+    asker
+        .sight()
+        .event_detail(&mut detail)
+        .map_err(|hidden| QueryError::Forbidden(hidden.to_string()))?;
+    Ok(Json(detail))
 }
 
 /// The causes and reactions of an event.
@@ -196,14 +278,16 @@ async fn event(
         (status = 503, description = "The store failed", body = ErrorBody)))]
 async fn event_lineage(
     State(state): State<AppState>,
+    Extension(asker): Extension<Principal>,
     ApiPath(path): ApiPath<EventPath>,
     ApiQuery(params): ApiQuery<LineageParams>,
 ) -> Result<Json<Graph>, ApiError> {
     let direction = params.direction.unwrap_or(Direction::Both);
     let depth = params.depth.unwrap_or(10);
-    Ok(Json(
-        query::lineage_graph(&state.store, &path.id, direction, depth, &limits()).await?,
-    ))
+    let mut graph =
+        query::lineage_graph(&state.store, &path.id, direction, depth, &limits()).await?;
+    asker.sight().graph(&mut graph);
+    Ok(Json(graph))
 }
 
 /// Business-key names seen (search suggestions); with `value`, the names holding that value (what
@@ -233,20 +317,21 @@ async fn key_names(
         (status = 503, description = "The store failed", body = ErrorBody)))]
 async fn key(
     State(state): State<AppState>,
+    Extension(asker): Extension<Principal>,
     ApiPath(path): ApiPath<KeyPath>,
 ) -> Result<Json<KeyAnswer>, ApiError> {
-    Ok(Json(
-        query::key_answer(
+    let mut answer = query::key_answer(
             &state.store,
             &state.health,
             &state.groups,
             &path.name,
             &path.value,
-            state.redaction.hash(&path.value).as_deref(),
-            &limits(),
-        )
-        .await?,
-    ))
+        state.redaction.hash(&path.value).as_deref(),
+        &limits(),
+    )
+    .await?;
+    asker.sight().key_answer(&mut answer);
+    Ok(Json(answer))
 }
 
 /// Every event of a trace.
@@ -259,18 +344,13 @@ async fn key(
         (status = 503, description = "The store failed", body = ErrorBody)))]
 async fn trace(
     State(state): State<AppState>,
+    Extension(asker): Extension<Principal>,
     ApiPath(path): ApiPath<TracePath>,
 ) -> Result<Json<FlowAnswer>, ApiError> {
-    Ok(Json(
-        query::trace_answer(
-            &state.store,
-            &state.health,
-            &state.groups,
-            &path.trace_id,
-            &limits(),
-        )
-        .await?,
-    ))
+    let mut answer =
+        query::trace_answer(&state.store, &state.health, &state.groups, &path.trace_id, &limits()).await?;
+    asker.sight().flow_answer(&mut answer);
+    Ok(Json(answer))
 }
 
 /// Every event of a correlation (conversation).
@@ -282,18 +362,13 @@ async fn trace(
         (status = 503, description = "The store failed", body = ErrorBody)))]
 async fn correlation(
     State(state): State<AppState>,
+    Extension(asker): Extension<Principal>,
     ApiPath(path): ApiPath<CorrelationPath>,
 ) -> Result<Json<FlowAnswer>, ApiError> {
-    Ok(Json(
-        query::correlation_answer(
-            &state.store,
-            &state.health,
-            &state.groups,
-            &path.id,
-            &limits(),
-        )
-        .await?,
-    ))
+    let mut answer =
+        query::correlation_answer(&state.store, &state.health, &state.groups, &path.id, &limits()).await?;
+    asker.sight().flow_answer(&mut answer);
+    Ok(Json(answer))
 }
 
 /// Events by time, type, service, topic, key or problem; newest first, a page at a time.
@@ -305,11 +380,12 @@ async fn correlation(
         (status = 503, description = "The store failed", body = ErrorBody)))]
 async fn search(
     State(state): State<AppState>,
+    Extension(asker): Extension<Principal>,
     ApiQuery(params): ApiQuery<SearchParams>,
 ) -> Result<Json<SearchPage>, ApiError> {
-    Ok(Json(
-        query::search(&state.store, params.to_filter()?, &limits()).await?,
-    ))
+    let mut page = query::search(&state.store, params.to_filter()?, &limits()).await?;
+    asker.sight().search_page(&mut page);
+    Ok(Json(page))
 }
 
 /// Per producing service: how its recent events arrive (ids, causation, correlation, trace
@@ -339,6 +415,7 @@ async fn services(
         (status = 503, description = "The store failed", body = ErrorBody)))]
 async fn topology(
     State(state): State<AppState>,
+    Extension(asker): Extension<Principal>,
     ApiQuery(params): ApiQuery<TopologyParams>,
 ) -> Result<Json<Topology>, ApiError> {
     let to = match &params.to {
@@ -349,17 +426,10 @@ async fn topology(
         Some(v) => parse_time("from", v)?,
         None => to.saturating_sub(24 * 3600 * 1_000_000),
     };
-    Ok(Json(
-        query::topology(
-            &state.store,
-            &state.health,
-            &state.groups,
-            from,
-            to,
-            &limits(),
-        )
-        .await?,
-    ))
+    let mut map =
+        query::topology(&state.store, &state.health, &state.groups, from, to, &limits()).await?;
+    asker.sight().topology(&mut map);
+    Ok(Json(map))
 }
 
 /// Flows with an event in the last hour, oldest first, with their status (`complete`,

@@ -10,11 +10,13 @@ use crate::query::QueryError;
 use crate::store::StoreError;
 
 /// The stable codes of [`ErrorBody::error`], one per status (see [`ApiError::status`]).
-pub const ERROR_CODES: [&str; 4] = [
+pub const ERROR_CODES: [&str; 6] = [
     "bad_parameter",
     "not_found",
     "unusable_value",
     "store_unavailable",
+    "unauthenticated",
+    "forbidden",
 ];
 
 fn error_code_schema() -> utoipa::openapi::schema::Object {
@@ -27,7 +29,8 @@ fn error_code_schema() -> utoipa::openapi::schema::Object {
 /// The body of every error response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ErrorBody {
-    /// Stable code: `bad_parameter` (400), `not_found` (404), `unusable_value` (422),
+    /// Stable code: `bad_parameter` (400), `unauthenticated` (401: no or a bad credential),
+    /// `forbidden` (403: the role does not cover it), `not_found` (404), `unusable_value` (422),
     /// `store_unavailable` (503).
     #[schema(schema_with = error_code_schema)]
     pub error: String,
@@ -49,13 +52,14 @@ impl ApiError {
 
     /// The HTTP status and stable code of this error: 400 for a parameter that does not parse,
     /// 404 for an unknown id, 422 for a value that parses but cannot be used, 503 when the store
-    /// fails.
+    /// fails, 403 for what the asker's role does not cover.
     pub fn status(&self) -> (StatusCode, &'static str) {
         match &self.0 {
             QueryError::BadParameter(_) => (StatusCode::BAD_REQUEST, "bad_parameter"),
             QueryError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             QueryError::Unusable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unusable_value"),
             QueryError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+            QueryError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
         }
     }
 }
@@ -107,7 +111,9 @@ mod tests {
             QueryError::Unusable(String::new()),
             QueryError::Store(StoreError::UnsupportedUrl(String::new())),
         ];
-        let codes: Vec<&str> = errors.map(|e| ApiError(e).status().1).to_vec();
+        let mut codes: Vec<&str> = errors.map(|e| ApiError(e).status().1).to_vec();
+        codes.push("unauthenticated");
+        codes.push(ApiError(QueryError::Forbidden(String::new())).status().1);
         assert_eq!(codes, ERROR_CODES);
     }
 }

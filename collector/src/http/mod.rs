@@ -25,21 +25,31 @@ pub mod web;
 pub use security_headers::{SECURITY_HEADERS, VIEWER_CSP};
 pub use state::AppState;
 
+use crate::access::Access;
+
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
-/// Serves [`app`] on `listener` until `cancel` fires, then finishes the requests in flight.
+/// Serves [`app_with_access`] on `listener` until `cancel` fires, then finishes the requests in
+/// flight.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
+    access: Arc<Access>,
     cancel: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
     let live = state.live.clone();
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move {
+    let app = app_with_access(state, access);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
             cancel.cancelled().await;
             // Open event streams would hold the shutdown forever.
             live.close();
@@ -47,17 +57,28 @@ pub async fn serve(
         .await
 }
 
-/// The router, without a socket (tests call it with `oneshot`).
+/// The router without a login ([`Access::open`]), without a socket (tests call it with
+/// `oneshot`).
 pub fn app(state: AppState) -> Router {
+    app_with_access(state, Arc::new(Access::open()))
+}
+
+/// The router, every request through the access guard ([`crate::access::guard`]).
+pub fn app_with_access(state: AppState, access: Arc<Access>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .merge(api::routes())
         .fallback(get(web::serve))
+        .with_state(state)
+        .merge(crate::access::guard::routes(access.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            access,
+            crate::access::guard::guard,
+        ))
         .layer(axum::middleware::map_response(
             security_headers::add_security_headers,
         ))
-        .with_state(state)
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

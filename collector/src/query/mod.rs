@@ -8,6 +8,7 @@ pub mod answers;
 pub mod health;
 pub mod model;
 pub mod services;
+pub mod visibility;
 
 pub use answers::{
     check_trace_id, correlation_answer, decode_cursor, encode_cursor, event_detail, flags_in_flow,
@@ -30,6 +31,9 @@ pub enum QueryError {
     /// A parameter parsed but cannot be used, e.g. `from` after `to`.
     #[error("{0}")]
     Unusable(String),
+    /// The asker's role does not cover it (an event of a topic outside its patterns).
+    #[error("{0}")]
+    Forbidden(String),
     /// The store failed: the question may be answered later.
     #[error("store unavailable: {0}")]
     Store(#[from] StoreError),

@@ -60,6 +60,9 @@ pub struct EventSummary {
     pub problem_count: i64,
     /// Deliveries (more than one: published twice).
     pub delivery_count: i64,
+    /// In a topic the asker's role does not cover: shown without type, service, topic or
+    /// subject, so the graph stays connected.
+    pub opaque: bool,
 }
 
 impl EventSummary {
@@ -83,6 +86,7 @@ impl EventSummary {
             flags: Vec::new(),
             problem_count: e.problem_count,
             delivery_count: e.delivery_count,
+            opaque: false,
         }
     }
 
@@ -531,6 +535,10 @@ pub struct EventDetail {
     /// What redaction at ingest removed from it; `null` when nothing.
     #[schema(required)]
     pub redactions: Option<RedactionView>,
+    /// What the asker's role is not shown of it (payload, record key, header values); `null`
+    /// when nothing is withheld.
+    #[schema(required)]
+    pub withheld: Option<String>,
     /// Every delivery (more than one: a duplicate publish).
     pub deliveries: Vec<Delivery>,
     /// Marks of the event's node in the graph of its flow (`/correlations/{correlation_id}`, or
@@ -621,6 +629,7 @@ impl EventDetail {
             dead_letters: dead_letters.into_iter().map(DeadLetterView::from).collect(),
             consumer_groups: Vec::new(),
             handlings: Vec::new(),
+            withheld: None,
             redactions: e
                 .redactions
                 .as_deref()

@@ -20,7 +20,7 @@ function event(overrides: Partial<EventDetail> = {}): EventDetail {
     payload: { body: { encoding: "utf8", data: hostile }, size: hostile.length, truncated: false, content_type: null },
     problems: [{ kind: "invalid_traceparent", detail: "too short" }],
     deliveries: [], reactions: [], cause_stored: false, flags: [], dead_letters: [], consumer_groups: [], handlings: [],
-    redactions: null,
+    redactions: null, withheld: null,
     ...overrides,
   };
 }

@@ -88,6 +88,14 @@ export function EventDetails({ event, hrefFor = eventHref }: { event: EventDetai
           </ul>
         </section>
       )}
+      {event.withheld && (
+        <section>
+          <h3>Withheld</h3>
+          <p className="muted" data-testid="withheld">
+            {event.withheld}
+          </p>
+        </section>
+      )}
       {event.redactions && (
         <section>
           <h3>Redacted at ingest</h3>

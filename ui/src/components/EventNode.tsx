@@ -13,18 +13,23 @@ export const EventNode = memo(function EventNode({ data, selected }: NodeProps<N
   const flags = (e.flags as string[]).filter((f) => f !== "root");
   return (
     <div
-      className={`event-node${selected ? " selected" : ""}${flags.includes("end") ? " is-end" : ""}${flags.includes("dead_lettered") || flags.includes("handler_failed") ? " is-dead" : ""}`}
+      className={`event-node${e.opaque ? " is-opaque" : ""}${selected ? " selected" : ""}${flags.includes("end") ? " is-end" : ""}${flags.includes("dead_lettered") || flags.includes("handler_failed") ? " is-dead" : ""}`}
       style={{ width: NODE_WIDTH, height: NODE_HEIGHT, borderLeftColor: serviceColor(e.source) }}
       data-testid="event-node"
       data-event-id={e.id}
       data-flags={flags.join(" ")}
-      title={`${e.type ?? "(no type)"} from ${e.source ?? "(unknown service)"} on ${e.topic}[${e.partition}]@${e.offset}`}
+      data-opaque={e.opaque ? "true" : undefined}
+      title={
+        e.opaque
+          ? "An event of a topic your role does not cover: it stays so the flow stays connected"
+          : `${e.type ?? "(no type)"} from ${e.source ?? "(unknown service)"} on ${e.topic}[${e.partition}]@${e.offset}`
+      }
     >
       <Handle type="target" position={Position.Left} isConnectable={false} />
       <div className="event-node-service" style={{ color: serviceColor(e.source) }}>
-        {e.source ?? "(unknown)"}
+        {e.opaque ? "another team" : (e.source ?? "(unknown)")}
       </div>
-      <div className="event-node-type">{e.type ?? "(no type)"}</div>
+      <div className="event-node-type">{e.opaque ? "(not shown to your role)" : (e.type ?? "(no type)")}</div>
       <div className="event-node-meta">
         <span className="event-node-time">{clock(e.time)}</span>
         {flags.map((f) => (

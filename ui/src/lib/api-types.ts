@@ -74,7 +74,7 @@ export type Encoding = "utf8" | "base64";
 export interface ErrorBody {
   /** What was wrong, for a human. */
   detail: string;
-  error: "bad_parameter" | "not_found" | "unusable_value" | "store_unavailable";
+  error: "bad_parameter" | "not_found" | "unusable_value" | "store_unavailable" | "unauthenticated" | "forbidden";
 }
 
 /** Everything known about one event. */
@@ -148,6 +148,11 @@ export interface EventDetail {
   trace_id: string | null;
   /** `ce_type`. */
   type: string | null;
+  /**
+   * What the asker's role is not shown of it (payload, record key, header values); `null`
+   * when nothing is withheld.
+   */
+  withheld: string | null;
 }
 
 /** An event as a node of a graph or a line of a list. */
@@ -166,6 +171,11 @@ export interface EventSummary {
   id: string;
   /** Offset of first delivery. */
   offset: number;
+  /**
+   * In a topic the asker's role does not cover: shown without type, service, topic or
+   * subject, so the graph stays connected.
+   */
+  opaque: boolean;
   /** Partition of first delivery. */
   partition: number;
   /** Problems found when reading it. */
@@ -624,6 +634,20 @@ export interface MapNode {
 
 /** What a node of the choreography map is. */
 export type MapNodeKind = "service" | "topic";
+
+/** Who a request is made by, as the collector authenticated it. */
+export interface Me {
+  /** The user's or token's name (`anonymous` without login). */
+  name: string;
+  /** Whether payloads, header values and record keys are shown to them. */
+  payloads: boolean;
+  /** `viewer`, `reader` or `admin`. */
+  role: string;
+  /** The topic patterns whose events they see in full; `null`: every topic. */
+  topics: string[] | null;
+  /** How they were authenticated: `none`, `token` or `proxy`. */
+  via: string;
+}
 
 /** An expected reaction a flow is missing, and since when. */
 export interface MissingView {

@@ -20,7 +20,9 @@ import type {
   SearchPage,
   ServicesAnswer,
   Topology,
+  Me,
 } from "./api-types";
+import { requireLogin } from "./session";
 
 export type {
   Bytes,
@@ -44,6 +46,7 @@ export type {
   KeyAnswer,
   KeyNames,
   KeyValue,
+  Me,
   MapEdge,
   MapNode,
   MissingView,
@@ -133,6 +136,7 @@ export class Api {
       } catch {
         /* not JSON: keep the status line */
       }
+      if (response.status === 401) requireLogin(detail);
       throw new ApiError(response.status, kind, detail);
     }
     return (await response.json()) as T;
@@ -186,6 +190,10 @@ export class Api {
   /** How far behind its partitions the collector's consumption is, and when it will catch up. */
   ingestProgress(signal?: AbortSignal) {
     return this.get<IngestProgress>(`/ingest/progress`, signal);
+  }
+  /** Who the collector takes the viewer's user for, and what they see. */
+  me(signal?: AbortSignal) {
+    return this.get<Me>(`/me`, signal);
   }
   /** The URL of the live feed following these keys, correlations and traces. */
   liveUrl(follow: { keys?: [string, string][]; correlations?: string[]; traces?: string[] }) {

@@ -6,7 +6,7 @@ function ev(id: string, t: number, flags: Flag[] = [], source = "svc"): EventSum
   return {
     id, type: id.toUpperCase(), source, topic: "t", partition: 0, offset: t, time: "", time_us: t,
     subject: null, causation_id: null, correlation_id: null, trace_id: null, span_id: null,
-    flags, problem_count: 0, delivery_count: 1,
+    flags, problem_count: 0, delivery_count: 1, opaque: false,
   };
 }
 

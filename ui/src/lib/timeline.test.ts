@@ -4,7 +4,7 @@ import { buildTimeline, UNKNOWN_SERVICE } from "./timeline";
 
 const ev = (id: string, t: number, source: string | null): EventSummary => ({
   id, type: null, source, topic: "t", partition: 0, offset: 0, time: "", time_us: t, subject: null,
-  causation_id: null, correlation_id: null, trace_id: null, span_id: null, flags: [], problem_count: 0, delivery_count: 1,
+  causation_id: null, correlation_id: null, trace_id: null, span_id: null, flags: [], problem_count: 0, delivery_count: 1, opaque: false,
 });
 
 describe("the timeline", () => {
