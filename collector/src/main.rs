@@ -115,7 +115,8 @@ async fn run_collector(
         None => None,
     };
     let listener = listen(addr, access).await?;
-    let mut collector = Collector::start_redacting(store.clone(), source, config.health, config.redaction)?;
+    let mut collector =
+        Collector::start_redacting(store.clone(), source, config.health, config.redaction)?;
     tracing::info!(auth = guard.mode().as_str(), ops = ?access.ops_access,
         audit = access.audit_log.as_ref().map(|p| p.display().to_string()), "access to the viewer and the API");
     collector.serve(listener, guard);
