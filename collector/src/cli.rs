@@ -79,6 +79,53 @@ pub struct TokenNewArgs {
     pub topics: Vec<String>,
 }
 
+/// How the HTTP server listens beyond `--listen`: TLS, request limits, a separate address for
+/// `/metrics` and `/healthz`.
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct ServerArgs {
+    /// Serve HTTPS with this certificate chain (PEM; with --tls-key).
+    #[arg(
+        long,
+        env = "CHOREOSCOPE_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(
+        long,
+        env = "CHOREOSCOPE_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// How often the certificate files are looked at; a changed pair is used for new
+    /// connections without a restart.
+    #[arg(long, env = "CHOREOSCOPE_TLS_RELOAD", default_value = "30s", value_parser = duration)]
+    pub tls_reload: Duration,
+    /// The largest request body accepted (bytes); a larger one is answered 413.
+    #[arg(long, env = "CHOREOSCOPE_MAX_REQUEST_BYTES", default_value_t = 1 << 20)]
+    pub max_request_bytes: usize,
+    /// Requests per second each client address may make (twice as many in a burst); faster
+    /// ones are answered 429 with Retry-After. 0: no limit. /metrics and /healthz are exempt.
+    #[arg(long, env = "CHOREOSCOPE_RATE_LIMIT", default_value_t = 0)]
+    pub rate_limit: u32,
+    /// Also serve /metrics and /healthz, without a login, on this address (for scrapers and
+    /// probes; keep it off the users' network).
+    #[arg(long, env = "CHOREOSCOPE_OPS_LISTEN", value_name = "ADDR")]
+    pub ops_listen: Option<SocketAddr>,
+}
+
+impl ServerArgs {
+    /// The request limits these flags set.
+    pub fn limits(&self) -> crate::http::Limits {
+        crate::http::Limits {
+            max_request_bytes: self.max_request_bytes,
+            rate_per_second: std::num::NonZeroU32::new(self.rate_limit),
+        }
+    }
+}
+
 /// `choreoscope serve`.
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -95,6 +142,9 @@ pub struct ServeArgs {
     /// Who may use the viewer and the API (`--auth`, `--allow-unauthenticated`).
     #[command(flatten)]
     pub access: AccessArgs,
+    /// TLS, request limits, the ops address.
+    #[command(flatten)]
+    pub server: ServerArgs,
     /// How often the live feed looks for events a collector has stored meanwhile (ms).
     #[arg(long, env = "CHOREOSCOPE_FOLLOW_MS", default_value_t = 500)]
     pub follow_ms: u64,
@@ -180,6 +230,9 @@ pub struct DemoArgs {
     /// Who may use the viewer and the API (`--auth`, `--allow-unauthenticated`).
     #[command(flatten)]
     pub access: AccessArgs,
+    /// TLS, request limits, the ops address.
+    #[command(flatten)]
+    pub server: ServerArgs,
     /// SQLite store of the demo (recreated at each start).
     #[arg(
         long,
@@ -247,6 +300,9 @@ pub struct CollectArgs {
     /// Who may use the viewer and the API (`--auth`, `--allow-unauthenticated`).
     #[command(flatten)]
     pub access: AccessArgs,
+    /// TLS, request limits, the ops address.
+    #[command(flatten)]
+    pub server: ServerArgs,
     /// Records per store transaction, at most.
     #[arg(long, env = "CHOREOSCOPE_BATCH_SIZE", default_value_t = 5000)]
     pub batch_size: usize,

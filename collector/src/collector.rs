@@ -22,7 +22,7 @@ use crate::access::Access;
 use crate::groups::{self, GroupsConfig, GroupsHandle};
 use crate::health::tracker::TrackerConfig;
 use crate::health::{self, HealthConfig, HealthHandle};
-use crate::http::{serve, AppState};
+use crate::http::{serve_ops, serve_with, AppState, ServerSettings, Tls};
 use crate::ingest::{IngestConfig, IngestError, Ingestor, ProgressHandle};
 use crate::live::{follow_store, LiveFeed};
 use crate::metrics::Metrics;
@@ -87,7 +87,7 @@ pub struct Collector {
     health_task: Option<JoinHandle<()>>,
     /// The consumer-group poller (none when not polling).
     groups_task: Option<JoinHandle<()>>,
-    server: Option<JoinHandle<std::io::Result<()>>>,
+    servers: Vec<JoinHandle<std::io::Result<()>>>,
     /// The OTLP receiver's tasks (none unless started).
     otlp_tasks: Vec<JoinHandle<()>>,
 }
@@ -185,7 +185,7 @@ impl Collector {
             source,
             health_task,
             groups_task,
-            server: None,
+            servers: Vec::new(),
             otlp_tasks: Vec::new(),
         })
     }
@@ -193,8 +193,25 @@ impl Collector {
     /// Serves the viewer, the API, `/metrics` and `/healthz` on `listener`, every request through
     /// `access`, until the collector stops.
     pub fn serve(&mut self, listener: TcpListener, access: Arc<Access>) {
-        let server = tokio::spawn(serve(listener, self.state(), access, self.stop.clone()));
-        self.server = Some(server);
+        self.serve_with(listener, access, ServerSettings::default());
+    }
+
+    /// [`Collector::serve`] under `settings`: TLS and request limits.
+    pub fn serve_with(
+        &mut self,
+        listener: TcpListener,
+        access: Arc<Access>,
+        settings: ServerSettings,
+    ) {
+        let server = serve_with(listener, self.state(), access, settings, self.stop.clone());
+        self.servers.push(tokio::spawn(server));
+    }
+
+    /// Serves `/metrics` and `/healthz` alone, without a login, on `listener` (`--ops-listen`),
+    /// until the collector stops.
+    pub fn serve_ops(&mut self, listener: TcpListener, tls: Option<Tls>) {
+        let server = serve_ops(listener, self.state(), tls, self.stop.clone());
+        self.servers.push(tokio::spawn(server));
     }
 
     /// Starts the OTLP trace receiver ([`crate::otlp`]) on the listeners given, storing into
@@ -276,15 +293,15 @@ impl Collector {
                 otlp = Err(CollectorError::Panicked("OTLP receiver"));
             }
         }
-        let server = match self.server {
-            Some(server) => Some(server.await),
-            None => None,
-        };
+        let mut servers = Vec::new();
+        for server in self.servers {
+            servers.push(server.await);
+        }
         source.map_err(|_| CollectorError::Panicked("ingest"))??;
         health.map_err(|_| CollectorError::Panicked("flow health"))?;
         groups.map_err(|_| CollectorError::Panicked("consumer-group positions"))?;
         otlp?;
-        if let Some(server) = server {
+        for server in servers {
             server.map_err(|_| CollectorError::Panicked("http server"))??;
         }
         Ok(())

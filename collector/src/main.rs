@@ -8,11 +8,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use choreoscope::access::{Access, AccessArgs};
 use choreoscope::cli::{
-    Cli, CollectArgs, Command, DemoArgs, QueryArgs, QueryWhat, ServeArgs, TokenCommand,
+    Cli, CollectArgs, Command, DemoArgs, QueryArgs, QueryWhat, ServeArgs, ServerArgs, TokenCommand,
 };
 use choreoscope::cluster::{reach, Cluster, Reached};
 use choreoscope::collector::{Collector, Source};
 use choreoscope::config::CollectorConfig;
+use choreoscope::http::{ServerSettings, Tls};
 use choreoscope::memory::{self, Untuned};
 use choreoscope::record::Interpreter;
 use choreoscope::store::Store;
@@ -92,6 +93,19 @@ async fn listen_otlp(
     Ok(Some(listener))
 }
 
+/// The HTTP server's TLS and limits from its flags: a certificate that does not load stops the
+/// command with one line.
+async fn server_settings(args: &ServerArgs) -> anyhow::Result<ServerSettings> {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(Tls::load(cert, key, args.tls_reload).await?),
+        _ => None,
+    };
+    Ok(ServerSettings {
+        limits: args.limits(),
+        tls,
+    })
+}
+
 /// Runs `source` into the store until ctrl-c or SIGTERM, then stops in order; with an OTLP
 /// receiver when `otlp` says so.
 async fn run_collector(
@@ -99,10 +113,12 @@ async fn run_collector(
     source: Source,
     addr: std::net::SocketAddr,
     access: &AccessArgs,
+    server: &ServerArgs,
     otlp: Option<&choreoscope::cli::OtlpArgs>,
     config: CollectorConfig,
 ) -> anyhow::Result<()> {
     let guard = Arc::new(Access::from_args(access, config.access)?);
+    let settings = server_settings(server).await?;
     let cancel = CancellationToken::new();
     spawn_shutdown(&cancel);
     let store = connect_store(db, &cancel).await?;
@@ -115,11 +131,29 @@ async fn run_collector(
         None => None,
     };
     let listener = listen(addr, access).await?;
+    let ops = match server.ops_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the ops address {addr}"))?,
+        ),
+        None => None,
+    };
     let mut collector =
         Collector::start_redacting(store.clone(), source, config.health, config.redaction)?;
     tracing::info!(auth = guard.mode().as_str(), ops = ?access.ops_access,
         audit = access.audit_log.as_ref().map(|p| p.display().to_string()), "access to the viewer and the API");
-    collector.serve(listener, guard);
+    if let Some(ops) = ops {
+        tracing::info!(listen = %server.ops_listen.unwrap_or(addr), "serving /metrics and /healthz without a login");
+        collector.serve_ops(ops, settings.tls.clone());
+    }
+    tracing::info!(
+        tls = settings.tls.is_some(),
+        max_request_bytes = settings.limits.max_request_bytes,
+        rate_limit = server.rate_limit,
+        "HTTP server"
+    );
+    collector.serve_with(listener, guard, settings);
     if let Some((config, grpc, http)) = receivers {
         if grpc.is_some() || http.is_some() {
             collector.start_otlp(config, grpc, http);
@@ -149,6 +183,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         source,
         args.listen,
         &args.access,
+        &args.server,
         Some(&args.otlp),
         config,
     )
@@ -194,6 +229,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Source::FollowStore { every },
         args.listen,
         &args.access,
+        &args.server,
         None,
         config,
     )
@@ -298,6 +334,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             db: args.db,
             orders_per_second: args.rate,
             access: Arc::new(Access::from_args(&args.access, Default::default())?),
+            server: server_settings(&args.server).await?,
         },
         cancel,
     )

@@ -1,5 +1,6 @@
-//! Who may use the HTTP server: with no login (`--auth none`, the only mode yet) the binary
-//! listens on loopback addresses only, unless told `--allow-unauthenticated`.
+//! Who may use the HTTP server, through the binary: with no login (`--auth none`) it listens on
+//! loopback addresses only, unless told `--allow-unauthenticated`; a token made by
+//! `choreoscope token new` opens `serve --auth tokens`.
 
 mod common;
 
@@ -58,9 +59,70 @@ fn allow_unauthenticated_serves_on_every_address() {
     .spawn()
     .unwrap();
     let _child = common::KilledOnDrop(child);
+    wait_for(port);
+}
+
+/// Waits until something listens on `port` of loopback.
+fn wait_for(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "serve never listened");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `GET /api/v1/me` on loopback `port` with `authorization`; the raw answer.
+fn me(port: u16, authorization: Option<&str>) -> String {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let auth = authorization
+        .map(|a| format!("authorization: {a}\r\n"))
+        .unwrap_or_default();
+    write!(
+        tcp,
+        "GET /api/v1/me HTTP/1.1\r\nhost: x\r\n{auth}connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+#[test]
+fn a_token_made_by_token_new_logs_in_to_serve_with_its_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = Command::new(env!("CARGO_BIN_EXE_choreoscope"))
+        .args(["token", "new", "--name", "ci-bot", "--role", "reader"])
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let token = String::from_utf8(made.stdout).unwrap().trim().to_owned();
+    let entry = String::from_utf8(made.stderr).unwrap();
+    assert!(
+        !entry.contains(&token),
+        "the file entry must not hold the token"
+    );
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(&tokens, &entry).unwrap();
+    let port = common::free_addr().port();
+    let child = serve(
+        dir.path(),
+        &format!("127.0.0.1:{port}"),
+        &[
+            "--auth",
+            "tokens",
+            "--auth-tokens",
+            tokens.to_str().unwrap(),
+        ],
+    )
+    .spawn()
+    .unwrap();
+    let _child = common::KilledOnDrop(child);
+    wait_for(port);
+    let refused = me(port, None);
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    let answer = me(port, Some(&format!("Bearer {token}")));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(r#""name":"ci-bot""#), "{answer}");
+    assert!(answer.contains(r#""role":"reader""#), "{answer}");
 }

@@ -30,6 +30,8 @@ pub struct DemoConfig {
     pub orders_per_second: f64,
     /// Who may use the viewer and the API.
     pub access: std::sync::Arc<crate::access::Access>,
+    /// TLS and request limits of its HTTP server.
+    pub server: crate::http::ServerSettings,
 }
 
 /// Why the demo could not run.
@@ -120,7 +122,7 @@ pub async fn run(config: DemoConfig, cancel: CancellationToken) -> Result<(), De
         None,
         crate::health::HealthConfig::default(),
     )?;
-    collector.serve(listener, config.access.clone());
+    collector.serve_with(listener, config.access.clone(), config.server.clone());
     // The OTLP/gRPC receiver the OpenTelemetry-only service exports to, on a port of its own.
     let otlp = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -190,6 +190,19 @@ impl utoipa::Modify for Guarded {
                 responses
                     .entry("403".to_owned())
                     .or_insert_with(|| refused("The credential's role does not cover this").into());
+                responses.entry("429".to_owned()).or_insert_with(|| {
+                    refused("The client asks faster than `--rate-limit` allows (see Retry-After)")
+                        .into()
+                });
+            }
+            if let Some(operation) = &mut item.post {
+                operation
+                    .responses
+                    .responses
+                    .entry("413".to_owned())
+                    .or_insert_with(|| {
+                        refused("The body is larger than `--max-request-bytes`").into()
+                    });
             }
         }
         let components = openapi.components.get_or_insert_with(Default::default);

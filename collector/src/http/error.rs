@@ -10,13 +10,15 @@ use crate::query::QueryError;
 use crate::store::StoreError;
 
 /// The stable codes of [`ErrorBody::error`], one per status (see [`ApiError::status`]).
-pub const ERROR_CODES: [&str; 6] = [
+pub const ERROR_CODES: [&str; 8] = [
     "bad_parameter",
     "not_found",
     "unusable_value",
     "store_unavailable",
     "unauthenticated",
     "forbidden",
+    "payload_too_large",
+    "rate_limited",
 ];
 
 fn error_code_schema() -> utoipa::openapi::schema::Object {
@@ -31,7 +33,7 @@ fn error_code_schema() -> utoipa::openapi::schema::Object {
 pub struct ErrorBody {
     /// Stable code: `bad_parameter` (400), `unauthenticated` (401: no or a bad credential),
     /// `forbidden` (403: the role does not cover it), `not_found` (404), `unusable_value` (422),
-    /// `store_unavailable` (503).
+    /// `store_unavailable` (503), `payload_too_large` (413), `rate_limited` (429).
     #[schema(schema_with = error_code_schema)]
     pub error: String,
     /// What was wrong, for a human.
@@ -114,6 +116,10 @@ mod tests {
         let mut codes: Vec<&str> = errors.map(|e| ApiError(e).status().1).to_vec();
         codes.push("unauthenticated");
         codes.push(ApiError(QueryError::Forbidden(String::new())).status().1);
+        codes.extend([
+            super::super::limits::TOO_LARGE,
+            super::super::limits::RATE_LIMITED,
+        ]);
         assert_eq!(codes, ERROR_CODES);
     }
 }

@@ -12,17 +12,23 @@
 //! - `state`: [`AppState`], what every handler shares.
 //! - `security_headers`: the headers every answer carries (CSP, nosniff, no framing, no
 //!   referrer).
+//! - [`limits`]: request body size (413) and per-client rate (429) limits.
+//! - [`server`]: plain HTTP or HTTPS with certificate reload, the ops-only listener.
 
 pub mod api;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod live;
 pub mod params;
 mod security_headers;
+pub mod server;
 mod state;
 pub mod web;
 
+pub use limits::Limits;
 pub use security_headers::{SECURITY_HEADERS, VIEWER_CSP};
+pub use server::{serve_ops, serve_with, ServerSettings, Tls, TlsError};
 pub use state::AppState;
 
 use crate::access::Access;
@@ -35,26 +41,15 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
-/// Serves [`app_with_access`] on `listener` until `cancel` fires, then finishes the requests in
-/// flight.
+/// Serves [`app_with_access`] on `listener` over plain HTTP with the default [`Limits`] until
+/// `cancel` fires, then finishes the requests in flight ([`serve_with`] chooses TLS and limits).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     access: Arc<Access>,
     cancel: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
-    let live = state.live.clone();
-    let app = app_with_access(state, access);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        cancel.cancelled().await;
-        // Open event streams would hold the shutdown forever.
-        live.close();
-    })
-    .await
+    serve_with(listener, state, access, ServerSettings::default(), cancel).await
 }
 
 /// The router without a login ([`Access::open`]), without a socket (tests call it with
@@ -63,11 +58,16 @@ pub fn app(state: AppState) -> Router {
     app_with_access(state, Arc::new(Access::open()))
 }
 
-/// The router, every request through the access guard ([`crate::access::guard`]).
+/// The router with the default [`Limits`], every request through the access guard
+/// ([`crate::access::guard`]).
 pub fn app_with_access(state: AppState, access: Arc<Access>) -> Router {
-    Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
+    app_with(state, access, Limits::default())
+}
+
+/// The router: every request within `limits` ([`limits`]), then through the access guard
+/// ([`crate::access::guard`]).
+pub fn app_with(state: AppState, access: Arc<Access>, limits: Limits) -> Router {
+    ops_routes()
         .merge(api::routes())
         .fallback(get(web::serve))
         .with_state(state)
@@ -76,9 +76,31 @@ pub fn app_with_access(state: AppState, access: Arc<Access>) -> Router {
             access,
             crate::access::guard::guard,
         ))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            limits.max_request_bytes,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            limits::Limiter::new(limits),
+            limits::limit,
+        ))
         .layer(axum::middleware::map_response(
             security_headers::add_security_headers,
         ))
+}
+
+/// `/metrics` and `/healthz` alone, without a login, for `--ops-listen`.
+pub fn ops_app(state: AppState) -> Router {
+    ops_routes()
+        .with_state(state)
+        .layer(axum::middleware::map_response(
+            security_headers::add_security_headers,
+        ))
+}
+
+fn ops_routes() -> Router<AppState> {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
