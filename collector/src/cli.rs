@@ -114,9 +114,53 @@ pub struct ServerArgs {
     /// probes; keep it off the users' network).
     #[arg(long, env = "CHOREOSCOPE_OPS_LISTEN", value_name = "ADDR")]
     pub ops_listen: Option<SocketAddr>,
+    /// HTTP connections open at once; more are answered 503 and closed. Lowered to the
+    /// descriptor limit less a reserve for the store, Kafka and OTLP.
+    #[arg(long, env = "CHOREOSCOPE_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+    /// HTTP connections open at once from one client address; more are answered 429.
+    #[arg(
+        long,
+        env = "CHOREOSCOPE_MAX_CONNECTIONS_PER_CLIENT",
+        default_value_t = 512
+    )]
+    pub max_connections_per_client: usize,
+    /// Live-feed streams open at once; more are answered 503.
+    #[arg(long, env = "CHOREOSCOPE_MAX_STREAMS", default_value_t = 1024)]
+    pub max_streams: usize,
+    /// Live-feed streams open at once from one client address; more are answered 429.
+    #[arg(long, env = "CHOREOSCOPE_MAX_STREAMS_PER_CLIENT", default_value_t = 64)]
+    pub max_streams_per_client: usize,
+    /// Store queries running at once; the next wait --query-wait for a turn, then get 503.
+    #[arg(long, env = "CHOREOSCOPE_MAX_QUERIES", default_value_t = 16)]
+    pub max_queries: usize,
+    /// How long a query waits for a turn.
+    #[arg(long, env = "CHOREOSCOPE_QUERY_WAIT", default_value = "2s", value_parser = duration)]
+    pub query_wait: Duration,
+    /// How long a query may run before it is cut with a 503.
+    #[arg(long, env = "CHOREOSCOPE_QUERY_BUDGET", default_value = "30s", value_parser = duration)]
+    pub query_budget: Duration,
+    /// How long a client may take to send a request's headers, and a connection may stay idle
+    /// between requests, before it is closed.
+    #[arg(long, env = "CHOREOSCOPE_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub header_read_timeout: Duration,
 }
 
 impl ServerArgs {
+    /// The caps these flags set, before [`crate::http::Caps::within_descriptors`].
+    pub fn caps(&self) -> crate::http::Caps {
+        crate::http::Caps {
+            max_connections: self.max_connections,
+            max_connections_per_client: self.max_connections_per_client,
+            max_streams: self.max_streams,
+            max_streams_per_client: self.max_streams_per_client,
+            max_queries: self.max_queries,
+            query_wait: self.query_wait,
+            query_budget: self.query_budget,
+            header_read_timeout: self.header_read_timeout,
+        }
+    }
+
     /// The request limits these flags set.
     pub fn limits(&self) -> crate::http::Limits {
         crate::http::Limits {

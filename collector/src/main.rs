@@ -70,12 +70,23 @@ async fn listen(
     access: &AccessArgs,
 ) -> anyhow::Result<tokio::net::TcpListener> {
     access.check(addr)?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
+    let listener = bind_with_backlog(addr).with_context(|| format!("binding {addr}"))?;
     tracing::info!(listen = %addr, viewer = choreoscope::http::web::is_embedded(),
         "serving the web viewer, the query API, /metrics and /healthz");
     Ok(listener)
+}
+
+/// Binds `addr` with a long accept queue, so a burst of connections waits for the acceptor
+/// (which sheds what is over the caps) instead of having its SYNs dropped.
+fn bind_with_backlog(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 /// Binds an OTLP receiver's address, when it is not `off`.
@@ -100,8 +111,10 @@ async fn server_settings(args: &ServerArgs) -> anyhow::Result<ServerSettings> {
         (Some(cert), Some(key)) => Some(Tls::load(cert, key, args.tls_reload).await?),
         _ => None,
     };
+    let descriptors = choreoscope::http::admission::raise_descriptor_limit();
     Ok(ServerSettings {
         limits: args.limits(),
+        caps: args.caps().within_descriptors(descriptors),
         tls,
     })
 }

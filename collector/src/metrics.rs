@@ -161,6 +161,20 @@ pub struct Metrics {
     pub otlp_held_spans: Gauge,
     /// Spans deleted for being older than the span retention.
     pub spans_pruned: Counter,
+    /// HTTP connections open.
+    pub http_connections: Gauge,
+    /// Live-feed streams open.
+    pub http_streams: Gauge,
+    /// Connections and requests refused or cut at a cap, by reason (see [`ReasonLabel`]).
+    pub http_shed: Family<ReasonLabel, Counter>,
+}
+
+/// Label: why the HTTP server refused something.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// `connections`, `connections_per_client`, `streams`, `streams_per_client`, `queries`
+    /// (no turn in time) or `query_budget` (cut).
+    pub reason: String,
 }
 
 impl Default for Metrics {
@@ -205,6 +219,9 @@ impl Metrics {
             otlp_requests: Family::default(),
             otlp_held_spans: Gauge::default(),
             spans_pruned: Counter::default(),
+            http_connections: Gauge::default(),
+            http_streams: Gauge::default(),
+            http_shed: Family::default(),
         };
         let registry = m.registry.get_mut().expect("fresh mutex");
         registry.register(
@@ -362,7 +379,31 @@ impl Metrics {
             "Spans deleted for being older than the span retention",
             m.spans_pruned.clone(),
         );
+        registry.register(
+            "http_connections",
+            "HTTP connections open",
+            m.http_connections.clone(),
+        );
+        registry.register(
+            "http_streams",
+            "Live-feed streams open",
+            m.http_streams.clone(),
+        );
+        registry.register(
+            "http_shed",
+            "HTTP connections and requests refused or cut at a cap, by reason",
+            m.http_shed.clone(),
+        );
         m
+    }
+
+    /// Counts one connection or request refused or cut for `reason` (see [`ReasonLabel`]).
+    pub fn count_shed(&self, reason: &str) {
+        self.http_shed
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
+            })
+            .inc();
     }
 
     /// Counts `n` spans under `outcome` (see [`SpanOutcomeLabel`]).

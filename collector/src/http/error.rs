@@ -10,7 +10,7 @@ use crate::query::QueryError;
 use crate::store::StoreError;
 
 /// The stable codes of [`ErrorBody::error`], one per status (see [`ApiError::status`]).
-pub const ERROR_CODES: [&str; 8] = [
+pub const ERROR_CODES: [&str; 11] = [
     "bad_parameter",
     "not_found",
     "unusable_value",
@@ -19,6 +19,9 @@ pub const ERROR_CODES: [&str; 8] = [
     "forbidden",
     "payload_too_large",
     "rate_limited",
+    "busy",
+    "too_many_from_client",
+    "query_over_budget",
 ];
 
 fn error_code_schema() -> utoipa::openapi::schema::Object {
@@ -33,7 +36,9 @@ fn error_code_schema() -> utoipa::openapi::schema::Object {
 pub struct ErrorBody {
     /// Stable code: `bad_parameter` (400), `unauthenticated` (401: no or a bad credential),
     /// `forbidden` (403: the role does not cover it), `not_found` (404), `unusable_value` (422),
-    /// `store_unavailable` (503), `payload_too_large` (413), `rate_limited` (429).
+    /// `store_unavailable` (503), `payload_too_large` (413), `rate_limited` (429), `busy` (503:
+    /// the server is at a cap), `too_many_from_client` (429: the client is at its share),
+    /// `query_over_budget` (503: cut at the query's time budget).
     #[schema(schema_with = error_code_schema)]
     pub error: String,
     /// What was wrong, for a human.
@@ -116,9 +121,12 @@ mod tests {
         let mut codes: Vec<&str> = errors.map(|e| ApiError(e).status().1).to_vec();
         codes.push("unauthenticated");
         codes.push(ApiError(QueryError::Forbidden(String::new())).status().1);
+        use super::super::{admission, limits};
+        codes.extend([limits::TOO_LARGE, limits::RATE_LIMITED]);
         codes.extend([
-            super::super::limits::TOO_LARGE,
-            super::super::limits::RATE_LIMITED,
+            admission::BUSY,
+            admission::CLIENT_CAP,
+            admission::QUERY_BUDGET,
         ]);
         assert_eq!(codes, ERROR_CODES);
     }

@@ -13,8 +13,10 @@
 //! - `security_headers`: the headers every answer carries (CSP, nosniff, no framing, no
 //!   referrer).
 //! - [`limits`]: request body size (413) and per-client rate (429) limits.
+//! - [`admission`]: connection, stream and query caps, shedding with 503/429.
 //! - [`server`]: plain HTTP or HTTPS with certificate reload, the ops-only listener.
 
+pub mod admission;
 pub mod api;
 pub mod error;
 pub mod extract;
@@ -26,6 +28,7 @@ pub mod server;
 mod state;
 pub mod web;
 
+pub use admission::Caps;
 pub use limits::Limits;
 pub use security_headers::{SECURITY_HEADERS, VIEWER_CSP};
 pub use server::{serve_ops, serve_with, ServerSettings, Tls, TlsError};
@@ -67,11 +70,27 @@ pub fn app_with_access(state: AppState, access: Arc<Access>) -> Router {
 /// The router: every request within `limits` ([`limits`]), then through the access guard
 /// ([`crate::access::guard`]).
 pub fn app_with(state: AppState, access: Arc<Access>, limits: Limits) -> Router {
+    let admission = admission::Admission::new(admission::Caps::default(), state.metrics.clone());
+    router(state, access, limits, admission)
+}
+
+/// [`app_with`] counting streams and queries under `admission` (shared with the acceptor that
+/// counts connections).
+fn router(
+    state: AppState,
+    access: Arc<Access>,
+    limits: Limits,
+    admission: Arc<admission::Admission>,
+) -> Router {
     ops_routes()
         .merge(api::routes())
         .fallback(get(web::serve))
         .with_state(state)
         .merge(crate::access::guard::routes(access.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            admission,
+            admission::admit,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             access,
             crate::access::guard::guard,

@@ -11,6 +11,7 @@ use axum_server::tls_rustls::RustlsConfig;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use super::admission::{Admission, Admit, Caps};
 use super::limits::Limits;
 use super::AppState;
 use crate::access::Access;
@@ -24,6 +25,8 @@ const DRAIN: Duration = Duration::from_secs(10);
 pub struct ServerSettings {
     /// Body size and rate limits.
     pub limits: Limits,
+    /// Connection, stream and query caps, timeouts.
+    pub caps: Caps,
     /// HTTPS with this certificate; `None`: plain HTTP.
     pub tls: Option<Tls>,
 }
@@ -117,8 +120,9 @@ pub async fn serve_with(
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
     let live = state.live.clone();
-    let app = super::app_with(state, access, settings.limits);
-    run(listener, app, live, settings.tls, cancel).await
+    let admission = Admission::new(settings.caps, state.metrics.clone());
+    let app = super::router(state, access, settings.limits, admission.clone());
+    run(listener, app, live, admission, settings.tls, cancel).await
 }
 
 /// Serves `/metrics` and `/healthz` alone on `listener` (`--ops-listen`), without a login:
@@ -130,41 +134,72 @@ pub async fn serve_ops(
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
     let live = state.live.clone();
-    run(listener, super::ops_app(state), live, tls, cancel).await
+    let admission = Admission::new(Caps::default(), state.metrics.clone());
+    run(
+        listener,
+        super::ops_app(state),
+        live,
+        admission,
+        tls,
+        cancel,
+    )
+    .await
 }
 
+/// Serves `app` through admission ([`Admit`]) over plain HTTP or `tls`: a connection over a
+/// cap is answered and closed as it is accepted, a slow or idle one is closed after the
+/// header-read timeout, and an accept error (out of descriptors) is retried shortly rather than
+/// stopping the server.
 async fn run(
     listener: TcpListener,
     app: Router,
     live: LiveFeed,
+    admission: Arc<Admission>,
     tls: Option<Tls>,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
-    let Some(tls) = tls else {
-        return axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                cancel.cancelled().await;
-                // Open event streams would hold the shutdown forever.
-                live.close();
-            })
-            .await;
-    };
     let handle = axum_server::Handle::new();
     let stopping = {
         let (handle, cancel) = (handle.clone(), cancel.clone());
         tokio::spawn(async move {
             cancel.cancelled().await;
+            // Open event streams would hold the shutdown forever.
             live.close();
             handle.graceful_shutdown(Some(DRAIN));
         })
     };
-    let reloading = tokio::spawn(tls.clone().watch(cancel.clone()));
-    let served = axum_server::from_tcp_rustls(listener.into_std()?, tls.config)?
-        .handle(handle)
-        .serve(app)
-        .await;
+    let timeout = admission.caps().header_read_timeout;
+    let served = match tls {
+        None => {
+            let mut server = axum_server::from_tcp(listener.into_std()?)?
+                .acceptor(Admit::new(admission, axum_server::accept::DefaultAcceptor));
+            tune(server.http_builder(), timeout);
+            server.handle(handle).serve(app).await
+        }
+        Some(tls) => {
+            let reloading = tokio::spawn(tls.clone().watch(cancel.clone()));
+            let acceptor =
+                axum_server::tls_rustls::RustlsAcceptor::new(tls.config).handshake_timeout(timeout);
+            let mut server = axum_server::from_tcp(listener.into_std()?)?
+                .acceptor(Admit::new(admission, acceptor));
+            tune(server.http_builder(), timeout);
+            let served = server.handle(handle).serve(app).await;
+            reloading.abort();
+            served
+        }
+    };
     stopping.abort();
-    reloading.abort();
     served
+}
+
+/// The HTTP/1 header-read timeout (which also closes connections idle between requests).
+fn tune(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    header_read_timeout: Duration,
+) {
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
 }

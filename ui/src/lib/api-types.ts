@@ -74,7 +74,7 @@ export type Encoding = "utf8" | "base64";
 export interface ErrorBody {
   /** What was wrong, for a human. */
   detail: string;
-  error: "bad_parameter" | "not_found" | "unusable_value" | "store_unavailable" | "unauthenticated" | "forbidden" | "payload_too_large" | "rate_limited";
+  error: "bad_parameter" | "not_found" | "unusable_value" | "store_unavailable" | "unauthenticated" | "forbidden" | "payload_too_large" | "rate_limited" | "busy" | "too_many_from_client" | "query_over_budget";
 }
 
 /** Everything known about one event. */
