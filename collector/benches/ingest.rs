@@ -36,8 +36,14 @@
 //!    (credential headers) and with pointer rules; ratios to the first. `BENCH_INTERPRET_ONLY=1`
 //!    stops after it.
 //!
+//! 4. an HTTP flood on against off (issue 22): the SQLite collector of step 2 under a descriptor
+//!    limit of 1024, with and without three client threads (each from its own loopback address)
+//!    holding 900 connections each open on its HTTP port — every other one a live stream — and
+//!    opening again every second those refused; `BENCH_FLOOD_PAIRS` pairs (default 1; 0 skips).
+//!
 //! Targets: end to end into SQLite at least half the like-for-like consumer's rate (issue 3);
-//! with flow health on, at least 0.9 of the rate with it off (issue 18).
+//! with flow health on, at least 0.9 of the rate with it off (issue 18); with the HTTP port
+//! flooded, at least 0.8 of the rate without (issue 22).
 
 use std::time::{Duration, Instant};
 
@@ -354,18 +360,21 @@ fn vm_hwm_kib(pid: u32) -> u64 {
 
 /// Runs the collector binary until it has ingested `n` events; returns (events/s, peak RSS KiB).
 fn collector(brokers: &str, topic: &str, db: &str, n: usize) -> (Rates, u64) {
-    collector_with(brokers, topic, db, n, None)
+    collector_with(brokers, topic, db, n, None, false)
 }
 
 /// [`collector`] with flow health forced on (`Some(true)`: `CHOREOSCOPE_NO_FLOW_HEALTH` removed
 /// from its environment) or off (`Some(false)`: `--no-flow-health`); `None` leaves it to the
-/// environment.
+/// environment. With `flood`, the collector runs under a descriptor limit of
+/// [`FLOOD_DESCRIPTORS`] and [`Flood`] holds more connections and live streams open on its HTTP
+/// port than that for the whole run; without, under the same limit and nothing else.
 fn collector_with(
     brokers: &str,
     topic: &str,
     db: &str,
     n: usize,
     flow_health: Option<bool>,
+    flood: bool,
 ) -> (Rates, u64) {
     let listen = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -393,8 +402,12 @@ fn collector_with(
         }
         None => {}
     }
+    if flood {
+        limit_descriptors(&mut command, FLOOD_DESCRIPTORS);
+    }
     let mut child = command.spawn().unwrap();
     let start = Instant::now();
+    let flooding = flood.then(|| Flood::start(&listen));
     let mut tenth = None;
     let mut peak = 0;
     loop {
@@ -415,6 +428,10 @@ fn collector_with(
     // Polled every 10 ms: the tenth is seen at most that late (the steady rate errs low).
     let rate = Rates::of(n, start, tenth.unwrap_or(start), cpu_of(child.id()));
     peak = peak.max(vm_hwm_kib(child.id()));
+    if let Some(flooding) = flooding {
+        let refused = flooding.stop();
+        eprintln!("the flood was refused {refused} connections");
+    }
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     child.wait().unwrap();
     (rate, peak)
@@ -477,7 +494,7 @@ fn health_on_off(
         for on in [true, false] {
             let path = dir.join(format!("health-{round}-{on}.db"));
             let url = format!("sqlite://{}", path.display());
-            let (rate, rss) = collector_with(brokers, topic, &url, n, Some(on));
+            let (rate, rss) = collector_with(brokers, topic, &url, n, Some(on), false);
             let bytes: u64 = ["", "-wal", "-shm"]
                 .iter()
                 .filter_map(|s| std::fs::metadata(format!("{}{s}", path.display())).ok())
@@ -516,6 +533,160 @@ fn health_on_off(
         } else {
             "NOT MET"
         }
+    );
+}
+
+/// Issue 22's target: with the HTTP port flooded, at least this share of the rate without.
+const TARGET_FLOOD_RATIO: f64 = 0.8;
+
+/// The descriptor limit (soft and hard) of the collector in the flood pairs, flooded or not.
+const FLOOD_DESCRIPTORS: u64 = 1024;
+
+/// Sets `command`'s descriptor limit, soft and hard, to `n`.
+fn limit_descriptors(command: &mut std::process::Command, n: u64) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setrlimit only changes the child's own limit, between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: n,
+                rlim_max: n,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Clients holding connections open on the collector's HTTP port: from each of three loopback
+/// addresses, [`Flood::PER_ADDRESS`] connections, every other one a live stream, the rest idle;
+/// those the collector refuses are opened again a second later (as `Retry-After` says), until
+/// stopped. Together they ask for more than [`FLOOD_DESCRIPTORS`].
+struct Flood {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<usize>>,
+}
+
+impl Flood {
+    const PER_ADDRESS: usize = 900;
+    const SOURCES: [&str; 3] = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
+
+    fn start(listen: &str) -> Self {
+        let target: std::net::SocketAddr = listen.parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(target).is_err() {
+            assert!(Instant::now() < deadline, "the collector never listened");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = Self::SOURCES
+            .iter()
+            .map(|source| {
+                let stop = stop.clone();
+                let source: std::net::SocketAddr = format!("{source}:0").parse().unwrap();
+                std::thread::spawn(move || Self::hold(source, target, &stop))
+            })
+            .collect();
+        Self { stop, threads }
+    }
+
+    /// Keeps [`Flood::PER_ADDRESS`] connections from `source` open; returns how many were
+    /// refused.
+    fn hold(
+        source: std::net::SocketAddr,
+        target: std::net::SocketAddr,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> usize {
+        use std::io::{Read, Write};
+        let mut held: Vec<std::net::TcpStream> = Vec::new();
+        let mut refused = 0;
+        let mut opened = 0usize;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            while held.len() < Self::PER_ADDRESS {
+                let socket =
+                    socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None);
+                let Ok(socket) = socket else { break };
+                if socket.bind(&source.into()).is_err() || socket.connect(&target.into()).is_err() {
+                    break;
+                }
+                let mut tcp: std::net::TcpStream = socket.into();
+                if opened % 2 == 0 {
+                    let _ = tcp.write_all(
+                        b"GET /api/v1/live?key=order.id%3Do-1 HTTP/1.1\r\nhost: x\r\n\r\n",
+                    );
+                }
+                opened += 1;
+                let _ = tcp.set_nonblocking(true);
+                held.push(tcp);
+            }
+            std::thread::sleep(Duration::from_secs(1));
+            // Drop what the collector refused (answered 429/503 and closed), to open it again.
+            held.retain_mut(|tcp| {
+                let mut head = [0u8; 12];
+                match tcp.read(&mut head) {
+                    Ok(0) => {
+                        refused += 1;
+                        false
+                    }
+                    Ok(_) if head.starts_with(b"HTTP/1.1 4") || head.starts_with(b"HTTP/1.1 5") => {
+                        refused += 1;
+                        false
+                    }
+                    Ok(_) => true,
+                    Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+                }
+            });
+        }
+        refused
+    }
+
+    /// Stops the flood and closes its connections; how many connections were refused.
+    fn stop(self) -> usize {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.threads
+            .into_iter()
+            .map(|t| t.join().unwrap_or(0))
+            .sum()
+    }
+}
+
+/// The SQLite collector with its HTTP port flooded and not, `pairs` times alternated, each into
+/// a fresh store, on the same topic, both under the same descriptor limit; prints each run
+/// against `baseline`, then the ratio flooded/unflooded.
+fn flood_on_off(
+    brokers: &str,
+    topic: &str,
+    dir: &std::path::Path,
+    n: usize,
+    pairs: usize,
+    baseline: Rates,
+) {
+    let mut runs: [Vec<Rates>; 2] = [Vec::new(), Vec::new()];
+    for round in 1..=pairs {
+        for flooded in [true, false] {
+            let path = dir.join(format!("flood-{round}-{flooded}.db"));
+            let url = format!("sqlite://{}", path.display());
+            let (rate, rss) = collector_with(brokers, topic, &url, n, None, flooded);
+            let label = format!(
+                "collector → SQLite, HTTP {} ({round})",
+                if flooded { "flooded" } else { "quiet" }
+            );
+            report(&label, rate, baseline, 0, rss);
+            for s in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{s}", path.display()));
+            }
+            runs[usize::from(!flooded)].push(rate);
+        }
+    }
+    let sum = |rates: &[Rates], f: fn(&Rates) -> f64| rates.iter().map(f).sum::<f64>();
+    let whole = sum(&runs[0], |r| r.whole) / sum(&runs[1], |r| r.whole);
+    let steady = sum(&runs[0], |r| r.steady) / sum(&runs[1], |r| r.steady);
+    println!(
+        "target: collector → SQLite with its HTTP port flooded at least {TARGET_FLOOD_RATIO:.2} of \
+         its rate without: {whole:.2} whole, {steady:.2} steady, {}",
+        if whole >= TARGET_FLOOD_RATIO { "met" } else { "NOT MET" }
     );
 }
 
@@ -599,6 +770,11 @@ fn main() {
     let pairs = env_usize("BENCH_HEALTH_PAIRS", 2);
     if pairs > 0 {
         health_on_off(&brokers, &topic, dir.path(), n, pairs, baseline);
+    }
+    // BENCH_FLOOD_PAIRS=0 skips the HTTP flood pairs (issue 22).
+    let flood_pairs = env_usize("BENCH_FLOOD_PAIRS", 1);
+    if flood_pairs > 0 {
+        flood_on_off(&brokers, &topic, dir.path(), n, flood_pairs, baseline);
     }
     if let Some(admin) = &pg {
         let url = rt.block_on(fresh_pg(admin)).0;
