@@ -1,5 +1,6 @@
-//! PostgreSQL is stopped for a while during ingest and started again: the collector pauses,
-//! retries, resumes, and nothing is lost.
+//! PostgreSQL goes away for a while during ingest — stopped at once, or its processes killed
+//! with SIGKILL so connections vanish mid-transaction — and comes back: the collector pauses,
+//! retries, resumes, and nothing is lost or doubled.
 
 mod common;
 
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use choreoscope::store::Store;
 use choreoscope_e2e::{PrivatePostgres, TestBroker};
-use common::{produce_many, wait_for, CollectorProcess};
+use common::{produce_many, wait_for, CollectorProcess, NO_GROUP_POLLS};
 
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
@@ -19,24 +20,41 @@ fn metric(text: &str, name: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_outage_during_ingest_loses_nothing() {
+    outage("outage", PrivatePostgres::stop).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_killed_during_ingest_loses_nothing() {
+    outage("pgkill", PrivatePostgres::kill).await;
+}
+
+/// Ingest into a private PostgreSQL that `go_away` takes down after the first 2 000 events and
+/// that is started again once consumption has paused; 40 000 events in all.
+async fn outage(name: &str, go_away: fn(&PrivatePostgres)) {
     let broker = TestBroker::from_env();
-    let topic = TestBroker::unique_topic("outage");
+    let topic = TestBroker::unique_topic(name);
     broker.create_topics(&[&topic], 3).await.unwrap();
     let producer = broker.producer().unwrap();
     let pg = PrivatePostgres::start();
     let store = Store::connect(&pg.url()).await.unwrap();
 
     produce_many(&producer, &topic, 20_000).await;
-    let mut collector = CollectorProcess::start(
+    // Both outages run at once: neither may take the OTLP ports.
+    let mut collector = CollectorProcess::start_with(
         &broker,
         &pg.url(),
-        &format!("outage-{}", uuid::Uuid::new_v4().simple()),
+        &format!("{name}-{}", uuid::Uuid::new_v4().simple()),
         &topic,
+        &[
+            NO_GROUP_POLLS.as_slice(),
+            &["--otlp-grpc", "off", "--otlp-http", "off"],
+        ]
+        .concat(),
     );
     let before = wait_for(&store, 2_000, Duration::from_secs(120)).await;
     assert!(before.deliveries >= 2_000, "ingest started: {before:?}");
 
-    pg.stop();
+    go_away(&pg);
     produce_many(&producer, &topic, 20_000).await;
     // A write fails once the pool gives up reconnecting (its 5 s acquire timeout): poll for the
     // outage to show rather than sleeping a fixed time that may end before it.

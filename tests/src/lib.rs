@@ -324,7 +324,34 @@ impl PrivatePostgres {
         );
     }
 
-    /// Starts the server again.
+    /// Kills the server and every backend with SIGKILL, as an out-of-memory killer or a lost
+    /// machine would: no shutdown, no checkpoint; connections simply vanish.
+    pub fn kill(&self) {
+        let pid_file = self.dir.path().join("data").join("postmaster.pid");
+        let text = std::fs::read_to_string(&pid_file).expect("postmaster.pid of a running server");
+        let pid: i32 = text
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .expect("a pid on the first line of postmaster.pid");
+        // The backends first (children of the postmaster), then the postmaster itself.
+        let _ = std::process::Command::new("pkill")
+            .args(["-KILL", "-P", &pid.to_string()])
+            .status();
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "postmaster {pid} survived SIGKILL"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the server again (after a kill: crash recovery first).
     pub fn resume(&self) {
         let data = self.dir.path().join("data");
         let log = self.dir.path().join("log");
