@@ -1,7 +1,8 @@
 //! Under a connection flood the collector keeps answering: three client processes, each from
 //! its own loopback address, try to hold more live streams and idle connections than the
-//! collector has descriptors; the caps shed them quickly, and the key query and `/healthz`
-//! from another address answer every probe within a second.
+//! collector has descriptors; the caps shed them quickly, the collector never runs out of
+//! descriptors, and the key query and `/healthz` from another address answer every probe within
+//! a second.
 
 mod common;
 
@@ -217,6 +218,10 @@ async fn the_key_query_and_healthz_answer_every_probe_while_a_flood_is_shed() {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no shed connections in /metrics"));
+    assert!(
+        !metrics.contains(r#"reason="accept_failed""#),
+        "the collector ran out of descriptors:\n{metrics}"
+    );
     let over_cap = FLOODERS.len() * (ATTEMPTS_PER_CLIENT - 200);
     assert!(
         shed >= over_cap as f64,

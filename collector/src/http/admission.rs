@@ -1,9 +1,11 @@
 //! Admission: what keeps the server answering when clients ask for more than it has. Every cap
 //! is counted where it is cheapest to refuse:
 //!
-//! - connections, in total and per client address, as they are accepted ([`Admit`]): one over a
-//!   cap is answered at once (503 over the total, 429 over the client's share) and closed, so
-//!   the collector never runs out of descriptors for its store, Kafka and OTLP;
+//! - connections, in total and per client address, as they are accepted (the accept loop of
+//!   [`super::server`]): one over a cap is answered at once (503 over the total, 429 over the
+//!   client's share) and closed, and no more are accepted than the caps plus a small slack for
+//!   those being refused, so the collector never runs out of descriptors for its store, Kafka
+//!   and OTLP;
 //! - live-feed streams, in total and per client address, as they are asked for;
 //! - queries that read the store: at most so many at once, the next ones wait a moment for a
 //!   turn and are then answered 503 with `Retry-After`; each has a time budget and is cut with a
@@ -15,9 +17,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -26,10 +26,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use axum_server::accept::Accept;
-use futures::future::BoxFuture;
 use futures::StreamExt;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
@@ -88,7 +86,9 @@ impl Caps {
     /// These caps with the connection caps lowered to what `descriptors` (the process's limit)
     /// allows after [`DESCRIPTOR_RESERVE`]; says so in the log when it lowers one.
     pub fn within_descriptors(mut self, descriptors: usize) -> Self {
-        let room = descriptors.saturating_sub(DESCRIPTOR_RESERVE).max(16);
+        let room = descriptors
+            .saturating_sub(DESCRIPTOR_RESERVE + super::server::REFUSAL_SLACK)
+            .max(16);
         if self.max_connections > room {
             tracing::warn!(
                 asked = self.max_connections,
@@ -140,7 +140,7 @@ impl Counts {
 
 /// Why something was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Shed {
+pub(super) enum Shed {
     /// The server is at a total cap.
     Busy,
     /// The client is at its own cap.
@@ -155,6 +155,7 @@ pub struct Admission {
     streams: Mutex<Counts>,
     queries: Semaphore,
     metrics: Arc<Metrics>,
+    last_accept_warning: std::sync::atomic::AtomicI64,
 }
 
 impl Admission {
@@ -166,6 +167,7 @@ impl Admission {
             streams: Mutex::default(),
             queries: Semaphore::new(caps.max_queries.max(1)),
             metrics,
+            last_accept_warning: std::sync::atomic::AtomicI64::new(0),
         })
     }
 
@@ -178,7 +180,23 @@ impl Admission {
         self.metrics.count_shed(reason);
     }
 
-    fn admit_connection(self: &Arc<Self>, client: IpAddr) -> Result<Ticket, Shed> {
+    /// Counts a failed accept (out of descriptors, most likely) and says so in the log, at
+    /// most once a second.
+    pub(super) fn accept_failed(&self, error: &io::Error) {
+        self.shed("accept_failed");
+        let now = crate::clock::now_us();
+        let last = self
+            .last_accept_warning
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if now - last > 1_000_000 {
+            self.last_accept_warning
+                .store(now, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(%error, "accepting a connection failed; retrying in 50 ms");
+        }
+    }
+
+    /// Takes a connection place for `client`, or says which cap refuses it.
+    pub(super) fn admit_connection(self: &Arc<Self>, client: IpAddr) -> Result<Ticket, Shed> {
         let caps = self.caps;
         let taken = lock(&self.connections).take(
             client,
@@ -241,7 +259,7 @@ enum Kind {
 
 /// One admitted connection or stream; dropping it gives its place back.
 #[derive(Debug)]
-struct Ticket {
+pub(super) struct Ticket {
     admission: Arc<Admission>,
     client: IpAddr,
     kind: Kind,
@@ -262,61 +280,15 @@ impl Drop for Ticket {
     }
 }
 
-/// The acceptor that counts connections in front of `inner` (plain or TLS): one over a cap is
-/// answered at once, before any TLS handshake, and closed.
-#[derive(Debug, Clone)]
-pub struct Admit<A> {
-    admission: Arc<Admission>,
-    inner: A,
-}
-
-impl<A> Admit<A> {
-    /// Counts connections under `admission`, then hands them to `inner`.
-    pub fn new(admission: Arc<Admission>, inner: A) -> Self {
-        Self { admission, inner }
-    }
-}
-
-impl<A, S> Accept<TcpStream, S> for Admit<A>
-where
-    A: Accept<Counted<TcpStream>, S> + Clone + Send + Sync + 'static,
-    A::Future: Send,
-    S: Send + 'static,
-{
-    type Stream = A::Stream;
-    type Service = A::Service;
-    type Future = BoxFuture<'static, io::Result<(Self::Stream, Self::Service)>>;
-
-    fn accept(&self, mut stream: TcpStream, service: S) -> Self::Future {
-        let admission = self.admission.clone();
-        let inner = self.inner.clone();
-        Box::pin(async move {
-            let client = stream.peer_addr()?.ip();
-            match admission.admit_connection(client) {
-                Ok(ticket) => {
-                    inner
-                        .accept(
-                            Counted {
-                                inner: stream,
-                                _ticket: ticket,
-                            },
-                            service,
-                        )
-                        .await
-                }
-                Err(shed) => {
-                    // Best effort, and quick: a client that does not read is not waited for.
-                    let answer = refusal_bytes(shed);
-                    let _ = tokio::time::timeout(Duration::from_millis(200), async {
-                        stream.write_all(&answer).await?;
-                        stream.shutdown().await
-                    })
-                    .await;
-                    Err(io::Error::other("shed at a connection cap"))
-                }
-            }
-        })
-    }
+/// Answers a connection refused for `shed` and closes it: best effort, and quick — a client
+/// that does not read is not waited for.
+pub(super) async fn refuse(mut stream: TcpStream, shed: Shed) {
+    let answer = refusal_bytes(shed);
+    let _ = tokio::time::timeout(Duration::from_millis(200), async {
+        stream.write_all(&answer).await?;
+        stream.shutdown().await
+    })
+    .await;
 }
 
 /// The whole HTTP/1.1 answer to a connection over a cap.
@@ -341,53 +313,6 @@ fn refusal_bytes(shed: Shed) -> Vec<u8> {
         body.len()
     )
     .into_bytes()
-}
-
-/// A connection that holds its place under the caps while it is open.
-#[derive(Debug)]
-pub struct Counted<S> {
-    inner: S,
-    _ticket: Ticket,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
 }
 
 /// Paths answered from memory: they take no query turn.
@@ -555,7 +480,10 @@ mod tests {
     #[test]
     fn the_connection_caps_leave_the_descriptor_reserve() {
         let caps = Caps::default().within_descriptors(1024);
-        assert_eq!(caps.max_connections, 1024 - DESCRIPTOR_RESERVE);
+        assert_eq!(
+            caps.max_connections,
+            1024 - DESCRIPTOR_RESERVE - super::super::server::REFUSAL_SLACK
+        );
         let roomy = Caps::default().within_descriptors(1 << 20);
         assert_eq!(roomy.max_connections, Caps::default().max_connections);
     }

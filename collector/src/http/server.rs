@@ -1,17 +1,17 @@
 //! Serving the router on a socket: plain HTTP or HTTPS (rustls, the certificate reloaded when
 //! its files change), with the request [`Limits`], until the collector stops.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use axum::extract::ConnectInfo;
 use axum::Router;
 use axum_server::tls_rustls::RustlsConfig;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::admission::{Admission, Admit, Caps};
+use super::admission::{Admission, Caps};
 use super::limits::Limits;
 use super::AppState;
 use crate::access::Access;
@@ -146,10 +146,15 @@ pub async fn serve_ops(
     .await
 }
 
-/// Serves `app` through admission ([`Admit`]) over plain HTTP or `tls`: a connection over a
-/// cap is answered and closed as it is accepted, a slow or idle one is closed after the
-/// header-read timeout, and an accept error (out of descriptors) is retried shortly rather than
-/// stopping the server.
+/// Connections over a cap that may be in the middle of being refused at once: with the
+/// admitted ones, the most descriptors the server holds.
+pub const REFUSAL_SLACK: usize = 64;
+
+/// Serves `app` over plain HTTP or `tls` under `admission`, accepting no more connections than
+/// its cap plus [`REFUSAL_SLACK`] hold descriptors: one over a cap is answered at once and
+/// closed, a slow or idle one is closed after the header-read timeout, an accept that fails
+/// (out of descriptors) is retried 50 ms later. On `cancel`: no more accepts, the live feed
+/// closed, requests in flight given [`DRAIN`] to finish.
 async fn run(
     listener: TcpListener,
     app: Router,
@@ -158,48 +163,89 @@ async fn run(
     tls: Option<Tls>,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
-    let app = app.into_make_service_with_connect_info::<SocketAddr>();
-    let handle = axum_server::Handle::new();
-    let stopping = {
-        let (handle, cancel) = (handle.clone(), cancel.clone());
-        tokio::spawn(async move {
-            cancel.cancelled().await;
-            // Open event streams would hold the shutdown forever.
-            live.close();
-            handle.graceful_shutdown(Some(DRAIN));
-        })
-    };
-    let timeout = admission.caps().header_read_timeout;
-    let served = match tls {
-        None => {
-            let mut server = axum_server::from_tcp(listener.into_std()?)?
-                .acceptor(Admit::new(admission, axum_server::accept::DefaultAcceptor));
-            tune(server.http_builder(), timeout);
-            server.handle(handle).serve(app).await
-        }
-        Some(tls) => {
-            let reloading = tokio::spawn(tls.clone().watch(cancel.clone()));
-            let acceptor =
-                axum_server::tls_rustls::RustlsAcceptor::new(tls.config).handshake_timeout(timeout);
-            let mut server = axum_server::from_tcp(listener.into_std()?)?
-                .acceptor(Admit::new(admission, acceptor));
-            tune(server.http_builder(), timeout);
-            let served = server.handle(handle).serve(app).await;
-            reloading.abort();
-            served
-        }
-    };
-    stopping.abort();
-    served
-}
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+    use tower::ServiceExt as _;
 
-/// The HTTP/1 header-read timeout (which also closes connections idle between requests).
-fn tune(
-    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
-    header_read_timeout: Duration,
-) {
+    let caps = admission.caps();
+    let budget = Arc::new(tokio::sync::Semaphore::new(
+        caps.max_connections + REFUSAL_SLACK,
+    ));
+    let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(header_read_timeout);
+        .timer(TokioTimer::new())
+        .header_read_timeout(caps.header_read_timeout);
+    let builder = Arc::new(builder);
+    let graceful = GracefulShutdown::new();
+    let reloading = tls
+        .as_ref()
+        .map(|tls| tokio::spawn(tls.clone().watch(cancel.clone())));
+    loop {
+        let permit = tokio::select! {
+            () = cancel.cancelled() => break,
+            permit = budget.clone().acquire_owned() => permit.expect("the budget is never closed"),
+        };
+        let (stream, peer) = tokio::select! {
+            () = cancel.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    admission.accept_failed(&error);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let ticket = match admission.admit_connection(peer.ip()) {
+            Ok(ticket) => ticket,
+            Err(shed) => {
+                tokio::spawn(async move {
+                    super::admission::refuse(stream, shed).await;
+                    drop(permit);
+                });
+                continue;
+            }
+        };
+        let service = TowerToHyperService::new(app.clone().map_request(
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            },
+        ));
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let tls = tls.as_ref().map(|tls| tls.config.get_inner());
+        tokio::spawn(async move {
+            let _held = (permit, ticket);
+            match tls {
+                None => {
+                    let connection =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    let _ = watcher.watch(connection.into_owned()).await;
+                }
+                Some(config) => {
+                    let handshake = tokio_rustls::TlsAcceptor::from(config).accept(stream);
+                    let Ok(Ok(stream)) =
+                        tokio::time::timeout(caps.header_read_timeout, handshake).await
+                    else {
+                        return;
+                    };
+                    let connection =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    let _ = watcher.watch(connection.into_owned()).await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    // Open event streams would hold the shutdown forever.
+    live.close();
+    let _ = tokio::time::timeout(DRAIN, graceful.shutdown()).await;
+    if let Some(reloading) = reloading {
+        reloading.abort();
+    }
+    Ok(())
 }
