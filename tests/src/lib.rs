@@ -8,7 +8,10 @@
 //! - [`TestBroker`]: the broker of this run — topics, producers, consumers, raw reads.
 //! - [`secure`]: a secured cluster (TLS through stunnel, SCRAM) for the TLS and SASL tests.
 
+pub mod restart;
 pub mod secure;
+
+pub use restart::RestartableBroker;
 
 use std::collections::HashMap;
 use std::time::Duration;
