@@ -81,7 +81,12 @@ fn main() {
         progress: Default::default(),
         redaction: Default::default(),
         };
-        let server = tokio::spawn(serve(listener, state, cancel.clone()));
+        let server = tokio::spawn(serve(
+            listener,
+            state,
+            Arc::new(choreoscope::access::Access::open()),
+            cancel.clone(),
+        ));
         let ui = concat!(env!("CARGO_MANIFEST_DIR"), "/../ui");
         let paths = ["/flows/key/order.id/o-1", "/flows/key/order.id/o-2"];
         println!("viewer benchmark: two flows of {events} events (tree of fan-out 3; chain with fan-outs), {runs} runs each");

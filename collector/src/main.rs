@@ -102,7 +102,7 @@ async fn run_collector(
     otlp: Option<&choreoscope::cli::OtlpArgs>,
     config: CollectorConfig,
 ) -> anyhow::Result<()> {
-    let guard = Arc::new(Access::from_args(access, config.access)?);
+    let guard = Arc::new(Access::from_args(access, config.access).await?);
     let cancel = CancellationToken::new();
     spawn_shutdown(&cancel);
     let store = connect_store(db, &cancel).await?;
@@ -115,7 +115,8 @@ async fn run_collector(
         None => None,
     };
     let listener = listen(addr, access).await?;
-    let mut collector = Collector::start_redacting(store.clone(), source, config.health, config.redaction)?;
+    let mut collector =
+        Collector::start_redacting(store.clone(), source, config.health, config.redaction)?;
     tracing::info!(auth = guard.mode().as_str(), ops = ?access.ops_access,
         audit = access.audit_log.as_ref().map(|p| p.display().to_string()), "access to the viewer and the API");
     collector.serve(listener, guard);
@@ -296,7 +297,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             listen: args.listen,
             db: args.db,
             orders_per_second: args.rate,
-            access: Arc::new(Access::from_args(&args.access, Default::default())?),
+            access: Arc::new(Access::from_args(&args.access, Default::default()).await?),
         },
         cancel,
     )
