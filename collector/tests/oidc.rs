@@ -95,7 +95,7 @@ async fn server() -> Server {
         auth: AuthMode::Oidc,
         oidc_issuer: Some(provider.issuer.clone()),
         oidc_client_id: Some("choreoscope".to_owned()),
-        oidc_client_secret: Some("choreoscope-secret".to_owned()),
+        oidc_client_secret: Some("choreoscope-secret".parse().unwrap()),
         public_url: Some("http://collector.test".to_owned()),
         ..AccessArgs::default()
     };

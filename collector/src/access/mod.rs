@@ -120,7 +120,7 @@ pub struct AccessArgs {
     pub oidc_client_id: Option<String>,
     /// The client secret, for the viewer's login (better from the environment).
     #[arg(long, env = "CHOREOSCOPE_OIDC_CLIENT_SECRET", hide_env_values = true)]
-    pub oidc_client_secret: Option<String>,
+    pub oidc_client_secret: Option<oidc::ClientSecret>,
     /// The `aud` that bearer tokens must carry (default: the client id).
     #[arg(long, env = "CHOREOSCOPE_OIDC_AUDIENCE")]
     pub oidc_audience: Option<String>,

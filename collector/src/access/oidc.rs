@@ -55,6 +55,30 @@ pub enum OidcError {
     Login(String),
 }
 
+/// The client secret: shown as `<redacted>` by `Debug`, so no log line can carry it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientSecret(String);
+
+impl ClientSecret {
+    /// The secret itself, for the token request.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for ClientSecret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// The settings of `--auth oidc`.
 #[derive(Clone)]
 pub struct OidcSettings {
@@ -63,7 +87,7 @@ pub struct OidcSettings {
     /// This collector's client id at the provider.
     pub client_id: String,
     /// The client secret (for the code exchange); never logged.
-    pub client_secret: Option<String>,
+    pub client_secret: Option<ClientSecret>,
     /// The `aud` bearer tokens must carry.
     pub audience: String,
     /// The claim listing the user's groups.
@@ -191,7 +215,7 @@ impl Oidc {
             Some(secret) => {
                 let mut h = Sha256::new();
                 h.update(b"choreoscope oidc flow\0");
-                h.update(secret.as_bytes());
+                h.update(secret.expose().as_bytes());
                 h.finalize().into()
             }
             None => {
@@ -422,7 +446,7 @@ impl Oidc {
         if let Some(secret) = &self.settings.client_secret {
             request = request.basic_auth(
                 form_encode(&self.settings.client_id),
-                Some(form_encode(secret)),
+                Some(form_encode(secret.expose())),
             );
         }
         let response = request
@@ -516,6 +540,17 @@ async fn get_json<T: serde::de::DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_secret_never_shows_in_debug_output() {
+        let secret: ClientSecret = "s3cr3t-value".parse().unwrap();
+        assert_eq!(secret.expose(), "s3cr3t-value");
+        let args = crate::access::AccessArgs {
+            oidc_client_secret: Some(secret),
+            ..Default::default()
+        };
+        assert!(!format!("{args:?}").contains("s3cr3t-value"));
+    }
 
     #[test]
     fn the_pkce_challenge_is_the_unpadded_base64url_sha256_of_the_verifier() {
