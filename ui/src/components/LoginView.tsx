@@ -8,7 +8,8 @@ import { authConfig, logIn, type AuthConfig } from "../lib/session";
  * 401 means the request did not come through it, which the detail says.
  */
 export function LoginView({ detail }: { detail: string }) {
-  const [config, setConfig] = useState<AuthConfig | null>(null);
+  // `undefined` until the collector answers, so neither login flashes before the other.
+  const [config, setConfig] = useState<AuthConfig | null | undefined>(undefined);
   useEffect(() => {
     let live = true;
     void authConfig().then((c) => live && setConfig(c));
@@ -16,6 +17,16 @@ export function LoginView({ detail }: { detail: string }) {
       live = false;
     };
   }, []);
+  if (config === undefined) {
+    return (
+      <section className="page login" data-testid="login">
+        <h1>Log in to Choreoscope</h1>
+        <p className="muted" data-testid="login-reason">
+          {detail}
+        </p>
+      </section>
+    );
+  }
   if (config?.mode === "oidc") return <ProviderLogin detail={detail} login={config.login ?? "/auth/login"} />;
   return <TokenLogin detail={detail} />;
 }
