@@ -165,9 +165,21 @@ impl Server {
         path: &str,
         bearer: Option<&str>,
     ) -> (StatusCode, axum::http::HeaderMap, String) {
+        self.get_with_cookie(path, bearer, None).await
+    }
+
+    async fn get_with_cookie(
+        &self,
+        path: &str,
+        bearer: Option<&str>,
+        cookie: Option<&str>,
+    ) -> (StatusCode, axum::http::HeaderMap, String) {
         let mut request = Request::get(path);
         if let Some(token) = bearer {
             request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if let Some(cookie) = cookie {
+            request = request.header(header::COOKIE, cookie);
         }
         let response = app_with_access(self.state.clone(), self.access.clone())
             .oneshot(request.body(Body::empty()).unwrap())
@@ -363,4 +375,33 @@ async fn the_login_page_learns_the_mode_from_auth_config() {
     let config: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(config["mode"], "oidc");
     assert_eq!(config["login"], "/auth/login");
+}
+
+#[tokio::test]
+async fn a_callback_with_a_forged_login_cookie_is_401() {
+    let server = server().await;
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let flow = b64.encode(r#"{"state":"def","nonce":"n","verifier":"v","expires":99999999999}"#);
+    let cookie = format!("choreoscope_oidc_flow={flow}.{}", b64.encode([0u8; 32]));
+    let (status, _, body) = server
+        .get_with_cookie("/auth/callback?code=abc&state=def", None, Some(&cookie))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(body.contains("not this collector's"), "{body}");
+}
+
+#[tokio::test]
+async fn a_session_cookie_that_is_no_valid_id_token_is_401() {
+    let server = server().await;
+    let forged = server.signed("stranger", serde_json::json!({})).await;
+    for cookie in [
+        "choreoscope_session=garbage".to_owned(),
+        format!("choreoscope_session={forged}"),
+    ] {
+        let (status, _, body) = server
+            .get_with_cookie("/api/v1/me", None, Some(&cookie))
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    }
 }
