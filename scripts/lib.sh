@@ -156,6 +156,16 @@ ensure_ui_tools() {
   fi
 }
 
+# The test OpenID provider's npm packages (tests/oidc: oidc-provider, from its package-lock.json):
+# collector/tests/oidc.rs and ui/e2e/oidc.test.mjs start it.
+ensure_oidc_provider() {
+  ensure_ui_packages
+  if [ ! -d "$ROOT/tests/oidc/node_modules" ] || [ "$ROOT/tests/oidc/package-lock.json" -nt "$ROOT/tests/oidc/node_modules/.package-lock.json" ]; then
+    log "installing the test OpenID provider's npm packages (tests/oidc)"
+    (cd "$ROOT/tests/oidc" && npm ci --no-audit --no-fund)
+  fi
+}
+
 # Builds the viewer into ui/dist (embedded by the choreoscope binary).
 build_ui() {
   ensure_ui_tools

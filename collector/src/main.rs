@@ -130,7 +130,7 @@ async fn run_collector(
     otlp: Option<&choreoscope::cli::OtlpArgs>,
     config: CollectorConfig,
 ) -> anyhow::Result<()> {
-    let guard = Arc::new(Access::from_args(access, config.access)?);
+    let guard = Arc::new(Access::from_args(access, config.access).await?);
     let settings = server_settings(server).await?;
     let cancel = CancellationToken::new();
     spawn_shutdown(&cancel);
@@ -346,7 +346,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             listen: args.listen,
             db: args.db,
             orders_per_second: args.rate,
-            access: Arc::new(Access::from_args(&args.access, Default::default())?),
+            access: Arc::new(Access::from_args(&args.access, Default::default()).await?),
             server: server_settings(&args.server).await?,
         },
         cancel,
@@ -367,6 +367,9 @@ fn spawn_shutdown(cancel: &CancellationToken) {
 
 fn main() -> std::process::ExitCode {
     let untuned = memory::tune_process();
+    // Two rustls crypto providers are linked (aws-lc-rs, and ring by the OIDC client): name the
+    // process default before anything builds a TLS configuration.
+    let _ = tokio_rustls::rustls::crypto::aws_lc_rs::default_provider().install_default();
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -121,7 +121,7 @@ async fn server(args: impl FnOnce(&std::path::Path) -> AccessArgs, grants: Grant
         progress: Default::default(),
         redaction: Default::default(),
     };
-    let access = Arc::new(Access::from_args(&args(dir.path()), grants).unwrap());
+    let access = Arc::new(Access::from_args(&args(dir.path()), grants).await.unwrap());
     Server { state, access, dir }
 }
 

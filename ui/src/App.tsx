@@ -66,7 +66,7 @@ export function App() {
           {me && me.via !== "none" && (
             <span className="who" data-testid="who" title={me.topics ? `Topics: ${me.topics.join(", ")}` : "Every topic"}>
               {me.name} · {me.role}
-              {me.via === "token" && (
+              {(me.via === "token" || me.via === "oidc") && (
                 <button
                   type="button"
                   className="link"

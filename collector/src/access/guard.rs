@@ -1,6 +1,7 @@
 //! The access guard: a middleware in front of every route that establishes the request's
 //! [`Principal`], answers 401 or 403 as JSON when it cannot, and writes the audit log; and the
-//! `/auth` routes of the viewer's login form.
+//! `/auth` routes of the viewer's login: the token form (`--auth tokens`) and the OpenID
+//! Connect authorization-code flow (`--auth oidc`).
 //!
 //! What is guarded: the API (`/api/…`) always; `/metrics` and `/healthz` under
 //! `--ops-access login` (admins only). The viewer's files are served to anyone: they hold no
@@ -9,15 +10,16 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use super::audit::{resource, AuditLog, AuditRecord};
 use super::grants::Grants;
+use super::oidc::{Oidc, OidcSettings};
 use super::proxy::{parse_trusted, ProxySettings};
 use super::role::{Principal, Role};
 use super::tokens::Tokens;
@@ -25,6 +27,11 @@ use super::{AccessArgs, AccessError, AuthMode, OpsAccess};
 
 /// The cookie the viewer's login form sets under `--auth tokens` (`HttpOnly`, `SameSite=Strict`).
 pub const TOKEN_COOKIE: &str = "choreoscope_token";
+/// The session cookie of an OpenID Connect login: the verified ID token (`HttpOnly`,
+/// `SameSite=Lax`, so that it is sent on the provider's redirect back).
+pub const SESSION_COOKIE: &str = "choreoscope_session";
+/// The cookie that carries a login in progress (state, nonce, PKCE verifier), signed.
+pub const FLOW_COOKIE: &str = "choreoscope_oidc_flow";
 
 /// A JSON error answer in the API's shape (`{ "error", "detail" }`, see
 /// `crate::http::error::ErrorBody`): `unauthenticated` for 401, `forbidden` otherwise.
@@ -50,6 +57,7 @@ enum Authenticator {
         settings: ProxySettings,
         grants: Grants,
     },
+    Oidc(Arc<Oidc>),
 }
 
 /// The access settings in force: how requests are authenticated, whether `/metrics` and
@@ -102,8 +110,9 @@ impl Access {
         }
     }
 
-    /// The settings `args` name, with the config file's `[access]` grants.
-    pub fn from_args(args: &AccessArgs, grants: Grants) -> Result<Self, AccessError> {
+    /// The settings `args` name, with the config file's `[access]` grants; under `--auth oidc`
+    /// reads the provider's discovery document and keys.
+    pub async fn from_args(args: &AccessArgs, grants: Grants) -> Result<Self, AccessError> {
         let setting = |e: String| AccessError::Setting(e);
         let authenticator = match args.auth {
             AuthMode::None => Authenticator::None,
@@ -137,6 +146,39 @@ impl Access {
                     grants,
                 }
             }
+            AuthMode::Oidc => {
+                let issuer = args.oidc_issuer.clone().ok_or_else(|| {
+                    setting("--auth oidc needs --oidc-issuer URL (CHOREOSCOPE_OIDC_ISSUER)".into())
+                })?;
+                let client_id = args.oidc_client_id.clone().ok_or_else(|| {
+                    setting(
+                        "--auth oidc needs --oidc-client-id (CHOREOSCOPE_OIDC_CLIENT_ID)".into(),
+                    )
+                })?;
+                let public_url = args
+                    .public_url
+                    .as_deref()
+                    .map(|u| {
+                        url::Url::parse(u).map_err(|e| setting(format!("--public-url {u}: {e}")))
+                    })
+                    .transpose()?;
+                let settings = OidcSettings {
+                    issuer,
+                    audience: args
+                        .oidc_audience
+                        .clone()
+                        .unwrap_or_else(|| client_id.clone()),
+                    client_id,
+                    client_secret: args.oidc_client_secret.clone(),
+                    groups_claim: args.oidc_groups_claim.clone(),
+                    scopes: args.oidc_scopes.clone(),
+                    public_url,
+                };
+                let oidc = Oidc::discover(settings, grants)
+                    .await
+                    .map_err(|e| setting(format!("--auth oidc: {e}")))?;
+                Authenticator::Oidc(Arc::new(oidc))
+            }
         };
         let audit = args
             .audit_log
@@ -165,11 +207,12 @@ impl Access {
             Authenticator::None => AuthMode::None,
             Authenticator::Tokens(_) => AuthMode::Tokens,
             Authenticator::Proxy { .. } => AuthMode::Proxy,
+            Authenticator::Oidc(_) => AuthMode::Oidc,
         }
     }
 
     /// Who makes a request from `peer` with `headers`.
-    pub fn authenticate(
+    pub async fn authenticate(
         &self,
         peer: Option<IpAddr>,
         headers: &HeaderMap,
@@ -200,6 +243,28 @@ impl Access {
                         "`{user}` is signed in, but no [access] grant gives them a role"
                     ))
                 })
+            }
+            Authenticator::Oidc(oidc) => {
+                let found = match (bearer(headers), cookie(headers, SESSION_COOKIE)) {
+                    (Some(token), _) => oidc.principal_of_bearer(&token).await,
+                    (None, Some(session)) => oidc.principal_of_session(&session).await,
+                    (None, None) => {
+                        return Err(Refusal::Unauthenticated(
+                            "log in: send `Authorization: Bearer <JWT>` of the OpenID provider, or log in at /auth/login"
+                                .to_owned(),
+                        ))
+                    }
+                };
+                match found {
+                    Ok(Some(principal)) => Ok(principal),
+                    Ok(None) => Err(Refusal::Forbidden(
+                        "signed in, but no [access] grant gives you a role".to_owned(),
+                    )),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "oidc token refused");
+                        Err(Refusal::Unauthenticated(e.to_string()))
+                    }
+                }
             }
         }
     }
@@ -297,7 +362,7 @@ pub async fn guard(
         path: request.uri().path().to_owned(),
         query: request.uri().query().map(str::to_owned),
     };
-    let principal = match access.authenticate(audited.peer, request.headers()) {
+    let principal = match access.authenticate(audited.peer, request.headers()).await {
         Ok(principal) => principal,
         Err(refused) => {
             let response = refused.into_response();
@@ -328,12 +393,129 @@ struct TokenLogin {
     token: String,
 }
 
-/// The viewer's login and logout (`POST /auth/token`, `POST /auth/logout`).
+/// The viewer's login and logout: `GET /auth/config` (the mode, for the login page),
+/// `POST /auth/token`, `GET /auth/login` and `GET /auth/callback` (OpenID Connect),
+/// `POST /auth/logout`.
 pub fn routes(access: Arc<Access>) -> Router {
     Router::new()
+        .route("/auth/config", get(auth_config))
         .route("/auth/token", post(token_login))
+        .route("/auth/login", get(oidc_login))
+        .route("/auth/callback", get(oidc_callback))
         .route("/auth/logout", post(logout))
         .with_state(access)
+}
+
+/// How the viewer logs in: `{ "mode": "none" | "tokens" | "proxy" | "oidc", "login": url? }`.
+async fn auth_config(State(access): State<Arc<Access>>) -> Response {
+    let login = matches!(access.authenticator, Authenticator::Oidc(_)).then_some("/auth/login");
+    Json(serde_json::json!({ "mode": access.mode().as_str(), "login": login })).into_response()
+}
+
+/// A `Set-Cookie` header value.
+fn set_cookie(response: &mut Response, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+}
+
+/// A 302 to `location`.
+fn found(location: &str) -> Response {
+    let mut response = StatusCode::FOUND.into_response();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+/// Starts the OpenID Connect login: a 302 to the provider's authorization endpoint with
+/// `state`, `nonce` and an S256 code challenge, kept in the signed flow cookie.
+async fn oidc_login(State(access): State<Arc<Access>>) -> Response {
+    let Authenticator::Oidc(oidc) = &access.authenticator else {
+        return refusal(
+            StatusCode::NOT_FOUND,
+            "this collector does not use --auth oidc",
+        );
+    };
+    let (url, flow) = match oidc.start_login() {
+        Ok(started) => started,
+        Err(e) => return refusal(StatusCode::NOT_FOUND, e.to_string()),
+    };
+    let mut response = found(&url);
+    set_cookie(
+        &mut response,
+        &format!(
+            "{FLOW_COOKIE}={}; Path=/auth/callback; HttpOnly; SameSite=Lax; Max-Age={}{}",
+            oidc.seal_flow(&flow),
+            super::oidc::FLOW_TTL_SECS,
+            if oidc.secure_cookies() {
+                "; Secure"
+            } else {
+                ""
+            }
+        ),
+    );
+    response
+}
+
+/// The query of the provider's redirect back.
+#[derive(Debug, serde::Deserialize)]
+struct Callback {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// Finishes the OpenID Connect login: checks the state against the flow cookie, exchanges the
+/// code, verifies the ID token and its nonce, sets the session cookie and goes to the viewer.
+async fn oidc_callback(
+    State(access): State<Arc<Access>>,
+    headers: HeaderMap,
+    Query(callback): Query<Callback>,
+) -> Response {
+    let Authenticator::Oidc(oidc) = &access.authenticator else {
+        return refusal(
+            StatusCode::NOT_FOUND,
+            "this collector does not use --auth oidc",
+        );
+    };
+    if let Some(error) = callback.error {
+        return Refusal::Unauthenticated(format!("the OpenID provider answered `{error}`"))
+            .into_response();
+    }
+    let (Some(code), Some(state)) = (callback.code, callback.state) else {
+        return Refusal::Unauthenticated("the callback carries no code and state".into())
+            .into_response();
+    };
+    let finished = match cookie(&headers, FLOW_COOKIE) {
+        None => Err(super::oidc::OidcError::Login("no login in progress".into())),
+        Some(sealed) => match oidc.open_flow(&sealed) {
+            Ok(flow) => oidc.finish_login(&flow, &state, &code).await,
+            Err(e) => Err(e),
+        },
+    };
+    let id_token = match finished {
+        Ok(id_token) => id_token,
+        Err(e) => {
+            tracing::warn!(error = %e, "oidc login refused");
+            return Refusal::Unauthenticated(e.to_string()).into_response();
+        }
+    };
+    let secure = if oidc.secure_cookies() {
+        "; Secure"
+    } else {
+        ""
+    };
+    let mut response = found("/");
+    set_cookie(
+        &mut response,
+        &format!("{SESSION_COOKIE}={id_token}; Path=/; HttpOnly; SameSite=Lax{secure}"),
+    );
+    set_cookie(
+        &mut response,
+        &format!("{FLOW_COOKIE}=; Path=/auth/callback; HttpOnly; SameSite=Lax; Max-Age=0{secure}"),
+    );
+    response
 }
 
 /// Checks a token and keeps it in an `HttpOnly` cookie, so the viewer's requests and event
@@ -374,14 +556,16 @@ async fn token_login(
     response
 }
 
-/// Forgets the viewer's token cookie.
+/// Forgets the viewer's token cookie and OpenID Connect session.
 async fn logout() -> Response {
     let mut response = StatusCode::NO_CONTENT.into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static(
-            "choreoscope_token=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
-        ),
+    set_cookie(
+        &mut response,
+        "choreoscope_token=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
+    );
+    set_cookie(
+        &mut response,
+        "choreoscope_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0",
     );
     response
 }

@@ -1,10 +1,11 @@
 //! Who may use the HTTP server, and what each may see (docs/security.md).
 //!
 //! `--auth` picks how users are authenticated: `none` (no login; loopback only unless
-//! `--allow-unauthenticated`), `tokens` (static API tokens from a file, [`tokens`]) or `proxy`
-//! (an authenticating reverse proxy's headers, believed only from its addresses, [`proxy`]).
+//! `--allow-unauthenticated`), `tokens` (static API tokens from a file, [`tokens`]), `proxy`
+//! (an authenticating reverse proxy's headers, believed only from its addresses, [`proxy`]) or
+//! `oidc` (OpenID Connect: bearer JWTs and the viewer's login, [`oidc`]).
 //! Each request gets a [`Principal`] with a [`Role`] and optional topic patterns; the answers
-//! are veiled to its [`crate::query::visibility::Sight`]. Users named by a proxy get their role
+//! are veiled to its [`crate::query::visibility::Sight`]. Users named by a proxy or an OpenID provider get their role
 //! from the config file's `[access]` grants ([`grants`]). Every API request can be written to
 //! an audit log ([`audit`]).
 //!
@@ -13,6 +14,7 @@
 //! - [`tokens`]: the tokens file, token hashes, new tokens.
 //! - [`grants`]: the `[access]` table, group and user → role.
 //! - [`proxy`]: the trusted proxy's headers.
+//! - [`oidc`]: OpenID Connect discovery, JWKS, token checks and the login flow.
 //! - [`audit`]: the audit log.
 //! - [`guard`]: the middleware that authenticates, refuses (401/403 JSON) and audits, and the
 //!   `/auth` routes of the viewer's login.
@@ -20,6 +22,7 @@
 pub mod audit;
 pub mod grants;
 pub mod guard;
+pub mod oidc;
 pub mod proxy;
 pub mod role;
 pub mod tokens;
@@ -43,6 +46,9 @@ pub enum AuthMode {
     Tokens,
     /// An authenticating reverse proxy names the user in headers (`--trusted-proxies`).
     Proxy,
+    /// OpenID Connect (`--oidc-issuer`): bearer JWTs of the issuer, or the viewer's login by
+    /// the authorization-code flow.
+    Oidc,
 }
 
 impl AuthMode {
@@ -52,6 +58,7 @@ impl AuthMode {
             AuthMode::None => "none",
             AuthMode::Tokens => "tokens",
             AuthMode::Proxy => "proxy",
+            AuthMode::Oidc => "oidc",
         }
     }
 }
@@ -69,8 +76,8 @@ pub enum OpsAccess {
 /// `--auth` and its settings, shared by `collect`, `serve` and `demo`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct AccessArgs {
-    /// How users of the viewer and the API log in: `none`, `tokens` (--auth-tokens) or `proxy`
-    /// (--trusted-proxies).
+    /// How users of the viewer and the API log in: `none`, `tokens` (--auth-tokens), `proxy`
+    /// (--trusted-proxies) or `oidc` (--oidc-issuer).
     #[arg(long, env = "CHOREOSCOPE_AUTH", value_enum, default_value_t = AuthMode::None)]
     pub auth: AuthMode,
     /// Serve without a login on an address other hosts can reach (behind an authenticating
@@ -104,6 +111,33 @@ pub struct AccessArgs {
         default_value = "X-Forwarded-Groups"
     )]
     pub proxy_groups_header: String,
+    /// The OpenID provider's issuer URL under `--auth oidc` (its
+    /// `/.well-known/openid-configuration` is read at start).
+    #[arg(long, env = "CHOREOSCOPE_OIDC_ISSUER", value_name = "URL")]
+    pub oidc_issuer: Option<String>,
+    /// This collector's client id at the OpenID provider.
+    #[arg(long, env = "CHOREOSCOPE_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+    /// The client secret, for the viewer's login (better from the environment).
+    #[arg(long, env = "CHOREOSCOPE_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    pub oidc_client_secret: Option<oidc::ClientSecret>,
+    /// The `aud` that bearer tokens must carry (default: the client id).
+    #[arg(long, env = "CHOREOSCOPE_OIDC_AUDIENCE")]
+    pub oidc_audience: Option<String>,
+    /// The token claim that lists the user's groups, mapped to roles by `[access]` grants.
+    #[arg(long, env = "CHOREOSCOPE_OIDC_GROUPS_CLAIM", default_value = "groups")]
+    pub oidc_groups_claim: String,
+    /// The scopes the viewer's login asks for.
+    #[arg(
+        long,
+        env = "CHOREOSCOPE_OIDC_SCOPES",
+        default_value = "openid profile email"
+    )]
+    pub oidc_scopes: String,
+    /// The collector's external URL, as browsers reach it (the login's redirect URI is
+    /// `<URL>/auth/callback`; https makes the session cookie `Secure`).
+    #[arg(long, env = "CHOREOSCOPE_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
     /// Whether `/metrics` and `/healthz` are `public` or need an admin `login`.
     #[arg(long, env = "CHOREOSCOPE_OPS_ACCESS", value_enum, default_value_t = OpsAccess::Public)]
     pub ops_access: OpsAccess,
@@ -122,6 +156,13 @@ impl Default for AccessArgs {
             trusted_proxies: Vec::new(),
             proxy_user_header: "X-Forwarded-User".to_owned(),
             proxy_groups_header: "X-Forwarded-Groups".to_owned(),
+            oidc_issuer: None,
+            oidc_client_id: None,
+            oidc_client_secret: None,
+            oidc_audience: None,
+            oidc_groups_claim: "groups".to_owned(),
+            oidc_scopes: "openid profile email".to_owned(),
+            public_url: None,
             ops_access: OpsAccess::Public,
             audit_log: None,
         }
@@ -152,7 +193,7 @@ impl AccessArgs {
                 Err(AccessError::Unauthenticated(addr))
             }
             AuthMode::None if self.ops_access == OpsAccess::Login => Err(AccessError::Setting(
-                "--ops-access login needs a login: pick --auth tokens or proxy".to_owned(),
+                "--ops-access login needs a login: pick --auth tokens, proxy or oidc".to_owned(),
             )),
             _ => Ok(()),
         }

@@ -54,6 +54,9 @@ impl Tls {
     /// looked at again every `every` and a changed pair replaces the one in use for new
     /// connections.
     pub async fn load(cert: &Path, key: &Path, every: Duration) -> Result<Self, TlsError> {
+        // Two crypto providers are linked (aws-lc-rs for this, ring for the OIDC client's own
+        // configuration): name the process default, once, before any configuration is built.
+        let _ = tokio_rustls::rustls::crypto::aws_lc_rs::default_provider().install_default();
         let config = RustlsConfig::from_pem_file(cert, key)
             .await
             .map_err(|source| TlsError {

@@ -1,4 +1,4 @@
-//! The config file's `[redaction]` table, read and checked into [`Redaction`]'s parts.
+//! The config file's `[redaction]` table, read and checked into [`Redaction`](super::Redaction)'s parts.
 //!
 //! ```toml
 //! [redaction]

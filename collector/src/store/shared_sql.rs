@@ -30,7 +30,7 @@ pub(super) const SPAN_CHUNK: usize = IN_CHUNK / 2;
 /// One chunk of a lookup by `(trace_id, span_id)` pairs: the columns are constrained by `IN` lists
 /// of *distinct* values (a database probes an index once per combination of list entries, so
 /// repeating the trace id per span cost 250 × 250 probes; PostgreSQL seeks its
-/// `(trace_id, span_id)` index, SQLite its index of trace id suffixes, [`trace_suffix`]), and the
+/// `(trace_id, span_id)` index, SQLite its index of trace id suffixes, [`trace_suffix`](super::sqlite::trace_index::trace_suffix)), and the
 /// rows of exactly the asked pairs are kept afterwards.
 pub(super) struct SpanChunk<'a> {
     /// Distinct trace ids to bind.

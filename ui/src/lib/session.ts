@@ -1,7 +1,9 @@
 // The viewer's login: when the API answers 401, the viewer shows its login page instead of the
 // view (docs/security.md). Under `--auth tokens` the page takes an API token and the collector
 // keeps it in an HttpOnly cookie (`POST /auth/token`), so requests and event streams carry it;
-// under `--auth proxy` the proxy in front signs the user in, and the page says so.
+// under `--auth proxy` the proxy in front signs the user in, and the page says so; under
+// `--auth oidc` the page sends the user to the identity provider (`GET /auth/login`), which
+// returns them with a session cookie. `GET /auth/config` tells the page which mode is in force.
 
 /** Why the viewer asks for a login: the API's 401 detail. */
 export type LoginNeed = { detail: string } | null;
@@ -58,4 +60,20 @@ export async function logIn(token: string, fetcher: typeof fetch = fetch): Promi
 /** Forgets the token cookie. */
 export async function logOut(fetcher: typeof fetch = fetch): Promise<void> {
   await fetcher("/auth/logout", { method: "POST" });
+}
+
+/** How the collector signs users in (`GET /auth/config`). */
+export type AuthConfig = { mode: "none" | "tokens" | "proxy" | "oidc" | string; login: string | null };
+
+/** Asks the collector how users log in; `null` when it does not say (an older collector). */
+export async function authConfig(fetcher: typeof fetch = fetch): Promise<AuthConfig | null> {
+  try {
+    const response = await fetcher("/auth/config", { headers: { accept: "application/json" } });
+    if (!response.ok) return null;
+    const body = (await response.json()) as Partial<AuthConfig>;
+    if (typeof body.mode !== "string") return null;
+    return { mode: body.mode, login: typeof body.login === "string" ? body.login : null };
+  } catch {
+    return null;
+  }
 }

@@ -117,7 +117,7 @@ impl SqliteWriter {
     }
 }
 
-/// [`write`] on the writing connection (a panic in an earlier write does not poison it: each
+/// [`write()`] on the writing connection (a panic in an earlier write does not poison it: each
 /// write is its own transaction, rolled back when it failed).
 fn write_locked(
     connection: &Mutex<Connection>,
