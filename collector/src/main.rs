@@ -10,11 +10,13 @@ use choreoscope::access::{Access, AccessArgs};
 use choreoscope::cli::{
     Cli, CollectArgs, Command, DemoArgs, QueryArgs, QueryWhat, ServeArgs, TokenCommand,
 };
+use choreoscope::clock::Clock;
 use choreoscope::cluster::{reach, Cluster, Reached};
 use choreoscope::collector::{Collector, Source};
 use choreoscope::config::CollectorConfig;
 use choreoscope::memory::{self, Untuned};
 use choreoscope::record::Interpreter;
+use choreoscope::retention::RetentionSettings;
 use choreoscope::store::Store;
 use clap::Parser as _;
 use tokio_util::sync::CancellationToken;
@@ -93,13 +95,14 @@ async fn listen_otlp(
 }
 
 /// Runs `source` into the store until ctrl-c or SIGTERM, then stops in order; with an OTLP
-/// receiver when `otlp` says so.
+/// receiver when `otlp` says so, and retention when `retention` deletes anything.
 async fn run_collector(
     db: &str,
     source: Source,
     addr: std::net::SocketAddr,
     access: &AccessArgs,
     otlp: Option<&choreoscope::cli::OtlpArgs>,
+    retention: RetentionSettings,
     config: CollectorConfig,
 ) -> anyhow::Result<()> {
     let guard = Arc::new(Access::from_args(access, config.access)?);
@@ -115,7 +118,8 @@ async fn run_collector(
         None => None,
     };
     let listener = listen(addr, access).await?;
-    let mut collector = Collector::start_redacting(store.clone(), source, config.health, config.redaction)?;
+    let mut collector =
+        Collector::start_redacting(store.clone(), source, config.health, config.redaction)?;
     tracing::info!(auth = guard.mode().as_str(), ops = ?access.ops_access,
         audit = access.audit_log.as_ref().map(|p| p.display().to_string()), "access to the viewer and the API");
     collector.serve(listener, guard);
@@ -124,6 +128,7 @@ async fn run_collector(
             collector.start_otlp(config, grpc, http);
         }
     }
+    collector.start_retention(retention, Clock::System);
     cancel.cancelled().await;
     let stopped = collector.stop().await;
     store.close().await;
@@ -149,6 +154,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         args.listen,
         &args.access,
         Some(&args.otlp),
+        args.retention.settings(&config.retention),
         config,
     )
     .await
@@ -194,6 +200,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.listen,
         &args.access,
         None,
+        RetentionSettings::default(),
         config,
     )
     .await

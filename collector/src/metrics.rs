@@ -161,6 +161,14 @@ pub struct Metrics {
     pub otlp_held_spans: Gauge,
     /// Spans deleted for being older than the span retention.
     pub spans_pruned: Counter,
+    /// Bytes the lineage store takes, as retention last measured it.
+    pub store_size_bytes: Gauge,
+    /// Time of the oldest event kept, in seconds since the epoch, as retention last read it (0
+    /// while the store is empty).
+    pub oldest_event_seconds: Gauge,
+    /// Events deleted by retention (older than `--retention`, or the oldest past
+    /// `--max-store-size`).
+    pub retention_deleted_events: Counter,
 }
 
 impl Default for Metrics {
@@ -205,6 +213,9 @@ impl Metrics {
             otlp_requests: Family::default(),
             otlp_held_spans: Gauge::default(),
             spans_pruned: Counter::default(),
+            store_size_bytes: Gauge::default(),
+            oldest_event_seconds: Gauge::default(),
+            retention_deleted_events: Counter::default(),
         };
         let registry = m.registry.get_mut().expect("fresh mutex");
         registry.register(
@@ -361,6 +372,21 @@ impl Metrics {
             "spans_pruned",
             "Spans deleted for being older than the span retention",
             m.spans_pruned.clone(),
+        );
+        registry.register(
+            "store_size_bytes",
+            "Bytes the lineage store takes (SQLite: pages in use; PostgreSQL: total relation size of its tables), measured by retention",
+            m.store_size_bytes.clone(),
+        );
+        registry.register(
+            "oldest_event_seconds",
+            "Time of the oldest event kept, seconds since the epoch, read by retention",
+            m.oldest_event_seconds.clone(),
+        );
+        registry.register(
+            "retention_deleted_events",
+            "Events deleted by retention (--retention, --max-store-size)",
+            m.retention_deleted_events.clone(),
         );
         m
     }

@@ -32,7 +32,13 @@ const HEADER_SECRET: &str = "private-note";
 fn records() -> Vec<choreoscope::record::EventRecord> {
     let flow = [
         ("e-1", "orders", "OrderCreated", "order-svc", None),
-        ("e-2", "payments", "PaymentTaken", "payment-svc", Some("e-1")),
+        (
+            "e-2",
+            "payments",
+            "PaymentTaken",
+            "payment-svc",
+            Some("e-1"),
+        ),
         ("e-3", "orders", "OrderConfirmed", "order-svc", Some("e-2")),
     ];
     let interpreter = Interpreter::new(Rules::default(), 4096);
@@ -77,7 +83,8 @@ struct Tokens {
 }
 
 fn tokens() -> Tokens {
-    let (viewer, reader, orders_reader, admin) = (new_token(), new_token(), new_token(), new_token());
+    let (viewer, reader, orders_reader, admin) =
+        (new_token(), new_token(), new_token(), new_token());
     let file = [
         entry("vera", &viewer, Role::Viewer, &[]),
         entry("rita", &reader, Role::Reader, &[]),
@@ -228,7 +235,10 @@ async fn every_endpoint_refuses_a_token_that_is_not_listed() {
     for path in endpoints() {
         let answer = get(&server, &path, Some(&new_token())).await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{path}");
-        assert!(answer.json()["detail"].as_str().unwrap().contains("not one of"));
+        assert!(answer.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not one of"));
     }
 }
 
@@ -236,7 +246,12 @@ async fn every_endpoint_refuses_a_token_that_is_not_listed() {
 async fn every_role_gets_every_endpoint() {
     let tokens = tokens();
     let server = token_server(&tokens, OpsAccess::Public).await;
-    for token in [&tokens.viewer, &tokens.reader, &tokens.orders_reader, &tokens.admin] {
+    for token in [
+        &tokens.viewer,
+        &tokens.reader,
+        &tokens.orders_reader,
+        &tokens.admin,
+    ] {
         for path in endpoints() {
             let answer = get(&server, &path, Some(token)).await;
             assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.body);
@@ -250,10 +265,20 @@ async fn a_viewer_sees_the_flow_but_no_payload_header_value_or_record_key() {
     let server = token_server(&tokens, OpsAccess::Public).await;
     for path in endpoints() {
         let answer = get(&server, &path, Some(&tokens.viewer)).await;
-        assert!(!answer.body.contains(PAYLOAD_SECRET), "{path}: {}", answer.body);
-        assert!(!answer.body.contains(HEADER_SECRET), "{path}: {}", answer.body);
+        assert!(
+            !answer.body.contains(PAYLOAD_SECRET),
+            "{path}: {}",
+            answer.body
+        );
+        assert!(
+            !answer.body.contains(HEADER_SECRET),
+            "{path}: {}",
+            answer.body
+        );
     }
-    let detail = get(&server, "/api/v1/events/e-1", Some(&tokens.viewer)).await.json();
+    let detail = get(&server, "/api/v1/events/e-1", Some(&tokens.viewer))
+        .await
+        .json();
     assert_eq!(detail["type"], "OrderCreated");
     assert_eq!(detail["payload"], serde_json::Value::Null);
     assert_eq!(detail["key"], serde_json::Value::Null);
@@ -268,7 +293,9 @@ async fn a_viewer_sees_the_flow_but_no_payload_header_value_or_record_key() {
         detail["withheld"],
         "payload, record key, header values not shown to your role (viewer)"
     );
-    let key = get(&server, "/api/v1/keys/order.id/o-1", Some(&tokens.viewer)).await.json();
+    let key = get(&server, "/api/v1/keys/order.id/o-1", Some(&tokens.viewer))
+        .await
+        .json();
     assert_eq!(key["graph"]["nodes"].as_array().unwrap().len(), 3);
 }
 
@@ -288,7 +315,12 @@ async fn a_reader_and_an_admin_see_payloads_and_header_values() {
 async fn another_teams_events_are_opaque_nodes_that_keep_the_flow_connected() {
     let tokens = tokens();
     let server = token_server(&tokens, OpsAccess::Public).await;
-    let key = get(&server, "/api/v1/keys/order.id/o-1", Some(&tokens.orders_reader)).await;
+    let key = get(
+        &server,
+        "/api/v1/keys/order.id/o-1",
+        Some(&tokens.orders_reader),
+    )
+    .await;
     assert!(!key.body.contains("PaymentTaken"), "{}", key.body);
     assert!(!key.body.contains("payment-svc\""), "{}", key.body);
     let graph = &key.json()["graph"];
@@ -305,7 +337,12 @@ async fn another_teams_events_are_opaque_nodes_that_keep_the_flow_connected() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["from"].as_str().unwrap().into(), e["to"].as_str().unwrap().into()))
+        .map(|e| {
+            (
+                e["from"].as_str().unwrap().into(),
+                e["to"].as_str().unwrap().into(),
+            )
+        })
         .collect();
     assert!(edges.contains(&("e-1".into(), "e-2".into())), "{edges:?}");
     assert!(edges.contains(&("e-2".into(), "e-3".into())), "{edges:?}");
@@ -318,10 +355,19 @@ async fn another_teams_events_are_opaque_nodes_that_keep_the_flow_connected() {
     ] {
         let answer = get(&server, path, Some(&tokens.orders_reader)).await;
         assert_eq!(answer.status, StatusCode::OK, "{path}");
-        assert!(!answer.body.contains("PaymentTaken"), "{path}: {}", answer.body);
+        assert!(
+            !answer.body.contains("PaymentTaken"),
+            "{path}: {}",
+            answer.body
+        );
         assert!(!answer.body.contains("payments"), "{path}: {}", answer.body);
     }
-    let own = get(&server, "/api/v1/events/e-1/lineage", Some(&tokens.orders_reader)).await;
+    let own = get(
+        &server,
+        "/api/v1/events/e-1/lineage",
+        Some(&tokens.orders_reader),
+    )
+    .await;
     assert!(own.body.contains("OrderCreated"));
 }
 
@@ -341,7 +387,9 @@ async fn the_detail_of_another_teams_event_is_forbidden() {
 async fn me_says_who_the_token_is_and_what_it_sees() {
     let tokens = tokens();
     let server = token_server(&tokens, OpsAccess::Public).await;
-    let me = get(&server, "/api/v1/me", Some(&tokens.orders_reader)).await.json();
+    let me = get(&server, "/api/v1/me", Some(&tokens.orders_reader))
+        .await
+        .json();
     assert_eq!(me["name"], "otto");
     assert_eq!(me["role"], "reader");
     assert_eq!(me["via"], "token");
@@ -354,15 +402,27 @@ async fn metrics_and_healthz_are_public_unless_told_otherwise() {
     let tokens = tokens();
     let public = token_server(&tokens, OpsAccess::Public).await;
     for path in ["/metrics", "/healthz"] {
-        assert_eq!(get(&public, path, None).await.status, StatusCode::OK, "{path}");
+        assert_eq!(
+            get(&public, path, None).await.status,
+            StatusCode::OK,
+            "{path}"
+        );
     }
     let guarded = token_server(&tokens, OpsAccess::Login).await;
     for path in ["/metrics", "/healthz"] {
-        assert_eq!(get(&guarded, path, None).await.status, StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(
+            get(&guarded, path, None).await.status,
+            StatusCode::UNAUTHORIZED,
+            "{path}"
+        );
         let viewer = get(&guarded, path, Some(&tokens.reader)).await;
         assert_eq!(viewer.status, StatusCode::FORBIDDEN, "{path}");
         assert_eq!(viewer.json()["error"], "forbidden");
-        assert_eq!(get(&guarded, path, Some(&tokens.admin)).await.status, StatusCode::OK, "{path}");
+        assert_eq!(
+            get(&guarded, path, Some(&tokens.admin)).await.status,
+            StatusCode::OK,
+            "{path}"
+        );
     }
 }
 
@@ -395,8 +455,14 @@ async fn the_login_form_keeps_a_valid_token_in_an_http_only_cookie() {
     .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     assert_eq!(answer.json()["role"], "viewer");
-    let cookie = answer.headers[header::SET_COOKIE].to_str().unwrap().to_owned();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let cookie = answer.headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     let pair = cookie.split(';').next().unwrap().to_owned();
     let me = send(
         &server,
@@ -410,7 +476,10 @@ async fn the_login_form_keeps_a_valid_token_in_an_http_only_cookie() {
 
     let wrong = send(
         &server,
-        login(serde_json::json!({ "token": new_token() }).to_string(), "application/json"),
+        login(
+            serde_json::json!({ "token": new_token() }).to_string(),
+            "application/json",
+        ),
     )
     .await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
@@ -418,7 +487,10 @@ async fn the_login_form_keeps_a_valid_token_in_an_http_only_cookie() {
     // A form another site could post is not accepted.
     let form = send(
         &server,
-        login(format!("token={}", tokens.viewer), "application/x-www-form-urlencoded"),
+        login(
+            format!("token={}", tokens.viewer),
+            "application/x-www-form-urlencoded",
+        ),
     )
     .await;
     assert_eq!(form.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
@@ -439,8 +511,20 @@ async fn the_audit_log_says_who_asked_for_what_and_who_was_refused() {
         .collect();
     assert_eq!(lines.len(), 3, "{text}");
     assert_eq!(
-        (&lines[0]["who"], &lines[0]["role"], &lines[0]["resource"], &lines[0]["id"], &lines[0]["status"]),
-        (&"rita".into(), &"reader".into(), &"event".into(), &"e-1".into(), &200.into())
+        (
+            &lines[0]["who"],
+            &lines[0]["role"],
+            &lines[0]["resource"],
+            &lines[0]["id"],
+            &lines[0]["status"]
+        ),
+        (
+            &"rita".into(),
+            &"reader".into(),
+            &"event".into(),
+            &"e-1".into(),
+            &200.into()
+        )
     );
     assert_eq!(
         (&lines[1]["who"], &lines[1]["resource"], &lines[1]["id"]),
@@ -450,7 +534,10 @@ async fn the_audit_log_says_who_asked_for_what_and_who_was_refused() {
         (&lines[2]["who"], &lines[2]["role"], &lines[2]["status"]),
         (&"-".into(), &serde_json::Value::Null, &401.into())
     );
-    assert!(!text.contains(&tokens.reader), "the audit log holds no token");
+    assert!(
+        !text.contains(&tokens.reader),
+        "the audit log holds no token"
+    );
 }
 
 fn proxy_args(_dir: &std::path::Path) -> AccessArgs {
@@ -490,13 +577,19 @@ async fn the_proxy_mode_believes_the_trusted_proxy_and_maps_its_groups() {
         &server,
         from(
             "10.0.0.7",
-            &[("x-forwarded-user", "ann"), ("x-forwarded-groups", "sales,payments-team")],
+            &[
+                ("x-forwarded-user", "ann"),
+                ("x-forwarded-groups", "sales,payments-team"),
+            ],
         ),
     )
     .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     let me = answer.json();
-    assert_eq!((&me["name"], &me["role"], &me["via"]), (&"ann".into(), &"reader".into(), &"proxy".into()));
+    assert_eq!(
+        (&me["name"], &me["role"], &me["via"]),
+        (&"ann".into(), &"reader".into(), &"proxy".into())
+    );
 }
 
 #[tokio::test]
@@ -506,12 +599,18 @@ async fn the_proxy_mode_refuses_the_same_headers_from_another_source() {
         &server,
         from(
             "192.168.1.20",
-            &[("x-forwarded-user", "ann"), ("x-forwarded-groups", "payments-team")],
+            &[
+                ("x-forwarded-user", "ann"),
+                ("x-forwarded-groups", "payments-team"),
+            ],
         ),
     )
     .await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
-    assert!(answer.json()["detail"].as_str().unwrap().contains("192.168.1.20 is not one of --trusted-proxies"));
+    assert!(answer.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("192.168.1.20 is not one of --trusted-proxies"));
 }
 
 #[tokio::test]
@@ -519,9 +618,15 @@ async fn the_proxy_mode_forbids_a_user_no_grant_names() {
     let server = server(proxy_args, proxy_grants()).await;
     let answer = send(
         &server,
-        from("10.0.0.7", &[("x-forwarded-user", "bob"), ("x-forwarded-groups", "sales")]),
+        from(
+            "10.0.0.7",
+            &[("x-forwarded-user", "bob"), ("x-forwarded-groups", "sales")],
+        ),
     )
     .await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
-    assert!(answer.json()["detail"].as_str().unwrap().contains("`bob` is signed in"));
+    assert!(answer.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("`bob` is signed in"));
 }

@@ -94,7 +94,10 @@ impl AuditLog {
             }
         };
         line.push(b'\n');
-        let mut out = self.out.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut out = self
+            .out
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Err(e) = out.write_all(&line).and_then(|()| out.flush()) {
             tracing::error!(error = %e, target = %self.target, "could not write the audit log");
         }
@@ -106,14 +109,20 @@ pub fn resource(path: &str) -> (String, Option<String>) {
     let rest = path.strip_prefix("/api/v1/").unwrap_or(path);
     let segments: Vec<String> = rest
         .split('/')
-        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
         .collect();
     match segments.as_slice() {
         [kind, id, sub] if kind == "events" && sub == "lineage" => {
             ("lineage".to_owned(), Some(id.clone()))
         }
         [kind, id] if kind == "events" => ("event".to_owned(), Some(id.clone())),
-        [kind, name, value] if kind == "keys" => ("key".to_owned(), Some(format!("{name}={value}"))),
+        [kind, name, value] if kind == "keys" => {
+            ("key".to_owned(), Some(format!("{name}={value}")))
+        }
         [kind, id] if kind == "traces" => ("trace".to_owned(), Some(id.clone())),
         [kind, id] if kind == "correlations" => ("correlation".to_owned(), Some(id.clone())),
         [] => (String::new(), None),
@@ -127,7 +136,10 @@ mod tests {
 
     #[test]
     fn a_path_names_its_resource_and_id() {
-        assert_eq!(resource("/api/v1/events/e-1"), ("event".into(), Some("e-1".into())));
+        assert_eq!(
+            resource("/api/v1/events/e-1"),
+            ("event".into(), Some("e-1".into()))
+        );
         assert_eq!(
             resource("/api/v1/events/e%2F1/lineage"),
             ("lineage".into(), Some("e/1".into()))

@@ -94,7 +94,9 @@ impl Grants {
             None
         } else {
             Some(TopicPatterns::new(
-                matching.iter().flat_map(|g| g.topics.iter().flatten().cloned()),
+                matching
+                    .iter()
+                    .flat_map(|g| g.topics.iter().flatten().cloned()),
             ))
         };
         Some(Principal {
@@ -156,7 +158,10 @@ mod tests {
 
     #[test]
     fn nobody_named_by_a_grant_gets_the_default_role_or_nothing() {
-        assert_eq!(grants().principal("bob", &groups(&["sales"]), "proxy"), None);
+        assert_eq!(
+            grants().principal("bob", &groups(&["sales"]), "proxy"),
+            None
+        );
         let with_default = Grants {
             default_role: Some(Role::Viewer),
             ..grants()
@@ -170,6 +175,9 @@ mod tests {
     #[test]
     fn a_grant_names_a_group_or_a_user() {
         let g: Grants = toml::from_str("[[grants]]\nrole = \"viewer\"\n").unwrap();
-        assert!(g.check().unwrap_err().contains("either a `group` or a `user`"));
+        assert!(g
+            .check()
+            .unwrap_err()
+            .contains("either a `group` or a `user`"));
     }
 }

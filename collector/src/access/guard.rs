@@ -109,7 +109,9 @@ impl Access {
             AuthMode::None => Authenticator::None,
             AuthMode::Tokens => {
                 let path = args.auth_tokens.as_ref().ok_or_else(|| {
-                    setting("--auth tokens needs --auth-tokens FILE (CHOREOSCOPE_AUTH_TOKENS)".into())
+                    setting(
+                        "--auth tokens needs --auth-tokens FILE (CHOREOSCOPE_AUTH_TOKENS)".into(),
+                    )
                 })?;
                 Authenticator::Tokens(Tokens::load(path).map_err(|e| setting(e.to_string()))?)
             }
@@ -122,7 +124,9 @@ impl Access {
                 let trusted = args
                     .trusted_proxies
                     .iter()
-                    .map(|t| parse_trusted(t).map_err(|e| setting(format!("--trusted-proxies: {e}"))))
+                    .map(|t| {
+                        parse_trusted(t).map_err(|e| setting(format!("--trusted-proxies: {e}")))
+                    })
                     .collect::<Result<_, _>>()?;
                 Authenticator::Proxy {
                     settings: ProxySettings {
@@ -138,9 +142,8 @@ impl Access {
             .audit_log
             .as_ref()
             .map(|path| {
-                AuditLog::open(path).map_err(|e| {
-                    setting(format!("--audit-log {}: {e}", path.display()))
-                })
+                AuditLog::open(path)
+                    .map_err(|e| setting(format!("--audit-log {}: {e}", path.display())))
             })
             .transpose()?;
         Ok(Self {
@@ -183,7 +186,9 @@ impl Access {
                     },
                 )?;
                 tokens.find(&token).cloned().ok_or_else(|| {
-                    Refusal::Unauthenticated("the token is not one of this collector's API tokens".to_owned())
+                    Refusal::Unauthenticated(
+                        "the token is not one of this collector's API tokens".to_owned(),
+                    )
                 })
             }
             Authenticator::Proxy { settings, grants } => {
@@ -269,7 +274,11 @@ fn part(path: &str) -> Part {
 
 /// The middleware: authenticates API (and, under `--ops-access login`, ops) requests, puts the
 /// [`Principal`] in the request's extensions, refuses with 401/403 JSON, and audits.
-pub async fn guard(State(access): State<Arc<Access>>, mut request: Request, next: Next) -> Response {
+pub async fn guard(
+    State(access): State<Arc<Access>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let part = part(request.uri().path());
     if part == Part::Open || (part == Part::Ops && access.ops == OpsAccess::Public) {
         return next.run(request).await;
@@ -335,11 +344,16 @@ async fn token_login(
     Json(login): Json<TokenLogin>,
 ) -> Response {
     let Authenticator::Tokens(tokens) = &access.authenticator else {
-        return refusal(StatusCode::NOT_FOUND, "this collector does not use --auth tokens");
+        return refusal(
+            StatusCode::NOT_FOUND,
+            "this collector does not use --auth tokens",
+        );
     };
     let Some(principal) = tokens.find(login.token.trim()) else {
-        return Refusal::Unauthenticated("the token is not one of this collector's API tokens".into())
-            .into_response();
+        return Refusal::Unauthenticated(
+            "the token is not one of this collector's API tokens".into(),
+        )
+        .into_response();
     };
     let secure = headers
         .get("x-forwarded-proto")
@@ -365,7 +379,9 @@ async fn logout() -> Response {
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
-        HeaderValue::from_static("choreoscope_token=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+        HeaderValue::from_static(
+            "choreoscope_token=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
+        ),
     );
     response
 }
@@ -378,7 +394,10 @@ mod tests {
     fn the_bearer_token_and_the_cookie_are_read() {
         let mut h = HeaderMap::new();
         h.insert(header::AUTHORIZATION, "Bearer  chs_abc ".parse().unwrap());
-        h.insert(header::COOKIE, "a=1; choreoscope_token=chs_def".parse().unwrap());
+        h.insert(
+            header::COOKIE,
+            "a=1; choreoscope_token=chs_def".parse().unwrap(),
+        );
         assert_eq!(bearer(&h).as_deref(), Some("chs_abc"));
         assert_eq!(cookie(&h, TOKEN_COOKIE).as_deref(), Some("chs_def"));
         h.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());

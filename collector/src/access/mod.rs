@@ -83,13 +83,26 @@ pub struct AccessArgs {
     pub auth_tokens: Option<PathBuf>,
     /// The authenticating proxy's addresses under `--auth proxy` (comma-separated addresses or
     /// CIDR blocks); requests from anywhere else are refused.
-    #[arg(long, env = "CHOREOSCOPE_TRUSTED_PROXIES", value_delimiter = ',', value_name = "CIDR")]
+    #[arg(
+        long,
+        env = "CHOREOSCOPE_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
     pub trusted_proxies: Vec<String>,
     /// The header in which the proxy names the user.
-    #[arg(long, env = "CHOREOSCOPE_PROXY_USER_HEADER", default_value = "X-Forwarded-User")]
+    #[arg(
+        long,
+        env = "CHOREOSCOPE_PROXY_USER_HEADER",
+        default_value = "X-Forwarded-User"
+    )]
     pub proxy_user_header: String,
     /// The header in which the proxy lists the user's groups (comma-separated).
-    #[arg(long, env = "CHOREOSCOPE_PROXY_GROUPS_HEADER", default_value = "X-Forwarded-Groups")]
+    #[arg(
+        long,
+        env = "CHOREOSCOPE_PROXY_GROUPS_HEADER",
+        default_value = "X-Forwarded-Groups"
+    )]
     pub proxy_groups_header: String,
     /// Whether `/metrics` and `/healthz` are `public` or need an admin `login`.
     #[arg(long, env = "CHOREOSCOPE_OPS_ACCESS", value_enum, default_value_t = OpsAccess::Public)]

@@ -129,6 +129,8 @@ mod tests {
     fn a_trusted_proxy_is_an_address_or_a_block() {
         assert!(parse_trusted("::1").is_ok());
         assert!(parse_trusted("fd00::/8").is_ok());
-        assert!(parse_trusted("proxy.local").unwrap_err().contains("neither"));
+        assert!(parse_trusted("proxy.local")
+            .unwrap_err()
+            .contains("neither"));
     }
 }

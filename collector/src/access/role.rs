@@ -96,8 +96,14 @@ mod tests {
     #[test]
     fn topic_patterns_bind_viewers_and_readers_but_not_admins() {
         let patterns = Some(&["orders.*"][..]);
-        assert!(!principal(Role::Reader, patterns).sight().sees_topic("payments"));
-        assert!(!principal(Role::Viewer, patterns).sight().sees_topic("payments"));
-        assert!(principal(Role::Admin, patterns).sight().sees_topic("payments"));
+        assert!(!principal(Role::Reader, patterns)
+            .sight()
+            .sees_topic("payments"));
+        assert!(!principal(Role::Viewer, patterns)
+            .sight()
+            .sees_topic("payments"));
+        assert!(principal(Role::Admin, patterns)
+            .sight()
+            .sees_topic("payments"));
     }
 }

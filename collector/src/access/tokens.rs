@@ -83,7 +83,10 @@ impl Tokens {
                 via: "token",
             };
             if by_hash.insert(hash, principal).is_some() {
-                return Err(format!("token `{}`: the same hash is listed twice", entry.name));
+                return Err(format!(
+                    "token `{}`: the same hash is listed twice",
+                    entry.name
+                ));
             }
         }
         if by_hash.is_empty() {
@@ -160,14 +163,13 @@ mod tests {
     #[test]
     fn a_new_token_is_found_by_the_entry_made_for_it() {
         let token = new_token();
-        assert!(token.starts_with(TOKEN_PREFIX) && token.len() > 40, "{token}");
-        let tokens = Tokens::from_toml(&entry(
-            "ci",
-            &token,
-            Role::Reader,
-            &["orders.*".to_owned()],
-        ))
-        .unwrap();
+        assert!(
+            token.starts_with(TOKEN_PREFIX) && token.len() > 40,
+            "{token}"
+        );
+        let tokens =
+            Tokens::from_toml(&entry("ci", &token, Role::Reader, &["orders.*".to_owned()]))
+                .unwrap();
         let found = tokens.find(&token).unwrap();
         assert_eq!((found.name.as_str(), found.role), ("ci", Role::Reader));
         assert!(found.sight().sees_topic("orders.created"));
@@ -190,10 +192,9 @@ mod tests {
 
     #[test]
     fn a_bad_hash_or_role_is_refused_in_one_line() {
-        let e = Tokens::from_toml(
-            "[[tokens]]\nname = \"x\"\nsha256 = \"abc\"\nrole = \"viewer\"\n",
-        )
-        .unwrap_err();
+        let e =
+            Tokens::from_toml("[[tokens]]\nname = \"x\"\nsha256 = \"abc\"\nrole = \"viewer\"\n")
+                .unwrap_err();
         assert!(e.contains("64 hex digits"), "{e}");
         let e = Tokens::from_toml(&format!(
             "[[tokens]]\nname = \"x\"\nsha256 = \"{}\"\nrole = \"owner\"\n",

@@ -187,9 +187,9 @@ impl utoipa::Modify for Guarded {
                     refused("No credential, or one that is not valid (under `--auth tokens` or `proxy`)")
                         .into()
                 });
-                responses.entry("403".to_owned()).or_insert_with(|| {
-                    refused("The credential's role does not cover this").into()
-                });
+                responses
+                    .entry("403".to_owned())
+                    .or_insert_with(|| refused("The credential's role does not cover this").into());
             }
         }
         let components = openapi.components.get_or_insert_with(Default::default);
@@ -321,11 +321,11 @@ async fn key(
     ApiPath(path): ApiPath<KeyPath>,
 ) -> Result<Json<KeyAnswer>, ApiError> {
     let mut answer = query::key_answer(
-            &state.store,
-            &state.health,
-            &state.groups,
-            &path.name,
-            &path.value,
+        &state.store,
+        &state.health,
+        &state.groups,
+        &path.name,
+        &path.value,
         state.redaction.hash(&path.value).as_deref(),
         &limits(),
     )
@@ -347,8 +347,14 @@ async fn trace(
     Extension(asker): Extension<Principal>,
     ApiPath(path): ApiPath<TracePath>,
 ) -> Result<Json<FlowAnswer>, ApiError> {
-    let mut answer =
-        query::trace_answer(&state.store, &state.health, &state.groups, &path.trace_id, &limits()).await?;
+    let mut answer = query::trace_answer(
+        &state.store,
+        &state.health,
+        &state.groups,
+        &path.trace_id,
+        &limits(),
+    )
+    .await?;
     asker.sight().flow_answer(&mut answer);
     Ok(Json(answer))
 }
@@ -365,8 +371,14 @@ async fn correlation(
     Extension(asker): Extension<Principal>,
     ApiPath(path): ApiPath<CorrelationPath>,
 ) -> Result<Json<FlowAnswer>, ApiError> {
-    let mut answer =
-        query::correlation_answer(&state.store, &state.health, &state.groups, &path.id, &limits()).await?;
+    let mut answer = query::correlation_answer(
+        &state.store,
+        &state.health,
+        &state.groups,
+        &path.id,
+        &limits(),
+    )
+    .await?;
     asker.sight().flow_answer(&mut answer);
     Ok(Json(answer))
 }
@@ -426,8 +438,15 @@ async fn topology(
         Some(v) => parse_time("from", v)?,
         None => to.saturating_sub(24 * 3600 * 1_000_000),
     };
-    let mut map =
-        query::topology(&state.store, &state.health, &state.groups, from, to, &limits()).await?;
+    let mut map = query::topology(
+        &state.store,
+        &state.health,
+        &state.groups,
+        from,
+        to,
+        &limits(),
+    )
+    .await?;
     asker.sight().topology(&mut map);
     Ok(Json(map))
 }

@@ -50,11 +50,11 @@ pub async fn serve(
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(async move {
-            cancel.cancelled().await;
-            // Open event streams would hold the shutdown forever.
-            live.close();
-        })
-        .await
+        cancel.cancelled().await;
+        // Open event streams would hold the shutdown forever.
+        live.close();
+    })
+    .await
 }
 
 /// The router without a login ([`Access::open`]), without a socket (tests call it with

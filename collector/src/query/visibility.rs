@@ -30,7 +30,9 @@ impl TopicPatterns {
 
     /// Whether `topic` matches one of the patterns.
     pub fn matches(&self, topic: &str) -> bool {
-        self.0.iter().any(|p| glob_matches(p.as_bytes(), topic.as_bytes()))
+        self.0
+            .iter()
+            .any(|p| glob_matches(p.as_bytes(), topic.as_bytes()))
     }
 }
 
