@@ -41,9 +41,15 @@
 //!    holding 900 connections each open on its HTTP port — every other one a live stream — and
 //!    opening again every second those refused; `BENCH_FLOOD_PAIRS` pairs (default 1; 0 skips).
 //!
+//! 1b. retention deleting in the background (issue 21): on each store, fresh stores filled with
+//!    `BENCH_OLD` events past a one-day retention, then written `BENCH_EVENTS` new ones (at most
+//!    100 000) in batches of 5000, alternately without and with the retention task running;
+//!    the ratio with/without of the summed rates. `BENCH_RETENTION_ONLY=1` runs it alone.
+//!
 //! Targets: end to end into SQLite at least half the like-for-like consumer's rate (issue 3);
 //! with flow health on, at least 0.9 of the rate with it off (issue 18); with the HTTP port
-//! flooded, at least 0.8 of the rate without (issue 22).
+//! flooded, at least 0.8 of the rate without (issue 22); with retention deleting, at least 0.9
+//! of the rate without (issue 21).
 
 use std::time::{Duration, Instant};
 
@@ -188,6 +194,125 @@ async fn store_only(url: &str, label: &str, records: &[EventRecord]) {
         records.len() as f64 / secs
     );
 }
+
+/// Writes `new` into `store` in batches of 5000; events/s.
+async fn write_rate(store: &Store, new: &[EventRecord]) -> f64 {
+    let start = Instant::now();
+    for batch in new.chunks(5000) {
+        store.write_batch(batch).await.unwrap();
+    }
+    new.len() as f64 / start.elapsed().as_secs_f64()
+}
+
+/// A fresh store: a new PostgreSQL database on `pg` when given, else SQLite file `i` in `dir`.
+async fn fresh_store(dir: &std::path::Path, pg: Option<&str>, i: usize) -> Store {
+    let url = match pg {
+        Some(admin) => fresh_pg(admin).await.0,
+        None => format!(
+            "sqlite://{}",
+            dir.join(format!("retention-{i}.db")).display()
+        ),
+    };
+    Store::connect(&url).await.unwrap()
+}
+
+/// The ingest rate with retention deleting in the background, against the rate without it:
+/// `pairs` pairs of fresh stores ([`fresh_store`]), each filled with `old` (all past a one-day
+/// retention) and then written `new`, alternately without and with `retention::run` (its default
+/// batch and pause) started just before. Returns the summed rates (without, with) and the events
+/// retention deleted while the `new` events were written.
+async fn retention_cost(
+    dir: &std::path::Path,
+    pg: Option<&str>,
+    old: &[EventRecord],
+    new: &[EventRecord],
+    pairs: usize,
+) -> (f64, f64, u64) {
+    use choreoscope::retention::{self, RetentionSettings};
+    let (mut without, mut with, mut deleted) = (0.0, 0.0, 0);
+    for pair in 0..pairs {
+        for on in [false, true] {
+            let store = fresh_store(dir, pg, 2 * pair + usize::from(on)).await;
+            for batch in old.chunks(5000) {
+                store.write_batch(batch).await.unwrap();
+            }
+            let stop = tokio_util::sync::CancellationToken::new();
+            let metrics = std::sync::Arc::new(choreoscope::metrics::Metrics::new());
+            let task = on.then(|| {
+                tokio::spawn(retention::run(
+                    store.clone(),
+                    RetentionSettings {
+                        max_age: Some(Duration::from_secs(24 * 3600)),
+                        ..RetentionSettings::default()
+                    },
+                    choreoscope::clock::Clock::System,
+                    metrics.clone(),
+                    stop.clone(),
+                ))
+            });
+            let rate = write_rate(&store, new).await;
+            stop.cancel();
+            if let Some(task) = task {
+                task.await.unwrap();
+                deleted += metrics.retention_deleted_events.get();
+                with += rate;
+            } else {
+                without += rate;
+            }
+            store.close().await;
+        }
+    }
+    (without, with, deleted)
+}
+
+/// Retention's cost to ingest (issue 21), on each store: see [`retention_cost`]. `BENCH_OLD`
+/// old events (default 200 000) are being deleted while `BENCH_EVENTS` new ones (at most
+/// 100 000) are written; `BENCH_RETENTION_PAIRS` pairs (default 2).
+fn retention_report(
+    rt: &tokio::runtime::Runtime,
+    dir: &std::path::Path,
+    n: usize,
+    pg: Option<&str>,
+) {
+    let old = records(env_usize("BENCH_OLD", 200_000));
+    let now = choreoscope::clock::now_us();
+    let new: Vec<EventRecord> = records(n.min(100_000))
+        .into_iter()
+        .map(|mut e| {
+            e.offset += 100_000_000;
+            e.time_us = now;
+            e.broker_time_us = Some(now);
+            e
+        })
+        .collect();
+    let pairs = env_usize("BENCH_RETENTION_PAIRS", 2);
+    if pg.is_none() {
+        println!("retention, PostgreSQL: skipped (set BENCH_PG)");
+    }
+    for (label, pg) in [("SQLite", None), ("PostgreSQL", pg)] {
+        if label == "PostgreSQL" && pg.is_none() {
+            continue;
+        }
+        let (without, with, deleted) = rt.block_on(retention_cost(dir, pg, &old, &new, pairs));
+        println!(
+            "{:<LABEL$} {:>12.0}",
+            format!("store only, {label}, no retention"),
+            without / pairs as f64
+        );
+        println!(
+            "{:<LABEL$} {:>12.0} {:>8.2}   ({deleted} old events deleted meanwhile)",
+            format!("store only, {label}, retention deleting"),
+            with / pairs as f64,
+            with / without
+        );
+    }
+    println!(
+        "target: ingest with retention deleting at least {TARGET_RETENTION_RATIO:.2} of the rate without"
+    );
+}
+
+/// Issue 21: ingest with retention deleting in the background, as a ratio to without.
+const TARGET_RETENTION_RATIO: f64 = 0.9;
 
 async fn produce(brokers: &str, topic: &str, n: usize) {
     let producer: FutureProducer = ClientConfig::new()
@@ -708,6 +833,10 @@ fn main() {
         "bytes/event",
         "peak RSS"
     );
+    if std::env::var("BENCH_RETENTION_ONLY").is_ok() {
+        retention_report(&rt, dir.path(), n, pg.as_deref());
+        return;
+    }
     redaction_cost(n.min(100_000));
     if std::env::var("BENCH_INTERPRET_ONLY").is_ok() {
         return;
@@ -725,6 +854,7 @@ fn main() {
         None => println!("store only, PostgreSQL: skipped (set BENCH_PG)"),
     }
     drop(recs);
+    retention_report(&rt, dir.path(), n, pg.as_deref());
     if std::env::var("BENCH_STORE_ONLY").is_ok() {
         return;
     }

@@ -12,6 +12,7 @@ use crate::cluster::{Cluster, SecurityError, SecuritySettings};
 use crate::groups::GroupsConfig;
 use crate::health::FlowStatus;
 use crate::ingest::{IngestConfig, StartAt, TopicFilter};
+use crate::retention::{ByteSize, RetentionSettings, RetentionTable};
 use crate::rules::TopicPattern;
 
 /// Where the lineage store is; one flag for every command that opens it.
@@ -387,6 +388,40 @@ pub struct CollectArgs {
     /// The OTLP trace receiver.
     #[command(flatten)]
     pub otlp: OtlpArgs,
+    /// Retention of events (`--retention`, `--max-store-size`).
+    #[command(flatten)]
+    pub retention: RetentionArgs,
+}
+
+/// How long events are kept (both off by default: the store keeps everything).
+#[derive(Args, Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionArgs {
+    /// Delete events whose time is older than this, e.g. 7d, in small batches in the background
+    /// (also `[retention] max_age` in the config file).
+    #[arg(long, env = "CHOREOSCOPE_RETENTION", value_parser = duration)]
+    pub retention: Option<Duration>,
+    /// Delete the oldest events while the store takes more than this, e.g. 500MB or 10GiB (also
+    /// `[retention] max_size`).
+    #[arg(long, env = "CHOREOSCOPE_MAX_STORE_SIZE", value_parser = byte_size)]
+    pub max_store_size: Option<u64>,
+}
+
+impl RetentionArgs {
+    /// Retention's settings: these flags, each over the config file's `[retention]` table.
+    pub fn settings(&self, file: &RetentionTable) -> RetentionSettings {
+        RetentionSettings::over(
+            self.retention.filter(|d| !d.is_zero()),
+            self.max_store_size,
+            file,
+        )
+    }
+}
+
+/// Parses `--max-store-size`.
+fn byte_size(s: &str) -> Result<u64, String> {
+    s.parse::<ByteSize>()
+        .map(|b| b.0)
+        .map_err(|e| e.to_string())
 }
 
 /// An address to listen on, or `off`.
@@ -800,5 +835,15 @@ mod tests {
                 "{rest}: every example is over TLS"
             );
         }
+    }
+
+    #[test]
+    fn retention_flags_take_a_duration_and_a_size_and_are_off_by_default() {
+        let off = collect_args(&[]);
+        assert!(!off.retention.settings(&RetentionTable::default()).is_on());
+        let on = collect_args(&["--retention", "7d", "--max-store-size", "10GiB"]);
+        let settings = on.retention.settings(&RetentionTable::default());
+        assert_eq!(settings.max_age, Some(Duration::from_secs(7 * 24 * 3600)));
+        assert_eq!(settings.max_size, Some(10 << 30));
     }
 }

@@ -1,5 +1,5 @@
 //! Times and durations as the API writes them: RFC 3339 text (UTC, microseconds) and
-//! milliseconds.
+//! milliseconds; and the [`Clock`] background tasks read, which tests set.
 
 /// RFC 3339 text of a time in µs since the epoch (UTC, microseconds); the number itself when it is
 /// beyond chrono's range.
@@ -27,5 +27,46 @@ pub fn serialize_rfc3339_opt<S: serde::Serializer>(
     match us {
         Some(us) => s.serialize_str(&rfc3339(*us)),
         None => s.serialize_none(),
+    }
+}
+
+/// Where a background task reads the time: the system's, or one a test sets (each manual clock
+/// is its own value, so tests running at once never share a time).
+#[derive(Debug, Clone, Default)]
+pub enum Clock {
+    /// The system clock ([`now_us`]).
+    #[default]
+    System,
+    /// A time moved only by [`Clock::set_us`] and [`Clock::advance`].
+    Manual(std::sync::Arc<std::sync::atomic::AtomicI64>),
+}
+
+impl Clock {
+    /// A manual clock standing at `us` µs since the epoch.
+    pub fn manual(us: i64) -> Self {
+        Self::Manual(std::sync::Arc::new(std::sync::atomic::AtomicI64::new(us)))
+    }
+
+    /// Now, µs since the epoch, by this clock.
+    pub fn now_us(&self) -> i64 {
+        match self {
+            Self::System => now_us(),
+            Self::Manual(at) => at.load(std::sync::atomic::Ordering::SeqCst),
+        }
+    }
+
+    /// Sets a manual clock to `us` (the system clock is left alone).
+    pub fn set_us(&self, us: i64) {
+        if let Self::Manual(at) = self {
+            at.store(us, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// Moves a manual clock on by `by` (the system clock is left alone).
+    pub fn advance(&self, by: std::time::Duration) {
+        if let Self::Manual(at) = self {
+            let by = i64::try_from(by.as_micros()).unwrap_or(i64::MAX);
+            at.fetch_add(by, std::sync::atomic::Ordering::SeqCst);
+        }
     }
 }

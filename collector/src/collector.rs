@@ -7,8 +7,8 @@
 //! # Shutdown
 //! [`Collector::stop`] cancels the collector's own token: the ingest loop writes its last batch
 //! and commits exactly the offsets of durable records, the HTTP server closes the live feed's
-//! streams and finishes the requests in flight, the store follower ends, and the consumer-group
-//! poller stops at its next request. The store stays
+//! streams and finishes the requests in flight, the store follower ends, retention stops between
+//! two deleting transactions, and the consumer-group poller stops at its next request. The store stays
 //! open for the caller, who closes it last ([`Store::close`]).
 
 use std::sync::Arc;
@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::access::Access;
+use crate::clock::Clock;
 use crate::groups::{self, GroupsConfig, GroupsHandle};
 use crate::health::tracker::TrackerConfig;
 use crate::health::{self, HealthConfig, HealthHandle};
@@ -29,6 +30,7 @@ use crate::metrics::Metrics;
 use crate::otlp::OtlpConfig;
 use crate::record::Interpreter;
 use crate::redact::Redaction;
+use crate::retention::RetentionSettings;
 use crate::store::Store;
 
 /// How often flow health moves time on: deadlines passed, events settled.
@@ -90,6 +92,8 @@ pub struct Collector {
     servers: Vec<JoinHandle<std::io::Result<()>>>,
     /// The OTLP receiver's tasks (none unless started).
     otlp_tasks: Vec<JoinHandle<()>>,
+    /// Retention's task (none unless started).
+    retention_task: Option<JoinHandle<()>>,
 }
 
 impl Collector {
@@ -187,6 +191,7 @@ impl Collector {
             groups_task,
             servers: Vec::new(),
             otlp_tasks: Vec::new(),
+            retention_task: None,
         })
     }
 
@@ -230,6 +235,29 @@ impl Collector {
             http,
             self.stop.clone(),
         ));
+    }
+
+    /// Starts retention ([`crate::retention`]) on this collector's store, reading the time from
+    /// `clock`; it stops with the collector, between two deleting transactions. Flow health then
+    /// keeps no flow longer than the retention after its last event
+    /// ([`crate::health::Tracker::keep_within`]), so no flow is judged on events being deleted.
+    /// Nothing starts when the settings delete nothing.
+    pub fn start_retention(&mut self, settings: RetentionSettings, clock: Clock) {
+        if !settings.is_on() {
+            return;
+        }
+        if let Some(max_age) = settings.max_age {
+            self.health.tracker().keep_within(max_age);
+        }
+        tracing::info!(max_age = ?settings.max_age, max_size = ?settings.max_size,
+            "retention deletes old events in the background");
+        self.retention_task = Some(tokio::spawn(crate::retention::run(
+            self.store.clone(),
+            settings,
+            clock,
+            self.metrics.clone(),
+            self.stop.clone(),
+        )));
     }
 
     /// The store it writes into (or follows).
@@ -293,6 +321,10 @@ impl Collector {
                 otlp = Err(CollectorError::Panicked("OTLP receiver"));
             }
         }
+        let retention = match self.retention_task {
+            Some(task) => task.await,
+            None => Ok(()),
+        };
         let mut servers = Vec::new();
         for server in self.servers {
             servers.push(server.await);
@@ -301,6 +333,7 @@ impl Collector {
         health.map_err(|_| CollectorError::Panicked("flow health"))?;
         groups.map_err(|_| CollectorError::Panicked("consumer-group positions"))?;
         otlp?;
+        retention.map_err(|_| CollectorError::Panicked("retention"))?;
         for server in servers {
             server.map_err(|_| CollectorError::Panicked("http server"))??;
         }

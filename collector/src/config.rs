@@ -2,7 +2,8 @@
 //! key rules: [`crate::rules`]), flow health's `[health]` table (thresholds and declared
 //! expectations: [`crate::health::config`]) and consumer-group positions' `[consumer_groups]`
 //! table (poll interval, group services: [`crate::groups::config`]), and the cluster's TLS, SASL
-//! and librdkafka properties in `[kafka]` ([`crate::cluster::SecuritySettings`]). Both are checked when the file is read, and a value
+//! and librdkafka properties in `[kafka]` ([`crate::cluster::SecuritySettings`]), and how long
+//! events are kept in `[retention]` ([`crate::retention::RetentionTable`]). Both are checked when the file is read, and a value
 //! that cannot be used stops the collector with one line naming the file and the value.
 
 use std::path::Path;
@@ -12,6 +13,7 @@ use crate::cluster::SecuritySettings;
 use crate::groups::{GroupsConfig, GroupsConfigError};
 use crate::health::{HealthConfig, HealthConfigError};
 use crate::redact::{Redaction, RedactionError, RedactionTable};
+use crate::retention::{RetentionError, RetentionTable};
 use crate::rules::{toml_error_line, RuleError, Rules};
 
 /// Why the config file cannot be used: the file, and what is wrong with it.
@@ -49,6 +51,9 @@ pub enum ConfigProblem {
     /// Its `[access]` table cannot be used.
     #[error("[access]: {0}")]
     Access(String),
+    /// Its `[retention]` table cannot be used.
+    #[error("{0}")]
+    Retention(RetentionError),
 }
 
 /// What the config file says.
@@ -66,6 +71,8 @@ pub struct CollectorConfig {
     pub redaction: Redaction,
     /// Which role a user signed in through a proxy gets (`[access]`).
     pub access: Grants,
+    /// How long events are kept (`[retention]`), under `--retention` and `--max-store-size`.
+    pub retention: RetentionTable,
 }
 
 impl CollectorConfig {
@@ -147,6 +154,17 @@ impl CollectorConfig {
         };
         let redaction = Redaction::from_table(&redaction_table, |name| std::env::var(name).ok())
             .map_err(ConfigProblem::Redaction)?;
+        let retention = match table.remove("retention") {
+            None => RetentionTable::default(),
+            Some(toml::Value::Table(retention)) => {
+                RetentionTable::from_table(retention).map_err(ConfigProblem::Retention)?
+            }
+            Some(_) => {
+                return Err(ConfigProblem::Retention(RetentionError::Table(
+                    "`retention` must be a table, `[retention]`".into(),
+                )))
+            }
+        };
         let rules = Rules::from_table(table).map_err(ConfigProblem::Rules)?;
         Ok(Self {
             rules,
@@ -155,6 +173,7 @@ impl CollectorConfig {
             kafka,
             redaction,
             access,
+            retention,
         })
     }
 }

@@ -29,7 +29,8 @@
 //! Beside them: [`ingest`] (the consumer loop — batches, back-pressure, offsets after
 //! durability — its client settings and its subscription), [`otlp`] (the OTLP trace receiver:
 //! gRPC and HTTP, the sieve of messaging traces, the bounded span writer) and [`live`] (the feed
-//! of durable events) feed the store and the watchers; [`memory`] holds the process-wide allocator settings;
+//! of durable events) feed the store and the watchers; [`retention`] deletes old events from it
+//! in short batches; [`memory`] holds the process-wide allocator settings;
 //! [`collector`] wires store, ingest, HTTP and live feed once, for `collect`, `serve`, `demo`
 //! ([`demo`]: mock broker and sample services with trouble) and the tests.
 
@@ -57,6 +58,7 @@ pub mod query;
 pub mod record;
 pub mod redact;
 pub mod render;
+pub mod retention;
 pub mod rules;
 pub mod span;
 pub mod store;

@@ -10,12 +10,14 @@ use choreoscope::access::{Access, AccessArgs};
 use choreoscope::cli::{
     Cli, CollectArgs, Command, DemoArgs, QueryArgs, QueryWhat, ServeArgs, ServerArgs, TokenCommand,
 };
+use choreoscope::clock::Clock;
 use choreoscope::cluster::{reach, Cluster, Reached};
 use choreoscope::collector::{Collector, Source};
 use choreoscope::config::CollectorConfig;
 use choreoscope::http::{ServerSettings, Tls};
 use choreoscope::memory::{self, Untuned};
 use choreoscope::record::Interpreter;
+use choreoscope::retention::RetentionSettings;
 use choreoscope::store::Store;
 use clap::Parser as _;
 use tokio_util::sync::CancellationToken;
@@ -120,7 +122,7 @@ async fn server_settings(args: &ServerArgs) -> anyhow::Result<ServerSettings> {
 }
 
 /// Runs `source` into the store until ctrl-c or SIGTERM, then stops in order; with an OTLP
-/// receiver when `otlp` says so.
+/// receiver when `otlp` says so, and retention when `retention` deletes anything.
 async fn run_collector(
     db: &str,
     source: Source,
@@ -128,6 +130,7 @@ async fn run_collector(
     access: &AccessArgs,
     server: &ServerArgs,
     otlp: Option<&choreoscope::cli::OtlpArgs>,
+    retention: RetentionSettings,
     config: CollectorConfig,
 ) -> anyhow::Result<()> {
     let guard = Arc::new(Access::from_args(access, config.access).await?);
@@ -172,6 +175,7 @@ async fn run_collector(
             collector.start_otlp(config, grpc, http);
         }
     }
+    collector.start_retention(retention, Clock::System);
     cancel.cancelled().await;
     let stopped = collector.stop().await;
     store.close().await;
@@ -198,6 +202,7 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
         &args.access,
         &args.server,
         Some(&args.otlp),
+        args.retention.settings(&config.retention),
         config,
     )
     .await
@@ -244,6 +249,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         &args.access,
         &args.server,
         None,
+        RetentionSettings::default(),
         config,
     )
     .await

@@ -167,6 +167,14 @@ pub struct Metrics {
     pub http_streams: Gauge,
     /// Connections and requests refused or cut at a cap, by reason (see [`ReasonLabel`]).
     pub http_shed: Family<ReasonLabel, Counter>,
+    /// Bytes the lineage store takes, as retention last measured it.
+    pub store_size_bytes: Gauge,
+    /// Time of the oldest event kept, in seconds since the epoch, as retention last read it (0
+    /// while the store is empty).
+    pub oldest_event_seconds: Gauge,
+    /// Events deleted by retention (older than `--retention`, or the oldest past
+    /// `--max-store-size`).
+    pub retention_deleted_events: Counter,
 }
 
 /// Label: why the HTTP server refused something.
@@ -222,6 +230,9 @@ impl Metrics {
             http_connections: Gauge::default(),
             http_streams: Gauge::default(),
             http_shed: Family::default(),
+            store_size_bytes: Gauge::default(),
+            oldest_event_seconds: Gauge::default(),
+            retention_deleted_events: Counter::default(),
         };
         let registry = m.registry.get_mut().expect("fresh mutex");
         registry.register(
@@ -393,6 +404,21 @@ impl Metrics {
             "http_shed",
             "HTTP connections and requests refused or cut at a cap, by reason",
             m.http_shed.clone(),
+        );
+        registry.register(
+            "store_size_bytes",
+            "Bytes the lineage store takes (SQLite: pages in use; PostgreSQL: total relation size of its tables), measured by retention",
+            m.store_size_bytes.clone(),
+        );
+        registry.register(
+            "oldest_event_seconds",
+            "Time of the oldest event kept, seconds since the epoch, read by retention",
+            m.oldest_event_seconds.clone(),
+        );
+        registry.register(
+            "retention_deleted_events",
+            "Events deleted by retention (--retention, --max-store-size)",
+            m.retention_deleted_events.clone(),
         );
         m
     }

@@ -454,6 +454,15 @@ impl Tracker {
         }
     }
 
+    /// Keeps no flow longer than `retention` after its last event: once that event is older
+    /// than the store's retention, the flow's events are being deleted, and a status computed
+    /// from what is left (a flow missing its first events) would be about events no longer
+    /// stored. Lowers `keep_for` and `keep_stopped_for` to `retention` when they are longer.
+    pub fn keep_within(&mut self, retention: Duration) {
+        self.config.keep_for = self.config.keep_for.min(retention);
+        self.config.keep_stopped_for = self.config.keep_stopped_for.min(retention);
+    }
+
     /// Flows tracked now per status.
     pub fn counts(&self) -> BTreeMap<FlowStatus, usize> {
         let mut counts = BTreeMap::new();

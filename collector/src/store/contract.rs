@@ -354,3 +354,32 @@ impl StoreProfile {
         write_concurrency: 2,
     };
 }
+
+/// What retention ([`crate::retention`]) asks of a backend: deletions in short transactions,
+/// each bounded by `limit` rows, and what the store weighs and holds.
+pub trait RetentionStore {
+    /// Deletes, in one transaction, at most `limit` of the oldest events whose time is before
+    /// `before_us`, with every row hanging off them (deliveries, business keys, problem rows);
+    /// returns how many events went. Picked through the index on `time_us`, so a call costs the
+    /// same however large the store.
+    fn delete_events_before(
+        &self,
+        before_us: i64,
+        limit: i64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Deletes, in one transaction, at most `limit` dead-letter copies stored before
+    /// `before_us`; returns how many went.
+    fn delete_dead_letters_before(
+        &self,
+        before_us: i64,
+        limit: i64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Bytes the store takes: SQLite, the database's pages less its free list; PostgreSQL, the
+    /// total relation size (indexes and TOAST included) of the store's tables.
+    fn size_bytes(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// The time of the oldest event kept (µs since the epoch), none when the store is empty.
+    fn oldest_event_us(&self) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
+}

@@ -8,7 +8,8 @@
 //!
 //! # Layout
 //! - `contract`: [`LineageStore`], what every backend answers (the compiler keeps their
-//!   signatures equal), with [`StoreError`], [`WriteOutcome`] and [`StoreProfile`].
+//!   signatures equal), with [`StoreError`], [`WriteOutcome`] and [`StoreProfile`]; and
+//!   [`RetentionStore`], the deletions and sizes retention needs.
 //! - [`Store`]: the backend chosen by URL, and what the rest of the collector calls.
 //! - [`rows`]: the rows answered and the search filter.
 //! - `shared_sql`: the SQL both databases run, written once.
@@ -27,8 +28,8 @@ pub mod sqlite;
 use crate::record::EventRecord;
 
 pub use contract::{
-    BusinessKeys, FeedPosition, LineageStore, SpanStore, StoreCounts, StoreError, StoreFeed,
-    StoreProfile, TopicOutcome, WriteOutcome,
+    BusinessKeys, FeedPosition, LineageStore, RetentionStore, SpanStore, StoreCounts, StoreError,
+    StoreFeed, StoreProfile, TopicOutcome, WriteOutcome,
 };
 pub use rows::{
     DeadLetterRow, DeliveryRow, EventRow, HopRow, KeyRow, ProduceRow, SearchFilter, StoredEvent,
@@ -36,6 +37,20 @@ pub use rows::{
 };
 pub use span_rows::{ConsumeRow, CoverageRow, LinkRow, SpanRow, SpanServiceRow};
 pub use sqlite::memory::{allocate_with_mimalloc, disable_memory_statistics};
+
+/// The problem kinds an event's `problems` column names, and `duplicate_publish` (recorded as
+/// a problem row only).
+pub(crate) fn problem_kinds(problems: &str) -> std::collections::BTreeSet<String> {
+    #[derive(serde::Deserialize)]
+    struct Kind {
+        kind: String,
+    }
+    let mut kinds: std::collections::BTreeSet<String> = serde_json::from_str::<Vec<Kind>>(problems)
+        .map(|v| v.into_iter().map(|k| k.kind).collect())
+        .unwrap_or_default();
+    kinds.insert("duplicate_publish".to_owned());
+    kinds
+}
 
 /// A lineage store.
 #[derive(Debug, Clone)]
@@ -343,5 +358,48 @@ impl Store {
     /// Deletes the spans that started before `before_us`, with their links.
     pub async fn prune_spans(&self, before_us: i64) -> Result<u64, StoreError> {
         dispatch!(self.prune_spans(before_us))
+    }
+
+    /// Deletes at most `limit` of the oldest events before `before_us`, with their rows, in one
+    /// transaction (see [`RetentionStore::delete_events_before`]).
+    pub async fn delete_events_before(
+        &self,
+        before_us: i64,
+        limit: i64,
+    ) -> Result<u64, StoreError> {
+        dispatch!(self.delete_events_before(before_us, limit))
+    }
+
+    /// Deletes at most `limit` dead-letter copies stored before `before_us`, in one transaction.
+    pub async fn delete_dead_letters_before(
+        &self,
+        before_us: i64,
+        limit: i64,
+    ) -> Result<u64, StoreError> {
+        dispatch!(self.delete_dead_letters_before(before_us, limit))
+    }
+
+    /// Bytes the store takes (see [`RetentionStore::size_bytes`]).
+    pub async fn size_bytes(&self) -> Result<u64, StoreError> {
+        dispatch!(self.size_bytes())
+    }
+
+    /// The time of the oldest event kept, none when the store is empty.
+    pub async fn oldest_event_us(&self) -> Result<Option<i64>, StoreError> {
+        dispatch!(self.oldest_event_us())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::problem_kinds;
+
+    #[test]
+    fn an_event_s_problem_rows_are_found_from_its_problems_column() {
+        let kinds = problem_kinds(r#"[{"kind":"invalid_traceparent","detail":"x"}]"#);
+        assert_eq!(
+            kinds.into_iter().collect::<Vec<_>>(),
+            ["duplicate_publish", "invalid_traceparent"]
+        );
     }
 }

@@ -7,10 +7,12 @@
 //! - `binary_copy`: rows in `COPY`'s binary format.
 //! - `keys`: business keys (the key array under a GIN index, the key names table).
 //! - `feed`: what was stored since a position, for `serve`'s live feed.
+//! - `retention`: batched deletions of old events on the indexed time column, and the size.
 
 mod binary_copy;
 mod feed;
 pub(crate) mod keys;
+mod retention;
 mod spans;
 mod write;
 

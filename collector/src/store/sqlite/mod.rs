@@ -8,11 +8,13 @@
 //! - `read`, `write`, `statement`: the rusqlite read and write paths and their prepared statements.
 //! - `memory`: SQLite's process-wide memory settings.
 //! - `feed`: what was stored since a position, for `serve`'s live feed.
+//! - `retention`: deletions of old events through the writing connection, and the store's size.
 
 mod feed;
 mod keys;
 pub(crate) mod memory;
 mod read;
+mod retention;
 mod spans;
 mod statement;
 pub(crate) mod trace_index;
