@@ -121,18 +121,28 @@ async fn server_settings(args: &ServerArgs) -> anyhow::Result<ServerSettings> {
     })
 }
 
+/// A command's HTTP server flags: its address, who may use it, TLS, limits and caps.
+struct HttpFlags<'a> {
+    addr: std::net::SocketAddr,
+    access: &'a AccessArgs,
+    server: &'a ServerArgs,
+}
+
 /// Runs `source` into the store until ctrl-c or SIGTERM, then stops in order; with an OTLP
 /// receiver when `otlp` says so, and retention when `retention` deletes anything.
 async fn run_collector(
     db: &str,
     source: Source,
-    addr: std::net::SocketAddr,
-    access: &AccessArgs,
-    server: &ServerArgs,
+    http: HttpFlags<'_>,
     otlp: Option<&choreoscope::cli::OtlpArgs>,
     retention: RetentionSettings,
     config: CollectorConfig,
 ) -> anyhow::Result<()> {
+    let HttpFlags {
+        addr,
+        access,
+        server,
+    } = http;
     let guard = Arc::new(Access::from_args(access, config.access).await?);
     let settings = server_settings(server).await?;
     let cancel = CancellationToken::new();
@@ -198,9 +208,11 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     run_collector(
         &args.store.db,
         source,
-        args.listen,
-        &args.access,
-        &args.server,
+        HttpFlags {
+            addr: args.listen,
+            access: &args.access,
+            server: &args.server,
+        },
         Some(&args.otlp),
         args.retention.settings(&config.retention),
         config,
@@ -245,9 +257,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     run_collector(
         &args.store.db,
         Source::FollowStore { every },
-        args.listen,
-        &args.access,
-        &args.server,
+        HttpFlags {
+            addr: args.listen,
+            access: &args.access,
+            server: &args.server,
+        },
         None,
         RetentionSettings::default(),
         config,
