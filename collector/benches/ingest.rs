@@ -274,8 +274,17 @@ fn retention_report(
     n: usize,
     pg: Option<&str>,
 ) {
-    let old = records(env_usize("BENCH_OLD", 200_000));
     let now = choreoscope::clock::now_us();
+    // Two days old: past the one-day retention (the SDK stamps each record's event time now).
+    let two_days_ago = now - 2 * 24 * 3600 * 1_000_000;
+    let old: Vec<EventRecord> = records(env_usize("BENCH_OLD", 200_000))
+        .into_iter()
+        .map(|mut e| {
+            e.time_us = two_days_ago + e.offset;
+            e.broker_time_us = Some(e.time_us);
+            e
+        })
+        .collect();
     let new: Vec<EventRecord> = records(n.min(100_000))
         .into_iter()
         .map(|mut e| {
