@@ -623,51 +623,89 @@ fn health_on_off(
     pairs: usize,
     baseline: Rates,
 ) {
-    let mut runs: [Vec<Rates>; 2] = [Vec::new(), Vec::new()];
-    for round in 1..=pairs {
-        for on in [true, false] {
-            let path = dir.join(format!("health-{round}-{on}.db"));
-            let url = format!("sqlite://{}", path.display());
-            let (rate, rss) = collector_with(brokers, topic, &url, n, Some(on), false);
-            let bytes: u64 = ["", "-wal", "-shm"]
-                .iter()
-                .filter_map(|s| std::fs::metadata(format!("{}{s}", path.display())).ok())
-                .map(|m| m.len())
-                .sum();
-            let label = format!(
-                "collector → SQLite, flow health {} ({round})",
-                if on { "on" } else { "off" }
-            );
-            report(&label, rate, baseline, bytes / n as u64, rss);
-            for s in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{s}", path.display()));
-            }
-            runs[usize::from(!on)].push(rate);
-        }
-    }
-    let sum = |rates: &[Rates], f: fn(&Rates) -> f64| rates.iter().map(f).sum::<f64>();
-    let whole = sum(&runs[0], |r| r.whole) / sum(&runs[1], |r| r.whole);
-    let steady = sum(&runs[0], |r| r.steady) / sum(&runs[1], |r| r.steady);
-    let pairs_whole: Vec<String> = runs[0]
-        .iter()
-        .zip(&runs[1])
-        .map(|(on, off)| format!("{:.2}", on.whole / off.whole))
-        .collect();
-    let cpu = sum(&runs[0], |r| r.cpu_us) / sum(&runs[1], |r| r.cpu_us);
+    let ratios = on_off(pairs, |round, on| {
+        let path = dir.join(format!("health-{round}-{on}.db"));
+        let url = format!("sqlite://{}", path.display());
+        let (rate, rss) = collector_with(brokers, topic, &url, n, Some(on), false);
+        let bytes = store_bytes(&path);
+        let label = format!(
+            "collector → SQLite, flow health {} ({round})",
+            if on { "on" } else { "off" }
+        );
+        report(&label, rate, baseline, bytes / n as u64, rss);
+        remove_store(&path);
+        rate
+    });
     println!(
-        "flow health on/off, {pairs} alternated pair(s): rate ratio {whole:.2} whole (pairs: {}), \
-         {steady:.2} steady; CPU per event ratio {cpu:.2}",
-        pairs_whole.join(", ")
+        "flow health on/off, {pairs} alternated pair(s): rate ratio {:.2} whole (pairs: {}), \
+         {:.2} steady; CPU per event ratio {:.2}",
+        ratios.whole,
+        ratios.pairs_whole.join(", "),
+        ratios.steady,
+        ratios.cpu
     );
     println!(
         "target: collector → SQLite with flow health on at least {TARGET_HEALTH_RATIO:.2} of its \
-         rate with it off: {whole:.2} whole, {steady:.2} steady, {}",
-        if whole >= TARGET_HEALTH_RATIO {
-            "met"
-        } else {
-            "NOT MET"
-        }
+         rate with it off: {:.2} whole, {:.2} steady, {}",
+        ratios.whole,
+        ratios.steady,
+        verdict(ratios.whole >= TARGET_HEALTH_RATIO)
     );
+}
+
+/// What [`on_off`] measured: the sums of the "on" runs over the sums of the "off" runs.
+struct OnOff {
+    whole: f64,
+    steady: f64,
+    cpu: f64,
+    /// Each pair's whole-run ratio, formatted.
+    pairs_whole: Vec<String>,
+}
+
+/// Runs `run(round, on)` for `pairs` rounds, on then off in each (drift cancels), and compares the
+/// two sides.
+fn on_off(pairs: usize, mut run: impl FnMut(usize, bool) -> Rates) -> OnOff {
+    let mut runs: [Vec<Rates>; 2] = [Vec::new(), Vec::new()];
+    for round in 1..=pairs {
+        for on in [true, false] {
+            runs[usize::from(!on)].push(run(round, on));
+        }
+    }
+    let sum = |rates: &[Rates], f: fn(&Rates) -> f64| rates.iter().map(f).sum::<f64>();
+    OnOff {
+        whole: sum(&runs[0], |r| r.whole) / sum(&runs[1], |r| r.whole),
+        steady: sum(&runs[0], |r| r.steady) / sum(&runs[1], |r| r.steady),
+        cpu: sum(&runs[0], |r| r.cpu_us) / sum(&runs[1], |r| r.cpu_us),
+        pairs_whole: runs[0]
+            .iter()
+            .zip(&runs[1])
+            .map(|(on, off)| format!("{:.2}", on.whole / off.whole))
+            .collect(),
+    }
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met {
+        "met"
+    } else {
+        "NOT MET"
+    }
+}
+
+/// Bytes of a SQLite store: the file, its log and its shared memory.
+fn store_bytes(path: &std::path::Path) -> u64 {
+    ["", "-wal", "-shm"]
+        .iter()
+        .filter_map(|s| std::fs::metadata(format!("{}{s}", path.display())).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Deletes a SQLite store's files.
+fn remove_store(path: &std::path::Path) {
+    for s in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{s}", path.display()));
+    }
 }
 
 /// Issue 22's target: with the HTTP port flooded, at least this share of the rate without.
@@ -797,30 +835,25 @@ fn flood_on_off(
     pairs: usize,
     baseline: Rates,
 ) {
-    let mut runs: [Vec<Rates>; 2] = [Vec::new(), Vec::new()];
-    for round in 1..=pairs {
-        for flooded in [true, false] {
-            let path = dir.join(format!("flood-{round}-{flooded}.db"));
-            let url = format!("sqlite://{}", path.display());
-            let (rate, rss) = collector_with(brokers, topic, &url, n, None, flooded);
-            let label = format!(
-                "collector → SQLite, HTTP {} ({round})",
-                if flooded { "flooded" } else { "quiet" }
-            );
-            report(&label, rate, baseline, 0, rss);
-            for s in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{s}", path.display()));
-            }
-            runs[usize::from(!flooded)].push(rate);
-        }
-    }
-    let sum = |rates: &[Rates], f: fn(&Rates) -> f64| rates.iter().map(f).sum::<f64>();
-    let whole = sum(&runs[0], |r| r.whole) / sum(&runs[1], |r| r.whole);
-    let steady = sum(&runs[0], |r| r.steady) / sum(&runs[1], |r| r.steady);
+    let ratios = on_off(pairs, |round, flooded| {
+        let path = dir.join(format!("flood-{round}-{flooded}.db"));
+        let url = format!("sqlite://{}", path.display());
+        let (rate, rss) = collector_with(brokers, topic, &url, n, None, flooded);
+        let label = format!(
+            "collector → SQLite, HTTP {} ({round})",
+            if flooded { "flooded" } else { "quiet" }
+        );
+        report(&label, rate, baseline, 0, rss);
+        remove_store(&path);
+        rate
+    });
     println!(
         "target: collector → SQLite with its HTTP port flooded at least {TARGET_FLOOD_RATIO:.2} of \
-         its rate without: {whole:.2} whole, {steady:.2} steady, {}",
-        if whole >= TARGET_FLOOD_RATIO { "met" } else { "NOT MET" }
+         its rate without: {:.2} whole (pairs: {}), {:.2} steady, {}",
+        ratios.whole,
+        ratios.pairs_whole.join(", "),
+        ratios.steady,
+        verdict(ratios.whole >= TARGET_FLOOD_RATIO)
     );
 }
 
@@ -898,11 +931,7 @@ fn main() {
         true,
     );
     let (rate, rss) = collector(&brokers, &topic, &sqlite_url, n);
-    let bytes: u64 = ["", "-wal", "-shm"]
-        .iter()
-        .filter_map(|s| std::fs::metadata(format!("{}{s}", sqlite_path.display())).ok())
-        .map(|m| m.len())
-        .sum();
+    let bytes = store_bytes(&sqlite_path);
     report("collector → SQLite", rate, baseline, bytes / n as u64, rss);
     let ratios = (rate.whole / baseline.whole, rate.steady / baseline.steady);
     // BENCH_HEALTH_PAIRS=0 skips the flow health pairs (4 more collector runs by default).
@@ -942,11 +971,7 @@ fn main() {
          consumer's rate: {:.2} whole, {:.2} steady, {}",
         ratios.0,
         ratios.1,
-        if ratios.0 >= TARGET_SQLITE_RATIO {
-            "met"
-        } else {
-            "not met"
-        }
+        verdict(ratios.0 >= TARGET_SQLITE_RATIO)
     );
     // Collectors before the subscription was narrowed by `--include` read every topic of the
     // cluster, so a topic left behind slowed the next run's by 30 %. `BENCH_KEEP_TOPIC=1` leaves

@@ -110,8 +110,9 @@ pub struct Metrics {
     pub batch_size: Histogram,
     /// Seconds to write a batch, retries included.
     pub batch_write_seconds: Histogram,
-    /// Failed store writes (each is retried).
-    pub store_errors: Counter,
+    /// Failed store writes (each is retried), by [`crate::store::FailureKind`] (`disk_full`,
+    /// `read_only`, `unavailable`, `other`).
+    pub store_errors: Family<ReasonLabel, Counter>,
     /// Errors from the Kafka client.
     pub kafka_errors: Counter,
     /// Refusals by the cluster per kind (`credentials`, `untrusted_certificate`, `topic_acl`, …;
@@ -177,11 +178,12 @@ pub struct Metrics {
     pub retention_deleted_events: Counter,
 }
 
-/// Label: why the HTTP server refused something.
+/// Label: why something was refused or failed.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
-    /// `connections`, `connections_per_client`, `streams`, `streams_per_client`, `queries`
-    /// (no turn in time) or `query_budget` (cut).
+    /// For the HTTP server: `connections`, `connections_per_client`, `streams`,
+    /// `streams_per_client`, `queries` (no turn in time) or `query_budget` (cut); for the store:
+    /// a [`crate::store::FailureKind`].
     pub reason: String,
 }
 
@@ -205,7 +207,7 @@ impl Metrics {
             problems: Family::default(),
             batch_size: Histogram::new(exponential_buckets(1.0, 4.0, 10)),
             batch_write_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
-            store_errors: Counter::default(),
+            store_errors: Family::default(),
             kafka_errors: Counter::default(),
             kafka_refusals: Family::default(),
             redactions: Family::default(),
@@ -282,7 +284,7 @@ impl Metrics {
         );
         registry.register(
             "store_errors",
-            "Failed store writes (retried)",
+            "Failed store writes (retried), by reason: disk_full, read_only, unavailable, other",
             m.store_errors.clone(),
         );
         registry.register(

@@ -10,11 +10,17 @@ use choreoscope::store::Store;
 use choreoscope_e2e::{RestartableBroker, TestBroker};
 use common::{produce_many, wait_for, CollectorProcess, NO_GROUP_POLLS};
 
-/// Left out of `scripts/test` for now: it passed 3 of 4 runs here; in the fourth (on a machine
-/// busy with a release build) the collector stopped consuming after the restart and stayed at
-/// 1 325 of 4 000 events for five minutes — a bug to find before this test can guard CI
-/// (`cargo test -p choreoscope --test broker_restart -- --ignored` runs it).
-#[ignore = "stalls after the restart 1 run in 4 (see the doc comment)"]
+/// Left out of `scripts/test`: the broker, not the collector, fails it about one run in four on a
+/// busy machine. After the restart, tansu 0.6.0's SQLite engine cannot read back the consumer
+/// group it stored: every JoinGroup of the collector's group fails inside tansu with
+/// `Storage(SerdeJson(Error("invalid type: string \"{\"generation_id\":…", expected struct
+/// GroupDetail)))` (the stored JSON is wrapped as a string instead of parsed), so the group never
+/// forms again and nothing is fetched; the collector meanwhile retries as it should. The fix is
+/// upstream (the project is now `nisshi`, pull request nisshi-io/nisshi#662), in releases that
+/// need rustc 1.96, newer than this machine's toolchain. The test's failure prints tansu's errors
+/// and keeps its whole log (`tests/src/restart.rs`). Run it with
+/// `cargo test -p choreoscope --test broker_restart -- --ignored`.
+#[ignore = "tansu 0.6.0 cannot read back its stored consumer group after a restart (see the doc comment)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_restart_mid_ingest_loses_and_doubles_nothing() {
     let mut tansu = RestartableBroker::start();

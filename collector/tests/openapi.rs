@@ -78,14 +78,7 @@ fn every_operation_that_reads_the_store_can_answer_503() {
     for (path, item) in doc["paths"].as_object().unwrap() {
         // These answer from memory: the live feed listens to the ingest loop, flow health reads
         // its tracker, ingest progress the consumer's statistics, `me` the request's login.
-        const FROM_MEMORY: [&str; 6] = [
-            "/api/v1/me",
-            "/api/v1/live",
-            "/api/v1/flows",
-            "/api/v1/flows/summary",
-            "/api/v1/model",
-            "/api/v1/ingest/progress",
-        ];
+        use choreoscope::http::admission::FROM_MEMORY;
         if FROM_MEMORY.contains(&path.as_str()) {
             assert!(item["get"]["responses"].get("503").is_none());
             continue;

@@ -75,7 +75,10 @@ async fn outage(name: &str, go_away: fn(&PrivatePostgres)) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(
-        metric(&during, "choreoscope_store_errors_total") >= 1.0,
+        metric(
+            &during,
+            r#"choreoscope_store_errors_total{reason="unavailable"}"#
+        ) >= 1.0,
         "{during}"
     );
     assert!(collector.get("/healthz").contains("store unavailable"));

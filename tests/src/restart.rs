@@ -4,7 +4,7 @@
 //! The binary: `CHOREOSCOPE_TANSU` (else `tansu` on the `PATH`; `scripts/test` installs it).
 
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use crate::TestBroker;
@@ -58,7 +58,11 @@ impl RestartableBroker {
             .current_dir(self.dir.path())
             .args(["broker", "--storage-engine", "sqlite://tansu.db"])
             .args(["--listener-url", &url, "--advertised-listener-url", &url])
-            .stdout(Stdio::null())
+            .env(
+                "RUST_LOG",
+                std::env::var("CHOREOSCOPE_TANSU_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            )
+            .stdout(log.try_clone().expect("tansu's log"))
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| {
@@ -77,7 +81,25 @@ impl RestartableBroker {
 }
 
 impl Drop for RestartableBroker {
+    /// Kills tansu; when the test failed, keeps tansu's log (its path is printed) and prints the
+    /// log's warnings and errors.
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            let kept = std::env::temp_dir().join(format!("tansu-{}.log", self.port));
+            let _ = std::fs::copy(self.dir.path().join("tansu.log"), &kept);
+            let log = std::fs::read_to_string(&kept).unwrap_or_default();
+            eprintln!(
+                "--- tansu's warnings and errors (whole log: {}) ---",
+                kept.display()
+            );
+            for line in log
+                .lines()
+                .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+                .take(100)
+            {
+                eprintln!("{line}");
+            }
+        }
     }
 }

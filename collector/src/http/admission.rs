@@ -293,20 +293,23 @@ pub(super) async fn refuse(mut stream: TcpStream, shed: Shed) {
 
 /// The whole HTTP/1.1 answer to a connection over a cap.
 fn refusal_bytes(shed: Shed) -> Vec<u8> {
-    let (status, body) = match shed {
+    let (status, error, detail) = match shed {
         Shed::Busy => (
             "503 Service Unavailable",
-            format!(
-                r#"{{"error":"{BUSY}","detail":"the server is at --max-connections; retry shortly"}}"#
-            ),
+            BUSY,
+            "the server is at --max-connections; retry shortly",
         ),
         Shed::Client => (
             "429 Too Many Requests",
-            format!(
-                r#"{{"error":"{CLIENT_CAP}","detail":"this address holds --max-connections-per-client connections already"}}"#
-            ),
+            CLIENT_CAP,
+            "this address holds --max-connections-per-client connections already",
         ),
     };
+    let body = serde_json::to_string(&super::error::ErrorBody {
+        error: error.to_owned(),
+        detail: detail.to_owned(),
+    })
+    .unwrap_or_default();
     format!(
         "HTTP/1.1 {status}\r\ncontent-type: application/json\r\nretry-after: 1\r\n\
          content-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -315,8 +318,9 @@ fn refusal_bytes(shed: Shed) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Paths answered from memory: they take no query turn.
-const FROM_MEMORY: [&str; 6] = [
+/// Paths answered from memory: they take no query turn (and declare no 503 in the API's
+/// description).
+pub const FROM_MEMORY: [&str; 6] = [
     "/api/v1/live",
     "/api/v1/flows",
     "/api/v1/flows/summary",

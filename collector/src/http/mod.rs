@@ -132,12 +132,18 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
+/// 200 `ok` while the store answers and ingest writes; 503 with one line saying why otherwise (the
+/// store unreachable, or consumption held back because writes fail — a full disk, say — though
+/// queries may still answer from what is stored).
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ok".to_owned()),
-        Err(e) => (
+    if let Err(e) = state.store.ping().await {
+        return (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("store unavailable: {e}"),
-        ),
+        );
+    }
+    match state.progress.held_back().get() {
+        Some(held) => (StatusCode::SERVICE_UNAVAILABLE, held.describe()),
+        None => (StatusCode::OK, "ok".to_owned()),
     }
 }

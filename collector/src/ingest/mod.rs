@@ -30,6 +30,8 @@
 //! - [`subscription`]: what the consumer subscribes to, followed as topics come and go.
 //! - [`start`]: where partitions without a committed offset start (`--start-at`), placed as
 //!   they are assigned.
+//! - [`held_back`]: why consumption is held back while the store refuses writes (`/healthz`,
+//!   the progress answer).
 //! - [`progress`]: records behind per topic and when the collector will catch up, from the
 //!   client's statistics (log, `/metrics`, `GET /api/v1/ingest/progress`).
 //! - `config`: what the loop is told ([`IngestConfig`]) and why it stops ([`IngestError`]).
@@ -39,6 +41,7 @@
 mod batch;
 mod config;
 pub mod consumer;
+pub mod held_back;
 pub mod progress;
 pub mod start;
 pub mod subscription;
@@ -317,6 +320,7 @@ impl Ingestor {
                 consumer: self.consumer.clone(),
                 metrics: self.metrics.clone(),
                 live: self.live.clone(),
+                held_back: self.progress.held_back().clone(),
                 retrying: Default::default(),
                 spent: spent_tx,
             }

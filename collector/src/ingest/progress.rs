@@ -25,6 +25,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
+use super::held_back::{HeldBack, HeldBackState};
 use crate::metrics::{Metrics, TopicLabel};
 
 /// Below this many records behind, the collector is never said to be catching up.
@@ -124,6 +125,10 @@ pub struct IngestProgress {
     /// rate is not positive or not known yet.
     #[schema(required)]
     pub eta_seconds: Option<f64>,
+    /// Set while consumption is held back because the store refuses writes (a full disk, a
+    /// database out of reach): why, since when, how many writes failed.
+    #[schema(required)]
+    pub held_back: Option<HeldBack>,
 }
 
 impl IngestProgress {
@@ -138,6 +143,7 @@ impl IngestProgress {
             consume_rate: None,
             catch_up_rate: None,
             eta_seconds: None,
+            held_back: None,
         }
     }
 }
@@ -233,6 +239,7 @@ impl Tracker {
             consume_rate,
             catch_up_rate,
             eta_seconds,
+            held_back: None,
         }
     }
 }
@@ -242,6 +249,7 @@ impl Tracker {
 #[derive(Debug, Clone, Default)]
 pub struct ProgressHandle {
     tracker: Option<Arc<Mutex<Tracker>>>,
+    held_back: HeldBackState,
 }
 
 impl ProgressHandle {
@@ -249,6 +257,7 @@ impl ProgressHandle {
     pub fn consuming() -> Self {
         Self {
             tracker: Some(Arc::default()),
+            held_back: HeldBackState::default(),
         }
     }
 
@@ -300,12 +309,19 @@ impl ProgressHandle {
         });
     }
 
-    /// The progress as of the latest report.
+    /// The progress as of the latest report, and whether consumption is held back now.
     pub fn progress(&self) -> IngestProgress {
-        match &self.tracker {
+        let mut progress = match &self.tracker {
             Some(tracker) => tracker.lock().unwrap_or_else(|e| e.into_inner()).progress(),
             None => IngestProgress::not_consuming(),
-        }
+        };
+        progress.held_back = self.held_back.get();
+        progress
+    }
+
+    /// Whether, and why, the writer holds consumption back (see [`super::held_back`]).
+    pub fn held_back(&self) -> &HeldBackState {
+        &self.held_back
     }
 
     /// Logs [`log_line`] every [`LOG_EVERY`] while catching up, and once when caught up, until
@@ -564,6 +580,7 @@ mod tests {
             consume_rate: Some(30_000.0),
             catch_up_rate: Some(25_000.0),
             eta_seconds: Some(240.0),
+            held_back: None,
         };
         assert_eq!(
             log_line(&progress),

@@ -12,8 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::batch::Batch;
 use super::consumer::{offset_list, LagContext};
+use super::held_back::HeldBackState;
+use crate::clock::now_us;
 use crate::live::LiveFeed;
-use crate::metrics::{Metrics, TopicLabel};
+use crate::metrics::{Metrics, ReasonLabel, TopicLabel};
 use crate::record::EventRecord;
 use crate::store::{Store, WriteOutcome};
 
@@ -23,6 +25,8 @@ pub(super) struct Writer {
     pub(super) consumer: Arc<StreamConsumer<LagContext>>,
     pub(super) metrics: Arc<Metrics>,
     pub(super) live: Option<LiveFeed>,
+    /// Why consumption is held back, while it is (read by `/healthz` and the progress answer).
+    pub(super) held_back: HeldBackState,
     /// Writes currently retrying against a failing store.
     pub(super) retrying: std::sync::atomic::AtomicI64,
     /// Where written records go to be freed: back to the ingest loop.
@@ -81,10 +85,17 @@ impl Writer {
             match self.store.write_batch(&batch.records).await {
                 Ok(outcome) => break Some(outcome),
                 Err(e) => {
-                    self.metrics.store_errors.inc();
+                    let kind = e.kind();
+                    self.metrics
+                        .store_errors
+                        .get_or_create(&ReasonLabel {
+                            reason: kind.as_str().to_owned(),
+                        })
+                        .inc();
+                    self.held_back.failed(kind, &e.to_string(), now_us());
                     let delay = backoff.next().unwrap_or(Duration::from_secs(5));
-                    tracing::warn!(error = %e, records = batch.records.len(), retry_in = ?delay,
-                        "store write failed; consumption held back until it succeeds");
+                    tracing::warn!(error = %e, reason = %kind, records = batch.records.len(), retry_in = ?delay,
+                        "store write failed ({kind}); consumption held back until it succeeds");
                     if !held_back {
                         self.held_back(1);
                         held_back = true;
@@ -106,13 +117,16 @@ impl Writer {
     }
 
     /// Counts a write entering (`1`) or leaving (`-1`) its retries; `choreoscope_paused` is 1
-    /// while any write retries.
+    /// while any write retries, and the held-back state is cleared once none does.
     fn held_back(&self, change: i64) {
         let now = self
             .retrying
             .fetch_add(change, std::sync::atomic::Ordering::SeqCst)
             + change;
         self.metrics.paused.set(i64::from(now > 0));
+        if now == 0 {
+            self.held_back.resumed();
+        }
     }
 
     /// After `batch` is durable, in batch order: counts it, announces it, and commits its offsets

@@ -10,6 +10,8 @@
 //! - `contract`: [`LineageStore`], what every backend answers (the compiler keeps their
 //!   signatures equal), with [`StoreError`], [`WriteOutcome`] and [`StoreProfile`]; and
 //!   [`RetentionStore`], the deletions and sizes retention needs.
+//! - `failure`: [`FailureKind`], why a call failed (a full disk, a read-only database, a server
+//!   out of reach), as the log, the metrics and `/healthz` name it.
 //! - [`Store`]: the backend chosen by URL, and what the rest of the collector calls.
 //! - [`rows`]: the rows answered and the search filter.
 //! - `shared_sql`: the SQL both databases run, written once.
@@ -17,6 +19,7 @@
 //!   `migrations/sqlite` and `migrations/postgres`. Only each store's type is public.
 
 mod contract;
+mod failure;
 mod known_names;
 pub mod postgres;
 pub mod rows;
@@ -31,6 +34,7 @@ pub use contract::{
     BusinessKeys, FeedPosition, LineageStore, RetentionStore, SpanStore, StoreCounts, StoreError,
     StoreFeed, StoreProfile, TopicOutcome, WriteOutcome,
 };
+pub use failure::FailureKind;
 pub use rows::{
     DeadLetterRow, DeliveryRow, EventRow, HopRow, KeyRow, ProduceRow, SearchFilter, StoredEvent,
     SummaryRow, ANY_PROBLEM,

@@ -20,6 +20,7 @@ const behind: IngestProgress = {
   consume_rate: 30_000,
   catch_up_rate: 25_000,
   eta_seconds: 240,
+  held_back: null,
 };
 
 describe("the catch-up banner", () => {

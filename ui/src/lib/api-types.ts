@@ -489,6 +489,18 @@ export interface Header {
   value: null | Bytes;
 }
 
+/** Why and since when consumption is held back. */
+export interface HeldBack {
+  /** The store's last error, one line. */
+  error: string;
+  /** Writes failed since (each batch is retried with backoff until it is durable). */
+  failed_writes: number;
+  /** What the store's last failure was: `disk_full`, `read_only`, `unavailable` or `other`. */
+  reason: string;
+  /** When the first failed write of this stretch failed. */
+  since: string;
+}
+
 /** One cause → reaction hop of a flow, with who and what on each side. */
 export interface Hop {
   /** The cause's id. */
@@ -530,6 +542,11 @@ export interface IngestProgress {
    * rate is not positive or not known yet.
    */
   eta_seconds: number | null;
+  /**
+   * Set while consumption is held back because the store refuses writes (a full disk, a
+   * database out of reach): why, since when, how many writes failed.
+   */
+  held_back: null | HeldBack;
   /** Records behind over every partition assigned to it. */
   records_behind: number;
   /** Records behind per topic, most behind first (topics with none left out). */

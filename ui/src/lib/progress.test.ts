@@ -11,6 +11,7 @@ const p = (over: Partial<IngestProgress>): IngestProgress => ({
   consume_rate: null,
   catch_up_rate: null,
   eta_seconds: null,
+  held_back: null,
   ...over,
 });
 
@@ -31,6 +32,13 @@ describe("backfill progress in words", () => {
   it("says when the pace is not known yet or not gaining", () => {
     expect(catchUpText(p({}))!.pace).toBe("pace not known yet");
     expect(catchUpText(p({ catch_up_rate: -200 }))!.pace).toBe("not gaining: producers write as fast as it reads");
+  });
+
+  it("says first that ingest is held back, and why", () => {
+    const held_back = { reason: "disk_full", error: "database or disk is full", since: "2026-12-07T10:00:00.000000Z", failed_writes: 3 };
+    const text = catchUpText(p({ catching_up: false, held_back }))!;
+    expect(text.headline).toBe("Ingest held back: the store's disk is full");
+    expect(text.topics).toBe("since 2026-12-07T10:00:00.000000Z, 3 failed writes: database or disk is full");
   });
 
   it("has nothing to say when caught up or not consuming", () => {

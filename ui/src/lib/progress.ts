@@ -22,8 +22,26 @@ export function eta(seconds: number): string {
 /** Topics named in the banner, at most; the rest are counted. */
 const TOPICS_SHOWN = 3;
 
-/** What the banner says, or null when there is nothing to say (not catching up, or not consuming). */
+/** Why the store refuses writes, by the collector's reason. */
+const HELD_BACK: Record<string, string> = {
+  disk_full: "the store's disk is full",
+  read_only: "the store is read-only",
+  unavailable: "the store is out of reach",
+};
+
+/**
+ * What the banner says, or null when there is nothing to say (not catching up, or not consuming).
+ * Consumption held back by a failing store comes first: nothing new arrives until it is fixed.
+ */
 export function catchUpText(p: IngestProgress): { headline: string; topics: string; pace: string } | null {
+  const held = p.held_back;
+  if (held) {
+    return {
+      headline: `Ingest held back: ${HELD_BACK[held.reason] ?? "the store refuses writes"}`,
+      topics: `since ${held.since}, ${held.failed_writes} failed write${held.failed_writes === 1 ? "" : "s"}: ${held.error}`,
+      pace: "it resumes where it stopped, losing nothing, once the store takes writes again",
+    };
+  }
   if (!p.consuming || !p.catching_up) return null;
   const shown = p.topics.slice(0, TOPICS_SHOWN).map((t) => `${t.topic} ${count(t.records_behind)}`);
   const more = p.topics.length - TOPICS_SHOWN;
