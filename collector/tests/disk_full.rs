@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use choreoscope::store::Store;
 use choreoscope_e2e::TestBroker;
-use common::{produce_many, wait_for, CollectorProcess, NO_GROUP_POLLS};
+use common::{metric, produce_many, wait_for, CollectorProcess, NO_GROUP_POLLS};
 
 /// A tmpfs of a fixed size, unmounted when dropped.
 struct SmallDisk {
@@ -71,14 +71,6 @@ impl Drop for SmallDisk {
             .arg(self.dir.path())
             .status();
     }
-}
-
-fn metric(text: &str, line_start: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(line_start) && l[line_start.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
 }
 
 async fn get(collector: &CollectorProcess, path: &str) -> (u16, String) {

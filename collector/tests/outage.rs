@@ -8,15 +8,7 @@ use std::time::Duration;
 
 use choreoscope::store::Store;
 use choreoscope_e2e::{PrivatePostgres, TestBroker};
-use common::{produce_many, wait_for, CollectorProcess, NO_GROUP_POLLS};
-
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
+use common::{metric, produce_many, wait_for, CollectorProcess, NO_GROUP_POLLS};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_outage_during_ingest_loses_nothing() {

@@ -465,3 +465,13 @@ pub async fn read_and_commit(consumer: &rdkafka::consumer::StreamConsumer, topic
         .unwrap();
     consumer.commit(&commit, CommitMode::Sync).unwrap();
 }
+
+/// The value of the Prometheus sample whose line starts with `series` (a name, or a name with its
+/// labels) in `/metrics` text; 0 when there is none.
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
