@@ -510,11 +510,18 @@ fn collector_with(
     flow_health: Option<bool>,
     flood: bool,
 ) -> (Rates, u64) {
-    let listen = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string();
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .to_string()
+    };
+    let listen = free();
+    // The bench reads progress from `/metrics` on an ops address of its own (`--ops-listen`), in
+    // every run: on the main address a flood at its caps would refuse the bench's own probe, and
+    // the runs would measure when the bench got through rather than when ingest finished.
+    let ops = free();
     let binary = std::env::var("BENCH_COLLECTOR")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_choreoscope").to_owned());
     let mut command = std::process::Command::new(binary);
@@ -526,6 +533,7 @@ fn collector_with(
             &listen,
             &fresh_group("bench"),
         ))
+        .args(["--ops-listen", &ops])
         .env("RUST_LOG", "warn");
     match flow_health {
         Some(true) => {
@@ -545,7 +553,7 @@ fn collector_with(
     let mut tenth = None;
     let mut peak = 0;
     loop {
-        let count = ingested(&listen);
+        let count = ingested(&ops);
         if count >= (n / 10) as u64 && tenth.is_none() {
             tenth = Some(Instant::now());
         }
